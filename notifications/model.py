@@ -1,0 +1,84 @@
+"""The plain data that goes into a digest email: no tables, no clock, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+KINDS = (
+    "phase_started",
+    "phase_ending",
+    "task_opened",
+    "reminder",
+    "due_today",
+    "overdue",
+    "escalation",
+    "phase_closed",
+    "scorecard",
+)
+
+DEADLINE_KINDS = frozenset({"task_opened", "reminder", "due_today", "overdue", "escalation"})
+PHASE_KINDS = frozenset({"phase_started", "phase_ending", "phase_closed"})
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A unit that receives a digest: one email to all of its addresses."""
+
+    unit_id: str
+    name: str
+    emails: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One fact for one unit ("T05 is due 2026-06-10"), with what a reader needs to act on it."""
+
+    key: str  # unique item key, e.g. "rule-of-law-pilot:2026:T05:county-police:-:reminder:0"
+    kind: str  # one of KINDS
+    workflow: str
+    workflow_title: str
+    phase: str | None
+    phase_name: str | None
+    task: str | None
+    task_title: str | None
+    section: str | None
+    detail: str | None
+    unit: str  # the unit the fact is about (for escalations: the LATE unit)
+    unit_name: str
+    occurrence: str | None  # e.g. "2026-12-31" or a register row id
+    due: date | None
+    opens: date | None
+    lead_names: tuple[str, ...] = ()  # names of the task's lead units
+    deliverable: str | None = None  # what to hand in
+    contact: str | None = None  # whom to ask (a unit name + address text)
+    ref: str | None = None  # the obligation's short reference, e.g. "#123", for replies
+    phase_start: date | None = None
+    phase_end: date | None = None
+    attachment: tuple[str, str, bytes] | None = None  # (filename, mime type, data)
+    summary: str | None = None  # free text for scorecard items
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"digest item {self.key!r}: unknown kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Everything one recipient is told in one send window: one email."""
+
+    recipient: Recipient
+    send_date: date  # the local day of the send window
+    items: tuple[DigestItem, ...]
+
+
+def digest_message_id(item_keys: Iterable[str], domain: str) -> str:
+    """A Message-ID that depends only on the set of item keys: a re-send carries the same one."""
+    keys = sorted(set(item_keys))
+    if not keys:
+        raise ValueError("a digest without items has no Message-ID")
+    digest = hashlib.sha256(json.dumps(keys, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return f"<{digest[:40]}@{domain}>"

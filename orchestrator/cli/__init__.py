@@ -1,0 +1,87 @@
+"""The ``duban`` command line (Typer + Rich).
+
+Exit codes: 0 ok; 1 the check or action failed; 2 bad usage or bad input. A user's mistake is
+one line on stderr, never a traceback (``--debug`` shows one).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from orchestrator.cli.common import Context, err_console, state
+from orchestrator.logs import configure_cli
+from workflows.errors import DubanError
+
+app = typer.Typer(
+    name="duban",
+    help="督办 duban — turns a work plan into deadlines and keeps every responsible unit on time.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _global(
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="config.toml (default: $DUBAN_CONFIG or ./config.toml).",
+        show_default=False,
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show a traceback for errors."),
+) -> None:
+    state.config_path = config
+    state.debug = debug
+    configure_cli(logging.DEBUG if debug else logging.WARNING)
+
+
+def _register_commands() -> None:
+    from orchestrator.cli import planning
+
+    planning.register(app)
+    for name in ("db", "daemon", "admin", "outbox", "indicators"):
+        try:
+            module = __import__(f"orchestrator.cli.{name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"orchestrator.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 failed, 2 bad input)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="duban")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except DubanError as exc:
+        if debug:
+            raise
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            err_console.print(f"duban: {line}", markup=False, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+__all__ = ["Context", "app", "main"]
+
+
+def entry_point() -> None:
+    sys.exit(main())

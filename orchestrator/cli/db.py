@@ -1,0 +1,69 @@
+"""``duban db upgrade`` and ``duban start``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from orchestrator.audit import operator
+from orchestrator.cli.common import console, open_engine, parse_year, state, warn
+from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, parse_registers
+from orchestrator.clock import SystemClock
+from orchestrator.db import make_engine, transaction, upgrade
+from orchestrator.programs import start_program
+from orchestrator.runtime import load_bundle_for
+
+db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database or bring its schema to this version of duban.
+
+    Example: [bold]duban --config /etc/duban/config.toml db upgrade[/]
+    """
+    engine = make_engine(state.settings.database.url, create_dir=True)
+    before, after = upgrade(engine)
+    if before == after:
+        console.print(f"database schema is up to date (revision {after})")
+    else:
+        console.print(f"database schema upgraded: {before or 'empty'} → {after}")
+
+
+def start(
+    workflow: str = typer.Argument(
+        ..., help="A workflow id from the definition folders, or a definition file."
+    ),
+    year: int = typer.Option(None, "--year", "-y", help="The program year, YYYY."),
+    units: Path = typer.Option(None, "--units", "-u", help=UNITS_HELP),
+    register: list[str] = typer.Option(None, "--register", "-r", help=REGISTER_HELP),
+) -> None:
+    """Start a program (a plan for a year): its phases, obligations and timers. Idempotent.
+
+    Run again after a definition, units or register change to reconcile: new obligations are added,
+    removed ones cancelled, moved dates moved — all in the audit log.
+
+    Example: [bold]duban start rule-of-law-pilot --year 2026[/]
+    """
+    year = parse_year(year)
+    settings = state.settings
+    engine = open_engine()
+    bundle = load_bundle_for(
+        settings, workflow, units=units, registers=parse_registers(register), on_assumed=lambda y, m: warn(m)
+    )
+    now = SystemClock().now()
+    with transaction(engine) as session:
+        report = start_program(
+            session, bundle, year, now, horizon_days=settings.daemon.horizon_days, actor=operator()
+        )
+    verb = "started" if report.created else "reconciled"
+    console.print(
+        f"{bundle.definition.workflow.id} {year} {verb} (program #{report.program_id}): "
+        f"{report.added} added, {report.moved} moved, {report.cancelled} cancelled, {report.unchanged} unchanged"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.command("start")(start)

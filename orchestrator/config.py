@@ -1,0 +1,170 @@
+"""Configuration: ``config.toml`` loaded once, at start, into frozen validated settings.
+
+Relative paths in the file are resolved against the file's folder. The SMTP password is never
+in the file: it comes from ``password_file`` or the environment variable ``password_env`` and is
+read only when a connection is made.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from workflows.errors import DefinitionError, Problem
+from workflows.loader import _pydantic_problems, read_toml
+
+DEFAULT_CONFIG = Path("config.toml")
+_WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+
+
+def _check_window(value: str) -> str:
+    found = _WINDOW.match(value.strip())
+    if not found:
+        raise ValueError(f'bad send window "{value}": expected "HH:MM-HH:MM", e.g. "09:00-17:30"')
+    h1, m1, h2, m2 = (int(g) for g in found.groups())
+    if not (h1 < 24 and h2 <= 24 and m1 < 60 and m2 < 60) or (h1, m1) >= (h2, m2):
+        raise ValueError(f'bad send window "{value}": the start must be before the end, within one day')
+    return value.strip()
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/duban.db"
+
+
+class DefinitionSettings(_Section):
+    paths: list[Path] = Field(default_factory=list)
+    units: Path | None = None
+    calendar_overrides: Path | None = None
+
+
+class DaemonSettings(_Section):
+    tick_interval: float = Field(default=60.0, gt=0)
+    horizon_days: int = Field(default=400, ge=30)
+    dispatch_interval: float = Field(default=30.0, gt=0)
+    standby_poll: float = Field(default=5.0, gt=0)
+
+
+class SmtpSettings(_Section):
+    host: str = "localhost"
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    verify: bool = True
+    ca_file: Path | None = None
+
+    def password(self) -> str | None:
+        """Read the password now (file first, then environment); never logged, never stored."""
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                from workflows.errors import DubanError
+
+                raise DubanError(f"smtp password_file {self.password_file}: {exc.strerror}") from None
+        if self.password_env:
+            return os.environ.get(self.password_env)
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if credentials and (Path(credentials) / "smtp-password").is_file():
+            return (Path(credentials) / "smtp-password").read_text(encoding="utf-8").strip()
+        return None
+
+
+class MailSettings(_Section):
+    transport: Literal["maildir", "smtp"] = "maildir"
+    maildir: Path = Path("var/mail")
+    sender: str = "督办系统 <duban@example.gov.cn>"
+    reply_to: str | None = None
+    admin: str | None = None
+    domain: str = "duban.example.gov.cn"
+    send_window: Annotated[str, AfterValidator(_check_window)] = "09:00-17:30"
+    rate_limit: float = Field(default=0.0, ge=0, description="messages per second; 0 = no limit")
+    max_attempts: int = Field(default=8, ge=1)
+    retry_base: float = Field(default=60.0, gt=0, description="seconds before the first retry")
+    retry_max: float = Field(default=3600.0, gt=0)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+
+    @property
+    def window(self) -> tuple[time, time]:
+        found = _WINDOW.match(self.send_window)
+        assert found
+        h1, m1, h2, m2 = (int(g) for g in found.groups())
+        return time(h1, m1), (time(23, 59, 59) if h2 == 24 else time(h2, m2))
+
+
+class ProgramSettings(_Section):
+    workflow: str
+    year: int | Literal["current"] = "current"
+
+
+class Settings(_Section):
+    path: Path | None = None
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    definitions: DefinitionSettings = Field(default_factory=DefinitionSettings)
+    registers: dict[str, Path] = Field(default_factory=dict)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
+    programs: list[ProgramSettings] = Field(default_factory=list)
+
+
+def _resolve(base: Path, value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    value = value.expanduser()
+    return value if value.is_absolute() else (base / value)
+
+
+def _resolve_url(base: Path, url: str) -> str:
+    """``sqlite:///var/duban.db`` is relative to the config file's folder."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////") and ":memory:" not in url:
+        return prefix + str(base / url[len(prefix) :])
+    return url
+
+
+def load_settings(path: Path | None, *, required: bool = False) -> Settings:
+    """Load ``path`` (or ``./config.toml``); without a file, the embedded defaults under ``./var``."""
+    if path is None:
+        path = Path(os.environ.get("DUBAN_CONFIG", DEFAULT_CONFIG))
+        required = required or "DUBAN_CONFIG" in os.environ
+    if not path.exists():
+        if required:
+            raise DefinitionError([Problem(str(path), 1, "config file not found")])
+        return Settings()
+    data, source, _ = read_toml(path)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise DefinitionError(_pydantic_problems(exc, Settings, str(path), source)) from None
+    base = path.resolve().parent
+    mail = settings.mail
+    smtp = mail.smtp.model_copy(
+        update={
+            "password_file": _resolve(base, mail.smtp.password_file),
+            "ca_file": _resolve(base, mail.smtp.ca_file),
+        }
+    )
+    return settings.model_copy(
+        update={
+            "path": path.resolve(),
+            "database": DatabaseSettings(url=_resolve_url(base, settings.database.url)),
+            "definitions": DefinitionSettings(
+                paths=[_resolve(base, p) for p in settings.definitions.paths],
+                units=_resolve(base, settings.definitions.units),
+                calendar_overrides=_resolve(base, settings.definitions.calendar_overrides),
+            ),
+            "registers": {k: _resolve(base, v) for k, v in settings.registers.items()},
+            "mail": mail.model_copy(update={"maildir": _resolve(base, mail.maildir), "smtp": smtp}),
+        }
+    )

@@ -1,0 +1,146 @@
+"""Engines, sessions and the schema check.
+
+SQLite (the embedded default) gets WAL, a busy timeout and foreign keys on every connection.
+Only ``duban db upgrade`` creates or changes a schema; everything else refuses a database that
+is missing, not duban's, or behind the code's migrations, and says what to run.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, SQLModel, create_engine
+
+from orchestrator import models  # noqa: F401  (registers the tables)
+from workflows.errors import DubanError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class SchemaError(DubanError):
+    """The database is missing, not duban's, or has an old schema."""
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON", "synchronous=NORMAL"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str, *, create_dir: bool = False) -> Engine:
+    """An engine for ``url``; SQLite gets its pragmas, ``sqlite://`` (memory) one shared connection."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DubanError(f'database.url: cannot parse "{url}"') from None
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is not None and create_dir:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if path is None:
+            engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        else:
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()  # type: ignore[arg-type]
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the schema to head; returns (before, after) revisions."""
+    before = current_revision(engine)
+    _refuse_foreign(engine, before)
+    command.upgrade(alembic_config(engine), "head")
+    return before, current_revision(engine) or ""
+
+
+def _refuse_foreign(engine: Engine, revision: str | None) -> None:
+    tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    if revision is None and tables and "duban_schema" not in tables:
+        raise SchemaError(
+            f"{_where(engine)}: not a duban database (it has other tables: {', '.join(sorted(tables)[:5])})"
+        )
+
+
+def _where(engine: Engine) -> str:
+    path = sqlite_path(engine.url.render_as_string())
+    return str(path) if path else engine.url.render_as_string(hide_password=True)
+
+
+def open_database(url: str) -> Engine:
+    """Open an existing duban database at head revision, or raise ``SchemaError`` saying what to run."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise SchemaError(f"{path}: no such database; run `duban db upgrade` to create it")
+    engine = make_engine(url)
+    try:
+        revision = current_revision(engine)
+        _refuse_foreign(engine, revision)
+    except OperationalError as exc:
+        raise SchemaError(f"{_where(engine)}: cannot open the database ({exc.orig})") from None
+    except Exception as exc:  # a file that is not SQLite at all
+        if exc.__class__.__name__ == "DatabaseError":
+            raise SchemaError(f"{_where(engine)}: not a duban database ({exc})") from None
+        raise
+    head = head_revision()
+    if revision is None:
+        raise SchemaError(f"{_where(engine)}: the database has no duban schema; run `duban db upgrade`")
+    if revision != head:
+        raise SchemaError(
+            f"{_where(engine)}: the database schema is at revision {revision}, this duban needs {head}; "
+            "run `duban db upgrade`"
+        )
+    return engine
+
+
+def memory_engine() -> Engine:
+    """A fresh in-memory database with the whole schema (for ``simulate`` and tests)."""
+    engine = make_engine("sqlite://")
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+@contextmanager
+def transaction(engine: Engine):
+    """One session, committed at the end of the block (rolled back on error)."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session

@@ -1,0 +1,127 @@
+"""Grouping items into digests — the one piece of code ``simulate`` and the dispatcher share.
+
+A recipient's items due in the same send window (the same local day) become one ``Digest``:
+one email per unit per day, never a flood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from notifications.model import Digest, DigestItem, Recipient
+from orchestrator.models import NotificationItem, Obligation, PhaseRun, Program
+from orchestrator.window import local_day
+from workflows.catalog import Bundle
+
+Scorecard = Callable[[Session, Program, Bundle], tuple[str, tuple[str, str, bytes] | None]]
+
+
+@dataclass(frozen=True)
+class Group:
+    recipient: str
+    send_date: date
+    items: tuple[NotificationItem, ...]
+
+
+def group_items(items: Sequence[NotificationItem], timezones: Mapping[int, ZoneInfo]) -> list[Group]:
+    """One group per (recipient, local day of the send slot), in send order."""
+    groups: dict[tuple[str, date], list[NotificationItem]] = {}
+    for item in sorted(items, key=lambda i: (i.send_at, i.recipient, i.id or 0)):
+        day = local_day(item.send_at, timezones[item.program_id])
+        groups.setdefault((item.recipient, day), []).append(item)
+    return [Group(r, d, tuple(members)) for (r, d), members in groups.items()]
+
+
+class DigestBuilder:
+    """Turns stored items into ``notifications`` data, using the loaded definitions and units."""
+
+    def __init__(self, session: Session, bundles: Mapping[str, Bundle], scorecard: Scorecard | None = None):
+        self.session = session
+        self.bundles = bundles
+        self.scorecard = scorecard
+        self._programs: dict[int, Program] = {}
+        self._phases: dict[tuple[int, str], PhaseRun] = {}
+
+    def program(self, program_id: int) -> Program:
+        if program_id not in self._programs:
+            self._programs[program_id] = self.session.get(Program, program_id)
+        return self._programs[program_id]
+
+    def bundle(self, program: Program) -> Bundle | None:
+        return self.bundles.get(program.workflow)
+
+    def _phase(self, program_id: int, phase: str | None) -> PhaseRun | None:
+        if phase is None:
+            return None
+        key = (program_id, phase)
+        if key not in self._phases:
+            self._phases[key] = self.session.exec(
+                select(PhaseRun).where(PhaseRun.program_id == program_id, PhaseRun.phase == phase)
+            ).first()
+        return self._phases[key]
+
+    def recipient(self, unit_id: str, bundle: Bundle | None) -> Recipient:
+        unit = bundle.units.directory.by_id.get(unit_id) if bundle else None
+        if unit is None:
+            return Recipient(unit_id, unit_id, ())
+        return Recipient(unit.id, unit.name, tuple(unit.emails))
+
+    def prefetch(self, items: Sequence[NotificationItem]) -> None:
+        """Load the obligations behind ``items`` in bulk (they stay in the session's identity map)."""
+        ids = sorted({i.obligation_id for i in items if i.obligation_id is not None})
+        for start in range(0, len(ids), 900):
+            list(self.session.exec(select(Obligation).where(Obligation.id.in_(ids[start : start + 900]))))
+
+    def digest(self, group: Group) -> Digest:
+        items = [self.item(i) for i in group.items]
+        bundle = self.bundle(self.program(group.items[0].program_id))
+        return Digest(self.recipient(group.recipient, bundle), group.send_date, tuple(items))
+
+    def item(self, stored: NotificationItem) -> DigestItem:
+        program = self.program(stored.program_id)
+        bundle = self.bundle(program)
+        directory = bundle.units.directory if bundle else None
+        definition = bundle.definition if bundle else None
+        task = definition.task(stored.task) if definition and stored.task else None
+        run = self._phase(program.id, stored.phase)
+        obligation = self.session.get(Obligation, stored.obligation_id) if stored.obligation_id else None
+        name = directory.name if directory else (lambda u: u)
+        contact = None
+        if definition and directory and definition.workflow.contact:
+            contact = "；".join(
+                f"{name(u)} {', '.join(directory.by_id[u].emails)}"
+                for u in directory.expand(definition.workflow.contact)
+            )
+        summary = attachment = None
+        if stored.kind == "scorecard" and self.scorecard and bundle:
+            summary, attachment = self.scorecard(self.session, program, bundle)
+        return DigestItem(
+            key=stored.key,
+            kind=stored.kind,
+            workflow=program.workflow,
+            workflow_title=program.title,
+            phase=stored.phase,
+            phase_name=run.name if run else None,
+            task=stored.task,
+            task_title=obligation.title if obligation else (task.title if task else None),
+            section=task.section if task else None,
+            detail=task.detail if task else None,
+            unit=stored.unit or stored.recipient,
+            unit_name=name(stored.unit or stored.recipient),
+            occurrence=stored.occurrence,
+            due=stored.due,
+            opens=obligation.opens if obligation else None,
+            lead_names=tuple(name(u) for u in (obligation.lead if obligation else ())),
+            deliverable=task.deliverable if task else None,
+            contact=contact,
+            ref=f"#{obligation.id}" if obligation else None,
+            phase_start=run.start if run else None,
+            phase_end=run.end if run else None,
+            attachment=attachment,
+            summary=summary,
+        )

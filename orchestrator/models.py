@@ -1,0 +1,219 @@
+"""The tables. Every future event is a ``Timer`` row; every fact for a unit is a ``NotificationItem``;
+every email is an ``OutboxMessage``; every change is an ``Event`` (the audit log).
+
+Timestamps are UTC-aware (sqlmodel maps ``datetime`` to a UTC-aware type); plan dates are ``date``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+SCHEMA_REVISION = "0001"
+
+
+class Program(SQLModel, table=True):
+    """A plan started for a year."""
+
+    __table_args__ = (UniqueConstraint("workflow", "year", name="uq_program_workflow_year"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow: str = Field(index=True)
+    year: int
+    title: str
+    timezone: str
+    definition_path: str
+    definition_digest: str
+    units_digest: str
+    state: str = "running"  # running | finished
+    started_at: datetime
+    reconciled_at: datetime
+    materialized_until: date
+
+
+class PhaseRun(SQLModel, table=True):
+    __tablename__ = "phase_run"
+    __table_args__ = (UniqueConstraint("program_id", "phase", name="uq_phase_run"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    program_id: int = Field(foreign_key="program.id", index=True)
+    phase: str
+    name: str
+    start: date
+    end: date
+    state: str = "pending"  # pending | active | closed
+
+
+class Obligation(SQLModel, table=True):
+    """One task or duty occurrence for one unit."""
+
+    __table_args__ = (
+        Index("ix_obligation_program_state", "program_id", "state"),
+        Index("ix_obligation_unit", "unit"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    program_id: int = Field(foreign_key="program.id")
+    task: str
+    title: str
+    phase: str | None = None
+    unit: str
+    lead: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    occurrence: str | None = None
+    opens: date
+    due: date
+    state: str = "pending"  # pending | open | overdue | done | waived | cancelled
+    done_at: datetime | None = None
+    done_late: bool | None = None
+    evidence: str | None = None
+    reason: str | None = None
+    updated_at: datetime
+
+
+class Timer(SQLModel, table=True):
+    """A durable future event: fires once when ``fire_at <= now`` (then ``fired_at`` is set)."""
+
+    __table_args__ = (Index("ix_timer_pending", "fired_at", "fire_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    fire_at: datetime
+    kind: str
+    program_id: int = Field(foreign_key="program.id", index=True)
+    obligation_id: int | None = Field(default=None, foreign_key="obligation.id", index=True)
+    phase: str | None = None
+    step: int = 0
+    on: date
+    recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    fired_at: datetime | None = None
+    outcome: str | None = None  # fired | skipped | cancelled
+
+
+class NotificationItem(SQLModel, table=True):
+    """One fact for one recipient unit; grouped into one digest per recipient and send window."""
+
+    __tablename__ = "notification_item"
+    __table_args__ = (Index("ix_item_due", "state", "send_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    kind: str
+    recipient: str
+    program_id: int = Field(foreign_key="program.id")
+    obligation_id: int | None = Field(default=None, foreign_key="obligation.id", index=True)
+    phase: str | None = None
+    task: str | None = None
+    unit: str | None = None
+    occurrence: str | None = None
+    due: date | None = None
+    on: date
+    send_at: datetime
+    state: str = "pending"  # pending | queued | skipped
+    message_id: int | None = Field(default=None, foreign_key="outbox_message.id", index=True)
+    created_at: datetime
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One digest email; kept forever (sent, failed or pending)."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_state", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True)
+    recipient: str
+    to: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    subject: str
+    send_date: date
+    state: str = "pending"  # pending | sending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_error: str | None = None
+    refused: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+    sent_at: datetime | None = None
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    reported_at: datetime | None = None
+
+
+class Event(SQLModel, table=True):
+    """The audit log: append-only."""
+
+    __table_args__ = (Index("ix_event_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime
+    actor: str
+    kind: str
+    program_id: int | None = Field(default=None, index=True)
+    obligation_id: int | None = Field(default=None, index=True)
+    unit: str | None = Field(default=None, index=True)
+    subject: str | None = None
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    detail: str | None = None
+
+
+class RegisterRowRecord(SQLModel, table=True):
+    """A register row as last loaded (so ``show`` can name the document behind an obligation)."""
+
+    __tablename__ = "register_row"
+    __table_args__ = (UniqueConstraint("register_name", "row_id", name="uq_register_row"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    register_name: str
+    row_id: str
+    title: str
+    unit: str
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    loaded_at: datetime
+
+
+class IndicatorValue(SQLModel, table=True):
+    """A unit's value of one indicator for one period (year)."""
+
+    __tablename__ = "indicator_value"
+    __table_args__ = (
+        UniqueConstraint("program_id", "indicator", "unit", "period", name="uq_indicator_value"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    program_id: int = Field(foreign_key="program.id")
+    indicator: str
+    unit: str
+    period: int
+    value: float
+    count: int | None = None
+    of: int | None = None
+    note: str | None = None
+    updated_at: datetime
+    updated_by: str
+
+
+class Heartbeat(SQLModel, table=True):
+    """One row per daemon process; ``last_tick_at`` shows it is alive."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    node: str = Field(unique=True)
+    host: str
+    pid: int
+    role: str  # leader | standby | stopped
+    started_at: datetime
+    last_tick_at: datetime | None = None
+    last_seen_at: datetime
+    status: str | None = None
+
+
+class SchemaInfo(SQLModel, table=True):
+    """Marks a database as duban's (checked before anything touches it)."""
+
+    __tablename__ = "duban_schema"
+
+    id: int | None = Field(default=None, primary_key=True)
+    application: str = "duban"
+    created_at: datetime

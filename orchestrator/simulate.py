@@ -1,0 +1,147 @@
+"""``simulate``: the very same engine on an in-memory database with a fake clock.
+
+The clock steps from event to event (the next timer, the next send slot); each step runs ``tick``
+and the dispatcher's ``enqueue`` — the grouping into digests, Message-IDs and subjects that the
+real dispatcher uses — and records each message as sent at that moment instead of rendering and
+handing it to a transport. Nothing is stored, nothing is sent. The result is every email in send
+order with the items it carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from orchestrator.clock import FakeClock
+from orchestrator.db import memory_engine, transaction
+from orchestrator.dispatch import enqueue
+from orchestrator.models import NotificationItem, OutboxMessage, Timer
+from orchestrator.programs import start_program
+from orchestrator.tick import SendPolicy, tick
+from workflows.catalog import Bundle
+
+
+@dataclass(frozen=True)
+class SimulatedEmail:
+    send_at: datetime
+    to_unit: str
+    to: list[str]
+    subject: str
+    message_id: str
+    items: list[dict]
+
+    def as_json(self, tz: ZoneInfo) -> dict:
+        return {
+            "send_at": self.send_at.astimezone(tz).isoformat(),
+            "to_unit": self.to_unit,
+            "to": self.to,
+            "subject": self.subject,
+            "message_id": self.message_id,
+            "items": self.items,
+        }
+
+
+def _next_event(engine, after: datetime) -> datetime | None:
+    with Session(engine) as session:
+        candidates = [
+            session.exec(select(func.min(Timer.fire_at)).where(Timer.fired_at.is_(None))).one(),
+            session.exec(
+                select(func.min(NotificationItem.send_at)).where(NotificationItem.state == "pending")
+            ).one(),
+            session.exec(
+                select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.state == "pending")
+            ).one(),
+        ]
+    found = [c for c in candidates if c is not None]
+    return max(min(found), after) if found else None
+
+
+def simulate(
+    bundle: Bundle,
+    year: int,
+    *,
+    start: date | None = None,
+    until: date | None = None,
+    policy: SendPolicy,
+    renderer,
+) -> list[SimulatedEmail]:
+    """Run the plan from ``start`` (default 01-01) to ``until`` (default 01-31 of the next year)."""
+    tz = ZoneInfo(bundle.definition.workflow.timezone)
+    begin = datetime.combine(start or date(year, 1, 1), time(0), tz).astimezone(UTC)
+    end = datetime.combine((until or date(year + 1, 1, 31)) + timedelta(days=1), time(0), tz).astimezone(UTC)
+    engine = memory_engine()
+    clock = FakeClock(begin)
+    with transaction(engine) as session:
+        start_program(session, bundle, year, begin, horizon_days=800)
+    bundles = {bundle.definition.workflow.id: bundle}
+    _run(engine, clock, end, policy, bundles, renderer)
+    return _emails(engine)
+
+
+def _run(engine, clock: FakeClock, end: datetime, policy: SendPolicy, bundles, renderer) -> None:
+    while True:
+        now = clock.now()
+        tick(engine, now, policy)
+        enqueue(engine, now, bundles, renderer)
+        _mark_sent(engine, now)
+        following = _next_event(engine, now + timedelta(seconds=1))
+        if following is None or following >= end:
+            return
+        clock.set(following)
+
+
+def _mark_sent(engine, now: datetime) -> None:
+    """The capture step: what the dispatcher would hand to a transport now is recorded as sent."""
+    with transaction(engine) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_at <= now)
+            .values(state="sent", sent_at=now, attempts=1)
+        )
+
+
+def _emails(engine) -> list[SimulatedEmail]:
+    out = []
+    with Session(engine) as session:
+        messages = list(
+            session.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.state == "sent")
+                .order_by(OutboxMessage.sent_at, OutboxMessage.id)
+            )
+        )
+        items_by_message: dict[int, list[NotificationItem]] = {}
+        for item in session.exec(select(NotificationItem).where(NotificationItem.message_id.is_not(None))):
+            items_by_message.setdefault(item.message_id, []).append(item)
+        for message in messages:
+            items = sorted(items_by_message.get(message.id, []), key=lambda i: i.id)
+            out.append(
+                SimulatedEmail(
+                    send_at=message.sent_at,
+                    to_unit=message.recipient,
+                    to=list(message.to),
+                    subject=message.subject,
+                    message_id=message.message_id,
+                    items=[
+                        {
+                            "kind": i.kind,
+                            "workflow": _workflow_of(i.key),
+                            "phase": i.phase,
+                            "task": i.task,
+                            "unit": i.unit or i.recipient,
+                            "occurrence": i.occurrence,
+                            "due": i.due.isoformat() if i.due else None,
+                        }
+                        for i in items
+                    ],
+                )
+            )
+    return out
+
+
+def _workflow_of(key: str) -> str:
+    return key.split("/", 1)[0]

@@ -1,0 +1,70 @@
+"""The one error hierarchy of duban.
+
+Every error a user can cause is a ``DubanError``; its ``str()`` is one line that names what is
+wrong and where. The CLI prints that line and exits 2; only ``--debug`` shows a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DubanError(Exception):
+    """Base of every error duban reports to a user (one line, no traceback)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One located problem in an input file: ``FILE:LINE: message``."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class DefinitionError(DubanError):
+    """One or more problems in definition, units, register or config files.
+
+    Carries every problem found, not only the first; ``str()`` is one line per problem.
+    """
+
+    exit_code = 1
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class CalendarError(DubanError):
+    """A working-day calendar or its override file cannot be used."""
+
+
+class NotFound(DubanError):
+    """An id, reference or file named by the user does not exist."""
+
+
+class InvalidTransition(DubanError):
+    """A state change that the state machine does not allow (e.g. ``done`` on a waived obligation)."""
+
+
+class TransportError(DubanError):
+    """A message could not be handed to the mail system."""
+
+    temporary = True
+
+
+class TemporaryFailure(TransportError):
+    """Try again later: SMTP 4xx, a timeout, a dropped or refused connection."""
+
+    temporary = True
+
+
+class PermanentFailure(TransportError):
+    """Do not retry: SMTP 5xx for the whole message, bad credentials, a rejected certificate."""
+
+    temporary = False

@@ -1,0 +1,94 @@
+"""Units: the deployment's offices, their addresses and roles. ``role:X`` expands to every unit with role X."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+_UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ROLE = re.compile(r"^[A-Za-z0-9_-]+$")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
+
+
+def _no_control(value: str) -> str:
+    bad = [ch for ch in value if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")]
+    if bad:
+        raise ValueError(
+            f"{value!r} contains a control character ({bad[0]!r}): it would end up in email headers"
+        )
+    return value
+
+
+def _check_email(value: str) -> str:
+    _no_control(value)
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError(f'bad email address "{value}"')
+    return value
+
+
+def _check_unit_id(value: str) -> str:
+    if not _UNIT_ID.match(value):
+        raise ValueError(f'bad unit id "{value}": use letters, digits, "-", "_" or "."')
+    return value
+
+
+def _check_role(value: str) -> str:
+    if not _ROLE.match(value):
+        raise ValueError(f'bad role "{value}": use letters, digits, "-" or "_"')
+    return value
+
+
+class Unit(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    id: Annotated[str, AfterValidator(_check_unit_id)]
+    name: Annotated[str, AfterValidator(_no_control)] = Field(min_length=1)
+    emails: list[Annotated[str, AfterValidator(_check_email)]] = Field(min_length=1)
+    roles: list[Annotated[str, AfterValidator(_check_role)]] = Field(default_factory=list)
+
+
+class UnitsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    units: list[Unit] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class UnitDirectory:
+    """All units of a deployment, looked up by id and by role (in file order)."""
+
+    units: tuple[Unit, ...]
+    by_id: dict[str, Unit] = field(init=False, repr=False, compare=False)
+    by_role: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_role: dict[str, list[str]] = {}
+        for unit in self.units:
+            for role in unit.roles:
+                by_role.setdefault(role, []).append(unit.id)
+        object.__setattr__(self, "by_id", {u.id: u for u in self.units})
+        object.__setattr__(self, "by_role", {r: tuple(ids) for r, ids in by_role.items()})
+
+    def expand(self, ref: str) -> tuple[str, ...]:
+        """``role:X`` → every unit with role X; a unit id → itself. Unknown → ``()``."""
+        if ref.startswith("role:"):
+            return self.by_role.get(ref[5:], ())
+        return (ref,) if ref in self.by_id else ()
+
+    def expand_all(self, refs: list[str]) -> tuple[str, ...]:
+        """Expand refs, keeping first-seen order and dropping duplicates."""
+        seen: dict[str, None] = {}
+        for ref in refs:
+            for unit_id in self.expand(ref):
+                seen.setdefault(unit_id, None)
+        return tuple(seen)
+
+    def name(self, unit_id: str) -> str:
+        unit = self.by_id.get(unit_id)
+        return unit.name if unit else unit_id
