@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-30 02:32:21.181067
+Create Date: 2026-11-30 02:37:35.985523
 """
 
 from __future__ import annotations
