@@ -112,15 +112,20 @@ def open_database(url: str) -> Engine:
     if path is not None and not path.exists():
         raise SchemaError(f"{path}: no such database; run `duban db upgrade` to create it")
     engine = make_engine(url)
+    # SQLite is probed without the pragmas (WAL would rewrite the header of a file that is refused)
+    probe = create_engine(url) if path is not None else engine
     try:
-        revision = current_revision(engine)
-        _refuse_foreign(engine, revision)
+        revision = current_revision(probe)
+        _refuse_foreign(probe, revision)
     except OperationalError as exc:
         raise SchemaError(f"{_where(engine)}: cannot open the database ({exc.orig})") from None
     except Exception as exc:  # a file that is not SQLite at all
         if exc.__class__.__name__ == "DatabaseError":
             raise SchemaError(f"{_where(engine)}: not a duban database ({exc})") from None
         raise
+    finally:
+        if probe is not engine:
+            probe.dispose()
     head = head_revision()
     if revision is None:
         raise SchemaError(f"{_where(engine)}: the database has no duban schema; run `duban db upgrade`")
@@ -141,6 +146,13 @@ def memory_engine() -> Engine:
 
 @contextmanager
 def transaction(engine: Engine):
-    """One session, committed at the end of the block (rolled back on error)."""
+    """One session, committed at the end of the block (rolled back on error).
+
+    On SQLite the transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock before its
+    first read, so two processes never decide on the same rows (the second waits, then sees the
+    first one's commit). pysqlite would otherwise run the reads outside any transaction.
+    """
     with Session(engine, expire_on_commit=False) as session, session.begin():
+        if is_sqlite(engine):
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
         yield session

@@ -46,6 +46,9 @@ class DigestBuilder:
         self.scorecard = scorecard
         self._programs: dict[int, Program] = {}
         self._phases: dict[tuple[int, str], PhaseRun] = {}
+        self._obligations: dict[int, Obligation] = {}
+        self._tasks: dict[str, dict] = {}
+        self._contacts: dict[str, str | None] = {}
 
     def program(self, program_id: int) -> Program:
         if program_id not in self._programs:
@@ -65,6 +68,26 @@ class DigestBuilder:
             ).first()
         return self._phases[key]
 
+    def _task(self, workflow: str, definition, task_id: str | None):
+        if definition is None or task_id is None:
+            return None
+        if workflow not in self._tasks:
+            self._tasks[workflow] = {t.id: t for t in definition.all_tasks}
+        return self._tasks[workflow].get(task_id)
+
+    def _contact(self, workflow: str, bundle: Bundle | None) -> str | None:
+        """Whom to ask: the workflow's ``contact`` units with their addresses (computed once)."""
+        if workflow not in self._contacts:
+            contact = None
+            if bundle and bundle.definition.workflow.contact:
+                directory = bundle.units.directory
+                contact = "；".join(
+                    f"{directory.name(u)} {', '.join(directory.by_id[u].emails)}"
+                    for u in directory.expand(bundle.definition.workflow.contact)
+                )
+            self._contacts[workflow] = contact
+        return self._contacts[workflow]
+
     def recipient(self, unit_id: str, bundle: Bundle | None) -> Recipient:
         unit = bundle.units.directory.by_id.get(unit_id) if bundle else None
         if unit is None:
@@ -73,9 +96,24 @@ class DigestBuilder:
 
     def prefetch(self, items: Sequence[NotificationItem]) -> None:
         """Load the obligations behind ``items`` in bulk (they stay in the session's identity map)."""
-        ids = sorted({i.obligation_id for i in items if i.obligation_id is not None})
+        ids = sorted({i.obligation_id for i in items if i.obligation_id is not None} - set(self._obligations))
+        self._load_obligations(ids)
+
+    def _load_obligations(self, ids: list[int]) -> None:
+        table = Obligation.__table__
+        columns = [table.c[n] for n in ("id", "title", "opens", "lead")]
+        connection = self.session.connection()
         for start in range(0, len(ids), 900):
-            list(self.session.exec(select(Obligation).where(Obligation.id.in_(ids[start : start + 900]))))
+            rows = connection.execute(select(*columns).where(table.c.id.in_(ids[start : start + 900])))
+            self._obligations.update({row.id: row for row in rows})
+
+    def obligation(self, obligation_id: int | None):
+        """The obligation behind an item (id, title, opens, lead), or None."""
+        if obligation_id is None:
+            return None
+        if obligation_id not in self._obligations:
+            self._load_obligations([obligation_id])
+        return self._obligations.get(obligation_id)
 
     def digest(self, group: Group) -> Digest:
         items = [self.item(i) for i in group.items]
@@ -87,16 +125,11 @@ class DigestBuilder:
         bundle = self.bundle(program)
         directory = bundle.units.directory if bundle else None
         definition = bundle.definition if bundle else None
-        task = definition.task(stored.task) if definition and stored.task else None
+        task = self._task(program.workflow, definition, stored.task)
         run = self._phase(program.id, stored.phase)
-        obligation = self.session.get(Obligation, stored.obligation_id) if stored.obligation_id else None
+        obligation = self.obligation(stored.obligation_id)
         name = directory.name if directory else (lambda u: u)
-        contact = None
-        if definition and directory and definition.workflow.contact:
-            contact = "；".join(
-                f"{name(u)} {', '.join(directory.by_id[u].emails)}"
-                for u in directory.expand(definition.workflow.contact)
-            )
+        contact = self._contact(program.workflow, bundle)
         summary = attachment = None
         if stored.kind == "scorecard" and self.scorecard and bundle:
             summary, attachment = self.scorecard(self.session, program, bundle)

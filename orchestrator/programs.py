@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from orchestrator.audit import DAEMON, record
@@ -22,6 +23,7 @@ from workflows.plan import Occurrence, phase_dates, plan
 from workflows.schedule import obligation_notices, phase_notices
 
 OPEN_STATES = ("pending", "open", "overdue")
+PROGRAM_PHASE = "__program__"  # the owner of program-level timers (the scorecard)
 FINAL_STATES = ("done", "waived", "cancelled")
 
 
@@ -84,37 +86,84 @@ def _program(session: Session, bundle: Bundle, year: int, now: datetime, actor: 
     return program
 
 
-def _sync_timers(
-    session: Session, program: Program, owner: dict, wanted: dict[str, Timer], now: datetime, actor: str
-) -> int:
-    """Make the unfired timers of one owner (an obligation or a phase) match ``wanted``."""
-    query = select(Timer).where(Timer.program_id == program.id, Timer.fired_at.is_(None))
-    if "obligation_id" in owner:
-        query = query.where(Timer.obligation_id == owner["obligation_id"])
-    else:
-        query = query.where(Timer.obligation_id.is_(None), Timer.phase == owner["phase"])
-    existing = {t.key: t for t in session.exec(query)}
-    changed = 0
-    for key, timer in existing.items():
-        target = wanted.get(key)
-        if target is None:
-            timer.fired_at, timer.outcome = now, "cancelled"
-            changed += 1
-        elif (timer.fire_at, timer.on, timer.recipients) != (target.fire_at, target.on, target.recipients):
-            timer.fire_at, timer.on, timer.recipients = target.fire_at, target.on, target.recipients
-            changed += 1
-    fired_keys = set()
-    missing = [k for k in wanted if k not in existing]
-    if missing:
-        fired_keys = set(session.exec(select(Timer.key).where(Timer.key.in_(missing))))
-    for key in missing:
-        if key not in fired_keys:
-            session.add(wanted[key])
-            changed += 1
-    return changed
+class TimerSync:
+    """Makes the unfired timers of a program match what the plan wants, in bulk.
+
+    Loads the program's unfired timers once; ``sync(owner, wanted)`` moves, cancels or queues
+    timers of one owner (an obligation id, or a phase id); ``flush()`` inserts the new ones,
+    ignoring keys that exist already (a timer that fired keeps its row: its key names its date).
+    """
+
+    def __init__(self, session: Session, program: Program, now: datetime):
+        self.session, self.program, self.now = session, program, now
+        self.existing: dict[object, dict[str, Timer]] = {}
+        query = select(Timer).where(Timer.program_id == program.id, Timer.fired_at.is_(None))
+        for timer in session.exec(query):
+            self.existing.setdefault(self._owner_of(timer), {})[timer.key] = timer
+        self.new: list[dict] = []
+        self.changed = 0
+
+    @staticmethod
+    def _owner_of(timer: Timer) -> object:
+        return timer.obligation_id if timer.obligation_id is not None else ("phase", timer.phase)
+
+    def sync(self, owner: object, wanted: dict[str, dict]) -> None:
+        existing = self.existing.pop(owner, {})
+        for key, timer in existing.items():
+            target = wanted.get(key)
+            if target is None:
+                timer.fired_at, timer.outcome = self.now, "cancelled"
+                self.changed += 1
+            elif (timer.fire_at, timer.on, timer.recipients) != (
+                target["fire_at"],
+                target["on"],
+                target["recipients"],
+            ):
+                timer.fire_at, timer.on, timer.recipients = (
+                    target["fire_at"],
+                    target["on"],
+                    target["recipients"],
+                )
+                self.changed += 1
+        for key, row in wanted.items():
+            if key not in existing:
+                self.new.append(row)
+
+    def flush(self) -> int:
+        """Insert the queued timers; returns how many rows were inserted or changed."""
+        inserted = insert_ignoring_duplicates(self.session, Timer, self.new)
+        self.new = []
+        return self.changed + inserted
 
 
-def _phase_runs(session, bundle, program, now, actor, report) -> None:
+def insert_ignoring_duplicates(session: Session, model, rows: list[dict]) -> int:
+    """Bulk INSERT … ON CONFLICT (key) DO NOTHING (one cached statement, executemany); rows inserted."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model.__table__).on_conflict_do_nothing(index_elements=["key"])
+    result = session.connection().execute(statement, rows)
+    return max(result.rowcount or 0, 0) if result.rowcount is not None else len(rows)
+
+
+def _timer_row(key: str, kind: str, program: Program, on: date, tz: ZoneInfo, **fields) -> dict:
+    return {
+        "key": key,
+        "kind": kind,
+        "program_id": program.id,
+        "fire_at": local_midnight(on, tz),
+        "on": on,
+        "obligation_id": fields.get("obligation_id"),
+        "phase": fields.get("phase"),
+        "step": fields.get("step", 0),
+        "recipients": list(fields.get("recipients", ())),
+        "fired_at": None,
+        "outcome": None,
+    }
+
+
+def _phase_runs(session, bundle, program, now, actor, timers: TimerSync) -> None:
     tz = ZoneInfo(program.timezone)
     today = local_day(now, tz)
     runs = {r.phase: r for r in session.exec(select(PhaseRun).where(PhaseRun.program_id == program.id))}
@@ -146,16 +195,8 @@ def _phase_runs(session, bundle, program, now, actor, report) -> None:
         for notice in phase_notices(dates, wf, bundle.calendar):
             kind = {"phase_started": "phase_start", "phase_closed": "phase_end"}.get(notice.kind, notice.kind)
             key = f"{program.workflow}/{program.year}/phase/{phase.id}/{kind}/{notice.on}"
-            wanted[key] = Timer(
-                key=key,
-                fire_at=local_midnight(notice.on, tz),
-                kind=kind,
-                program_id=program.id,
-                phase=phase.id,
-                on=notice.on,
-                recipients=[],
-            )
-        report.timers += _sync_timers(session, program, {"phase": phase.id}, wanted, now, actor)
+            wanted[key] = _timer_row(key, kind, program, notice.on, tz, phase=phase.id)
+        timers.sync(("phase", phase.id), wanted)
     for run in runs.values():  # a phase that left the definition
         if run.state != "cancelled":
             record(
@@ -169,31 +210,27 @@ def _phase_runs(session, bundle, program, now, actor, report) -> None:
                 after={"state": "cancelled"},
             )
             run.state = "cancelled"
-            _sync_timers(session, program, {"phase": run.phase}, {}, now, actor)
+            timers.sync(("phase", run.phase), {})
 
 
-def _program_timers(session, bundle, program, now, actor, report) -> None:
+def _program_timers(bundle, program, timers: TimerSync) -> None:
     """Program-level timers: the scorecard to the supervising office (``[evaluation] send_on``)."""
     evaluation = bundle.definition.evaluation
     tz = ZoneInfo(program.timezone)
     wanted = {}
     if evaluation and evaluation.send_on and evaluation.recipients:
         day = bundle.calendar.next_workday(evaluation.send_on.in_year(program.year))
-        recipients = list(bundle.units.directory.expand_all(evaluation.recipients))
+        recipients = bundle.units.directory.expand_all(evaluation.recipients)
         key = f"{program.workflow}/{program.year}/program/scorecard/{day}"
-        wanted[key] = Timer(
-            key=key,
-            fire_at=local_midnight(day, tz),
-            kind="scorecard",
-            program_id=program.id,
-            phase="__program__",
-            on=day,
-            recipients=recipients,
+        wanted[key] = _timer_row(
+            key, "scorecard", program, day, tz, phase=PROGRAM_PHASE, recipients=recipients
         )
-    report.timers += _sync_timers(session, program, {"phase": "__program__"}, wanted, now, actor)
+    timers.sync(("phase", PROGRAM_PHASE), wanted)
 
 
-def _obligation_timers(bundle: Bundle, program: Program, obligation: Obligation, occ: Occurrence) -> dict:
+def _obligation_timers(
+    bundle: Bundle, program: Program, obligation_id: int, key: str, occ: Occurrence
+) -> dict:
     tz = ZoneInfo(program.timezone)
     task = bundle.definition.task(occ.task)
     assert task is not None
@@ -201,17 +238,17 @@ def _obligation_timers(bundle: Bundle, program: Program, obligation: Obligation,
     for notice in obligation_notices(
         occ, task, bundle.definition.workflow, bundle.units.directory, bundle.calendar
     ):
-        key = f"{obligation.key}/{notice.kind}/{notice.step}/{notice.on}"
-        wanted[key] = Timer(
-            key=key,
-            fire_at=local_midnight(notice.on, tz),
-            kind=notice.kind,
-            program_id=program.id,
-            obligation_id=obligation.id,
+        timer_key = f"{key}/{notice.kind}/{notice.step}/{notice.on}"
+        wanted[timer_key] = _timer_row(
+            timer_key,
+            notice.kind,
+            program,
+            notice.on,
+            tz,
+            obligation_id=obligation_id,
             phase=occ.phase,
             step=notice.step,
-            on=notice.on,
-            recipients=list(notice.to),
+            recipients=notice.to,
         )
     return wanted
 
@@ -226,84 +263,96 @@ def start_program(
     actor: str = DAEMON,
 ) -> StartReport:
     """Materialize (or reconcile) the program of ``bundle`` for ``year`` as of ``now``."""
-    program = session.exec(
-        select(Program).where(Program.workflow == bundle.definition.workflow.id, Program.year == year)
-    ).first()
     report = StartReport(program_id=0)
     program = _program(session, bundle, year, now, actor, report)
     report.program_id = program.id
     tz = ZoneInfo(program.timezone)
     today = local_day(now, tz)
     horizon = today + timedelta(days=horizon_days)
-    _phase_runs(session, bundle, program, now, actor, report)
-    _program_timers(session, bundle, program, now, actor, report)
+    timers = TimerSync(session, program, now)
+    _phase_runs(session, bundle, program, now, actor, timers)
+    _program_timers(bundle, program, timers)
     occurrences = plan(bundle.definition, bundle.units.directory, year, bundle.calendar, bundle.registers)
     wanted = {obligation_key(program.workflow, year, o): o for o in occurrences}
     existing = {o.key: o for o in session.exec(select(Obligation).where(Obligation.program_id == program.id))}
+    new = _add_obligations(session, program, wanted, existing, horizon, now)
+    report.added = len(new)
     for key, occ in wanted.items():
-        obligation = existing.get(key)
+        obligation = existing.get(key) or new.get(key)
         if obligation is None:
-            if occ.opens > horizon:
-                continue
-            obligation = Obligation(
-                key=key,
-                program_id=program.id,
-                task=occ.task,
-                title=occ.title,
-                phase=occ.phase,
-                unit=occ.unit,
-                lead=list(occ.lead),
-                occurrence=occ.occurrence,
-                opens=occ.opens,
-                due=occ.due,
-                updated_at=now,
-            )
-            session.add(obligation)
-            session.flush()
-            report.added += 1
+            continue  # beyond the horizon: materialized when the horizon reaches it
+        if key in new:
             if not report.created:
-                record(
-                    session,
-                    at=now,
-                    actor=actor,
-                    kind="obligation.added",
-                    program_id=program.id,
-                    obligation_id=obligation.id,
-                    unit=occ.unit,
-                    subject=key,
-                    after={"opens": str(occ.opens), "due": str(occ.due)},
-                )
+                _audit_added(session, program, obligation, now, actor)
         else:
             report.moved += _update_obligation(session, obligation, occ, today, now, actor)
-        report.timers += _sync_timers(
-            session,
-            program,
-            {"obligation_id": obligation.id},
-            _obligation_timers(bundle, program, obligation, occ),
-            now,
-            actor,
-        )
+        timers.sync(obligation.id, _obligation_timers(bundle, program, obligation.id, key, occ))
     for key, obligation in existing.items():
         if key not in wanted and obligation.state in OPEN_STATES:
-            record(
-                session,
-                at=now,
-                actor=actor,
-                kind="obligation.cancelled",
-                program_id=program.id,
-                obligation_id=obligation.id,
-                unit=obligation.unit,
-                subject=key,
-                before={"state": obligation.state},
-                after={"state": "cancelled"},
-                detail="no longer in the plan (definition, units or register changed)",
-            )
-            obligation.state, obligation.updated_at = "cancelled", now
-            _sync_timers(session, program, {"obligation_id": obligation.id}, {}, now, actor)
+            _cancel(session, program, obligation, now, actor)
+            timers.sync(obligation.id, {})
             report.cancelled += 1
+    report.timers = timers.flush()
     program.materialized_until = horizon
     report.unchanged = len(existing) - report.moved - report.cancelled
     return report
+
+
+def _add_obligations(
+    session, program, wanted, existing, horizon: date, now: datetime
+) -> dict[str, Obligation]:
+    """Insert the obligations that are new and within the horizon (one flush); returns them by key."""
+    new = {
+        key: Obligation(
+            key=key,
+            program_id=program.id,
+            task=occ.task,
+            title=occ.title,
+            phase=occ.phase,
+            unit=occ.unit,
+            lead=list(occ.lead),
+            occurrence=occ.occurrence,
+            opens=occ.opens,
+            due=occ.due,
+            updated_at=now,
+        )
+        for key, occ in wanted.items()
+        if key not in existing and occ.opens <= horizon
+    }
+    session.add_all(new.values())
+    session.flush()
+    return new
+
+
+def _audit_added(session, program, obligation: Obligation, now: datetime, actor: str) -> None:
+    record(
+        session,
+        at=now,
+        actor=actor,
+        kind="obligation.added",
+        program_id=program.id,
+        obligation_id=obligation.id,
+        unit=obligation.unit,
+        subject=obligation.key,
+        after={"opens": str(obligation.opens), "due": str(obligation.due)},
+    )
+
+
+def _cancel(session, program, obligation: Obligation, now: datetime, actor: str) -> None:
+    record(
+        session,
+        at=now,
+        actor=actor,
+        kind="obligation.cancelled",
+        program_id=program.id,
+        obligation_id=obligation.id,
+        unit=obligation.unit,
+        subject=obligation.key,
+        before={"state": obligation.state},
+        after={"state": "cancelled"},
+        detail="no longer in the plan (definition, units or register changed)",
+    )
+    obligation.state, obligation.updated_at = "cancelled", now
 
 
 def _update_obligation(

@@ -10,17 +10,17 @@ two processes against one database — never duplicates anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from orchestrator.audit import DAEMON, record
+from orchestrator.audit import DAEMON, event_row, insert_events
 from orchestrator.db import transaction
 from orchestrator.models import NotificationItem, Obligation, PhaseRun, Program, Timer
+from orchestrator.programs import insert_ignoring_duplicates
 from orchestrator.window import local_day, send_slot
 from workflows.calendar import WorkdayCalendar
 
@@ -57,56 +57,33 @@ def next_fire_at(engine: Engine) -> datetime | None:
 def tick(
     engine: Engine, now: datetime, policy: SendPolicy, *, actor: str = DAEMON, batch: int = 5000
 ) -> TickReport:
-    """Apply all timers with ``fire_at <= now``; returns what was done. Commits in batches of ``batch`` timers."""
+    """Apply all timers with ``fire_at <= now``, in order; returns what was done.
+
+    Timers are applied in batches of ``batch`` (each batch one transaction: states, items, audit
+    events and the timers' ``fired_at`` commit together), so a catch-up over a long outage does not
+    hold one huge transaction. A second tick, or a second process, finds nothing left to do.
+    """
     report = TickReport()
     while True:
         with transaction(engine) as session:
             query = (
-                select(Timer)
-                .where(Timer.fired_at.is_(None), Timer.fire_at <= now)
-                .order_by(Timer.fire_at, Timer.id)
+                select(TIMER)
+                .where(TIMER.c.fired_at.is_(None), TIMER.c.fire_at <= now)
+                .order_by(TIMER.c.fire_at, TIMER.c.id)
                 .limit(batch)
             )
             if engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            timers = list(session.exec(query))
+            timers = session.connection().execute(query).all()
             if not timers:
                 return report
-            _apply_batch(session, timers, now, policy, actor, report)
+            _Batch(session, timers, now, policy, actor, report).apply()
         if len(timers) < batch:
             return report
 
 
-class _Batch:
-    """Caches of one batch: programs, obligations, and which reminders are superseded."""
-
-    def __init__(self, session: Session, timers: list[Timer], now: datetime):
-        self.session = session
-        program_ids = {t.program_id for t in timers}
-        self.programs = {p.id: p for p in session.exec(select(Program).where(Program.id.in_(program_ids)))}
-        obligation_ids = {t.obligation_id for t in timers if t.obligation_id is not None}
-        self.obligations: dict[int, Obligation] = {}
-        for chunk in _chunks(sorted(obligation_ids), 900):
-            self.obligations.update(
-                {o.id: o for o in session.exec(select(Obligation).where(Obligation.id.in_(chunk)))}
-            )
-        self.latest_notice: dict[int, datetime] = {}
-        for chunk in _chunks(sorted(obligation_ids), 900):
-            rows = session.execute(
-                select(Timer.obligation_id, func.max(Timer.fire_at))
-                .where(
-                    Timer.obligation_id.in_(chunk),
-                    Timer.fired_at.is_(None),
-                    Timer.fire_at <= now,
-                    Timer.kind.in_(REMINDER_KINDS),
-                )
-                .group_by(Timer.obligation_id)
-            ).all()
-            self.latest_notice.update({oid: at for oid, at in rows})
-        self.items: list[dict] = []
-
-    def tz(self, program_id: int) -> ZoneInfo:
-        return ZoneInfo(self.programs[program_id].timezone)
+TIMER = Timer.__table__
+OBLIGATION = Obligation.__table__
 
 
 def _chunks(values: list, size: int):
@@ -114,180 +91,206 @@ def _chunks(values: list, size: int):
         yield values[i : i + size]
 
 
-def _apply_batch(session: Session, timers, now, policy: SendPolicy, actor: str, report: TickReport) -> None:
-    batch = _Batch(session, timers, now)
-    claimed = []
-    for timer in timers:
-        outcome = _apply(batch, timer, now, policy, actor, report)
-        claimed.append((timer.id, outcome))
-        report.kinds[timer.kind] = report.kinds.get(timer.kind, 0) + 1
-        if outcome == "skipped":
-            report.skipped += 1
-        else:
-            report.fired += 1
-    for outcome in ("fired", "skipped"):
-        ids = [i for i, o in claimed if o == outcome]
+class _Batch:
+    """One batch of due timers: decide each (pure), then write states, items, events in bulk."""
+
+    def __init__(self, session: Session, timers, now: datetime, policy: SendPolicy, actor: str, report):
+        self.session, self.timers, self.now, self.policy = session, timers, now, policy
+        self.actor, self.report = actor, report
+        connection = session.connection()
+        program_ids = {t.program_id for t in timers}
+        self.programs = {p.id: p for p in session.exec(select(Program).where(Program.id.in_(program_ids)))}
+        self.zones = {pid: ZoneInfo(p.timezone) for pid, p in self.programs.items()}
+        self.today = {pid: local_day(now, tz) for pid, tz in self.zones.items()}
+        ids = sorted({t.obligation_id for t in timers if t.obligation_id is not None})
+        self.obligations: dict[int, dict] = {}
+        self.latest_notice: dict[int, datetime] = {}
+        columns = [
+            OBLIGATION.c[n]
+            for n in ("id", "key", "program_id", "task", "phase", "unit", "occurrence", "due", "state")
+        ]
         for chunk in _chunks(ids, 900):
-            session.execute(
-                update(Timer)
-                .where(Timer.id.in_(chunk), Timer.fired_at.is_(None))
-                .values(fired_at=now, outcome=outcome)
-                .execution_options(synchronize_session=False)
+            for row in connection.execute(select(*columns).where(OBLIGATION.c.id.in_(chunk))):
+                self.obligations[row.id] = dict(row._mapping)
+            rows = connection.execute(
+                select(TIMER.c.obligation_id, func.max(TIMER.c.fire_at))
+                .where(
+                    TIMER.c.obligation_id.in_(chunk),
+                    TIMER.c.fired_at.is_(None),
+                    TIMER.c.fire_at <= now,
+                    TIMER.c.kind.in_(REMINDER_KINDS),
+                )
+                .group_by(TIMER.c.obligation_id)
+            ).all()
+            self.latest_notice.update({oid: at for oid, at in rows})
+        self.items: list[dict] = []
+        self.events: list[dict] = []
+        self.state_changes: dict[int, str] = {}
+        self.slots: dict[tuple[int, datetime], datetime] = {}
+
+    def apply(self) -> None:
+        outcomes: dict[str, list[int]] = {"fired": [], "skipped": []}
+        for timer in self.timers:
+            outcome = self._apply(timer)
+            outcomes[outcome].append(timer.id)
+            self.report.kinds[timer.kind] = self.report.kinds.get(timer.kind, 0) + 1
+        self.report.fired += len(outcomes["fired"])
+        self.report.skipped += len(outcomes["skipped"])
+        connection = self.session.connection()
+        if self.state_changes:
+            connection.execute(
+                update(OBLIGATION)
+                .where(OBLIGATION.c.id == bindparam("oid"))
+                .values(state=bindparam("new_state"), updated_at=bindparam("at")),
+                [{"oid": oid, "new_state": s, "at": self.now} for oid, s in self.state_changes.items()],
             )
-    _insert_items(session, batch.items)
-    report.items += len(batch.items)
+        insert_events(self.session, self.events)
+        for outcome, ids in outcomes.items():
+            for chunk in _chunks(ids, 900):
+                connection.execute(
+                    update(TIMER)
+                    .where(TIMER.c.id.in_(chunk), TIMER.c.fired_at.is_(None))
+                    .values(fired_at=self.now, outcome=outcome)
+                )
+        # items have unique keys: a second tick or a second process inserts nothing
+        self.report.items += insert_ignoring_duplicates(self.session, NotificationItem, self.items)
 
-
-def _insert_items(session: Session, rows: list[dict]) -> None:
-    """Insert items, ignoring keys that exist already (a second tick or a second process)."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for chunk in _chunks(rows, 500):
-        session.execute(insert(NotificationItem).values(chunk).on_conflict_do_nothing(index_elements=["key"]))
-
-
-def _add_item(
-    batch: _Batch,
-    timer: Timer,
-    kind: str,
-    recipient: str,
-    now: datetime,
-    policy: SendPolicy,
-    *,
-    obligation: Obligation | None = None,
-    phase: str | None = None,
-) -> None:
-    program = batch.programs[timer.program_id]
-    tz = batch.tz(timer.program_id)
-    slot = send_slot(max(timer.fire_at, now), tz, policy.window, policy.calendar(program.workflow))
-    batch.items.append(
-        {
-            "key": f"{timer.key}/{recipient}",
-            "kind": kind,
-            "recipient": recipient,
-            "program_id": timer.program_id,
-            "obligation_id": obligation.id if obligation else None,
-            "phase": obligation.phase if obligation else phase,
-            "task": obligation.task if obligation else None,
-            "unit": obligation.unit if obligation else None,
-            "occurrence": obligation.occurrence if obligation else None,
-            "due": obligation.due if obligation else None,
-            "on": timer.on,
-            "send_at": slot,
-            "state": "pending",
-            "created_at": now,
-        }
-    )
-
-
-def _transition(batch: _Batch, obligation: Obligation, state: str, now: datetime, actor: str, report) -> None:
-    before = obligation.state
-    obligation.state, obligation.updated_at = state, now
-    record(
-        batch.session,
-        at=now,
-        actor=actor,
-        kind=f"obligation.{state}",
-        program_id=obligation.program_id,
-        obligation_id=obligation.id,
-        unit=obligation.unit,
-        subject=obligation.key,
-        before={"state": before},
-        after={"state": state},
-    )
-    report.transitions += 1
-
-
-def _skip(batch: _Batch, timer: Timer, now: datetime, actor: str, why: str, obligation=None) -> str:
-    record(
-        batch.session,
-        at=now,
-        actor=actor,
-        kind="notice.skipped",
-        program_id=timer.program_id,
-        obligation_id=obligation.id if obligation else None,
-        unit=obligation.unit if obligation else None,
-        subject=timer.key,
-        detail=why,
-    )
-    return "skipped"
-
-
-def _apply(batch: _Batch, timer: Timer, now: datetime, policy, actor: str, report: TickReport) -> str:
-    if timer.obligation_id is None:
-        return _apply_program_timer(batch, timer, now, policy, actor, report)
-    obligation = batch.obligations[timer.obligation_id]
-    today = local_day(now, batch.tz(timer.program_id))
-    state = obligation.state
-    if state in ("done", "waived", "cancelled"):
-        return "skipped"  # nothing more for a finished obligation (its state change is already in the log)
-    if timer.kind == "task_opened" and state == "pending":
-        _transition(batch, obligation, "open", now, actor, report)
-    if timer.kind == "overdue" and state in ("pending", "open"):
-        _transition(batch, obligation, "overdue", now, actor, report)
-    stale = _stale(batch, timer, obligation, today)
-    if stale:
-        return _skip(batch, timer, now, actor, stale, obligation)
-    for recipient in timer.recipients or [obligation.unit]:
-        _add_item(batch, timer, timer.kind, recipient, now, policy, obligation=obligation)
-    return "fired"
-
-
-def _stale(batch: _Batch, timer: Timer, obligation: Obligation, today: date) -> str | None:
-    """Why a notice is no longer true on ``today`` (catch-up), or None."""
-    if timer.kind in ("task_opened", "reminder") and today >= obligation.due:
-        return f"caught up on {today}: the obligation is already due ({obligation.due})"
-    if timer.kind == "due_today" and today > obligation.due:
-        return f"caught up on {today}: the due date {obligation.due} has passed"
-    if timer.kind in ("task_opened", "reminder"):
-        latest = batch.latest_notice.get(obligation.id)
-        if latest is not None and latest > timer.fire_at:
-            return "superseded by a later reminder due at the same tick"
-    return None
-
-
-def _apply_program_timer(batch: _Batch, timer: Timer, now, policy, actor, report) -> str:
-    session = batch.session
-    program = batch.programs[timer.program_id]
-    today = local_day(now, batch.tz(timer.program_id))
-    if timer.kind == "scorecard":
-        for recipient in timer.recipients:
-            _add_item(batch, timer, "scorecard", recipient, now, policy, phase=None)
+    def _apply(self, timer) -> str:
+        if timer.obligation_id is None:
+            return self._program_timer(timer)
+        obligation = self.obligations[timer.obligation_id]
+        state = obligation["state"]
+        if state in ("done", "waived", "cancelled"):
+            return "skipped"  # nothing more for a finished obligation (its state change is already logged)
+        if timer.kind == "task_opened" and state == "pending":
+            self._transition(obligation, "open")
+        if timer.kind == "overdue" and state in ("pending", "open"):
+            self._transition(obligation, "overdue")
+        stale = self._stale(timer, obligation)
+        if stale:
+            return self._skip(timer, stale, obligation)
+        for recipient in timer.recipients or [obligation["unit"]]:
+            self._item(timer, timer.kind, recipient, obligation=obligation)
         return "fired"
-    run = session.exec(
-        select(PhaseRun).where(PhaseRun.program_id == program.id, PhaseRun.phase == timer.phase)
-    ).first()
-    if run is None or run.state == "cancelled":
-        return "skipped"
-    if timer.kind == "phase_start" and run.state == "pending":
-        _phase_state(batch, run, "active", now, actor, report)
-    if timer.kind == "phase_end" and run.state != "closed":
-        _phase_state(batch, run, "closed", now, actor, report)
-    if timer.kind in ("phase_start", "phase_ending") and today > run.end:
-        return _skip(
-            batch, timer, now, actor, f"caught up on {today}: phase {run.phase} already ended {run.end}"
+
+    def _stale(self, timer, obligation: dict) -> str | None:
+        """Why a notice is no longer true today (catch-up after downtime), or None."""
+        today, due = self.today[timer.program_id], obligation["due"]
+        if timer.kind in ("task_opened", "reminder") and today >= due:
+            return f"caught up on {today}: the obligation is already due ({due})"
+        if timer.kind == "due_today" and today > due:
+            return f"caught up on {today}: the due date {due} has passed"
+        if timer.kind in ("task_opened", "reminder"):
+            latest = self.latest_notice.get(obligation["id"])
+            if latest is not None and latest > timer.fire_at:
+                return "superseded by a later reminder due at the same tick"
+        return None
+
+    def _transition(self, obligation: dict, state: str) -> None:
+        before = obligation["state"]
+        obligation["state"] = state
+        self.state_changes[obligation["id"]] = state
+        self.events.append(
+            event_row(
+                at=self.now,
+                actor=self.actor,
+                kind=f"obligation.{state}",
+                program_id=obligation["program_id"],
+                obligation_id=obligation["id"],
+                unit=obligation["unit"],
+                subject=obligation["key"],
+                before={"state": before},
+                after={"state": state},
+            )
         )
-    kind = {"phase_start": "phase_started", "phase_end": "phase_closed"}.get(timer.kind, timer.kind)
-    for recipient in _phase_audience(session, program.id, run.phase):
-        _add_item(batch, timer, kind, recipient, now, policy, phase=run.phase)
-    return "fired"
+        self.report.transitions += 1
 
+    def _skip(self, timer, why: str, obligation: dict | None = None) -> str:
+        self.events.append(
+            event_row(
+                at=self.now,
+                actor=self.actor,
+                kind="notice.skipped",
+                program_id=timer.program_id,
+                obligation_id=obligation["id"] if obligation else None,
+                unit=obligation["unit"] if obligation else None,
+                subject=timer.key,
+                detail=why,
+            )
+        )
+        return "skipped"
 
-def _phase_state(batch: _Batch, run: PhaseRun, state: str, now, actor, report) -> None:
-    record(
-        batch.session,
-        at=now,
-        actor=actor,
-        kind=f"phase.{state}",
-        program_id=run.program_id,
-        subject=run.phase,
-        before={"state": run.state},
-        after={"state": state},
-    )
-    run.state = state
-    report.transitions += 1
+    def _item(self, timer, kind: str, recipient: str, *, obligation: dict | None = None, phase=None) -> None:
+        program = self.programs[timer.program_id]
+        calendar = self.policy.calendar(program.workflow)
+        slot = send_slot(
+            max(timer.fire_at, self.now), self.zones[timer.program_id], self.policy.window, calendar
+        )
+        o = obligation or {}
+        self.items.append(
+            {
+                "key": f"{timer.key}/{recipient}",
+                "kind": kind,
+                "recipient": recipient,
+                "program_id": timer.program_id,
+                "obligation_id": o.get("id"),
+                "phase": o.get("phase", phase),
+                "task": o.get("task"),
+                "unit": o.get("unit"),
+                "occurrence": o.get("occurrence"),
+                "due": o.get("due"),
+                "on": timer.on,
+                "send_at": slot,
+                "state": "pending",
+                "message_id": None,
+                "created_at": self.now,
+            }
+        )
+
+    def _slot(self, program_id: int, at: datetime) -> datetime:
+        key = (program_id, at)
+        if key not in self.slots:
+            calendar = self.policy.calendar(self.programs[program_id].workflow)
+            self.slots[key] = send_slot(at, self.zones[program_id], self.policy.window, calendar)
+        return self.slots[key]
+
+    def _program_timer(self, timer) -> str:
+        session = self.session
+        today = self.today[timer.program_id]
+        if timer.kind == "scorecard":
+            for recipient in timer.recipients:
+                self._item(timer, "scorecard", recipient)
+            return "fired"
+        run = session.exec(
+            select(PhaseRun).where(PhaseRun.program_id == timer.program_id, PhaseRun.phase == timer.phase)
+        ).first()
+        if run is None or run.state == "cancelled":
+            return "skipped"
+        if timer.kind == "phase_start" and run.state == "pending":
+            self._phase_state(run, "active")
+        if timer.kind == "phase_end" and run.state != "closed":
+            self._phase_state(run, "closed")
+        if timer.kind in ("phase_start", "phase_ending") and today > run.end:
+            return self._skip(timer, f"caught up on {today}: phase {run.phase} already ended {run.end}")
+        kind = {"phase_start": "phase_started", "phase_end": "phase_closed"}.get(timer.kind, timer.kind)
+        for recipient in _phase_audience(session, timer.program_id, run.phase):
+            self._item(timer, kind, recipient, phase=run.phase)
+        return "fired"
+
+    def _phase_state(self, run: PhaseRun, state: str) -> None:
+        self.events.append(
+            event_row(
+                at=self.now,
+                actor=self.actor,
+                kind=f"phase.{state}",
+                program_id=run.program_id,
+                subject=run.phase,
+                before={"state": run.state},
+                after={"state": state},
+            )
+        )
+        run.state = state
+        self.report.transitions += 1
 
 
 def _phase_audience(session: Session, program_id: int, phase: str) -> list[str]:
