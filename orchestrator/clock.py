@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -33,3 +35,37 @@ class FakeClock:
 
     def advance(self, delta: timedelta) -> None:
         self._now += delta
+
+
+class ShiftedClock:
+    """Starts at ``start`` and advances with real elapsed time (the daemon under ``DUBAN_FAKE_NOW``)."""
+
+    def __init__(self, start: datetime):
+        if start.tzinfo is None:
+            raise ValueError("ShiftedClock needs an aware datetime")
+        self._start = start.astimezone(UTC)
+        self._origin = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=time.monotonic() - self._origin)
+
+
+FAKE_NOW_ENV = "DUBAN_FAKE_NOW"
+
+
+def clock_from_environment(environ: Mapping[str, str]) -> Clock:
+    """``SystemClock``, or for tests only a ``ShiftedClock`` at ``$DUBAN_FAKE_NOW`` (ISO 8601 with offset)."""
+    value = environ.get(FAKE_NOW_ENV, "").strip()
+    if not value:
+        return SystemClock()
+    try:
+        start = datetime.fromisoformat(value)
+    except ValueError:
+        start = None
+    if start is None or start.tzinfo is None:
+        from workflows.errors import DubanError
+
+        raise DubanError(
+            f'{FAKE_NOW_ENV}: bad time "{value}", expected ISO 8601 with an offset, e.g. 2026-06-10T00:30:00+08:00'
+        )
+    return ShiftedClock(start)

@@ -1,11 +1,34 @@
-"""Logging: structlog everywhere; the CLI logs warnings to stderr, the daemon configures more."""
+"""Logging: structlog everywhere; the CLI logs warnings to stderr, the daemon configures more.
+
+The daemon (``configure_daemon``) writes to stdout, which systemd hands to journald:
+
+- not a terminal: one JSON object per line (``ensure_ascii=False``, so Chinese stays readable),
+  prefixed with the journald priority (``<7>`` debug, ``<6>`` info, ``<4>`` warning, ``<3>``
+  error, ``<2>`` critical);
+- a terminal: readable ``key=value`` lines.
+
+The standard-library logs of APScheduler and SQLAlchemy go through the same pipeline
+(``ProcessorFormatter(foreign_pre_chain=...)``). Every line passes the ``Redactor``: the values
+of fields named like ``password``, ``secret`` or ``token`` become ``***``, and every known
+secret value (the SMTP password) is blanked wherever it appears.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
+from typing import IO, Any
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+REDACTED = "***"
+SECRET_NAMES = ("password", "passwd", "secret", "token", "credential")
+PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "warn": 4, "error": 3, "exception": 3, "critical": 2}
+# Chatty stdlib loggers, kept at WARNING unless the daemon runs at DEBUG (SQLAlchemy at INFO logs every statement).
+PASS_THROUGH = frozenset({"exc_info", "stack_info"})  # rendered later; the final text is redacted too
+QUIET_LOGGERS = ("sqlalchemy", "apscheduler", "alembic", "aiosmtplib", "asyncio")
 
 
 def configure_cli(level: int = logging.WARNING) -> None:
@@ -20,3 +43,137 @@ def configure_cli(level: int = logging.WARNING) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+class Redactor:
+    """A structlog processor (and string filter) that keeps secrets out of every line.
+
+    ``secrets`` may be replaced at any time (``update``), e.g. after a reload reads a new password.
+    """
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self.secrets: tuple[str, ...] = ()
+        self.update(secrets)
+
+    def update(self, secrets: Iterable[str | None]) -> None:
+        self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+
+    def __call__(self, _logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+        return {
+            key: value if key in PASS_THROUGH else self._field(key, value)
+            for key, value in event_dict.items()
+        }
+
+    def text(self, value: str) -> str:
+        for secret in self.secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+
+    def _field(self, key: Any, value: Any) -> Any:
+        if isinstance(key, str) and value is not None and any(n in key.lower() for n in SECRET_NAMES):
+            return REDACTED
+        return self._value(value)
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self._field(k, v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._value(v) for v in value]
+        if isinstance(value, int | float | bool) or value is None:
+            return value
+        return self.text(repr(value)) if self.secrets else value
+
+
+FIRST_KEYS = ("timestamp", "level", "logger", "event")
+
+
+def event_first(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Put time, level, logger and event name first, so that a line reads left to right."""
+    head = {key: event_dict[key] for key in FIRST_KEYS if key in event_dict}
+    return head | {key: value for key, value in event_dict.items() if key not in head}
+
+
+class JournaldLine:
+    """The last processor: render, blank any secret left in the text, prefix the journald priority."""
+
+    def __init__(self, renderer, redactor: Redactor, *, prefix: bool) -> None:
+        self.renderer = renderer
+        self.redactor = redactor
+        self.prefix = prefix
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        level = str(event_dict.get("level", name)).lower()
+        line = self.redactor.text(self.renderer(logger, name, event_dict))
+        if not self.prefix:
+            return line
+        line = line.replace("\n", " ")  # JSON is one line already; keep journald's one record per line
+        return f"<{PRIORITIES.get(level, 6)}>{line}"
+
+
+def configure_daemon(
+    level: int = logging.INFO,
+    *,
+    secrets: Iterable[str | None] = (),
+    stream: IO[str] | None = None,
+    json_lines: bool | None = None,
+) -> Redactor:
+    """Route structlog and the standard library to ``stream`` (default stdout); returns the redactor.
+
+    ``json_lines`` defaults to "``stream`` is not a terminal". Idempotent: a second call replaces
+    the handler installed by the first.
+    """
+    stream = sys.stdout if stream is None else stream
+    if json_lines is None:
+        json_lines = not _isatty(stream)
+    redactor = Redactor(secrets)
+    shared: list = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if json_lines:
+        final = [
+            structlog.processors.format_exc_info,
+            redactor,
+            event_first,
+            JournaldLine(structlog.processors.JSONRenderer(ensure_ascii=False), redactor, prefix=True),
+        ]
+    else:
+        final = [redactor, JournaldLine(structlog.dev.ConsoleRenderer(colors=True), redactor, prefix=False)]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    handler.set_name("duban-daemon")
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+    return redactor
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

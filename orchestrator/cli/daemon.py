@@ -1,0 +1,44 @@
+"""``duban run``: the daemon in the foreground (what systemd starts)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from orchestrator.cli.common import state
+from orchestrator.clock import clock_from_environment
+from orchestrator.daemon import run as run_daemon
+from orchestrator.daemon import secrets_of
+from orchestrator.logs import configure_daemon
+
+EXIT_CODES = (
+    "Exit codes: 0 ok (a clean stop on SIGTERM) · 1 the action or check failed (another daemon holds the "
+    "SQLite database, the PostgreSQL lead was lost, a --once round failed) · 2 bad usage or bad input "
+    "(an out-of-date schema, a broken config; one line on stderr naming what is wrong; --debug shows a traceback)."
+)
+
+
+def run(
+    once: bool = typer.Option(
+        False, "--once", help="One tick and one outbox run, then exit (for cron and tests)."
+    ),
+) -> None:
+    """Run the daemon in the foreground until SIGTERM; SIGHUP reloads config, definitions and units.
+
+    Logs go to stdout: JSON lines with journald priorities, or key=value on a terminal.
+    Under systemd ([bold]Type=notify[/]) it reports READY, STATUS, WATCHDOG, RELOADING and STOPPING.
+
+    Example: [bold]duban run --once[/] · under systemd: [bold]duban --config /etc/duban/config.toml run[/]
+    """
+    settings = state.settings
+    clock = clock_from_environment(os.environ)
+    redactor = configure_daemon(logging.DEBUG if state.debug else logging.INFO, secrets=secrets_of(settings))
+    code = run_daemon(settings, clock=clock, once=once, redactor=redactor)
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", epilog=EXIT_CODES)(run)

@@ -1,0 +1,164 @@
+"""The daemon's bookkeeping (synchronous: run in a worker thread, one at a time).
+
+- ``ensure_programs``: start every ``[[programs]]`` entry (idempotent), the new year's program
+  when the year turns, and extend the rolling horizon of running programs;
+- ``release_stale_claims``: messages a dead daemon left ``sending`` go back to ``pending``;
+- ``write_heartbeat``: one row per daemon process (role, last tick, status);
+- ``record_daemon_event``: daemon lifecycle events in the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from orchestrator.audit import DAEMON, record
+from orchestrator.config import Settings
+from orchestrator.db import transaction
+from orchestrator.models import Heartbeat, OutboxMessage, Program
+from orchestrator.programs import needs_extension, start_program
+from orchestrator.runtime import local_today, program_year
+from workflows.catalog import Bundle
+
+log = structlog.get_logger("duban.daemon")
+
+
+@dataclass
+class ProgramChanges:
+    started: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+
+def ensure_programs(
+    engine: Engine,
+    settings: Settings,
+    bundles: Mapping[str, Bundle],
+    now: datetime,
+    started: set[tuple[str, int]],
+    *,
+    reconcile: bool,
+) -> ProgramChanges:
+    """Start every configured program not yet started by this process (all of them when ``reconcile``).
+
+    Year ``"current"`` is the local year of ``now``: when the year turns, the next call starts the new
+    year's program. Then every running program whose rolling horizon has moved is extended.
+    ``bundles`` are keyed by the ``[[programs]]`` workflow reference (``load_configured_bundles``).
+    """
+    changes = ProgramChanges()
+    horizon = settings.daemon.horizon_days
+    touched: set[tuple[str, int]] = set()
+    for entry in settings.programs:
+        bundle = bundles[entry.workflow]
+        workflow = bundle.definition.workflow
+        key = (workflow.id, program_year(entry, local_today(now, workflow.timezone)))
+        if key in touched or (key in started and not reconcile):
+            continue
+        with transaction(engine) as session:
+            report = start_program(session, bundle, key[1], now, horizon_days=horizon)
+        started.add(key)
+        touched.add(key)
+        summary = f"{key[0]} {key[1]}"
+        if report.created:
+            changes.started.append(summary)
+        if report.added or report.moved or report.cancelled:
+            changes.changed.append(summary)
+        log.info(
+            "program.started" if report.created else "program.reconciled",
+            workflow=key[0],
+            year=key[1],
+            program=report.program_id,
+            added=report.added,
+            moved=report.moved,
+            cancelled=report.cancelled,
+            unchanged=report.unchanged,
+        )
+    by_id = {b.definition.workflow.id: b for b in bundles.values()}
+    _extend_horizons(engine, by_id, now, horizon, touched, changes)
+    return changes
+
+
+def _extend_horizons(
+    engine: Engine,
+    bundles: Mapping[str, Bundle],
+    now: datetime,
+    horizon: int,
+    touched,
+    changes: ProgramChanges,
+) -> None:
+    """Re-run ``start_program`` for each running program whose rolling horizon has moved (about daily)."""
+    with Session(engine) as session:
+        programs = list(session.exec(select(Program).where(Program.state == "running")))
+    for program in programs:
+        bundle = bundles.get(program.workflow)
+        if bundle is None or (program.workflow, program.year) in touched:
+            continue
+        if not needs_extension(program, local_today(now, program.timezone), horizon):
+            continue
+        with transaction(engine) as session:
+            report = start_program(session, bundle, program.year, now, horizon_days=horizon)
+        if report.added or report.moved or report.cancelled:
+            changes.changed.append(f"{program.workflow} {program.year}")
+        log.info("program.extended", workflow=program.workflow, year=program.year, added=report.added)
+
+
+def release_stale_claims(engine: Engine, now: datetime, node: str) -> list[int]:
+    """Messages left ``sending`` by a dead daemon go back to ``pending`` (re-sent with the same Message-ID).
+
+    Only the leader dispatches, so a claim that is not ours when we take the lead is a dead one's.
+    """
+    with transaction(engine) as session:
+        stale = list(
+            session.exec(
+                select(OutboxMessage).where(
+                    OutboxMessage.state == "sending",
+                    (OutboxMessage.claimed_by != node) | OutboxMessage.claimed_by.is_(None),
+                )
+            )
+        )
+        if not stale:
+            return []
+        ids = [m.id for m in stale]
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(state="pending", claimed_by=None, claimed_until=None, next_attempt_at=now)
+        )
+        record(
+            session,
+            at=now,
+            actor=DAEMON,
+            kind="mail.reclaimed",
+            subject=node,
+            after={"messages": ids, "from": sorted({m.claimed_by or "?" for m in stale})},
+            detail="claimed by a daemon that stopped mid-send; will be sent again with the same Message-ID",
+        )
+    log.warning("mail.reclaimed", messages=len(ids))
+    return ids
+
+
+def write_heartbeat(
+    engine: Engine, node: str, *, role: str, now: datetime, started_at: datetime, ticked: bool, status: str
+) -> None:
+    """Upsert this process's heartbeat row (``last_tick_at`` only when a tick was done)."""
+    with transaction(engine) as session:
+        row = session.exec(select(Heartbeat).where(Heartbeat.node == node)).first()
+        if row is None:
+            host, _, pid = node.rpartition(":")
+            row = Heartbeat(
+                node=node, host=host, pid=int(pid), role=role, started_at=started_at, last_seen_at=now
+            )
+            session.add(row)
+        row.role, row.last_seen_at, row.status = role, now, status
+        if ticked:
+            row.last_tick_at = now
+
+
+def record_daemon_event(engine: Engine, now: datetime, kind: str, node: str, **fields) -> None:
+    with transaction(engine) as session:
+        record(session, at=now, actor=DAEMON, kind=kind, subject=node, **fields)
