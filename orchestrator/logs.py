@@ -31,6 +31,16 @@ PASS_THROUGH = frozenset({"exc_info", "stack_info"})  # rendered later; the fina
 QUIET_LOGGERS = ("sqlalchemy", "apscheduler", "alembic", "aiosmtplib", "asyncio")
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written (tests and the CLI swap it; never cache it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_cli(level: int = logging.WARNING) -> None:
     """Key=value lines on stderr at ``level`` (the CLI's default: warnings and errors only)."""
     structlog.configure(
@@ -40,7 +50,7 @@ def configure_cli(level: int = logging.WARNING) -> None:
             structlog.dev.ConsoleRenderer(colors=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )
 

@@ -13,8 +13,8 @@ from workflows.loader import (
     LoadedDefinition,
     LoadedUnits,
     check_definition_against,
-    load_definition,
     load_units,
+    read_definition,
 )
 from workflows.registers import Register, load_register
 
@@ -26,33 +26,57 @@ def definition_folders(extra: Iterable[Path] = ()) -> list[Path]:
     return [*extra, BUILTIN_DEFINITIONS]
 
 
+def definition_files(folders: Iterable[Path]) -> list[Path]:
+    """Every ``*.toml`` file in ``folders`` (in folder order, sorted by name within a folder)."""
+    files: list[Path] = []
+    for folder in folders:
+        if Path(folder).is_dir():
+            files.extend(sorted(Path(folder).glob("*.toml")))
+    return files
+
+
+def _workflow_id(path: Path) -> str | None:
+    """The ``[workflow] id`` of a definition file, or None if it is unreadable or has none."""
+    try:
+        workflow_id = tomllib.loads(path.read_text(encoding="utf-8-sig"))["workflow"]["id"]
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        return None
+    return workflow_id if isinstance(workflow_id, str) else None
+
+
 def known_definitions(folders: Iterable[Path]) -> dict[str, Path]:
     """Workflow id → file, for every readable ``*.toml`` with a ``[workflow]`` id (first folder wins)."""
     found: dict[str, Path] = {}
-    for folder in folders:
-        for path in sorted(Path(folder).glob("*.toml")) if Path(folder).is_dir() else ():
-            try:
-                workflow_id = tomllib.loads(path.read_text(encoding="utf-8"))["workflow"]["id"]
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
-                continue
-            if isinstance(workflow_id, str):
-                found.setdefault(workflow_id, path)
+    for path in definition_files(folders):
+        workflow_id = _workflow_id(path)
+        if workflow_id is not None:
+            found.setdefault(workflow_id, path)
     return found
 
 
 def find_definition(ref: str, folders: Iterable[Path]) -> Path:
-    """WORKFLOW is an id from the definition folders, or the path of a definition file."""
+    """WORKFLOW is an id from the definition folders, or the path of a definition file.
+
+    Raises ``NotFound`` (exit 2) naming the known ids, and any file of the folders that could not
+    be read (a broken file's id cannot be known: ``duban validate`` shows what is wrong with it).
+    """
     folders = list(folders)
     known = known_definitions(folders)
     if ref in known:
         return known[ref]
     path = Path(ref)
-    if path.suffix == ".toml" or path.exists() or "/" in ref:
-        if not path.is_file():
-            raise NotFound(f"{ref}: no such definition file")
+    if path.is_file():
         return path
+    if path.suffix == ".toml" or "/" in ref or path.exists():
+        raise NotFound(f"{ref}: no such definition file")
     names = ", ".join(sorted(known)) or "none"
-    raise NotFound(f'unknown workflow "{ref}" (known: {names}; or give the path of a definition file)')
+    unreadable = [str(p) for p in definition_files(folders) if _workflow_id(p) is None]
+    broken = (
+        f"; not readable as a definition: {', '.join(unreadable)} (run duban validate)" if unreadable else ""
+    )
+    raise NotFound(
+        f'unknown workflow "{ref}" (known: {names}{broken}; or give the path of a definition file)'
+    )
 
 
 @dataclass(frozen=True)
@@ -88,6 +112,18 @@ def make_workflow_calendar(
     return make_calendar(name, load_overrides(overrides) if overrides else None, on_assumed)
 
 
+def _anchored_registers(data: Mapping, register_paths: Mapping[str, Path]) -> dict[str, Path]:
+    """The registers a definition's anchors name (those given; a missing one is reported by the check)."""
+    names = set()
+    for table in ("tasks", "duties"):
+        items = data.get(table)
+        for task in items if isinstance(items, list) else ():
+            anchor = task.get("anchor") if isinstance(task, dict) else None
+            if isinstance(anchor, str) and anchor.startswith("register:"):
+                names.add(anchor[len("register:") :].split(".", 1)[0])
+    return {name: Path(path) for name, path in register_paths.items() if name in names}
+
+
 def load_bundle(
     definition_path: Path,
     units_path: Path,
@@ -96,24 +132,38 @@ def load_bundle(
     overrides: Path | None = None,
     on_assumed: Callable[[int, str], None] | None = None,
 ) -> Bundle:
-    """Load and cross-check a definition, a units file and registers; every problem at once."""
+    """Load and cross-check a definition, a units file, its registers and its calendar.
+
+    Every problem of every file at once, as one ``DefinitionError``: the definition is checked
+    against the units file even when it has problems of its own. Only the registers the
+    definition's anchors name are read.
+    """
     problems: list[Problem] = []
-    loaded = units = None
+    read = units = None
     registers: dict[str, Register] = {}
-    for step in ("definition", "units", "registers"):
+    try:
+        read = read_definition(definition_path)
+        problems.extend(read.problems)
+    except DefinitionError as exc:
+        problems.extend(exc.problems)
+    try:
+        units = load_units(units_path)
+    except DefinitionError as exc:
+        problems.extend(exc.problems)
+    if read is not None:
         try:
-            if step == "definition":
-                loaded = load_definition(definition_path)
-            elif step == "units":
-                units = load_units(units_path)
-            else:
-                registers = load_registers(register_paths or {})
+            registers = load_registers(_anchored_registers(read.data, register_paths or {}))
         except DefinitionError as exc:
             problems.extend(exc.problems)
-    if loaded is not None and units is not None:
-        problems.extend(check_definition_against(loaded, units, registers))
+        if units is not None:
+            problems.extend(check_definition_against(read, units, registers))
+    cal = None
+    if read is not None and read.definition is not None:
+        try:
+            cal = make_workflow_calendar(read.definition.workflow.calendar, overrides, on_assumed)
+        except DefinitionError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise DefinitionError(problems)
-    assert loaded is not None and units is not None
-    cal = make_workflow_calendar(loaded.definition.workflow.calendar, overrides, on_assumed)
-    return Bundle(loaded, units, registers, cal)
+    assert read is not None and units is not None and cal is not None
+    return Bundle(read.loaded(), units, registers, cal)

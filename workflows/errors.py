@@ -6,7 +6,10 @@ wrong and where. The CLI prints that line and exits 2; only ``--debug`` shows a 
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
+
+_CONTROL = ("Cc", "Cf", "Zl", "Zp")
 
 
 class DubanError(Exception):
@@ -24,7 +27,11 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        """One line, whatever the message holds: line breaks and other control characters are escaped."""
+        message = "".join(
+            ascii(ch)[1:-1] if unicodedata.category(ch) in _CONTROL else ch for ch in self.message
+        )
+        return f"{self.file}:{self.line}: {message}"
 
 
 class DefinitionError(DubanError):

@@ -3,16 +3,18 @@
 Structure and formats are checked by the pydantic schema; the checks that need the whole file
 (duplicate ids, unknown phases, dates that contradict each other) and the checks of a
 definition against a units file and its registers are here. All problems of a file are
-collected and raised together.
+collected and raised together: the whole-file checks and the checks against the units file run
+on every part of the file that is valid by itself, even when another part is not.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import tomllib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +22,47 @@ from pydantic import BaseModel, ValidationError
 
 from workflows.errors import DefinitionError, Problem
 from workflows.registers import Register, check_register
-from workflows.schema import Definition
-from workflows.source import SourceMap, format_loc, syntax_error_line
+from workflows.schema import Definition, Phase, Task
+from workflows.source import SourceMap, format_loc, syntax_error_line, syntax_error_text
 from workflows.units import UnitDirectory, UnitsFile
+
+_BLAMED_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.+)$", re.DOTALL)
+_ANCHOR = re.compile(r"^register:([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$")
+_PYDANTIC_TAG = re.compile(r"^[a-z-]+\[.*\]$")
+_EXPECTED = {
+    "string_type": "expected text in quotes",
+    "list_type": 'expected a list, e.g. ["a", "b"]',
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
+    "dataclass_type": "expected a table",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+}
+_BOUNDS = {
+    "greater_than_equal": ("ge", ">="),
+    "greater_than": ("gt", ">"),
+    "less_than_equal": ("le", "<="),
+    "less_than": ("lt", "<"),
+}
+_TASK_TABLES = ("tasks", "duties")
+_REF_KEYS = ("lead", "responsible")
 
 
 @dataclass(frozen=True)
 class LoadedDefinition:
+    """A valid definition file: the parsed definition, where it came from, and its raw TOML data."""
+
     definition: Definition
     path: str
     source: SourceMap
     digest: str
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -45,243 +77,462 @@ class LoadedUnits:
     digest: str
 
 
+@dataclass(frozen=True)
+class DefinitionFile:
+    """A definition file as read, valid or not: ``problems`` are its own (not the cross-file ones)."""
+
+    path: str
+    data: Mapping[str, Any]
+    source: SourceMap
+    digest: str
+    definition: Definition | None
+    problems: tuple[Problem, ...]
+
+    def loaded(self) -> LoadedDefinition:
+        """The valid definition; ``DefinitionError`` with every problem if it is not valid."""
+        if self.problems or self.definition is None:
+            raise DefinitionError(list(self.problems))
+        return LoadedDefinition(self.definition, self.path, self.source, self.digest, self.data)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
 def read_toml(path: Path) -> tuple[dict[str, Any], SourceMap, str]:
-    """Parse a TOML file; a missing file or a syntax error is a located ``DefinitionError``."""
+    """Parse a TOML file (UTF-8, a byte-order mark allowed).
+
+    Returns the data, its source map and a short digest of the bytes. An unreadable file or a
+    syntax error is a ``DefinitionError`` with one located problem (tomllib stops at the first).
+    """
     shown = str(path)
     try:
-        raw = path.read_bytes()
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise DefinitionError([Problem(shown, 1, "no such file")]) from None
     except IsADirectoryError:
         raise DefinitionError([Problem(shown, 1, "is a directory, expected a TOML file")]) from None
+    except OSError as exc:
+        raise DefinitionError([Problem(shown, 1, f"cannot read: {exc.strerror or exc}")]) from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DefinitionError([Problem(shown, 1, f"not UTF-8 ({exc.reason} at byte {exc.start})")]) from None
+        line = raw[: exc.start].count(b"\n") + 1
+        message = (
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save the file as UTF-8"
+        )
+        raise DefinitionError([Problem(shown, line, message)]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
-        raise DefinitionError(
-            [Problem(shown, syntax_error_line(message), f"TOML syntax: {message}")]
-        ) from None
+        line = syntax_error_line(message) or max(len(text.splitlines()), 1)
+        raise DefinitionError([Problem(shown, line, f"TOML syntax: {syntax_error_text(message)}")]) from None
     return data, SourceMap(text), hashlib.sha256(raw).hexdigest()[:16]
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The keys a model at ``loc`` would accept (for "did you mean" hints)."""
-    current: Any = model
-    for part in loc[:-1]:
+# -- pydantic errors as located problems ------------------------------------------------------
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The model that validates the table at ``loc`` (list indexes skipped), or None."""
+    current: type[BaseModel] = model
+    for part in loc:
         if isinstance(part, int):
             continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        for candidate in (*getattr(annotation, "__args__", ()), annotation):
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                current = candidate
-                break
-            for inner in getattr(candidate, "__args__", ()):
-                if isinstance(inner, type) and issubclass(inner, BaseModel):
-                    current = inner
-                    break
-    return list(getattr(current, "model_fields", {}))
+        info = current.model_fields.get(part)
+        found = _find_model(info.annotation) if info else None
+        if found is None:
+            return None
+        current = found
+    return current
 
 
-def _pydantic_problems(exc: ValidationError, model: type[BaseModel], path: str, source: SourceMap):
-    problems = []
+def _find_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for inner in getattr(annotation, "__args__", ()):
+        found = _find_model(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys the table at ``loc`` accepts (for "did you mean" hints); internal fields left out."""
+    found = _model_at(model, loc)
+    return [k for k in (found.model_fields if found else {}) if k != "kind"]
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return '"' + value.replace("\n", "\\n") + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _unknown_key(model: type[BaseModel], loc: tuple) -> tuple[str, str | None]:
+    """The message for an unknown key, and the key it is probably a typo of."""
+    allowed = _allowed_keys(model, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+    if close:
+        hint = f' (did you mean "{close[0]}"?)'
+    else:
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+    return f'unknown key "{loc[-1]}"{hint}', (close[0] if close else None)
+
+
+def _type_message(error: Mapping[str, Any]) -> str:
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind in _EXPECTED:
+        return f"{_EXPECTED[kind]}, got {_describe(value)}"
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace("'", '"')
+        return f"expected {expected}, got {_describe(value)}"
+    if kind in ("too_short", "string_too_short"):
+        return "must not be empty"
+    if kind in _BOUNDS:
+        name, op = _BOUNDS[kind]
+        return f"must be {op} {ctx.get(name)}, got {_describe(value)}"
+    text = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    shown = (str(value), repr(value), _describe(value))
+    if (
+        isinstance(value, str | int | float)
+        and not isinstance(value, bool)
+        and not any(s in text for s in shown)
+    ):
+        text = f"{text} (got {_describe(value)})"
+    return text
+
+
+def _pydantic_problems(
+    exc: ValidationError, model: type[BaseModel], path: str, source: SourceMap
+) -> list[Problem]:
+    """Every error of ``exc`` as ``FILE:LINE: key.path: message``.
+
+    A model validator's ``"KEY: message"`` is reported at KEY. A missing key is not reported when
+    an unknown key next to it is probably its misspelling (the unknown key is, with a hint).
+    """
+    typos: set[tuple] = set()
+    located: list[tuple[tuple, tuple, str]] = []  # (where the message says, where the line is, message)
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
-        where = format_loc(loc)
-        kind = error["type"]
-        value = error.get("input")
-        if kind == "missing":
-            message = f"{where}: required key is missing"
-        elif kind == "extra_forbidden":
-            allowed = [k for k in _allowed_keys(model, loc) if k != "kind"]
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            hint = (
-                f' (did you mean "{close[0]}"?)'
-                if close
-                else (f" (allowed: {', '.join(allowed)})" if allowed else "")
-            )
-            message = f'{where}: unknown key "{loc[-1]}"{hint}'
-        else:
-            text = error["msg"].removeprefix("Value error, ")
-            shown_value = value if isinstance(value, str | int | float | bool) else None
-            if shown_value is not None and str(shown_value) not in text:
-                text = f"{text} (got {shown_value!r})"
-            message = f"{where}: {text}" if where else text
-        problems.append(Problem(path, source.line_of(loc), message))
+        if error["type"] == "extra_forbidden":
+            message, meant = _unknown_key(model, loc)
+            if meant is not None:
+                typos.add((*loc[:-1], meant))
+            located.append((loc[:-1], loc, message))
+            continue
+        loc = tuple(p for p in loc if isinstance(p, int) or not _PYDANTIC_TAG.match(p))
+        if error["type"] == "missing":
+            located.append((loc, loc, "required key is missing"))
+            continue
+        message = _type_message(error)
+        blamed = _BLAMED_KEY.match(message)
+        if error["type"] == "value_error" and blamed and isinstance(error.get("input"), dict):
+            loc, message = (*loc, blamed.group(1)), blamed.group(2)
+        located.append((loc, loc, message))
+    problems = []
+    for where, line_loc, message in located:
+        if message == "required key is missing" and where in typos:
+            continue
+        shown = format_loc(where)
+        problems.append(Problem(path, source.line_of(line_loc), f"{shown}: {message}" if shown else message))
     return problems
 
 
-def _definition_problems(data: dict[str, Any], defn: Definition | None, path: str, source: SourceMap):
-    """Whole-file checks; ``defn`` is None when the schema failed (then checks use raw data)."""
-    problems: list[Problem] = []
+# -- whole-file checks ------------------------------------------------------------------------
 
-    def at(loc: tuple, message: str) -> None:
-        problems.append(Problem(path, source.line_of(loc), message))
 
-    phases = [p for p in data.get("phases", []) if isinstance(p, dict)]
-    phase_ids: dict[str, int] = {}
-    for i, phase in enumerate(phases):
-        pid = phase.get("id")
-        if isinstance(pid, str):
-            if pid in phase_ids:
-                at(
-                    ("phases", i, "id"),
-                    f'phases[{i}].id: duplicate phase id "{pid}" (first at phases[{phase_ids[pid]}])',
-                )
-            phase_ids.setdefault(pid, i)
+def _items(data: Mapping[str, Any], table: str) -> list[tuple[int, dict[str, Any]]]:
+    value = data.get(table)
+    if not isinstance(value, list):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]
+
+
+def _valid(model: type[BaseModel], raw: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _did_you_mean(value: str, known: Iterable[str]) -> str:
+    """``did you mean "X"?`` for the known name closest to ``value`` (a misspelling or a part of it), or ""."""
+    known = list(known)
+    close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+    if not close and len(value) >= 3:
+        close = sorted(
+            (k for k in known if value.lower() in k.lower() or k.lower() in value.lower()), key=len
+        )
+    return f'did you mean "{close[0]}"?' if close else ""
+
+
+class _Collector:
+    """Problems of one file, each at the line of its key path."""
+
+    def __init__(self, path: str, source: SourceMap):
+        self.path, self.source, self.problems = path, source, []
+
+    def at(self, loc: tuple, message: str) -> None:
+        self.problems.append(Problem(self.path, self.source.line_of(loc), f"{format_loc(loc)}: {message}"))
+
+
+def _phase_problems(data: Mapping[str, Any], out: _Collector) -> dict[str, Phase | None]:
+    """Duplicate phase ids and backwards phases; returns phase id → the phase (None if invalid)."""
+    phases: dict[str, tuple[int, Phase | None]] = {}
+    for i, raw in _items(data, "phases"):
+        pid = raw.get("id")
+        if not isinstance(pid, str):
+            continue
+        if pid in phases:
+            out.at(("phases", i, "id"), f'duplicate phase id "{pid}" (first at phases[{phases[pid][0]}])')
+            continue
+        phase = _valid(Phase, raw)
+        phases[pid] = (i, phase)
+        if phase is not None and phase.end < phase.start:
+            out.at(("phases", i, "end"), f'"{phase.end}" is before the phase starts ("{phase.start}")')
+    return {pid: phase for pid, (_, phase) in phases.items()}
+
+
+def _task_problems(
+    table: str, i: int, raw: dict[str, Any], phases: Mapping[str, Phase | None], out: _Collector
+) -> None:
+    """An internal key, an unknown phase, a due date before the phase starts."""
+    if "kind" in raw:
+        out.at((table, i, "kind"), f'unknown key "kind" ([[{table}]] sets it)')
+    phase_id = raw.get("phase")
+    if not isinstance(phase_id, str):
+        return
+    if phase_id not in phases:
+        hint = _did_you_mean(phase_id, phases) or "phases: " + (", ".join(phases) or "none defined")
+        out.at((table, i, "phase"), f'unknown phase "{phase_id}" ({hint})')
+        return
+    phase = phases[phase_id]
+    task = _valid(Task, {k: v for k, v in raw.items() if k != "kind"})
+    if task is None or phase is None or task.due is None or task.window is not None:
+        return
+    if task.due < phase.start:
+        out.at(
+            (table, i, "due"),
+            f'"{task.due}" is before its phase "{phase.id}" starts ("{phase.start}"): '
+            "give a window, another phase, or no phase",
+        )
+
+
+def _id_problems(data: Mapping[str, Any], out: _Collector) -> None:
+    """Task ids are unique across tasks and duties; indicator ids across the whole file."""
     seen_tasks: dict[str, str] = {}
     seen_indicators: dict[str, str] = {}
-    for table in ("tasks", "duties"):
-        for i, task in enumerate(data.get(table, []) if isinstance(data.get(table), list) else []):
-            if not isinstance(task, dict):
-                continue
-            tid = task.get("id")
+    for table in _TASK_TABLES:
+        for i, raw in _items(data, table):
+            tid = raw.get("id")
             if isinstance(tid, str):
                 if tid in seen_tasks:
-                    at(
-                        (table, i, "id"),
-                        f'{table}[{i}].id: duplicate id "{tid}" (first at {seen_tasks[tid]})',
-                    )
+                    out.at((table, i, "id"), f'duplicate task id "{tid}" (first at {seen_tasks[tid]})')
                 seen_tasks.setdefault(tid, f"{table}[{i}]")
-            phase = task.get("phase")
-            if isinstance(phase, str) and phase not in phase_ids:
-                known = ", ".join(phase_ids) or "none defined"
-                at((table, i, "phase"), f'{table}[{i}].phase: unknown phase "{phase}" (phases: {known})')
-            for j, ind in enumerate(
-                task.get("indicators", []) if isinstance(task.get("indicators"), list) else []
-            ):
-                iid = ind.get("id") if isinstance(ind, dict) else None
-                if isinstance(iid, str):
-                    if iid in seen_indicators:
-                        at(
-                            (table, i, "indicators"),
-                            f'{table}[{i}].indicators[{j}].id: duplicate indicator id "{iid}" '
-                            f"(first at {seen_indicators[iid]})",
-                        )
-                    seen_indicators.setdefault(iid, f"{table}[{i}]")
-    if defn is None:
-        return problems
-    for i, phase in enumerate(defn.phases):
-        if phase.end < phase.start:
-            at(("phases", i, "end"), f'phases[{i}].end: "{phase.end}" is before start "{phase.start}"')
-    for table, tasks in (("tasks", defn.tasks), ("duties", defn.duties)):
-        for i, task in enumerate(tasks):
-            phase = defn.phase(task.phase)
-            if phase and task.due and task.window is None and task.due < phase.start:
-                at(
-                    (table, i, "due"),
-                    f'{table}[{i}].due: "{task.due}" is before its phase "{phase.id}" opens on "{phase.start}"; '
-                    "give a window or another phase",
-                )
-    if defn.evaluation and defn.evaluation.bands:
-        mins = [b.min for b in defn.evaluation.bands]
-        if 0 not in mins:
-            at(("evaluation", "bands"), "evaluation.bands: one band must have min = 0 (the lowest grade)")
-    return problems
+            for j, ind in _items(raw, "indicators"):
+                iid = ind.get("id")
+                if not isinstance(iid, str):
+                    continue
+                if iid in seen_indicators:
+                    out.at(
+                        (table, i, "indicators", j, "id"),
+                        f'duplicate indicator id "{iid}" (first at {seen_indicators[iid]})',
+                    )
+                seen_indicators.setdefault(iid, f"{table}[{i}].indicators[{j}]")
+
+
+def _definition_problems(data: Mapping[str, Any], path: str, source: SourceMap) -> list[Problem]:
+    """Checks that need the whole file; each part is checked if it is valid by itself."""
+    out = _Collector(path, source)
+    phases = _phase_problems(data, out)
+    _id_problems(data, out)
+    for table in _TASK_TABLES:
+        for i, raw in _items(data, table):
+            _task_problems(table, i, raw, phases, out)
+    return out.problems
+
+
+# -- definitions ------------------------------------------------------------------------------
+
+
+def read_definition(path: Path) -> DefinitionFile:
+    """Read and check one definition file by itself; its problems are collected, not raised.
+
+    Raises ``DefinitionError`` only when there is nothing to check: the file cannot be read, is
+    not TOML, or is empty.
+    """
+    data, source, digest = read_toml(path)
+    shown = str(path)
+    if not data:
+        raise DefinitionError(
+            [Problem(shown, 1, "empty file: expected a definition with a [workflow] table")]
+        )
+    problems: list[Problem] = []
+    definition: Definition | None = None
+    try:
+        definition = Definition.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, Definition, shown, source))
+    problems.extend(_definition_problems(data, shown, source))
+    if problems:
+        definition = None
+    return DefinitionFile(shown, data, source, digest, definition, tuple(sorted(set(problems))))
 
 
 def load_definition(path: Path) -> LoadedDefinition:
     """Load and check one definition file (alone; see :func:`check_definition_against`)."""
-    data, source, digest = read_toml(path)
-    shown = str(path)
-    defn: Definition | None = None
-    problems: list[Problem] = []
-    try:
-        defn = Definition.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc, Definition, shown, source))
-    problems.extend(_definition_problems(data, defn, shown, source))
-    if problems or defn is None:
-        raise DefinitionError(problems)
-    return LoadedDefinition(defn, shown, source, digest)
+    return read_definition(path).loaded()
+
+
+# -- units ------------------------------------------------------------------------------------
 
 
 def load_units(path: Path) -> LoadedUnits:
     """Load and check one units file: ids unique, addresses valid, no control characters."""
     data, source, digest = read_toml(path)
     shown = str(path)
+    if not data:
+        raise DefinitionError([Problem(shown, 1, "empty file: expected [[units]] tables")])
     problems: list[Problem] = []
     parsed: UnitsFile | None = None
     try:
         parsed = UnitsFile.model_validate(data)
     except ValidationError as exc:
         problems.extend(_pydantic_problems(exc, UnitsFile, shown, source))
+    out = _Collector(shown, source)
     seen: dict[str, int] = {}
-    for i, unit in enumerate(data.get("units", []) if isinstance(data.get("units"), list) else []):
-        uid = unit.get("id") if isinstance(unit, dict) else None
+    for i, unit in _items(data, "units"):
+        uid = unit.get("id")
         if isinstance(uid, str):
             if uid in seen:
-                problems.append(
-                    Problem(
-                        shown, source.line_of(("units", i, "id")), f'units[{i}].id: duplicate unit id "{uid}"'
-                    )
-                )
+                out.at(("units", i, "id"), f'duplicate unit id "{uid}" (first at units[{seen[uid]}])')
             seen.setdefault(uid, i)
+        emails = unit.get("emails")
+        for j, address in enumerate(emails if isinstance(emails, list) else []):
+            if isinstance(address, str) and address in emails[:j]:
+                out.at(("units", i, "emails", j), f'duplicate address "{address}"')
+    problems.extend(out.problems)
     if problems or parsed is None:
         raise DefinitionError(problems)
     return LoadedUnits(UnitDirectory(tuple(parsed.units)), shown, source, digest)
 
 
-def check_definition_against(
-    loaded: LoadedDefinition, units: LoadedUnits, registers: Mapping[str, Register] | None = None
-) -> list[Problem]:
-    """Every unit reference must resolve, every role must be held, every anchor must have its register."""
-    defn, source, path = loaded.definition, loaded.source, loaded.path
-    directory = units.directory
-    problems: list[Problem] = []
+# -- a definition against units and registers ------------------------------------------------
 
-    def check_refs(loc: tuple, refs: Iterable[str]) -> None:
-        for ref in refs:
-            if ref == "lead":
+
+def _ref_lists(data: Mapping[str, Any]) -> Iterable[tuple[tuple, Any, bool]]:
+    """Every unit reference list in raw definition data: ``(loc, value, may_be_lead)``."""
+    workflow = data.get("workflow") if isinstance(data.get("workflow"), dict) else {}
+    if "contact" in workflow:
+        yield ("workflow", "contact"), workflow["contact"], False
+    for k, step in _items(workflow, "escalation"):
+        yield ("workflow", "escalation", k, "to"), step.get("to"), True
+    for table in _TASK_TABLES:
+        for i, task in _items(data, table):
+            for key in _REF_KEYS:
+                yield (table, i, key), task.get(key), False
+            for k, step in _items(task, "escalation"):
+                yield (table, i, "escalation", k, "to"), step.get("to"), True
+            for j, indicator in _items(task, "indicators"):
+                yield (table, i, "indicators", j, "reported_by"), indicator.get("reported_by"), False
+    evaluation = data.get("evaluation") if isinstance(data.get("evaluation"), dict) else {}
+    for key in ("subjects", "recipients"):
+        yield ("evaluation", key), evaluation.get(key), False
+
+
+def _check_refs(
+    data: Mapping[str, Any], directory: UnitDirectory, units_path: str, at: Callable[[tuple, str], None]
+) -> None:
+    roles = sorted(directory.by_role)
+    for loc, value, may_be_lead in _ref_lists(data):
+        if isinstance(value, str):
+            refs: list[tuple[tuple, Any]] = [(loc, value)]
+        elif isinstance(value, list):
+            refs = [((*loc, j), ref) for j, ref in enumerate(value)]
+        else:
+            continue
+        for ref_loc, ref in refs:
+            if not isinstance(ref, str) or (may_be_lead and ref == "lead") or directory.expand(ref):
                 continue
-            if not directory.expand(ref):
-                if ref.startswith("role:"):
-                    message = f'{format_loc(loc)}: no unit in {units.path} has role "{ref[5:]}"'
-                else:
-                    message = f'{format_loc(loc)}: unknown unit "{ref}" (not in {units.path})'
-                problems.append(Problem(path, source.line_of(loc), message))
+            if ref.startswith("role:"):
+                hint = _did_you_mean(ref[5:], roles)
+                extra = f"; {hint}" if hint else ""
+                at(ref_loc, f'no unit in {units_path} has role "{ref[5:]}"{extra}')
+            else:
+                hint = _did_you_mean(ref, directory.by_id)
+                at(ref_loc, f'unknown unit "{ref}" (not in {units_path}{"; " + hint if hint else ""})')
 
-    wf = defn.workflow
-    check_refs(("workflow", "contact"), [wf.contact] if wf.contact else [])
-    for step in wf.escalation:
-        check_refs(("workflow", "escalation"), step.to)
-    for table, tasks in (("tasks", defn.tasks), ("duties", defn.duties)):
-        for i, task in enumerate(tasks):
-            check_refs((table, i, "lead"), task.lead)
-            check_refs((table, i, "responsible"), task.responsible)
-            for step in task.escalation or ():
-                check_refs((table, i, "escalation"), step.to)
-            anchor = task.anchor_register
-            if anchor:
-                name, column = anchor
-                register = (registers or {}).get(name)
-                if register is None:
-                    problems.append(
-                        Problem(
-                            path,
-                            source.line_of((table, i, "anchor")),
-                            f'{table}[{i}].anchor: no register "{name}" given '
-                            f"(use --register {name}=FILE.csv or [registers] in config)",
-                        )
-                    )
-                else:
-                    problems.extend(check_register(register, column, directory))
-    if defn.evaluation:
-        check_refs(("evaluation", "subjects"), defn.evaluation.subjects)
-        check_refs(("evaluation", "recipients"), defn.evaluation.recipients)
+
+def _check_anchors(
+    data: Mapping[str, Any],
+    directory: UnitDirectory,
+    registers: Mapping[str, Register],
+    at: Callable[[tuple, str], None],
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for table in _TASK_TABLES:
+        for i, task in _items(data, table):
+            found = _ANCHOR.match(task.get("anchor", "")) if isinstance(task.get("anchor"), str) else None
+            if not found:
+                continue
+            name, column = found.groups()
+            register = registers.get(name)
+            if register is None:
+                at(
+                    (table, i, "anchor"),
+                    f'no register "{name}" given (use --register {name}=FILE.csv or [registers] in config)',
+                )
+            else:
+                problems.extend(check_register(register, column, directory))
     return problems
 
 
+def check_references(
+    data: Mapping[str, Any],
+    source: SourceMap,
+    path: str,
+    units: LoadedUnits,
+    registers: Mapping[str, Register] | None = None,
+) -> list[Problem]:
+    """Every unit reference must resolve, every role must be held, every anchor must have its register.
+
+    Works on raw definition data, so a definition with other problems is still checked.
+    """
+    out = _Collector(path, source)
+    _check_refs(data, units.directory, units.path, out.at)
+    register_problems = _check_anchors(data, units.directory, registers or {}, out.at)
+    return sorted(set(out.problems + register_problems))
+
+
+def check_definition_against(
+    loaded: LoadedDefinition | DefinitionFile,
+    units: LoadedUnits,
+    registers: Mapping[str, Register] | None = None,
+) -> list[Problem]:
+    """:func:`check_references` for a loaded (or read) definition."""
+    data = loaded.data
+    if not data and loaded.definition is not None:
+        data = loaded.definition.model_dump()
+    return check_references(data, loaded.source, loaded.path, units, registers)
+
+
 def file_kind(data: Mapping[str, Any]) -> str:
-    """Tell a definition from a units file by content: ``"definition"``, ``"units"`` or ``"unknown"``."""
+    """Tell files apart by content: ``"definition"``, ``"units"``, ``"calendar"`` or ``"unknown"``.
+
+    A definition has ``[workflow]``; a units file ``[[units]]``; a calendar override file only
+    ``[YYYY]`` sections.
+    """
     if "workflow" in data:
         return "definition"
     if "units" in data:
         return "units"
+    if data and all(re.fullmatch(r"[1-9]\d{3}", str(key)) for key in data):
+        return "calendar"
     return "unknown"

@@ -1,9 +1,11 @@
 """``plan()``: definition + units + registers + year → every obligation with its dates.
 
 Deterministic: no clock, no database. Due dates follow the working-day rule (a due date on a
-non-working day moves to the next working day); an obligation opens at its phase's start, or
-``window`` before its due date (``-30d`` for a duty outside any phase), rolled forward to a
-working day but never after its due date.
+non-working day moves to the next working day); an obligation opens ``window`` before its
+nominal due date if the task has a window, else at its phase's start (``-30d`` before the due date
+for a duty outside any phase), rolled forward to a working day but never after its due date.
+An occurrence belongs to the year of its *nominal* date (a rrule date, a register row's date),
+even when the working-day rule moves it into the next January: each belongs to exactly one year.
 """
 
 from __future__ import annotations

@@ -2,13 +2,16 @@
 
 Field validators turn strings into typed values (offsets, month-days, targets, RRULEs) and
 raise ``ValueError`` with a message naming the bad value; the loader adds file and line.
-Checks that need the whole file (unknown phase, duplicate ids) live in ``loader.py``.
+A model validator that blames one key starts its message with ``"KEY: "``: the loader then
+reports it at that key's line. Checks that need the whole file (unknown phase, duplicate ids)
+live in ``loader.py``.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+import unicodedata
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from dateutil.rrule import rrulestr
@@ -21,11 +24,18 @@ from workflows.targets import Target, parse_target
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _REF = re.compile(r"^(lead|role:[A-Za-z0-9_-]+|[A-Za-z0-9][A-Za-z0-9_.-]*)$")
 _ANCHOR = re.compile(r"^register:([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$")
+_DTSTART = re.compile(r"^DTSTART(?:;VALUE=DATE)?:(\d{8})(?:T(\d{6}))?$", re.IGNORECASE)
+_RRULE_PART = re.compile(r"^([A-Za-z]+)=(.*)$")
+_DAY_FREQS = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY")
+_MAX_OFFSET = {"d": 3660, "wd": 2610, "mo": 120}
+"""The farthest an offset may reach (about ten years): plans are about a year, not a century."""
 
 
 def _check_id(value: str) -> str:
     if not _ID.match(value):
-        raise ValueError(f'bad id "{value}": use letters, digits, "-", "_" or "."')
+        raise ValueError(
+            f'bad id "{value}": use letters, digits, "-", "_" or "." (starting with a letter or digit)'
+        )
     return value
 
 
@@ -41,8 +51,36 @@ def _check_recipient(value: str) -> str:
     return value
 
 
-def _negative_offset(value: str) -> Offset:
+def _one_line(value: str) -> str:
+    """Titles and names go into email subjects and headers: no line breaks or control characters."""
+    bad = next((ch for ch in value if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ValueError(f"{value!r} contains a control character ({bad!r}): use one line of text")
+    return value
+
+
+def _bounded(value: str) -> Offset:
     offset = parse_offset(value)
+    limit = _MAX_OFFSET[offset.unit]
+    if abs(offset.amount) > limit:
+        raise ValueError(f'offset "{value}" is too far: at most {limit}{offset.unit} either way')
+    return offset
+
+
+def _not_after(what: str, example: str):
+    def parse(value: str) -> Offset:
+        offset = _bounded(value)
+        if offset.amount > 0:
+            raise ValueError(
+                f'{what} "{value}" would be after the due date: use a negative offset, e.g. "{example}"'
+            )
+        return offset
+
+    return parse
+
+
+def _window(value: str) -> Offset:
+    offset = _bounded(value)
     if offset.amount > 0:
         raise ValueError(
             f'window "{value}" would open after the due date: use a negative offset, e.g. "-30d"'
@@ -50,8 +88,8 @@ def _negative_offset(value: str) -> Offset:
     return offset
 
 
-def _positive_offset(value: str) -> Offset:
-    offset = parse_offset(value)
+def _after_due(value: str) -> Offset:
+    offset = _bounded(value)
     if offset.amount < 0:
         raise ValueError(
             f'escalation after "{value}" is before the due date: use a positive offset, e.g. "1wd"'
@@ -59,16 +97,90 @@ def _positive_offset(value: str) -> Offset:
     return offset
 
 
-def _rrule(value: str) -> str:
-    text = value.replace("\\n", "\n")
-    if "FREQ=" not in text.upper():
+def _phase_ending(value: str) -> Offset:
+    offset = _bounded(value)
+    if offset.amount > 0:
         raise ValueError(
-            f'bad rrule "{value}": FREQ is required, e.g. "FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=31"'
+            f'phase_ending "{value}" is after the phase ends: use a negative offset, e.g. "-3wd"'
         )
+    return offset
+
+
+def _q(value: str) -> str:
+    """``value`` in double quotes, line breaks shown as ``\\n`` (a message is one line)."""
+    return '"' + value.replace("\n", "\\n") + '"'
+
+
+def _rrule_lines(value: str) -> tuple[str | None, str]:
+    """Split a rule into its DTSTART line (or None) and its RRULE parameters; ValueError if malformed."""
+    dtstart, rules = None, []
+    for raw in value.replace("\\n", "\n").splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        upper = line.upper()
+        if upper.startswith("DTSTART"):
+            if not _DTSTART.match(line):
+                raise ValueError(
+                    f'bad rrule {_q(value)}: DTSTART must be a plain local date, e.g. "DTSTART:20260101" '
+                    "(no time zone: the plan's timezone applies)"
+                )
+            dtstart = line
+        elif upper.startswith(("EXDATE", "RDATE", "EXRULE")):
+            raise ValueError(f"bad rrule {_q(value)}: only DTSTART and one RRULE are supported")
+        else:
+            rules.append(line[6:] if upper.startswith("RRULE:") else line)
+    if len(rules) != 1:
+        raise ValueError(
+            f'bad rrule {_q(value)}: expected one RRULE, e.g. "FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=31"'
+        )
+    return dtstart, rules[0]
+
+
+def _rrule_params(value: str, rule: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for part in rule.split(";"):
+        found = _RRULE_PART.match(part.strip())
+        if not found:
+            raise ValueError(f'bad rrule {_q(value)}: "{part}" is not NAME=VALUE')
+        params[found.group(1).upper()] = found.group(2).strip().upper()
+    freq = params.get("FREQ")
+    if freq is None:
+        raise ValueError(
+            f'bad rrule {_q(value)}: FREQ is required, e.g. "FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=31"'
+        )
+    if freq not in _DAY_FREQS:
+        raise ValueError(
+            f"bad rrule {_q(value)}: FREQ={freq}: expected one of {', '.join(_DAY_FREQS)} (plans are in days)"
+        )
+    interval = params.get("INTERVAL", "1")
+    if not interval.isdigit() or int(interval) < 1:
+        raise ValueError(f"bad rrule {_q(value)}: INTERVAL={interval}: expected a whole number >= 1")
+    return params
+
+
+def _rrule(value: str) -> str:
+    """Check an RFC 5545 rule: FREQ daily or longer, an optional plain DTSTART, and at least one occurrence.
+
+    Without DTSTART a rule starts on 01-01 of each program year, so an INTERVAL that does not divide
+    a year (``FREQ=YEARLY;INTERVAL=2``) needs a DTSTART to know which years it lands in.
+    """
+    dtstart, rule = _rrule_lines(value)
+    params = _rrule_params(value, rule)
+    interval = int(params.get("INTERVAL", "1"))
+    if dtstart is None and interval > 1 and not (params["FREQ"] == "MONTHLY" and 12 % interval == 0):
+        raise ValueError(
+            f"bad rrule {_q(value)}: INTERVAL={interval} needs a DTSTART (else it restarts on 01-01 of every "
+            f'program year), e.g. "DTSTART:20260101\\nRRULE:{rule}"'
+        )
+    text = "\n".join(line for line in (dtstart, f"RRULE:{rule}") if line)
     try:
-        rrulestr(text, dtstart=datetime(2000, 1, 1), forceset=True)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f'bad rrule "{value}": {exc}') from None
+        parsed = rrulestr(text, dtstart=None if dtstart else datetime(2000, 1, 1), forceset=True)
+        first = parsed.after(datetime(1900, 1, 1), inc=True)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"bad rrule {_q(value)}: {exc}") from None
+    if first is None:
+        raise ValueError(f"bad rrule {_q(value)}: it never occurs")
     return text
 
 
@@ -88,15 +200,19 @@ def _timezone(value: str) -> str:
     return value
 
 
-def _parsing(parse):
-    """A before-validator: parse strings, pass already-parsed values through."""
+def _parsing(parse, kind: type, expected: str):
+    """A before-validator: parse a string with ``parse``; pass a ``kind`` through; refuse anything else."""
 
     def validate(value):
         if isinstance(value, str):
             return parse(value)
-        if isinstance(value, int | float) and not isinstance(value, bool) and parse is parse_target:
-            return parse(str(value))
-        return value
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, date):
+            raise ValueError(
+                f"expected {expected}, got the date {value} (plan dates have no year: write it in quotes as MM-DD)"
+            )
+        raise ValueError(f"expected {expected}, got {value!r}")
 
     return BeforeValidator(validate)
 
@@ -104,11 +220,14 @@ def _parsing(parse):
 Id = Annotated[str, AfterValidator(_check_id)]
 UnitRef = Annotated[str, AfterValidator(_check_ref)]
 RecipientRef = Annotated[str, AfterValidator(_check_recipient)]
-OffsetValue = Annotated[Offset, _parsing(parse_offset)]
-WindowValue = Annotated[Offset, _parsing(_negative_offset)]
-AfterValue = Annotated[Offset, _parsing(_positive_offset)]
-MonthDayValue = Annotated[MonthDay, _parsing(parse_month_day)]
-TargetValue = Annotated[Target, _parsing(parse_target)]
+Line = Annotated[str, AfterValidator(_one_line), Field(min_length=1)]
+_OFFSET_TEXT = 'an offset in quotes, e.g. "-7d", "-3wd" or "-6mo"'
+OffsetValue = Annotated[Offset, _parsing(_not_after("reminder", "-7d"), Offset, _OFFSET_TEXT)]
+WindowValue = Annotated[Offset, _parsing(_window, Offset, _OFFSET_TEXT)]
+AfterValue = Annotated[Offset, _parsing(_after_due, Offset, 'an offset in quotes, e.g. "1wd" or "7d"')]
+PhaseEndingValue = Annotated[Offset, _parsing(_phase_ending, Offset, _OFFSET_TEXT)]
+MonthDayValue = Annotated[MonthDay, _parsing(parse_month_day, MonthDay, 'a date in quotes, "MM-DD"')]
+TargetValue = Annotated[Target, _parsing(parse_target, Target, 'a target in quotes, e.g. ">= 90%"')]
 
 
 class _Strict(BaseModel):
@@ -127,28 +246,32 @@ class EscalationStep(_Strict):
 
 
 class Indicator(_Strict):
+    """A numeric target of a task. ``reported_by``: the units that report a value and are scored on it
+    (default: the task's responsible units)."""
+
     id: Id
-    name: str = Field(min_length=1)
+    name: Line
     target: TargetValue
     unit: str | None = None
     description: str | None = None
+    reported_by: list[UnitRef] = Field(default_factory=list)
 
 
 class WorkflowInfo(_Strict):
     id: Id
-    title: str = Field(min_length=1)
+    title: Line
     description: str | None = None
     timezone: Annotated[str, AfterValidator(_timezone)] = "Asia/Shanghai"
     calendar: Literal["cn-workdays", "weekdays"] = "cn-workdays"
     reminders: list[OffsetValue] = Field(default_factory=lambda: [parse_offset("-7d"), parse_offset("-1wd")])
     escalation: list[EscalationStep] = Field(default_factory=list)
-    phase_ending: OffsetValue | None = None
+    phase_ending: PhaseEndingValue | None = None
     contact: UnitRef | None = None
 
 
 class Phase(_Strict):
     id: Id
-    name: str = Field(min_length=1)
+    name: Line
     start: MonthDayValue
     end: MonthDayValue
     description: str | None = None
@@ -156,8 +279,8 @@ class Phase(_Strict):
 
 class Task(_Strict):
     id: Id
-    title: str = Field(min_length=1)
-    section: str | None = None
+    title: Line
+    section: Line | None = None
     detail: str | None = None
     phase: str | None = None
     lead: list[UnitRef] = Field(default_factory=list)
@@ -176,7 +299,7 @@ class Task(_Strict):
     def _one_date_rule(self):
         rules = [name for name in ("due", "rrule", "anchor") if getattr(self, name) is not None]
         if len(rules) > 1:
-            raise ValueError(f"give only one of due, rrule, anchor (found {', '.join(rules)})")
+            raise ValueError(f"{rules[-1]}: give only one of due, rrule, anchor (found {', '.join(rules)})")
         if not rules and self.phase is None:
             raise ValueError("no date: give a phase, due, rrule or anchor")
         if self.anchor is None and not self.responsible:
@@ -197,7 +320,7 @@ class Task(_Strict):
 
 
 class Band(_Strict):
-    name: str = Field(min_length=1)
+    name: Line
     min: float = Field(ge=0, le=100)
 
 
@@ -217,12 +340,30 @@ def _default_bands() -> list[Band]:
 
 
 class Evaluation(_Strict):
+    """The year-end evaluation: who is scored, who gets the scorecard, weights (points summing to 100)
+    and grading bands (a score gets the band with the highest ``min`` it reaches)."""
+
     subjects: list[UnitRef] = Field(default_factory=list)
     recipients: list[UnitRef] = Field(default_factory=list)
     send_on: MonthDayValue | None = None
     weights: Weights = Field(default_factory=Weights)
-    bands: list[Band] = Field(default_factory=_default_bands)
+    bands: list[Band] = Field(default_factory=_default_bands, min_length=1)
     late_days_full_penalty: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _check_points(self):
+        total = self.weights.on_time + self.weights.timeliness + self.weights.indicators
+        if abs(total - 100) > 1e-6:
+            raise ValueError(
+                f"weights: on_time + timeliness + indicators must be 100 points (they add up to {total:g})"
+            )
+        names = [band.name for band in self.bands]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f'bands: duplicate band name "{duplicates[0]}"')
+        if min(band.min for band in self.bands) != 0:
+            raise ValueError("bands: the lowest band must have min = 0 (every score needs a band)")
+        return self
 
 
 class Definition(_Strict):

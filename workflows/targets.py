@@ -26,9 +26,13 @@ class Target:
         return f"{self.op} {number}{'%' if self.percent else ''}"
 
 
+_ALIASES = str.maketrans({"≥": ">=", "≤": "<=", "＝": "==", "％": "%", "＞": ">", "＜": "<"})
+"""The mathematical and full-width signs an office may type in Chinese text mean the same."""
+
+
 def parse_target(text: str) -> Target:
-    """Parse a target; raise ValueError naming the bad text."""
-    found = _TARGET.match(text)
+    """Parse a target (``">= 90%"``, ``"≥ 90%"``, ``"<= 5"``); raise ValueError naming the bad text."""
+    found = _TARGET.match(text.translate(_ALIASES))
     if not found:
         raise ValueError(
             f'bad target "{text}": expected a comparator (>=, <=, ==, >, <) and a number, '

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 _UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ROLE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -17,6 +17,9 @@ _EMAIL = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
 
 
 def _no_control(value: str) -> str:
+    """Refuse control and format characters (line breaks, NUL, U+2028…): they would end up in email headers."""
+    if not isinstance(value, str):
+        return value
     bad = [ch for ch in value if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")]
     if bad:
         raise ValueError(
@@ -26,10 +29,19 @@ def _no_control(value: str) -> str:
 
 
 def _check_email(value: str) -> str:
-    _no_control(value)
+    """A plain ``local@domain.tld`` address: no display name, no spaces, a domain with a dot."""
+    if any(ch.isspace() for ch in value):
+        raise ValueError(f'bad email address "{value}": it contains a space')
+    if value.count("@") != 1:
+        raise ValueError(f'bad email address "{value}": expected exactly one "@", e.g. office@example.gov.cn')
     if len(value) > 254 or not _EMAIL.match(value):
-        raise ValueError(f'bad email address "{value}"')
+        raise ValueError(f'bad email address "{value}": expected e.g. office@example.gov.cn')
     return value
+
+
+def _raw_email(value: object) -> object:
+    """Addresses are checked as written: a space, even a leading one, is an error, not trimmed."""
+    return _check_email(_no_control(value)) if isinstance(value, str) else value
 
 
 def _check_unit_id(value: str) -> str:
@@ -44,13 +56,19 @@ def _check_role(value: str) -> str:
     return value
 
 
+NoControl = BeforeValidator(_no_control)
+"""Checked before whitespace is stripped, so a trailing line break is refused, not trimmed away."""
+
+
 class Unit(BaseModel):
+    """One office of the deployment: ``name`` and ``emails`` go into email headers."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    id: Annotated[str, AfterValidator(_check_unit_id)]
-    name: Annotated[str, AfterValidator(_no_control)] = Field(min_length=1)
-    emails: list[Annotated[str, AfterValidator(_check_email)]] = Field(min_length=1)
-    roles: list[Annotated[str, AfterValidator(_check_role)]] = Field(default_factory=list)
+    id: Annotated[str, NoControl, AfterValidator(_check_unit_id)]
+    name: Annotated[str, NoControl, Field(min_length=1)]
+    emails: list[Annotated[str, BeforeValidator(_raw_email)]] = Field(min_length=1)
+    roles: list[Annotated[str, NoControl, AfterValidator(_check_role)]] = Field(default_factory=list)
 
 
 class UnitsFile(BaseModel):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import typer
+from typer._click.exceptions import ClickException
 
 from orchestrator.cli.common import Context, err_console, state
 from orchestrator.logs import configure_cli
@@ -39,6 +40,7 @@ def _global(
     debug: bool = typer.Option(False, "--debug", help="Show a traceback for errors."),
 ) -> None:
     state.config_path = config
+    state._settings = None  # loaded afresh for every invocation (main() may run many in one process)
     state.debug = debug
     configure_cli(logging.DEBUG if debug else logging.WARNING)
 
@@ -65,10 +67,24 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="duban")
+        code = app(args=args, prog_name="duban", standalone_mode=False)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except ClickException as exc:  # a usage error: one line, not Click's box
+        if debug:
+            raise
+        if type(exc).__name__ != "NoArgsIsHelpError":  # (that one has printed the help already)
+            command = getattr(getattr(exc, "ctx", None), "command_path", None) or "duban"
+            err_console.print(
+                f"{command}: {exc.format_message()} (see `{command} --help`)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        return exc.exit_code
+    except typer.Abort:
+        return 130
     except DubanError as exc:
         if debug:
             raise
@@ -77,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 __all__ = ["Context", "app", "main"]

@@ -7,9 +7,8 @@ from pathlib import Path
 import typer
 
 from orchestrator.audit import operator
-from orchestrator.cli.common import console, open_engine, parse_year, state, warn
-from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, parse_registers
-from orchestrator.clock import SystemClock
+from orchestrator.cli.common import console, now, open_engine, state, warn
+from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, parse_registers, parse_year_text
 from orchestrator.db import make_engine, transaction, upgrade
 from orchestrator.programs import start_program
 from orchestrator.runtime import load_bundle_for
@@ -35,7 +34,7 @@ def start(
     workflow: str = typer.Argument(
         ..., help="A workflow id from the definition folders, or a definition file."
     ),
-    year: int = typer.Option(None, "--year", "-y", help="The program year, YYYY."),
+    year: str = typer.Option(None, "--year", "-y", help="The program year, YYYY."),
     units: Path = typer.Option(None, "--units", "-u", help=UNITS_HELP),
     register: list[str] = typer.Option(None, "--register", "-r", help=REGISTER_HELP),
 ) -> None:
@@ -46,16 +45,15 @@ def start(
 
     Example: [bold]duban start rule-of-law-pilot --year 2026[/]
     """
-    year = parse_year(year)
+    year = parse_year_text(year)
     settings = state.settings
     engine = open_engine()
     bundle = load_bundle_for(
         settings, workflow, units=units, registers=parse_registers(register), on_assumed=lambda y, m: warn(m)
     )
-    now = SystemClock().now()
     with transaction(engine) as session:
         report = start_program(
-            session, bundle, year, now, horizon_days=settings.daemon.horizon_days, actor=operator()
+            session, bundle, year, now(), horizon_days=settings.daemon.horizon_days, actor=operator()
         )
     verb = "started" if report.created else "reconciled"
     console.print(

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import tomllib
+import re
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from orchestrator.cli.common import BadInput, console, parse_year, print_json_lines, state, warn
-from workflows.catalog import (
-    definition_folders,
-    find_definition,
-    known_definitions,
-    load_bundle,
-    load_registers,
-)
-from workflows.errors import DefinitionError, Problem
-from workflows.loader import check_definition_against, load_definition, load_units, read_toml
-from workflows.plan import plan
+from workflows.catalog import Bundle, definition_files, definition_folders, find_definition, load_bundle
+from workflows.check import Inputs, check_inputs
+from workflows.errors import DefinitionError, NotFound, Problem
+from workflows.loader import read_toml
+from workflows.plan import Occurrence, plan
 
 REGISTER_HELP = (
     "A register CSV for anchored duties, as NAME=FILE (repeatable); default: [registers] in config."
@@ -26,14 +21,19 @@ REGISTER_HELP = (
 UNITS_HELP = "The units file (default: [definitions] units in config)."
 
 
-def parse_registers(values: list[str] | None) -> dict[str, Path]:
-    """``--register NAME=FILE`` options over the configured ``[registers]``."""
-    registers = {name: Path(path) for name, path in state.settings.registers.items()}
+def parse_registers(values: list[str] | None, *, configured: bool = True) -> dict[str, Path]:
+    """``--register NAME=FILE`` options, over the configured ``[registers]`` when ``configured``."""
+    registers = {name: Path(path) for name, path in state.settings.registers.items()} if configured else {}
     for value in values or []:
         name, sep, path = value.partition("=")
+        name, path = name.strip(), path.strip()
         if not sep or not name or not path:
             raise BadInput(f'--register: bad value "{value}", expected NAME=FILE.csv')
-        registers[name.strip()] = Path(path.strip())
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            raise BadInput(
+                f'--register: bad name "{name}": use letters, digits, "-" or "_" (as in the anchor)'
+            )
+        registers[name] = Path(path)
     return registers
 
 
@@ -47,91 +47,155 @@ def units_path(option: Path | None) -> Path:
 def bundle_for(workflow: str, units: Path | None, registers: list[str] | None):
     """Load the workflow's bundle; calendar warnings go to stderr once per year."""
     settings = state.settings
+    register_files = parse_registers(registers)
     path = find_definition(workflow, definition_folders(settings.definitions.paths))
     return load_bundle(
         path,
         units_path(units),
-        parse_registers(registers),
+        register_files,
         overrides=settings.definitions.calendar_overrides,
         on_assumed=lambda year, message: warn(message),
     )
 
 
-def _classify(paths: list[Path]) -> tuple[list[Path], list[Path], dict[str, Path], list[Problem]]:
-    definitions, units, registers, problems = [], [], {}, []
-    for path in paths:
-        if path.suffix.lower() == ".csv":
-            registers[path.stem] = path
-            continue
+def parse_year_text(text: str | None) -> int:
+    """``--year`` as given: four digits, 1900–2200 (BadInput, exit 2, otherwise)."""
+    if text is None:
+        raise BadInput("--year: missing, give the program year, e.g. --year 2026")
+    if not text.strip().isdigit():
+        raise BadInput(f'--year: bad year "{text}", expected YYYY, e.g. 2026')
+    return parse_year(int(text))
+
+
+def configured_inputs() -> Inputs:
+    """Everything config.toml names: every definition file in the definition folders (the shipped
+    ones too), the units file, the registers, the calendar override file, and [[programs]]."""
+    settings = state.settings
+    inputs = Inputs()
+    folders = definition_folders(settings.definitions.paths)
+    for path in definition_files(folders):
+        inputs.add(path)
+    for i, entry in enumerate(settings.programs):
         try:
-            data, _, _ = read_toml(path)
-        except DefinitionError as exc:
-            problems.extend(exc.problems)
-            continue
-        kind = "definition" if "workflow" in data else "units" if "units" in data else None
-        if kind is None:
-            problems.append(
-                Problem(str(path), 1, "neither a definition ([workflow]) nor a units file ([[units]])")
+            path = find_definition(entry.workflow, folders)
+        except NotFound as exc:
+            inputs.problems.append(
+                _config_problem(("programs", i, "workflow"), f"programs[{i}].workflow: {exc}")
             )
-        else:
-            (definitions if kind == "definition" else units).append(path)
-    return definitions, units, registers, problems
+            continue
+        inputs.add(path)
+    if settings.definitions.units:
+        inputs.add(settings.definitions.units)
+    for name, path in settings.registers.items():
+        inputs.registers[name] = path
+    if settings.definitions.calendar_overrides:
+        inputs.calendars.append(settings.definitions.calendar_overrides)
+    return inputs
+
+
+def _config_problem(loc: tuple, message: str) -> Problem:
+    path = state.settings.path
+    if path is None:
+        return Problem("config.toml", 1, message)
+    try:
+        line = read_toml(path)[1].line_of(loc)
+    except DefinitionError:
+        line = 1
+    return Problem(str(path), line, message)
 
 
 def validate(
     files: list[Path] = typer.Argument(
-        None, help="Definition, units and register files; default: all configured."
+        None,
+        help="Definition, units, calendar override (.toml) and register (.csv) files; default: all configured.",
+        show_default=False,
     ),
     register: list[str] = typer.Option(None, "--register", "-r", help=REGISTER_HELP),
 ) -> None:
-    """Check definitions and units files against each other; print every error as FILE:LINE: message.
+    """Check definitions, units files and registers against each other; every error as FILE:LINE: message.
+
+    Files are told apart by content. With no FILE, everything config.toml names is checked. A
+    definition given without a units file is checked against the configured units file.
+    A register file is named by its file name up to the first dot (or give --register NAME=FILE).
 
     Example: [bold]duban validate workflows/definitions/rule_of_law_pilot.toml examples/units.example.toml[/]
     """
     settings = state.settings
-    if not files:
-        files = list(known_definitions(definition_folders(settings.definitions.paths)).values())
-        if settings.definitions.units:
-            files.append(settings.definitions.units)
-    definitions, units_files, csvs, problems = _classify(list(files))
-    if not units_files and settings.definitions.units and definitions:
-        units_files = [settings.definitions.units]
-    register_paths = {**parse_registers(register), **csvs}
-    loaded_defs, loaded_units = [], []
-    for path in definitions:
-        try:
-            loaded_defs.append(load_definition(path))
-        except DefinitionError as exc:
-            problems.extend(exc.problems)
-    for path in units_files:
-        try:
-            loaded_units.append(load_units(path))
-        except DefinitionError as exc:
-            problems.extend(exc.problems)
-    try:
-        registers = load_registers(register_paths)
-    except DefinitionError as exc:
-        problems.extend(exc.problems)
-        registers = {}
-    for loaded in loaded_defs:
-        for units in loaded_units:
-            problems.extend(check_definition_against(loaded, units, registers))
-    if problems:
-        raise DefinitionError(problems)
-    checked = len(definitions) + len(units_files) + len(register_paths)
-    console.print(
-        f"ok: {checked} file(s) checked — {len(definitions)} definition(s), {len(units_files)} units file(s)"
+    if files:
+        inputs = Inputs()
+        for path in files:
+            inputs.add(path)
+        inputs.registers = {
+            **parse_registers(register, configured=bool(inputs.definitions)),
+            **inputs.registers,
+        }
+        if inputs.definitions and not inputs.units and settings.definitions.units:
+            inputs.add(settings.definitions.units)
+    else:
+        inputs = configured_inputs()
+        inputs.registers.update(parse_registers(register, configured=False))
+    report = check_inputs(inputs)
+    for note in inputs.notes:
+        warn(note)
+    if report.problems:
+        raise DefinitionError(report.problems)
+    console.print(f"ok: {report.summary()}", markup=False)
+    if report.definitions and not report.units:
+        warn("no units file given: unit and role references and registers were not checked")
+
+
+def _rolled(o: Occurrence) -> str:
+    return f"{o.due}*" if o.due != o.nominal_due else str(o.due)
+
+
+def _title(bundle: Bundle, o: Occurrence) -> str:
+    """The task's title; for a register row, with the row's own title (the document it is about)."""
+    task = bundle.definition.task(o.task)
+    anchor = task.anchor_register if task else None
+    if anchor is None or o.occurrence is None:
+        return o.title
+    register = bundle.registers.get(anchor[0])
+    row = next((r for r in register.rows if r.id == o.occurrence), None) if register else None
+    return f"{o.title}：{row.title if row else o.occurrence}"
+
+
+def plan_table(bundle: Bundle, year: int, occurrences: list[Occurrence], width: int = 160) -> Table:
+    """The Rich table of ``duban plan``: one row per obligation, in Chinese, names instead of ids.
+
+    A due date moved by the working-day rule is marked ``*`` and explained in the caption. Below
+    120 columns the phase and lead columns are left out, so that titles and names stay readable.
+    """
+    directory = bundle.units.directory
+    definition = bundle.definition
+    wide = width >= 120
+    table = Table(
+        title=f"{definition.workflow.title} · {year}年 · {len(occurrences)} 项督办事项", expand=True
     )
-    if definitions and not units_files:
-        warn("no units file given: unit and role references were not checked")
+    table.add_column("截止日期", no_wrap=True)
+    table.add_column("开始日期", no_wrap=True)
+    table.add_column("编号", no_wrap=True)
+    table.add_column("事项", overflow="fold", ratio=3)
+    table.add_column("责任单位", overflow="fold", ratio=2)
+    if wide:
+        table.add_column("阶段", overflow="fold", ratio=1)
+        table.add_column("牵头单位", overflow="fold", ratio=2)
+    for o in occurrences:
+        cells = [_rolled(o), str(o.opens), o.task, _title(bundle, o), directory.name(o.unit)]
+        if wide:
+            phase = definition.phase(o.phase)
+            cells += [phase.name if phase else "—", "、".join(directory.name(u) for u in o.lead) or "—"]
+        table.add_row(*cells)
+    if any(o.due != o.nominal_due for o in occurrences):
+        table.caption = "* 原定截止日逢法定节假日或周末，顺延至下一个工作日"
+    return table
 
 
 def plan_command(
     workflow: str = typer.Argument(
-        ..., help="A workflow id from the definition folders, or a definition file."
+        ..., help="A workflow id from the definition folders, or a definition file.", show_default=False
     ),
     units: Path = typer.Option(None, "--units", "-u", help=UNITS_HELP),
-    year: int = typer.Option(None, "--year", "-y", help="The program year, YYYY."),
+    year: str = typer.Option(None, "--year", "-y", help="The program year, YYYY.", show_default=False),
     register: list[str] = typer.Option(None, "--register", "-r", help=REGISTER_HELP),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per obligation."),
 ) -> None:
@@ -139,23 +203,15 @@ def plan_command(
 
     Example: [bold]duban plan rule-of-law-pilot --units examples/units.example.toml --year 2026 --json[/]
     """
-    year = parse_year(year)
+    program_year = parse_year_text(year)
     bundle = bundle_for(workflow, units, register)
-    occurrences = plan(bundle.definition, bundle.units.directory, year, bundle.calendar, bundle.registers)
+    occurrences = plan(
+        bundle.definition, bundle.units.directory, program_year, bundle.calendar, bundle.registers
+    )
     if as_json:
         print_json_lines([o.as_json() for o in occurrences])
         return
-    directory = bundle.units.directory
-    table = Table(
-        title=f"{bundle.definition.workflow.title} · {year} · {len(occurrences)} 项义务", show_lines=False
-    )
-    for column in ("到期", "开始", "任务", "标题", "责任单位", "阶段", "牵头单位"):
-        table.add_column(column, overflow="fold")
-    for o in occurrences:
-        title = o.title if o.occurrence is None else f"{o.title}（{o.occurrence}）"
-        lead = "、".join(directory.name(u) for u in o.lead)
-        table.add_row(str(o.due), str(o.opens), o.task, title, directory.name(o.unit), o.phase or "—", lead)
-    console.print(table)
+    console.print(plan_table(bundle, program_year, occurrences, console.width))
 
 
 def register(app: typer.Typer) -> None:
@@ -170,4 +226,4 @@ def register(app: typer.Typer) -> None:
         app.command("simulate")(simulate)
 
 
-__all__ = ["bundle_for", "parse_registers", "register", "tomllib"]
+__all__ = ["bundle_for", "parse_registers", "parse_year_text", "register"]

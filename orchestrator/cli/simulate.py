@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
-from orchestrator.cli.common import console, parse_day, parse_year, print_json_lines, state
-from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, bundle_for
+from orchestrator.cli.common import console, parse_day, print_json_lines, state
+from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, bundle_for, parse_year_text
 from orchestrator.runtime import make_renderer, send_policy
 from orchestrator.simulate import simulate as run_simulation
 
@@ -31,7 +31,7 @@ def simulate(
         ..., help="A workflow id from the definition folders, or a definition file."
     ),
     units: Path = typer.Option(None, "--units", "-u", help=UNITS_HELP),
-    year: int = typer.Option(None, "--year", "-y", help="The program year, YYYY."),
+    year: str = typer.Option(None, "--year", "-y", help="The program year, YYYY."),
     from_: str = typer.Option(
         None, "--from", help="Start the fake clock on this day (YYYY-MM-DD; default 01-01)."
     ),
@@ -45,7 +45,7 @@ def simulate(
 
     Example: [bold]duban simulate rule-of-law-pilot --units examples/units.example.toml --year 2026 --json[/]
     """
-    year = parse_year(year)
+    year = parse_year_text(year)
     start = parse_day(from_, "--from") if from_ else None
     end = parse_day(until, "--until") if until else None
     if start and end and end < start:
