@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 
 import typer
-from typer._click.exceptions import ClickException
+
+try:  # typer >= 0.29 vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import ClickException
 
 from orchestrator.cli.common import Context, err_console, state
 from orchestrator.logs import configure_cli
