@@ -32,6 +32,12 @@ def _check_window(value: str) -> str:
     return value.strip()
 
 
+class ConfigError(DefinitionError):
+    """The config file is missing or broken: bad input (exit 2), every problem as FILE:LINE."""
+
+    exit_code = 2
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -140,13 +146,16 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
         required = required or "DUBAN_CONFIG" in os.environ
     if not path.exists():
         if required:
-            raise DefinitionError([Problem(str(path), 1, "config file not found")])
+            raise ConfigError([Problem(str(path), 1, "config file not found")])
         return Settings()
-    data, source, _ = read_toml(path)
+    try:
+        data, source, _ = read_toml(path)
+    except DefinitionError as exc:
+        raise ConfigError(exc.problems) from None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise DefinitionError(_pydantic_problems(exc, Settings, str(path), source)) from None
+        raise ConfigError(_pydantic_problems(exc, Settings, str(path), source)) from None
     base = path.resolve().parent
     mail = settings.mail
     smtp = mail.smtp.model_copy(

@@ -121,7 +121,9 @@ def open_database(url: str) -> Engine:
         raise SchemaError(f"{_where(engine)}: cannot open the database ({exc.orig})") from None
     except Exception as exc:  # a file that is not SQLite at all
         if exc.__class__.__name__ == "DatabaseError":
-            raise SchemaError(f"{_where(engine)}: not a duban database ({exc})") from None
+            raise SchemaError(
+                f"{_where(engine)}: not a duban database ({getattr(exc, 'orig', exc)})"
+            ) from None
         raise
     finally:
         if probe is not engine:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from orchestrator.clock import clock_from_environment
 from orchestrator.config import Settings, load_settings
 from workflows.errors import DubanError
 
@@ -43,6 +45,11 @@ def parse_day(text: str, what: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise BadInput(f'{what}: bad date "{text}", expected YYYY-MM-DD') from None
+
+
+def now() -> datetime:
+    """The CLI's clock, aware UTC: the system clock, or the test clock at ``$DUBAN_FAKE_NOW``."""
+    return clock_from_environment(os.environ).now()
 
 
 def parse_year(value: int | None, what: str = "--year") -> int:

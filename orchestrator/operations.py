@@ -1,0 +1,239 @@
+"""The state changes an operator makes: done, waive, reopen, and retrying failed emails.
+
+Each function changes rows in the caller's session and appends one audit ``Event`` (who, when,
+before, after); the caller commits — one command, one transaction (``db.transaction``). Nothing
+is acted on before it is committed: the daemon sees the change at its next tick, with no restart.
+
+Transitions (anything else raises ``InvalidTransition`` with a one-line reason, nothing changed):
+
+- ``done``:   pending | open | overdue → done. ``done_late`` is true when the local date of
+  ``now`` (the program's time zone) is after the due date. A pending obligation may be done
+  early (``done_late`` false). Done needs no evidence, but records it when given.
+- ``waive``:  pending | open | overdue → waived, with a non-empty reason.
+- ``reopen``: done | waived → pending, open or overdue, whichever the dates say today
+  (before ``opens``: pending; up to ``due``: open; after: overdue). Evidence, reason and the
+  done time are cleared on the row; the audit log keeps them.
+
+Notices: ``done`` and ``waive`` withdraw the obligation's notices that are still waiting for their
+send window (notification items not yet put in an email; they become ``skipped``), so nothing more
+is sent about it — the tick already skips timers of finished obligations. Notices already in an
+outbox message are left alone (the message may carry other items; its Message-ID depends on them).
+After ``reopen`` the obligation's future timers fire as usual; notices whose time passed while it
+was done or waived are not sent again, and a reopened obligation that is already past due is
+overdue at once without a new ``overdue`` email (the escalation steps still ahead of it do fire).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from orchestrator.audit import record
+from orchestrator.models import NotificationItem, Obligation, OutboxMessage, Program
+from orchestrator.refs import Ref, resolve
+from orchestrator.window import local_day
+from workflows.errors import DubanError, InvalidTransition, NotFound
+
+ALL_FAILED: Literal["all-failed"] = "all-failed"
+MAX_TEXT = 2000
+
+
+class MissingText(DubanError):
+    """A required free text (a waiver's reason) is empty or too long (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one operation did to one obligation."""
+
+    obligation_id: int
+    key: str
+    before: str
+    after: str
+    done_late: bool | None = None
+    withdrawn: int = 0  # notices withdrawn (items that were still waiting for their send window)
+
+
+def _text(value: str | None, what: str, *, required: bool) -> str | None:
+    text = (value or "").strip()
+    if required and not text:
+        raise MissingText(
+            f'{what}: a reason is required (say why, e.g. --reason "not applicable to this unit")'
+        )
+    if len(text) > MAX_TEXT:
+        raise MissingText(f"{what}: too long ({len(text)} characters, at most {MAX_TEXT})")
+    return text or None
+
+
+def _local_today(session: Session, obligation: Obligation, now: datetime):
+    program = session.get(Program, obligation.program_id)
+    return local_day(now, ZoneInfo(program.timezone if program else "Asia/Shanghai"))
+
+
+def _refuse(obligation: Obligation, action: str, allowed: tuple[str, ...]) -> None:
+    state = obligation.state
+    if state in allowed:
+        return
+    name = f"#{obligation.id}"
+    if state == "cancelled":
+        raise InvalidTransition(f"{name} is cancelled (it left the plan): it cannot be {action}")
+    if action == "reopened":
+        raise InvalidTransition(f"{name} is {state}: only a done or waived obligation can be reopened")
+    if state == action:
+        raise InvalidTransition(f"{name} is already {state}: reopen it first to record it again")
+    raise InvalidTransition(f"{name} is {state}: reopen it first")
+
+
+def _withdraw_notices(session: Session, obligation_id: int) -> int:
+    result = session.execute(
+        update(NotificationItem)
+        .where(NotificationItem.obligation_id == obligation_id, NotificationItem.state == "pending")
+        .values(state="skipped")
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def _event(
+    session: Session, obligation: Obligation, kind: str, now, actor, before, after, detail=None
+) -> None:
+    record(
+        session,
+        at=now,
+        actor=actor,
+        kind=kind,
+        program_id=obligation.program_id,
+        obligation_id=obligation.id,
+        unit=obligation.unit,
+        subject=obligation.key,
+        before=before,
+        after=after,
+        detail=detail,
+    )
+
+
+def mark_done(
+    session: Session, ref: Ref | str | int, *, evidence: str | None, now: datetime, actor: str, names=None
+) -> Change:
+    """pending | open | overdue → done; records evidence and whether it was late."""
+    evidence = _text(evidence, "--evidence", required=False)
+    obligation = resolve(session, ref, names)
+    _refuse(obligation, "done", ("pending", "open", "overdue"))
+    late = _local_today(session, obligation, now) > obligation.due
+    before = obligation.state
+    obligation.state, obligation.done_at, obligation.done_late = "done", now, late
+    obligation.evidence, obligation.updated_at = evidence, now
+    withdrawn = _withdraw_notices(session, obligation.id)
+    after = {
+        "state": "done",
+        "done_at": now.isoformat(timespec="seconds"),
+        "done_late": late,
+        "evidence": evidence,
+    }
+    detail = f"{withdrawn} waiting notice(s) withdrawn" if withdrawn else None
+    _event(session, obligation, "obligation.done", now, actor, {"state": before}, after, detail)
+    return Change(obligation.id, obligation.key, before, "done", late, withdrawn)
+
+
+def waive(
+    session: Session, ref: Ref | str | int, *, reason: str | None, now: datetime, actor: str, names=None
+) -> Change:
+    """pending | open | overdue → waived; the reason is required."""
+    reason = _text(reason, "--reason", required=True)
+    obligation = resolve(session, ref, names)
+    _refuse(obligation, "waived", ("pending", "open", "overdue"))
+    before = obligation.state
+    obligation.state, obligation.reason, obligation.updated_at = "waived", reason, now
+    withdrawn = _withdraw_notices(session, obligation.id)
+    detail = f"{withdrawn} waiting notice(s) withdrawn" if withdrawn else None
+    _event(
+        session,
+        obligation,
+        "obligation.waived",
+        now,
+        actor,
+        {"state": before},
+        {"state": "waived", "reason": reason},
+        detail,
+    )
+    return Change(obligation.id, obligation.key, before, "waived", None, withdrawn)
+
+
+def reopened_state(opens, due, today) -> str:
+    """The state of a reopened obligation on ``today``: pending before it opens, overdue after its due date."""
+    if today < opens:
+        return "pending"
+    return "open" if today <= due else "overdue"
+
+
+def reopen(
+    session: Session,
+    ref: Ref | str | int,
+    *,
+    now: datetime,
+    actor: str,
+    reason: str | None = None,
+    names=None,
+) -> Change:
+    """done | waived → pending, open or overdue by today's date; clears evidence, reason and done time."""
+    reason = _text(reason, "--reason", required=False)
+    obligation = resolve(session, ref, names)
+    _refuse(obligation, "reopened", ("done", "waived"))
+    state = reopened_state(obligation.opens, obligation.due, _local_today(session, obligation, now))
+    before = {
+        "state": obligation.state,
+        "done_at": obligation.done_at.isoformat(timespec="seconds") if obligation.done_at else None,
+        "done_late": obligation.done_late,
+        "evidence": obligation.evidence,
+        "reason": obligation.reason,
+    }
+    obligation.state, obligation.updated_at = state, now
+    obligation.done_at = obligation.done_late = obligation.evidence = obligation.reason = None
+    _event(session, obligation, "obligation.reopened", now, actor, before, {"state": state}, reason)
+    return Change(obligation.id, obligation.key, before["state"], state)
+
+
+def retry_outbox(
+    session: Session, target: int | Literal["all-failed"], *, now: datetime, actor: str
+) -> list[int]:
+    """failed → pending, due now (attempts kept: a message that used them all gets one more try).
+
+    ``target`` is an outbox message id or ``ALL_FAILED``. Returns the ids put back; a given id that
+    is unknown is ``NotFound``, one that is not failed ``InvalidTransition``.
+    """
+    if target == ALL_FAILED:
+        messages = list(
+            session.exec(
+                select(OutboxMessage).where(OutboxMessage.state == "failed").order_by(OutboxMessage.id)
+            )
+        )
+    else:
+        message = session.get(OutboxMessage, int(target))
+        if message is None:
+            raise NotFound(f"no outbox message #{target} (`duban outbox` lists them)")
+        if message.state != "failed":
+            raise InvalidTransition(
+                f"outbox message #{message.id} is {message.state}: only a failed message can be retried"
+            )
+        messages = [message]
+    for message in messages:
+        before = {"state": "failed", "attempts": message.attempts, "last_error": message.last_error}
+        message.state, message.next_attempt_at = "pending", now
+        message.claimed_by = message.claimed_until = message.reported_at = None
+        record(
+            session,
+            at=now,
+            actor=actor,
+            kind="mail.retry_requested",
+            unit=message.recipient,
+            subject=message.message_id,
+            before=before,
+            after={"state": "pending", "next_attempt_at": now.isoformat(timespec="seconds")},
+            detail=f"outbox #{message.id}",
+        )
+    return [m.id for m in messages]

@@ -1,0 +1,442 @@
+"""What an operator reads: status, obligation rows, one obligation's story, the log, the outbox.
+
+Plain queries that return plain rows (dicts with stable field names — the ``--json`` output of
+the admin CLI, documented in ``docs/admin-cli.md``). No printing, no clock: ``now`` is a parameter;
+dates are local dates of the program's time zone; times are ISO-8601 with the offset of ``tz``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from notifications.ics import build_calendar
+from orchestrator.digest import DigestBuilder
+from orchestrator.models import (
+    Event,
+    Heartbeat,
+    NotificationItem,
+    Obligation,
+    OutboxMessage,
+    PhaseRun,
+    Program,
+    Timer,
+)
+from orchestrator.programs import OPEN_STATES
+from orchestrator.window import local_day
+from workflows.catalog import Bundle
+
+STATES = ("pending", "open", "overdue", "done", "waived", "cancelled")
+OUTBOX_STATES = ("pending", "sending", "sent", "failed")
+DUE_SOON_DAYS = 3
+DEFAULT_TZ = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """``duban tasks`` filters; None means "any". ``due_before`` is inclusive (due on or before)."""
+
+    program_ids: tuple[int, ...] | None = None
+    unit: str | None = None
+    states: tuple[str, ...] | None = None
+    phase: str | None = None
+    due_before: date | None = None
+
+
+def iso(value: datetime | None, tz: ZoneInfo) -> str | None:
+    return value.astimezone(tz).isoformat(timespec="seconds") if value else None
+
+
+def display_tz(session: Session) -> ZoneInfo:
+    """The zone times are shown in: the programs' zone when they share one, else Asia/Shanghai."""
+    zones = set(session.exec(select(Program.timezone).distinct()))
+    return ZoneInfo(zones.pop() if len(zones) == 1 else DEFAULT_TZ)
+
+
+def programs_by_id(session: Session) -> dict[int, Program]:
+    return {p.id: p for p in session.exec(select(Program))}
+
+
+# -- obligations --------------------------------------------------------------------------------
+
+
+def timing(obligation: Obligation, today: date) -> dict[str, Any]:
+    """Days left or late for an obligation still to do (nulls once it is done, waived or cancelled)."""
+    if obligation.state not in OPEN_STATES:
+        return {"days_left": None, "days_late": None, "overdue_since": None}
+    delta = (obligation.due - today).days
+    if delta >= 0:
+        return {"days_left": delta, "days_late": None, "overdue_since": None}
+    return {"days_left": None, "days_late": -delta, "overdue_since": str(obligation.due + timedelta(days=1))}
+
+
+def due_soon(row: Mapping[str, Any]) -> bool:
+    return (
+        row["state"] in ("open", "pending")
+        and row["days_left"] is not None
+        and row["days_left"] <= DUE_SOON_DAYS
+    )
+
+
+def is_late(row: Mapping[str, Any]) -> bool:
+    return row["state"] == "overdue" or row["days_late"] is not None
+
+
+def obligation_row(
+    obligation: Obligation, program: Program, names: Mapping[str, str], now: datetime
+) -> dict[str, Any]:
+    """One obligation as the stable JSON row of ``duban tasks --json``."""
+    tz = ZoneInfo(program.timezone)
+    return {
+        "id": obligation.id,
+        "key": obligation.key,
+        "workflow": program.workflow,
+        "year": program.year,
+        "task": obligation.task,
+        "title": obligation.title,
+        "phase": obligation.phase,
+        "unit": obligation.unit,
+        "unit_name": names.get(obligation.unit, obligation.unit),
+        "lead": list(obligation.lead),
+        "lead_names": [names.get(u, u) for u in obligation.lead],
+        "occurrence": obligation.occurrence,
+        "opens": str(obligation.opens),
+        "due": str(obligation.due),
+        "state": obligation.state,
+        **timing(obligation, local_day(now, tz)),
+        "done_at": iso(obligation.done_at, tz),
+        "done_late": obligation.done_late,
+        "evidence": obligation.evidence,
+        "reason": obligation.reason,
+        "updated_at": iso(obligation.updated_at, tz),
+    }
+
+
+def task_rows(
+    session: Session, wanted: TaskFilter, names: Mapping[str, str], now: datetime
+) -> list[dict[str, Any]]:
+    """Obligations matching ``wanted``, by due date then unit; cancelled ones only when asked for."""
+    programs = programs_by_id(session)
+    query = select(Obligation)
+    if wanted.program_ids is not None:
+        query = query.where(Obligation.program_id.in_(wanted.program_ids))
+    if wanted.unit is not None:
+        query = query.where(Obligation.unit == wanted.unit)
+    states = wanted.states or tuple(s for s in STATES if s != "cancelled")
+    query = query.where(Obligation.state.in_(states))
+    if wanted.phase is not None:
+        query = query.where(Obligation.phase == wanted.phase)
+    if wanted.due_before is not None:
+        query = query.where(Obligation.due <= wanted.due_before)
+    query = query.order_by(Obligation.due, Obligation.unit, Obligation.task, Obligation.id)
+    return [obligation_row(o, programs[o.program_id], names, now) for o in session.exec(query)]
+
+
+def count_states(rows: list[Mapping[str, Any]]) -> dict[str, int]:
+    counts = {state: 0 for state in STATES}
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    counts["done_late"] = sum(1 for r in rows if r["state"] == "done" and r["done_late"])
+    counts["total"] = len(rows)
+    return counts
+
+
+# -- one obligation -----------------------------------------------------------------------------
+
+
+def story(
+    session: Session, obligation: Obligation, names: Mapping[str, str], now: datetime
+) -> dict[str, Any]:
+    """``duban show``: the obligation, its timers, its notices (sent when, to whom) and its history."""
+    program = session.get(Program, obligation.program_id)
+    tz = ZoneInfo(program.timezone)
+    timers = session.exec(
+        select(Timer).where(Timer.obligation_id == obligation.id).order_by(Timer.fire_at, Timer.id)
+    )
+    notices = session.exec(
+        select(NotificationItem, OutboxMessage)
+        .join(OutboxMessage, NotificationItem.message_id == OutboxMessage.id, isouter=True)
+        .where(NotificationItem.obligation_id == obligation.id)
+        .order_by(NotificationItem.send_at, NotificationItem.id)
+    ).all()
+    message_ids = sorted({m.message_id for _, m in notices if m is not None})
+    history = select(Event).where(Event.obligation_id == obligation.id)
+    if message_ids:
+        history = select(Event).where(
+            (Event.obligation_id == obligation.id)
+            | (Event.kind.startswith("mail.", autoescape=True) & Event.subject.in_(message_ids))
+        )
+    events = session.exec(history.order_by(Event.at, Event.id))
+    return {
+        "obligation": obligation_row(obligation, program, names, now) | {"program_title": program.title},
+        "timers": [
+            {
+                "kind": t.kind,
+                "step": t.step,
+                "on": str(t.on),
+                "fire_at": iso(t.fire_at, tz),
+                "fired_at": iso(t.fired_at, tz),
+                "outcome": t.outcome,
+                "recipients": list(t.recipients),
+            }
+            for t in timers
+        ],
+        "notices": [_notice(item, message, names, tz) for item, message in notices],
+        "history": [event_row(e, tz) for e in events],
+    }
+
+
+def _notice(item: NotificationItem, message: OutboxMessage | None, names, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "kind": item.kind,
+        "recipient": item.recipient,
+        "recipient_name": names.get(item.recipient, item.recipient),
+        "send_at": iso(item.send_at, tz),
+        "state": item.state,
+        "outbox_id": message.id if message else None,
+        "message_state": message.state if message else None,
+        "to": list(message.to) if message else [],
+        "sent_at": iso(message.sent_at, tz) if message else None,
+        "subject": message.subject if message else None,
+    }
+
+
+# -- the audit log ------------------------------------------------------------------------------
+
+
+def event_row(event: Event, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": iso(event.at, tz),
+        "actor": event.actor,
+        "kind": event.kind,
+        "program_id": event.program_id,
+        "obligation_id": event.obligation_id,
+        "unit": event.unit,
+        "subject": event.subject,
+        "before": event.before,
+        "after": event.after,
+        "detail": event.detail,
+    }
+
+
+def log_rows(
+    session: Session,
+    tz: ZoneInfo,
+    *,
+    since: datetime | None = None,
+    unit: str | None = None,
+    kind: str | None = None,
+    actor: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Audit events in time order; ``kind`` matches a prefix (``obligation.`` or ``obligation.done``);
+    with ``limit``, the latest ``limit`` events (still in time order)."""
+    query = select(Event)
+    if since is not None:
+        query = query.where(Event.at >= since)
+    if unit is not None:
+        query = query.where(Event.unit == unit)
+    if kind is not None:
+        query = query.where(Event.kind.startswith(kind, autoescape=True))
+    if actor is not None:
+        query = query.where(Event.actor == actor)
+    if limit:
+        events = list(session.exec(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit)))[::-1]
+    else:
+        events = list(session.exec(query.order_by(Event.at, Event.id)))
+    return [event_row(e, tz) for e in events]
+
+
+# -- the outbox ---------------------------------------------------------------------------------
+
+
+def outbox_row(message: OutboxMessage, names: Mapping[str, str], tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "kind": getattr(message, "kind", "digest"),  # digest | failure_report (the admin's daily list)
+        "state": message.state,
+        "recipient": message.recipient,
+        "recipient_name": names.get(message.recipient, message.recipient),
+        "to": list(message.to),
+        "subject": message.subject,
+        "send_date": str(message.send_date),
+        "attempts": message.attempts,
+        "next_attempt_at": iso(message.next_attempt_at, tz) if message.state == "pending" else None,
+        "sent_at": iso(message.sent_at, tz),
+        "last_error": message.last_error,
+        "refused": dict(message.refused or {}),
+        "message_id": message.message_id,
+    }
+
+
+def outbox_rows(
+    session: Session, names: Mapping[str, str], tz: ZoneInfo, state: str | None = None
+) -> list[dict[str, Any]]:
+    query = select(OutboxMessage)
+    if state is not None:
+        query = query.where(OutboxMessage.state == state)
+    return [outbox_row(m, names, tz) for m in session.exec(query.order_by(OutboxMessage.id))]
+
+
+def outbox_counts(session: Session) -> dict[str, int]:
+    counts = {state: 0 for state in OUTBOX_STATES}
+    for state, n in session.exec(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)):
+        counts[state] = n
+    refused = session.exec(select(OutboxMessage.refused).where(OutboxMessage.state == "sent")).all()
+    counts["refused_recipients"] = sum(len(r or {}) for r in refused)
+    counts["total"] = sum(counts[s] for s in OUTBOX_STATES)
+    return counts
+
+
+# -- status -------------------------------------------------------------------------------------
+
+
+def daemon_rows(session: Session, now: datetime, tick_interval: float, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """Every daemon that has run on this database; alive = seen within 3 × tick_interval and not stopped."""
+    rows = []
+    for beat in session.exec(select(Heartbeat).order_by(Heartbeat.last_seen_at.desc())):
+        alive = beat.role != "stopped" and now - beat.last_seen_at <= timedelta(seconds=3 * tick_interval)
+        rows.append(
+            {
+                "node": beat.node,
+                "host": beat.host,
+                "pid": beat.pid,
+                "role": beat.role,
+                "started_at": iso(beat.started_at, tz),
+                "last_tick_at": iso(beat.last_tick_at, tz),
+                "last_seen_at": iso(beat.last_seen_at, tz),
+                "alive": alive,
+                "status": beat.status,
+            }
+        )
+    return rows
+
+
+def program_rows(session: Session) -> list[dict[str, Any]]:
+    """Programs with their phases and their obligations counted by state."""
+    counts: dict[int, dict[str, int]] = {}
+    for program_id, state, n in session.exec(
+        select(Obligation.program_id, Obligation.state, func.count()).group_by(
+            Obligation.program_id, Obligation.state
+        )
+    ):
+        counts.setdefault(program_id, {s: 0 for s in STATES})[state] = n
+    late_done = dict(
+        session.exec(
+            select(Obligation.program_id, func.count())
+            .where(Obligation.state == "done", Obligation.done_late.is_(True))
+            .group_by(Obligation.program_id)
+        ).all()
+    )
+    late_units = dict(
+        session.exec(
+            select(Obligation.program_id, func.count(Obligation.unit.distinct()))
+            .where(Obligation.state == "overdue")
+            .group_by(Obligation.program_id)
+        ).all()
+    )
+    rows = []
+    for program in session.exec(select(Program).order_by(Program.workflow, Program.year)):
+        tz = ZoneInfo(program.timezone)
+        phases = session.exec(
+            select(PhaseRun).where(PhaseRun.program_id == program.id).order_by(PhaseRun.start, PhaseRun.id)
+        )
+        by_state = counts.get(program.id, {s: 0 for s in STATES})
+        rows.append(
+            {
+                "id": program.id,
+                "workflow": program.workflow,
+                "title": program.title,
+                "year": program.year,
+                "state": program.state,
+                "timezone": program.timezone,
+                "started_at": iso(program.started_at, tz),
+                "phases": [
+                    {
+                        "phase": r.phase,
+                        "name": r.name,
+                        "start": str(r.start),
+                        "end": str(r.end),
+                        "state": r.state,
+                    }
+                    for r in phases
+                ],
+                "obligations": by_state
+                | {"done_late": late_done.get(program.id, 0), "total": sum(by_state.values())},
+                "late_units": late_units.get(program.id, 0),
+            }
+        )
+    return rows
+
+
+def years_touched(session: Session, program: Program) -> list[int]:
+    """Every year a program's phases or obligations have a date in."""
+    low, high = session.exec(
+        select(func.min(Obligation.opens), func.max(Obligation.due)).where(
+            Obligation.program_id == program.id
+        )
+    ).one()
+    phase_low, phase_high = session.exec(
+        select(func.min(PhaseRun.start), func.max(PhaseRun.end)).where(PhaseRun.program_id == program.id)
+    ).one()
+    years = {program.year}
+    for day in (low, high, phase_low, phase_high):
+        if day is not None:
+            years.add(day.year)
+    return list(range(min(years), max(years) + 1))
+
+
+# -- the calendar -------------------------------------------------------------------------------
+
+
+def open_obligations(session: Session, unit: str | None = None, program_ids=None) -> list[Obligation]:
+    query = select(Obligation).where(Obligation.state.in_(OPEN_STATES))
+    if unit is not None:
+        query = query.where(Obligation.unit == unit)
+    if program_ids is not None:
+        query = query.where(Obligation.program_id.in_(program_ids))
+    return list(session.exec(query.order_by(Obligation.due, Obligation.unit, Obligation.id)))
+
+
+def calendar_export(
+    session: Session,
+    obligations: list[Obligation],
+    bundles: Mapping[str, Bundle],
+    *,
+    domain: str,
+    now: datetime,
+) -> bytes | None:
+    """One VTODO per obligation, with the UIDs and wording of the emails' ``.ics`` parts (None if none).
+
+    The to-dos are built by the dispatcher's own ``DigestBuilder`` and ``build_calendar``, so a
+    calendar that imported an email's deadline updates that entry instead of adding a second one.
+    """
+    builder = DigestBuilder(session, bundles)
+    items = [builder.item(_as_item(o, now)) for o in obligations]
+    return build_calendar(items, domain=domain, now=now)
+
+
+def _as_item(obligation: Obligation, now: datetime) -> NotificationItem:
+    """A transient (never stored) item about ``obligation``, for the digest builder."""
+    return NotificationItem(
+        key=f"export/{obligation.key}",
+        kind="task_opened",
+        recipient=obligation.unit,
+        program_id=obligation.program_id,
+        obligation_id=obligation.id,
+        phase=obligation.phase,
+        task=obligation.task,
+        unit=obligation.unit,
+        occurrence=obligation.occurrence,
+        due=obligation.due,
+        on=obligation.opens,
+        send_at=now,
+        created_at=now,
+    )
