@@ -106,28 +106,36 @@ def _where(engine: Engine) -> str:
     return str(path) if path else engine.url.render_as_string(hide_password=True)
 
 
+def _probe(url: str) -> str | None:
+    """The schema revision of the database at ``url``; refuses one that is not duban's.
+
+    SQLite is probed without the pragmas: WAL would rewrite the header of a file that is refused.
+    """
+    path = sqlite_path(url)
+    probe = create_engine(url) if path is not None else make_engine(url)
+    try:
+        revision = current_revision(probe)
+        _refuse_foreign(probe, revision)
+        return revision
+    except OperationalError as exc:
+        raise SchemaError(f"{_where(probe)}: cannot open the database ({exc.orig})") from None
+    except Exception as exc:  # a file that is not SQLite at all
+        if exc.__class__.__name__ == "DatabaseError":
+            raise SchemaError(
+                f"{_where(probe)}: not a duban database ({getattr(exc, 'orig', exc)})"
+            ) from None
+        raise
+    finally:
+        probe.dispose()
+
+
 def open_database(url: str) -> Engine:
     """Open an existing duban database at head revision, or raise ``SchemaError`` saying what to run."""
     path = sqlite_path(url)
     if path is not None and not path.exists():
         raise SchemaError(f"{path}: no such database; run `duban db upgrade` to create it")
+    revision = _probe(url)
     engine = make_engine(url)
-    # SQLite is probed without the pragmas (WAL would rewrite the header of a file that is refused)
-    probe = create_engine(url) if path is not None else engine
-    try:
-        revision = current_revision(probe)
-        _refuse_foreign(probe, revision)
-    except OperationalError as exc:
-        raise SchemaError(f"{_where(engine)}: cannot open the database ({exc.orig})") from None
-    except Exception as exc:  # a file that is not SQLite at all
-        if exc.__class__.__name__ == "DatabaseError":
-            raise SchemaError(
-                f"{_where(engine)}: not a duban database ({getattr(exc, 'orig', exc)})"
-            ) from None
-        raise
-    finally:
-        if probe is not engine:
-            probe.dispose()
     head = head_revision()
     if revision is None:
         raise SchemaError(f"{_where(engine)}: the database has no duban schema; run `duban db upgrade`")
@@ -137,6 +145,14 @@ def open_database(url: str) -> Engine:
             "run `duban db upgrade`"
         )
     return engine
+
+
+def upgrade_database(url: str) -> tuple[str | None, str]:
+    """Create the database at ``url`` or migrate it to head; a foreign database is refused untouched."""
+    path = sqlite_path(url)
+    if path is None or path.exists():
+        _probe(url)
+    return upgrade(make_engine(url, create_dir=True))
 
 
 def memory_engine() -> Engine:

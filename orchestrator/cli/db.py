@@ -9,7 +9,7 @@ import typer
 from orchestrator.audit import operator
 from orchestrator.cli.common import console, now, open_engine, state, warn
 from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, parse_registers, parse_year_text
-from orchestrator.db import make_engine, transaction, upgrade
+from orchestrator.db import transaction, upgrade_database
 from orchestrator.programs import start_program
 from orchestrator.runtime import load_bundle_for
 
@@ -22,8 +22,7 @@ def db_upgrade() -> None:
 
     Example: [bold]duban --config /etc/duban/config.toml db upgrade[/]
     """
-    engine = make_engine(state.settings.database.url, create_dir=True)
-    before, after = upgrade(engine)
+    before, after = upgrade_database(state.settings.database.url)
     if before == after:
         console.print(f"database schema is up to date (revision {after})")
     else:
