@@ -369,3 +369,26 @@ def make_duban_env(short_tmp: Path) -> Iterator[Callable[..., DubanEnv]]:
     yield make
     for env in made:
         env.cleanup()
+
+
+_POSTGRES_UP: bool | None = None
+
+
+def _postgres_up() -> bool:
+    global _POSTGRES_UP
+    if _POSTGRES_UP is None:
+        try:
+            with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+                _POSTGRES_UP = True
+        except OSError:
+            _POSTGRES_UP = False
+    return _POSTGRES_UP
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """PostgreSQL tests need the server on 127.0.0.1:5432. Without it they skip, saying so —
+    except under CI (``DUBAN_REQUIRE_POSTGRES=1``, set by .ci/run), where they must run."""
+    if item.get_closest_marker("postgres") and not _postgres_up():
+        if os.environ.get("DUBAN_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is required (DUBAN_REQUIRE_POSTGRES=1) but 127.0.0.1:5432 does not answer")
+        pytest.skip("PostgreSQL on 127.0.0.1:5432 does not answer (make test skips; .ci/run requires it)")
