@@ -1,7 +1,7 @@
 """The scorecard (综合考评评分表) as one self-contained HTML file, and its summary for an email body.
 
 Pure: both take the scorecard's JSON document (``duban scorecard --format json``, the shape in
-docs/scoring.md) and return a ``str``. The HTML has inline CSS and inline SVG only: no script,
+README.md ("The formula")) and return a ``str``. The HTML has inline CSS and inline SVG only: no script,
 no font, image or style sheet from the network. It reads on a screen and prints on A4. Every
 value from the data is escaped (the template is autoescaped); every figure is computed here, so
 the template only lays things out.

@@ -1,6 +1,6 @@
 """The year-end evaluation (综合考评): each unit's score from its obligations and indicator values.
 
-The formula is the definition's ``[evaluation]`` (docs/scoring.md states it for readers):
+The formula is the definition's ``[evaluation]`` (README.md ("The formula") states it for readers):
 
 - counted obligations: the unit's obligations due on or before the evaluation date (``as_of``),
   except waived and cancelled ones;

@@ -184,7 +184,7 @@ def scorecard(
 ) -> None:
     """The year-end evaluation: each unit's score, band and rank, per section, with its late, missing and waived items.
 
-    The formula and weights come from the definition's evaluation section (see docs/scoring.md).
+    The formula and weights come from the definition's evaluation section (see README.md ("The formula")).
 
     Example: [bold]duban scorecard --format html --out 综合考评.html[/]
     """
