@@ -221,3 +221,38 @@ def test_two_processes_ticking_one_sqlite_file_never_duplicate(tmp_path):
     assert all(t.fired_at is not None for t in timers)
     assert len(keys) == len(set(keys))
     assert sum(fired) + sum(1 for t in timers if t.outcome == "skipped") == len(timers)
+
+
+MONTHLY = """\
+[workflow]
+id = "monthly"
+title = "每月报送"
+reminders = ["-1wd"]
+
+[[tasks]]
+id = "M1"
+title = "月度报表"
+responsible = ["agency-1"]
+rrule = "FREQ=MONTHLY;BYMONTHDAY=25"
+window = "-10d"
+"""
+
+
+def test_recurring_duties_materialize_on_a_rolling_horizon(store, tmp_path):
+    from orchestrator.models import Program
+    from orchestrator.programs import needs_extension
+
+    bundle = write_bundle(tmp_path / "monthly", MONTHLY)
+    with transaction(store) as session:
+        report = start_program(session, bundle, 2026, local(2026, 1, 5), horizon_days=60)
+    assert report.added == 2  # January and February open within 60 days of 01-05
+    with Session(store) as session:
+        program = session.exec(select(Program)).one()
+    assert not needs_extension(program, date(2026, 1, 5), 60)
+    assert needs_extension(program, date(2026, 2, 1), 60)
+    with transaction(store) as session:
+        later = start_program(session, bundle, 2026, local(2026, 3, 1), horizon_days=60)
+    assert later.added == 2 and later.cancelled == 0  # March and April; nothing dropped
+    with Session(store) as session:
+        dues = sorted(o.due for o in session.exec(select(Obligation)))
+    assert dues == [date(2026, 1, 26), date(2026, 2, 25), date(2026, 3, 25), date(2026, 4, 27)]
