@@ -5,9 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 OFFICE_ROLES = [
-    "legal_affairs_office", "county_government_office", "supervision_bureau", "audit_bureau",
-    "information_office", "court", "complaint_center", "justice_bureau", "administrative_service_center",
-    "human_resources_bureau", "inspection_office", "staffing_office", "finance_bureau", "leading_group_office",
+    "legal_affairs_office",
+    "county_government_office",
+    "supervision_bureau",
+    "audit_bureau",
+    "information_office",
+    "court",
+    "complaint_center",
+    "justice_bureau",
+    "administrative_service_center",
+    "human_resources_bureau",
+    "inspection_office",
+    "staffing_office",
+    "finance_bureau",
+    "leading_group_office",
 ]
 
 
@@ -16,15 +27,23 @@ def write_units(path: Path, units: int) -> Path:
     lines = []
     for i, role in enumerate(OFFICE_ROLES):
         lines += [
-            "[[units]]", f'id = "office-{i:02d}"', f'name = "省直办公室{i:02d}"',
-            f'emails = ["office{i:02d}@example.gov.cn"]', f'roles = ["{role}"]', "",
+            "[[units]]",
+            f'id = "office-{i:02d}"',
+            f'name = "省直办公室{i:02d}"',
+            f'emails = ["office{i:02d}@example.gov.cn"]',
+            f'roles = ["{role}"]',
+            "",
         ]
     rest = units - len(OFFICE_ROLES)
     for i in range(rest):
         role = "law_enforcement_agency" if i < rest * 0.6 else "township_government"
         lines += [
-            "[[units]]", f'id = "unit-{i:05d}"', f'name = "单位{i:05d}"',
-            f'emails = ["u{i:05d}@example.gov.cn"]', f'roles = ["{role}"]', "",
+            "[[units]]",
+            f'id = "unit-{i:05d}"',
+            f'name = "单位{i:05d}"',
+            f'emails = ["u{i:05d}@example.gov.cn"]',
+            f'roles = ["{role}"]',
+            "",
         ]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

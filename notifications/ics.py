@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-
-from icalendar import Calendar, Event, Todo
+from datetime import UTC, date, datetime, timedelta
 
 from notifications import zh
 from notifications.model import DEADLINE_KINDS, PHASE_KINDS, DigestItem
@@ -37,26 +35,36 @@ def phase_uid(item: DigestItem, domain: str) -> str:
 
 
 def build_calendar(items: Iterable[DigestItem], *, domain: str, now: datetime) -> bytes | None:
-    """An RFC 5545 calendar (METHOD:PUBLISH) for the dated items, or None if there are none."""
-    stamp = now.astimezone(UTC)
-    components: dict[str, Todo | Event] = {}
+    """An RFC 5545 calendar (METHOD:PUBLISH) for the dated items, or None if there are none.
+
+    Written directly (the bytes icalendar 7 writes for the same components: its property order,
+    TEXT escaping and 75-octet folding) because icalendar's serializer was a third of the cost of
+    rendering an email. ``tests/test_render.py`` parses the result back with icalendar.
+    """
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    components: dict[str, list[str]] = {}
     for item in items:
         if item.kind in DEADLINE_KINDS and item.due:
             uid = todo_uid(item, domain)
-            components.setdefault(uid, _todo(item, uid, stamp))
+            if uid not in components:
+                components[uid] = _todo(item, uid, stamp)
         elif item.kind in PHASE_KINDS and item.phase_start and item.phase_end:
             uid = phase_uid(item, domain)
-            components.setdefault(uid, _event(item, uid, stamp))
+            if uid not in components:
+                components[uid] = _event(item, uid, stamp)
     if not components:
         return None
-    calendar = Calendar()
-    calendar.add("prodid", PRODID)
-    calendar.add("version", "2.0")
-    calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", "PUBLISH")
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        _line("PRODID", _text(PRODID)),
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+    ]
     for uid in sorted(components):
-        calendar.add_component(components[uid])
-    return calendar.to_ical()
+        lines.extend(components[uid])
+    lines.append("END:VCALENDAR")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
 def _uid(kind: str, parts: list[str], domain: str) -> str:
@@ -64,31 +72,74 @@ def _uid(kind: str, parts: list[str], domain: str) -> str:
     return f"{kind}-{digest[:32]}@{domain}"
 
 
-def _todo(item: DigestItem, uid: str, stamp: datetime) -> Todo:
+def _todo(item: DigestItem, uid: str, stamp: str) -> list[str]:
+    """A VTODO; properties in alphabetical order (icalendar's order for a to-do)."""
     title = item.task_title or item.task or "任务"
-    todo = Todo.new(
-        uid=uid,
-        stamp=stamp,
-        summary=f"{title}（{item.unit_name}）",
-        description=_description(item),
-        end=item.due,
-        status="NEEDS-ACTION",
-    )
+    lines = ["BEGIN:VTODO", _line("DESCRIPTION", _text(_description(item))), f"DTSTAMP:{stamp}"]
     if item.opens and item.due and item.opens <= item.due:
-        todo.add("dtstart", item.opens)
-    return todo
+        lines.append(f"DTSTART;VALUE=DATE:{_date(item.opens)}")
+    lines += [
+        f"DUE;VALUE=DATE:{_date(item.due)}",
+        "STATUS:NEEDS-ACTION",
+        _line("SUMMARY", _text(f"{title}（{item.unit_name}）")),
+        _line("UID", _text(uid)),
+        "END:VTODO",
+    ]
+    return lines
 
 
-def _event(item: DigestItem, uid: str, stamp: datetime) -> Event:
+def _event(item: DigestItem, uid: str, stamp: str) -> list[str]:
+    """An all-day VEVENT; SUMMARY, DTSTART, DTEND, DTSTAMP, UID first (icalendar's order for an event)."""
     assert item.phase_start and item.phase_end
-    return Event.new(
-        uid=uid,
-        stamp=stamp,
-        summary=f"{item.workflow_title}：{item.phase_name or item.phase}",
-        description=_description(item),
-        start=item.phase_start,
-        end=item.phase_end + timedelta(days=1),  # DTEND of an all-day event is exclusive
+    return [
+        "BEGIN:VEVENT",
+        _line("SUMMARY", _text(f"{item.workflow_title}：{item.phase_name or item.phase}")),
+        f"DTSTART;VALUE=DATE:{_date(item.phase_start)}",
+        f"DTEND;VALUE=DATE:{_date(item.phase_end + timedelta(days=1))}",  # DTEND of an all-day event is exclusive
+        f"DTSTAMP:{stamp}",
+        _line("UID", _text(uid)),
+        _line("DESCRIPTION", _text(_description(item))),
+        "END:VEVENT",
+    ]
+
+
+def _date(day: date | None) -> str:
+    assert day is not None
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def _text(value: str) -> str:
+    """RFC 5545 TEXT escaping (backslash, semicolon, comma; every line break becomes ``\\n``)."""
+    return (
+        value.replace(r"\N", "\n")
+        .replace("\\", "\\\\")
+        .replace(";", r"\;")
+        .replace(",", r"\,")
+        .replace("\r\n", r"\n")
+        .replace("\n", r"\n")
+        .replace("\r", r"\n")
     )
+
+
+def _line(name: str, value: str) -> str:
+    """``NAME:value`` folded into lines of at most 75 octets (RFC 5545 3.1), never inside a character
+    or right after the backslash of an escape."""
+    line = f"{name}:{value}"
+    data = line.encode("utf-8")
+    if len(data) < 75:
+        return line
+    folded: list[str] = []
+    start = 0
+    while len(data) - start > 74:
+        cut = start + 74  # each physical line holds at most 74 octets after the fold's space
+        while data[cut] & 0xC0 == 0x80:  # not inside a character
+            cut -= 1
+        if cut - start > 1 and data[cut - 1] in b"\\^":  # nor between "\\" and what it escapes
+            cut -= 1
+        folded.append(data[start:cut].decode("utf-8"))
+        start = cut
+    folded.append(data[start:].decode("utf-8"))
+    return "\r\n ".join(folded)
 
 
 def _description(item: DigestItem) -> str:

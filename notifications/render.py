@@ -6,8 +6,11 @@ Deterministic: given the same digest, only the Date header and the calendar's DT
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 from datetime import datetime
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
@@ -20,6 +23,34 @@ from notifications.ics import build_calendar
 from notifications.model import Digest, digest_message_id
 
 CALENDAR_FILENAME = "duban.ics"
+
+
+# CRLF line ends, RFC 2047, lines of at most 78 characters.
+POLICY = SMTP
+
+
+@functools.cache
+def _prefolded_class(name: str) -> type:
+    """The header class of ``name``, writing itself as given instead of re-folding (see ``_header``)."""
+    base = SMTP.header_factory[name]
+
+    class Prefolded(base):  # type: ignore[misc, valid-type]
+        def fold(self, *, policy) -> str:
+            return f"{self.name}: {policy.linesep.join(self.folded.splitlines())}{policy.linesep}"
+
+    return Prefolded
+
+
+def _header(name: str, folded: str) -> BaseHeader:
+    """A parsed header (so reading it back is free) that is written as ``folded`` (so writing is too).
+
+    The generator reads ``Content-Type`` back several times per part and the email package's
+    parsing and re-folding cost more than the rest of the rendering together. ``folded`` must be
+    ASCII, with lines of at most 78 characters.
+    """
+    header = _prefolded_class(name)(name, "".join(folded.splitlines()))
+    header.folded = folded
+    return header
 
 
 def make_environment() -> Environment:
@@ -51,6 +82,9 @@ class Renderer:
         self.domain = domain
         self.timezone = ZoneInfo(timezone)
         self._env = make_environment()
+        # Parsed once, written as folded here: ``aiosmtplib`` reads From back for every message.
+        self._from = _header("From", _addresses("From", sender))
+        self._reply_to = _header("Reply-To", _addresses("Reply-To", reply_to)) if reply_to else None
 
     def subject(self, digest: Digest) -> str:
         """The Chinese subject line, e.g. ``【督办提醒】法治政府建设指标体系试点：3项逾期``."""
@@ -72,40 +106,118 @@ class Renderer:
         text = self._env.get_template("digest.txt.j2").render(view=digest_view, subject=subject)
         html = self._env.get_template("digest.html.j2").render(view=digest_view, subject=subject)
 
-        message = EmailMessage(policy=SMTP)
-        message["From"] = self.sender
-        message["To"] = [
-            Address(display_name=digest.recipient.name, addr_spec=email) for email in digest.recipient.emails
-        ]
-        if self.reply_to:
-            message["Reply-To"] = self.reply_to
-        message["Subject"] = subject
-        message["Date"] = format_datetime(now.astimezone(self.timezone))
-        message["Message-ID"] = self.message_id(digest)
-        message["Auto-Submitted"] = "auto-generated"
-        message["X-Auto-Response-Suppress"] = "All"
-        # base64 keeps the wire form 7-bit ASCII whatever the server supports.
-        message.set_content(text, subtype="plain", charset="utf-8", cte="base64")
-        message.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
-        message.make_mixed()
-
+        # Every header is written here already encoded and folded (``set_raw``), so that flattening
+        # the message copies it instead of re-folding it with the email package (several ms per
+        # message, and Python 3.11 before 3.11.8 folds some address lists wrongly).
+        message_id = self.message_id(digest)
+        message = EmailMessage(policy=POLICY)
+        message.set_raw("From", self._from)
+        message.set_raw(
+            "To", address_list("To", [(digest.recipient.name, e) for e in digest.recipient.emails])
+        )
+        if self._reply_to:
+            message.set_raw("Reply-To", self._reply_to)
+        message.set_raw("Subject", unstructured("Subject", subject))
+        message.set_raw("Date", format_datetime(now.astimezone(self.timezone)))
+        message.set_raw("Message-ID", message_id)
+        message.set_raw("Auto-Submitted", "auto-generated")
+        message.set_raw("X-Auto-Response-Suppress", "All")
+        message.set_raw("MIME-Version", "1.0")
+        # multipart/mixed [multipart/alternative [text, HTML], calendar, attachments…]; every text part
+        # base64: a 7-bit ASCII wire form whatever the server supports.
+        message.set_raw("Content-Type", _MIXED)
+        alternative = EmailMessage(policy=POLICY)
+        alternative.set_raw("Content-Type", _ALTERNATIVE)
+        alternative.attach(_text_part(text, _PLAIN))
+        alternative.attach(_text_part(html, _HTML))
+        message.attach(alternative)
         ics = build_calendar(digest.items, domain=self.domain, now=now)
         if ics is not None:
-            message.add_attachment(
-                ics.decode("utf-8"),
-                subtype="calendar",
-                charset="utf-8",
-                cte="base64",
-                filename=CALENDAR_FILENAME,
-                params={"method": "PUBLISH"},
-            )
+            message.attach(_text_part(ics.decode("utf-8"), _CALENDAR, _CALENDAR_DISPOSITION))
         for item in sorted(digest.items, key=lambda i: i.key):
             if item.attachment is not None:
                 _attach(message, *item.attachment)
-        _fix_boundaries(message)
-        # Last: making the message multipart moves Content-* headers into the first part.
-        message["Content-Language"] = "zh-CN"
+        message.set_raw("Content-Language", "zh-CN")
         return message
+
+
+def _addresses(header: str, value: str) -> str:
+    """A configured address header (``Name <addr>, …``) as a raw, encoded and folded value."""
+    addresses = POLICY.header_factory(header, value).addresses
+    if not addresses:  # not an address: passed on as text (the mail server will say what it thinks)
+        return unstructured(header, value)
+    return address_list(header, [(a.display_name, a.addr_spec) for a in addresses])
+
+
+def address_list(header: str, addresses: list[tuple[str, str]]) -> str:
+    """An address header's value (``[(name, email), …]``), RFC 2047-encoded and folded: one per line."""
+    lines: list[str] = []
+    for number, (name, email) in enumerate(addresses):
+        comma = "," if number < len(addresses) - 1 else ""
+        if name.isascii() and len(name) + len(email) < 60:
+            lines.append(str(Address(display_name=name, addr_spec=email)) + comma)
+            continue
+        lines.extend(_encoded_words(name, first=_first_budget(header) if not lines else _WORD_BYTES))
+        lines.append(f"<{email}>{comma}")
+    return "\r\n ".join(lines)
+
+
+def unstructured(header: str, text: str) -> str:
+    """A one-line text (a Subject) as a raw header value: as is if short ASCII, else encoded words."""
+    text = " ".join(text.split())
+    if text.isascii() and len(header) + len(text) < 70:
+        return text
+    return "\r\n ".join(_encoded_words(text, first=_first_budget(header)))
+
+
+_WORD_BYTES = 45  # base64 of 45 bytes is 60 characters: an encoded word of 72 (RFC 2047: at most 75)
+
+
+def _first_budget(header: str) -> int:
+    """Bytes in the encoded word that shares the first line with ``Header: `` (78 characters in all)."""
+    return (78 - len(header) - 2 - len("=?utf-8?b??=")) // 4 * 3
+
+
+def _encoded_words(text: str, *, first: int = _WORD_BYTES) -> list[str]:
+    """``text`` as base64 encoded words, the first of at most ``first`` bytes, the others of at most
+    ``_WORD_BYTES``; never splitting a character."""
+    words: list[str] = []
+    chunk = b""
+    budget = first
+    for char in text:
+        data = char.encode("utf-8")
+        if chunk and len(chunk) + len(data) > budget:
+            words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=")
+            chunk, budget = b"", _WORD_BYTES
+        chunk += data
+    if chunk:
+        words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=")
+    return words
+
+
+# Fixed boundaries: every part is base64 (``=_`` occurs neither there nor in RFC 2047 words), so
+# no body can contain them, and the same digest gives the same bytes.
+_MIXED = _header("Content-Type", 'multipart/mixed;\r\n boundary="=_duban_mixed_0"')
+_ALTERNATIVE = _header("Content-Type", 'multipart/alternative;\r\n boundary="=_duban_alternative_1"')
+_PLAIN = _header("Content-Type", 'text/plain; charset="utf-8"')
+_HTML = _header("Content-Type", 'text/html; charset="utf-8"')
+_CALENDAR = _header("Content-Type", 'text/calendar; charset="utf-8"; method="PUBLISH"')
+_CALENDAR_DISPOSITION = _header("Content-Disposition", f'attachment; filename="{CALENDAR_FILENAME}"')
+_BASE64 = _header("Content-Transfer-Encoding", "base64")
+
+
+def _text_part(content: str, content_type: BaseHeader, disposition: BaseHeader | None = None) -> EmailMessage:
+    """A UTF-8 text part, base64-encoded as ``set_content(..., cte="base64")`` does it."""
+    part = EmailMessage(policy=POLICY)
+    part.set_raw("Content-Type", content_type)
+    part.set_raw("Content-Transfer-Encoding", _BASE64)
+    if disposition is not None:
+        part.set_raw("Content-Disposition", disposition)
+    data = b"\r\n".join(content.encode("utf-8").splitlines()) + b"\r\n"
+    encoded = binascii.b2a_base64(data, newline=False).decode("ascii")
+    width = POLICY.max_line_length // 4 * 4  # 76: what set_content writes (57 bytes a line)
+    part.set_payload("\n".join([encoded[i : i + width] for i in range(0, len(encoded), width)]) + "\n")
+    return part
 
 
 def _attach(message: EmailMessage, filename: str, mime_type: str, data: bytes) -> None:
@@ -119,12 +231,3 @@ def _attach(message: EmailMessage, filename: str, mime_type: str, data: bytes) -
     if not maintype or not subtype:
         maintype, subtype = "application", "octet-stream"
     message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename, params=params)
-
-
-def _fix_boundaries(message: EmailMessage) -> None:
-    """Boundaries derived from the Message-ID instead of random ones: the same digest gives the
-    same bytes. ``=_`` can occur neither in base64 bodies nor in RFC 2047 words."""
-    token = message["Message-ID"].strip("<>").partition("@")[0][:24]
-    multiparts = (part for part in message.walk() if part.is_multipart())
-    for number, part in enumerate(multiparts):
-        part.set_boundary(f"=_duban_{token}_{number}")

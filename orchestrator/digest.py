@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
@@ -31,8 +31,12 @@ class Group:
 def group_items(items: Sequence[NotificationItem], timezones: Mapping[int, ZoneInfo]) -> list[Group]:
     """One group per (recipient, local day of the send slot), in send order."""
     groups: dict[tuple[str, date], list[NotificationItem]] = {}
+    days: dict[tuple[datetime, int], date] = {}  # most items of a run share a few send slots
     for item in sorted(items, key=lambda i: (i.send_at, i.recipient, i.id or 0)):
-        day = local_day(item.send_at, timezones[item.program_id])
+        slot = (item.send_at, item.program_id)
+        day = days.get(slot)
+        if day is None:
+            day = days[slot] = local_day(item.send_at, timezones[item.program_id])
         groups.setdefault((item.recipient, day), []).append(item)
     return [Group(r, d, tuple(members)) for (r, d), members in groups.items()]
 

@@ -8,8 +8,8 @@ Two steps, each durable before the next acts:
 2. ``deliver``: due messages are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), rendered and
    handed to the transport over one connection; each outcome is committed, with its audit event,
    right after the transport returns. A crash between the server's accept and that commit leaves
-   the message claimed; when the claim expires (``CLAIM_SECONDS``) it goes back to pending and is
-   sent again with the same Message-ID.
+   the message claimed; when the claim expires (``CLAIM_SECONDS``) it goes back to pending (the
+   interrupted send counting as an attempt) and is sent again with the same Message-ID.
 
 Outcomes: 4xx replies, timeouts and lost connections retry with exponential backoff and jitter
 (``backoff``), up to ``mail.max_attempts``; a 5xx refusal of some recipients is recorded
@@ -35,20 +35,20 @@ from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import String, cast, func, text, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import String, bindparam, case, cast, func, text, update
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlmodel import Session, select
 
 from notifications import zh
 from notifications.model import Digest, digest_message_id
 from notifications.render import Renderer
 from notifications.transport import SendResult, Transport
-from orchestrator.audit import DAEMON, record
+from orchestrator.audit import DAEMON, event_row, insert_events, record
 from orchestrator.clock import Clock
 from orchestrator.config import MailSettings
 from orchestrator.db import transaction
 from orchestrator.digest import DigestBuilder, Group, Scorecard, group_items
-from orchestrator.models import NotificationItem, OutboxMessage, Program
+from orchestrator.models import Event, NotificationItem, OutboxMessage, Program
 from orchestrator.window import local_day
 from workflows.catalog import Bundle
 from workflows.errors import TransportError
@@ -106,71 +106,96 @@ def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], render
     per message. Concurrent calls are serialized (an advisory lock on PostgreSQL, the single writer on
     SQLite), so one unit never gets two messages for one day because two processes split its items.
     """
+    items_table = NotificationItem.__table__
     with transaction(engine) as session:
         if engine.dialect.name == "postgresql":
             session.execute(
                 text("SELECT pg_advisory_xact_lock(:cls, hashtext(current_schema()))"), {"cls": _ENQUEUE_LOCK}
             )
-        items = list(
-            session.exec(
-                select(NotificationItem)
-                .where(NotificationItem.state == "pending", NotificationItem.send_at <= now)
-                .order_by(NotificationItem.id)
-            )
-        )
+        connection = session.connection()
+        items = connection.execute(
+            select(items_table)
+            .where(items_table.c.state == "pending", items_table.c.send_at <= now)
+            .order_by(items_table.c.id)
+        ).all()
         if not items:
             return 0
         builder = DigestBuilder(session, bundles)
         builder.prefetch(items)
         groups = group_items(items, _timezones(session, {i.program_id for i in items}))
         keyed = {digest_message_id((i.key for i in g.items), renderer.domain): g for g in groups}
-        existing: dict[str, int] = {}
-        for chunk in _chunks(list(keyed)):
-            rows = session.exec(
-                select(OutboxMessage.message_id, OutboxMessage.id).where(OutboxMessage.message_id.in_(chunk))
-            )
-            existing.update(dict(rows.all()))
-        created = [
-            _new_message(builder.digest(group), group, message_id, renderer, now)
+        ids = _existing_messages(connection, list(keyed))
+        rows = [
+            _message_row(builder, group, message_id, renderer, now)
             for message_id, group in keyed.items()
-            if message_id not in existing
+            if message_id not in ids
         ]
-        session.add_all(created)
-        session.flush()
-        existing.update({m.message_id: m.id for m in created})
-        session.execute(
-            update(NotificationItem).execution_options(synchronize_session=False),
+        if rows:
+            outbox = OutboxMessage.__table__
+            inserted = connection.execute(
+                outbox.insert().returning(outbox.c.id, outbox.c.message_id, sort_by_parameter_order=True),
+                rows,
+            )
+            ids.update({message_id: outbox_id for outbox_id, message_id in inserted})
+            insert_events(session, [_queued_event(row, ids[row["message_id"]], now) for row in rows])
+        connection.execute(
+            items_table.update()
+            .where(items_table.c.id == bindparam("item_id"))
+            .values(state="queued", message_id=bindparam("outbox_id")),
             [
-                {"id": item.id, "state": "queued", "message_id": existing[message_id]}
+                {"item_id": item.id, "outbox_id": ids[message_id]}
                 for message_id, group in keyed.items()
                 for item in group.items
             ],
         )
-        for message in created:
-            record(
-                session,
-                at=now,
-                actor=DAEMON,
-                kind="mail.queued",
-                unit=message.recipient,
-                subject=message.message_id,
-                after={"outbox_id": message.id, "to": message.to, "send_date": str(message.send_date)},
-                detail=message.subject,
-            )
-    if created:
-        log.info("mail.queued", messages=len(created), items=len(items))
-    return len(created)
+    if rows:
+        log.info("mail.queued", messages=len(rows), items=len(items))
+    return len(rows)
 
 
-def _new_message(digest: Digest, group: Group, message_id: str, renderer: Renderer, now: datetime):
-    return OutboxMessage(
-        message_id=message_id,
-        recipient=group.recipient,
-        to=list(digest.recipient.emails),
-        subject=renderer.subject(digest),
-        send_date=group.send_date,
-        next_attempt_at=now,
-        created_at=now,
+def _existing_messages(connection, message_ids: list[str]) -> dict[str, int]:
+    """Message-ID → outbox id of those already queued (the same items queued again: not a new email)."""
+    outbox = OutboxMessage.__table__
+    found: dict[str, int] = {}
+    for chunk in _chunks(message_ids):
+        query = select(outbox.c.message_id, outbox.c.id).where(outbox.c.message_id.in_(chunk))
+        found.update({message_id: outbox_id for message_id, outbox_id in connection.execute(query)})
+    return found
+
+
+def _message_row(builder: DigestBuilder, group: Group, message_id: str, renderer: Renderer, now) -> dict:
+    """The outbox row of one group. A digest that cannot be built is queued all the same (it fails,
+    with its reason, when it is sent): one broken item must not keep every other email back."""
+    try:
+        digest = builder.digest(group)
+        to, subject = list(digest.recipient.emails), renderer.subject(digest)
+    except Exception as exc:  # any error of one digest: the others are queued all the same
+        log.error("mail.digest_failed", unit=group.recipient, error=_one_line(exc))
+        to, subject = [], f"【督办】（{len(group.items)}项通知，无法生成邮件）"
+    return {
+        "message_id": message_id,
+        "recipient": group.recipient,
+        "to": to,
+        "subject": subject,
+        "send_date": group.send_date,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "refused": {},
+        "created_at": now,
+        "kind": DIGEST,
+    }
+
+
+def _queued_event(row: dict, outbox_id: int, now: datetime) -> dict:
+    return event_row(
+        at=now,
+        actor=DAEMON,
+        kind="mail.queued",
+        unit=row["recipient"],
+        subject=row["message_id"],
+        after={"outbox_id": outbox_id, "to": row["to"], "send_date": str(row["send_date"])},
+        detail=row["subject"],
     )
 
 
@@ -178,11 +203,11 @@ def _new_message(digest: Digest, group: Group, message_id: str, renderer: Render
 
 
 def _claim(
-    engine: Engine, now: datetime, node: str, limit: int, kinds: Sequence[str]
+    engine: Engine, now: datetime, node: str, limit: int, kinds: Sequence[str], max_attempts: int
 ) -> tuple[list[int], int]:
     """Take up to ``limit`` due messages for ``node``: ``(ids in send order, expired claims released)``."""
     with transaction(engine) as session:
-        reclaimed = _release_expired(session, now)
+        reclaimed = _release_expired(session, now, max_attempts)
         due = (
             select(OutboxMessage.id)
             .where(
@@ -203,14 +228,25 @@ def _claim(
     return [i for i, _ in sorted(claimed, key=lambda row: (row[1], row[0]))], reclaimed
 
 
-def _release_expired(session: Session, now: datetime) -> int:
-    """Claims of a process that died mid-send go back to pending: sent again, same Message-ID."""
+def _release_expired(session: Session, now: datetime, max_attempts: int) -> int:
+    """Claims of a process that died mid-send go back to pending: sent again, with the same Message-ID.
+
+    The interrupted send counts as an attempt (its outcome is unknown), so a message that kills its
+    sender every time ends ``failed`` after ``max_attempts`` instead of blocking the outbox forever.
+    """
+    attempts = OutboxMessage.attempts + 1
     rows = session.execute(
         _outbox(OutboxMessage.state == "sending", OutboxMessage.claimed_until < now)
-        .values(state="pending", claimed_by=None, claimed_until=None)
-        .returning(OutboxMessage.id, OutboxMessage.message_id, OutboxMessage.recipient)
+        .values(
+            state=case((attempts >= max_attempts, "failed"), else_="pending"),
+            attempts=attempts,
+            last_error=_INTERRUPTED,
+            claimed_by=None,
+            claimed_until=None,
+        )
+        .returning(OutboxMessage.id, OutboxMessage.message_id, OutboxMessage.recipient, OutboxMessage.state)
     ).all()
-    for outbox_id, message_id, recipient in rows:
+    for outbox_id, message_id, recipient, state in rows:
         record(
             session,
             at=now,
@@ -219,19 +255,22 @@ def _release_expired(session: Session, now: datetime) -> int:
             unit=recipient,
             subject=message_id,
             before={"state": "sending"},
-            after={"state": "pending", "outbox_id": outbox_id},
-            detail="the claim expired (the sender stopped mid-send): sent again with the same Message-ID",
+            after={"state": state, "outbox_id": outbox_id},
+            detail=_INTERRUPTED + ("; sent again with the same Message-ID" if state == "pending" else ""),
         )
     if rows:
-        log.warning("mail.reclaimed", messages=len(rows))
+        log.warning("mail.reclaimed", messages=len(rows), failed=sum(r[3] == "failed" for r in rows))
     return len(rows)
 
 
-def _renew(engine: Engine, now: datetime, node: str, ids: Sequence[int]) -> None:
+_INTERRUPTED = "the sender stopped while sending (its claim expired): the server may have the message"
+
+
+def _renew(connection: Connection, now: datetime, node: str, ids: Sequence[int]) -> None:
     """Extend this node's claims on ``ids`` (a long batch must not look like a dead one)."""
-    with transaction(engine) as session:
+    with connection.begin():
         for chunk in _chunks(ids):
-            session.execute(
+            connection.execute(
                 _outbox(
                     OutboxMessage.id.in_(chunk),
                     OutboxMessage.state == "sending",
@@ -240,11 +279,11 @@ def _renew(engine: Engine, now: datetime, node: str, ids: Sequence[int]) -> None
             )
 
 
-def _release(engine: Engine, node: str, ids: Sequence[int]) -> None:
+def _release(connection: Connection, node: str, ids: Sequence[int]) -> None:
     """Give back claims that were not tried (a stop request, an error): pending again, untouched."""
-    with transaction(engine) as session:
+    with connection.begin():
         for chunk in _chunks(ids):
-            session.execute(
+            connection.execute(
                 _outbox(
                     OutboxMessage.id.in_(chunk),
                     OutboxMessage.state == "sending",
@@ -274,26 +313,25 @@ class _Letter:
 def _load(
     engine: Engine, ids: Sequence[int], bundles: Mapping[str, Bundle], scorecard: Scorecard | None
 ) -> list[_Letter]:
-    """The claimed messages with their digests built, in one session (bulk queries)."""
-    with Session(engine, expire_on_commit=False) as session:
-        rows: dict[int, OutboxMessage] = {}
-        items: dict[int, list[NotificationItem]] = {}
+    """The claimed messages with their digests built, in one session (bulk queries on plain rows)."""
+    outbox, items_table = OutboxMessage.__table__, NotificationItem.__table__
+    with Session(engine) as session:
+        connection = session.connection()
+        rows: dict[int, Row] = {}
+        items: dict[int, list[Row]] = {}
         for chunk in _chunks(ids):
             rows.update(
-                {m.id: m for m in session.exec(select(OutboxMessage).where(OutboxMessage.id.in_(chunk)))}
+                {row.id: row for row in connection.execute(select(outbox).where(outbox.c.id.in_(chunk)))}
             )
-            for item in session.exec(
-                select(NotificationItem)
-                .where(NotificationItem.message_id.in_(chunk))
-                .order_by(NotificationItem.id)
-            ):
+            query = select(items_table).where(items_table.c.message_id.in_(chunk)).order_by(items_table.c.id)
+            for item in connection.execute(query):
                 items.setdefault(item.message_id, []).append(item)
         builder = DigestBuilder(session, bundles, scorecard)
         builder.prefetch([i for group in items.values() for i in group])
         return [_letter(rows[i], items.get(i, []), builder) for i in ids if i in rows]
 
 
-def _letter(row: OutboxMessage, items: list[NotificationItem], builder: DigestBuilder) -> _Letter:
+def _letter(row: Row, items: list[Row], builder: DigestBuilder) -> _Letter:
     digest = problem = None
     if row.body is None:
         if not items:
@@ -302,7 +340,7 @@ def _letter(row: OutboxMessage, items: list[NotificationItem], builder: DigestBu
             try:
                 digest = builder.digest(Group(row.recipient, row.send_date, tuple(items)))
             except Exception as exc:  # one broken digest must not stop the batch: it is marked failed
-                problem = f"cannot render: {type(exc).__name__}: {exc}"
+                problem = f"cannot render: {type(exc).__name__}: {_one_line(exc)}"
     return _Letter(
         outbox_id=row.id,
         message_id=row.message_id,
@@ -325,8 +363,8 @@ def _make(letter: _Letter, renderer: Renderer | None, now: datetime) -> EmailMes
     if renderer is None or letter.digest is None:
         raise _Unrenderable("cannot render: no renderer for a digest")
     message = renderer.render(letter.digest, now=now)
-    if message["Message-ID"] != letter.message_id:  # the same keys give the same id; the stored one wins
-        del message["Message-ID"]
+    if renderer.message_id(letter.digest) != letter.message_id:  # the same keys give the same id
+        del message["Message-ID"]  # (a domain changed in config since queueing): the stored one wins
         message["Message-ID"] = letter.message_id
     return message
 
@@ -336,67 +374,73 @@ class _Unrenderable(Exception):
 
 
 def _prepare(letter: _Letter, renderer: Renderer | None, now: datetime) -> EmailMessage | str:
-    """The message, or the one-line reason it cannot be made. Runs in a worker thread."""
+    """The message, or the one-line reason it cannot be made."""
     try:
         return _make(letter, renderer, now)
     except _Unrenderable as exc:
         return str(exc)
     except Exception as exc:  # a template or data error in one digest must not stop the batch
-        return f"cannot render: {type(exc).__name__}: {exc}"
+        return f"cannot render: {type(exc).__name__}: {_one_line(exc)}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 # -- recording outcomes -----------------------------------------------------------------------
 
 
-def _record_sent(engine: Engine, now: datetime, letter: _Letter, result: SendResult) -> None:
+_SET_OUTCOME = OutboxMessage.__table__.update().where(
+    OutboxMessage.__table__.c.id == bindparam("outbox_id")
+)  # the SET clause comes from the parameters given with it
+
+
+def _commit_outcome(connection: Connection, outbox_id: int, values: dict, events: list[dict]) -> None:
+    """One short transaction: the message's new state and its audit events.
+
+    Core statements built once, on the batch's connection: this runs once per message, and pool
+    checkouts, statement building and the ORM's unit of work cost more than the send itself.
+    """
+    with connection.begin():
+        connection.execute(_SET_OUTCOME, {"outbox_id": outbox_id, **values})
+        connection.execute(Event.__table__.insert(), events)
+
+
+def _record_sent(connection: Connection, now: datetime, letter: _Letter, result: SendResult) -> None:
     refused = dict(result.refused)
-    with transaction(engine) as session:
-        session.execute(
-            _outbox(OutboxMessage.id == letter.outbox_id).values(
-                state="sent",
-                sent_at=now,
-                attempts=letter.attempts + 1,
-                claimed_by=None,
-                claimed_until=None,
-                refused=refused,
-                last_error=None,
-            )
-        )
-        record(
-            session,
-            at=now,
-            actor=DAEMON,
+    attempts = letter.attempts + 1
+    about = {"at": now, "actor": DAEMON, "unit": letter.recipient, "subject": letter.message_id}
+    events = [
+        event_row(
             kind="mail.sent",
-            unit=letter.recipient,
-            subject=letter.message_id,
-            after={
-                "outbox_id": letter.outbox_id,
-                "to": list(result.accepted),
-                "attempts": letter.attempts + 1,
-            },
+            after={"outbox_id": letter.outbox_id, "to": list(result.accepted), "attempts": attempts},
+            **about,
         )
-        if refused:
-            record(
-                session,
-                at=now,
-                actor=DAEMON,
+    ]
+    if refused:
+        events.append(
+            event_row(
                 kind="mail.refused",
-                unit=letter.recipient,
-                subject=letter.message_id,
                 after={"outbox_id": letter.outbox_id, "refused": refused},
                 detail="refused for good by the mail server; the other recipients got the message",
+                **about,
             )
+        )
+    values = {"state": "sent", "sent_at": now, "attempts": attempts, "refused": refused, "last_error": None}
+    _commit_outcome(
+        connection, letter.outbox_id, values | {"claimed_by": None, "claimed_until": None}, events
+    )
     log.info(
         "mail.sent",
         message=letter.message_id,
         unit=letter.recipient,
-        attempts=letter.attempts + 1,
+        attempts=attempts,
         refused=sorted(refused) or None,
     )
 
 
 def _record_failure(
-    engine: Engine,
+    connection: Connection,
     now: datetime,
     letter: _Letter,
     error: str,
@@ -409,40 +453,30 @@ def _record_failure(
     attempts = letter.attempts + 1
     failed = permanent or attempts >= mail.max_attempts
     next_attempt = None if failed else now + backoff(attempts, mail, rng)
-    values: dict = {
-        "state": "failed" if failed else "pending",
-        "attempts": attempts,
-        "last_error": error[:1000],
-        "claimed_by": None,
-        "claimed_until": None,
-    }
+    state = "failed" if failed else "pending"
+    values: dict = {"state": state, "attempts": attempts, "last_error": error[:1000]}
+    values |= {"claimed_by": None, "claimed_until": None}
     if next_attempt is not None:
         values["next_attempt_at"] = next_attempt
     kind = "mail.failed" if failed else "mail.retry"
-    with transaction(engine) as session:
-        session.execute(_outbox(OutboxMessage.id == letter.outbox_id).values(**values))
-        record(
-            session,
-            at=now,
-            actor=DAEMON,
-            kind=kind,
-            unit=letter.recipient,
-            subject=letter.message_id,
-            before={"state": "sending"},
-            after={
-                "outbox_id": letter.outbox_id,
-                "state": values["state"],
-                "attempts": attempts,
-                "next_attempt_at": next_attempt.isoformat() if next_attempt else None,
-            },
-            detail=error[:1000],
-        )
+    shown = next_attempt.isoformat() if next_attempt else None
+    event = event_row(
+        at=now,
+        actor=DAEMON,
+        kind=kind,
+        unit=letter.recipient,
+        subject=letter.message_id,
+        before={"state": "sending"},
+        after={"outbox_id": letter.outbox_id, "state": state, "attempts": attempts, "next_attempt_at": shown},
+        detail=error[:1000],
+    )
+    _commit_outcome(connection, letter.outbox_id, values, [event])
     log.warning(
         kind,
         message=letter.message_id,
         unit=letter.recipient,
         attempts=attempts,
-        next_attempt_at=next_attempt.isoformat() if next_attempt else None,
+        next_attempt_at=shown,
         error=error,
     )
     return failed
@@ -467,11 +501,16 @@ class _Pacer:
 
 
 class _Run:
-    """One batch: claimed letters sent in order over one opened transport, each outcome committed."""
+    """One batch: claimed letters rendered, sent in order over one opened transport, each outcome committed.
+
+    Everything here runs on the event loop, between awaits on the mail server: rendering takes about
+    a millisecond a message and each commit is a short transaction on a connection held for the batch.
+    In worker threads they only contended with the SMTP conversation for the GIL and cost more.
+    """
 
     def __init__(
         self,
-        engine: Engine,
+        connection: Connection,
         clock: Clock,
         transport: Transport,
         renderer: Renderer | None,
@@ -480,89 +519,72 @@ class _Run:
         rng: random.Random,
         stop: Callable[[], bool],
     ) -> None:
-        self.engine, self.clock, self.transport, self.renderer = engine, clock, transport, renderer
+        self.connection, self.clock, self.transport, self.renderer = connection, clock, transport, renderer
         self.mail, self.node, self.rng, self.stop = mail, node, rng, stop
         self.report = DeliverReport()
         self.pacer = _Pacer(mail.rate_limit)
         self.renewed = time.monotonic()
-        self.untried = 0
+        self.untried = 0  # letters[untried:] were not started: given back if the batch ends early
 
     async def run(self, letters: list[_Letter]) -> DeliverReport:
-        self.untried = 0  # letters[untried:] were not started: given back if the batch ends early
         try:
             try:
                 await self.transport.open()
             except TransportError as exc:
                 self.untried = len(letters)
-                await self._connection_down(letters, f"cannot open the connection: {exc}")
+                self._connection_down(letters, f"cannot open the connection: {exc}")
                 return self.report
             try:
                 await self._send_all(letters)
             finally:
                 await self.transport.close()
         finally:
-            if self.untried < len(
-                letters
-            ):  # a stop request or an error; the letter in flight keeps its claim
-                ids = [x.outbox_id for x in letters[self.untried :]]
-                await asyncio.to_thread(_release, self.engine, self.node, ids)
+            # After a stop request or an error: give back what was not tried (the letter in flight, if
+            # any, keeps its claim: the server may have it; it is sent again when the claim expires).
+            if self.untried < len(letters):
+                _release(self.connection, self.node, [x.outbox_id for x in letters[self.untried :]])
         return self.report
 
     async def _send_all(self, letters: list[_Letter]) -> None:
-        """Send in order, rendering the next letter in a thread while this one is on the wire."""
+        """Render, send, record, one letter after the other; stops early on ``stop()`` or a dead server."""
         now = self.clock.now()
-        upcoming = asyncio.ensure_future(asyncio.to_thread(_prepare, letters[0], self.renderer, now))
         temporary_in_a_row = 0
-        try:
-            for position, letter in enumerate(letters):
-                prepared = await upcoming
-                if position + 1 < len(letters):
-                    upcoming = asyncio.ensure_future(
-                        asyncio.to_thread(_prepare, letters[position + 1], self.renderer, now)
-                    )
-                if self.stop():
+        for position, letter in enumerate(letters):
+            if self.stop():
+                return
+            self._keep_claim(letters[position:])
+            self.untried = position + 1
+            prepared = _prepare(letter, self.renderer, now)
+            if isinstance(prepared, str):
+                self._failed(letter, prepared, permanent=True)
+                continue
+            await self.pacer.wait()
+            try:
+                result = await self.transport.send(prepared, letter.to)
+            except TransportError as exc:
+                self._failed(letter, str(exc), permanent=not exc.temporary)
+                temporary_in_a_row = temporary_in_a_row + 1 if exc.temporary else 0
+                if temporary_in_a_row >= BREAKER:
+                    self.untried = len(letters)
+                    self._connection_down(letters[position + 1 :], f"not tried: {exc}")
                     return
-                await self._keep_claim(letters[position:])
-                self.untried = position + 1
-                if isinstance(prepared, str):
-                    await self._failed(letter, prepared, permanent=True)
-                    continue
-                await self.pacer.wait()
-                try:
-                    result = await self.transport.send(prepared, letter.to)
-                except TransportError as exc:
-                    await self._failed(letter, str(exc), permanent=not exc.temporary)
-                    temporary_in_a_row = temporary_in_a_row + 1 if exc.temporary else 0
-                    if temporary_in_a_row >= BREAKER:
-                        self.untried = len(letters)
-                        await self._connection_down(letters[position + 1 :], f"not tried: {exc}")
-                        return
-                    continue
-                temporary_in_a_row = 0
-                await asyncio.to_thread(_record_sent, self.engine, self.clock.now(), letter, result)
-                self.report.sent += 1
-                self.report.refused += len(result.refused)
-                self.report.sent_ids.append(letter.outbox_id)
-        finally:
-            upcoming.cancel()
+                continue
+            temporary_in_a_row = 0
+            _record_sent(self.connection, self.clock.now(), letter, result)
+            self.report.sent += 1
+            self.report.refused += len(result.refused)
+            self.report.sent_ids.append(letter.outbox_id)
 
-    async def _failed(self, letter: _Letter, error: str, *, permanent: bool) -> None:
-        failed = await asyncio.to_thread(
-            _record_failure,
-            self.engine,
-            self.clock.now(),
-            letter,
-            error,
-            permanent=permanent,
-            mail=self.mail,
-            rng=self.rng,
-        )
-        if failed:
+    def _failed(self, letter: _Letter, error: str, *, permanent: bool) -> None:
+        now = self.clock.now()
+        if _record_failure(
+            self.connection, now, letter, error, permanent=permanent, mail=self.mail, rng=self.rng
+        ):
             self.report.failed += 1
         else:
             self.report.retried += 1
 
-    async def _connection_down(self, letters: Sequence[_Letter], error: str) -> None:
+    def _connection_down(self, letters: Sequence[_Letter], error: str) -> None:
         """The mail system cannot be reached: a failed, retried attempt for every letter of the batch.
 
         Even a permanent-looking error here (bad credentials, a rejected certificate) is a problem of
@@ -570,12 +592,11 @@ class _Run:
         """
         log.error("mail.unavailable", error=error, messages=len(letters))
         for letter in letters:
-            await self._failed(letter, error, permanent=False)
+            self._failed(letter, error, permanent=False)
 
-    async def _keep_claim(self, remaining: Sequence[_Letter]) -> None:
+    def _keep_claim(self, remaining: Sequence[_Letter]) -> None:
         if time.monotonic() - self.renewed > CLAIM_SECONDS / 3:
-            ids = [x.outbox_id for x in remaining]
-            await asyncio.to_thread(_renew, self.engine, self.clock.now(), self.node, ids)
+            _renew(self.connection, self.clock.now(), self.node, [x.outbox_id for x in remaining])
             self.renewed = time.monotonic()
 
 
@@ -593,40 +614,60 @@ async def deliver(
     scorecard: Scorecard | None = None,
     rng: random.Random | None = None,
 ) -> DeliverReport:
-    """Send up to ``limit`` due messages over one connection; returns what happened.
+    """Send up to ``limit`` due messages (digests and failure reports) over one connection.
 
     ``stop()`` is checked between messages: the message in flight is finished and recorded, the rest
-    go back to pending untouched. Database work runs in worker threads, so the event loop stays free.
+    go back to pending untouched. The claim and the loading of the batch run in worker threads; each
+    message's commit is a short transaction on the event loop, between two SMTP conversations.
     """
     return await _deliver(
         engine,
         clock,
         transport,
-        renderer,
-        bundles,
         mail,
-        node,
-        limit,
-        stop,
-        scorecard,
-        rng,
-        (DIGEST, FAILURE_REPORT),
+        _Letters(bundles, scorecard, renderer),
+        node=node,
+        limit=limit,
+        stop=stop,
+        rng=rng or random.Random(),
+        kinds=(DIGEST, FAILURE_REPORT),
     )
 
 
+@dataclass(frozen=True)
+class _Letters:
+    """What turns claimed rows into emails: the loaded plans, the scorecard hook, the renderer."""
+
+    bundles: Mapping[str, Bundle]
+    scorecard: Scorecard | None
+    renderer: Renderer | None
+
+
 async def _deliver(
-    engine, clock, transport, renderer, bundles, mail, node, limit, stop, scorecard, rng, kinds
+    engine: Engine,
+    clock: Clock,
+    transport: Transport,
+    mail: MailSettings,
+    making: _Letters,
+    *,
+    node: str,
+    limit: int,
+    stop: Callable[[], bool],
+    rng: random.Random,
+    kinds: Sequence[str],
 ) -> DeliverReport:
-    ids, reclaimed = await asyncio.to_thread(_claim, engine, clock.now(), node, limit, kinds)
+    claim = (engine, clock.now(), node, limit, kinds, mail.max_attempts)
+    ids, reclaimed = await asyncio.to_thread(_claim, *claim)
     if not ids:
         return DeliverReport(reclaimed=reclaimed)
-    try:
-        letters = await asyncio.to_thread(_load, engine, ids, bundles, scorecard)
-    except BaseException:
-        await asyncio.to_thread(_release, engine, node, ids)
-        raise
-    runner = _Run(engine, clock, transport, renderer, mail, node, rng or random.Random(), stop)
-    report = await runner.run(letters)
+    with engine.connect() as connection:
+        try:
+            letters = await asyncio.to_thread(_load, engine, ids, making.bundles, making.scorecard)
+        except BaseException:
+            _release(connection, node, ids)
+            raise
+        runner = _Run(connection, clock, transport, making.renderer, mail, node, rng, stop)
+        report = await runner.run(letters)
     report.reclaimed = reclaimed
     return report
 
@@ -755,7 +796,17 @@ async def report_failures(
     that cannot be sent stays in the outbox and is retried like any message (also by ``deliver``).
     """
     listed = await asyncio.to_thread(queue_failure_report, engine, clock.now(), mail, timezone=timezone)
+    making = _Letters(bundles={}, scorecard=None, renderer=None)  # reports are rendered when queued
     await _deliver(
-        engine, clock, transport, None, {}, mail, node, 100, lambda: False, None, None, (FAILURE_REPORT,)
+        engine,
+        clock,
+        transport,
+        mail,
+        making,
+        node=node,
+        limit=100,
+        stop=lambda: False,
+        rng=random.Random(),
+        kinds=(FAILURE_REPORT,),
     )
     return len(listed)

@@ -118,7 +118,11 @@ class NotificationItem(SQLModel, table=True):
 
 
 class OutboxMessage(SQLModel, table=True):
-    """One digest email; kept forever (sent, failed or pending)."""
+    """One email; kept forever (sent, failed or pending).
+
+    ``kind`` is ``digest`` (a unit's items, rendered when sent) or ``failure_report`` (the admin's
+    daily list of undeliverable messages, rendered when queued: ``body`` holds its bytes).
+    """
 
     __tablename__ = "outbox_message"
     __table_args__ = (Index("ix_outbox_state", "state", "next_attempt_at"),)
@@ -139,6 +143,8 @@ class OutboxMessage(SQLModel, table=True):
     claimed_by: str | None = None
     claimed_until: datetime | None = None
     reported_at: datetime | None = None
+    kind: str = "digest"  # digest | failure_report
+    body: bytes | None = None  # the whole message, for kinds rendered when queued
 
 
 class Event(SQLModel, table=True):
