@@ -137,14 +137,17 @@ class TimerSync:
 
 
 def insert_ignoring_duplicates(session: Session, model, rows: list[dict]) -> int:
-    """Bulk INSERT … ON CONFLICT (key) DO NOTHING (one cached statement, executemany); rows inserted."""
+    """Bulk INSERT … ON CONFLICT (key) DO NOTHING RETURNING id; returns the number of rows inserted.
+
+    RETURNING counts what was really inserted on every backend (an executemany's rowcount does not).
+    """
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model.__table__).on_conflict_do_nothing(index_elements=["key"])
-    result = session.connection().execute(statement, rows)
-    return max(result.rowcount or 0, 0) if result.rowcount is not None else len(rows)
+    table = model.__table__
+    statement = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
+    return len(session.connection().execute(statement, rows).all())
 
 
 def _timer_row(key: str, kind: str, program: Program, on: date, tz: ZoneInfo, **fields) -> dict:

@@ -306,4 +306,3 @@ def _phase_audience(session: Session, program_id: int, phase: str) -> list[str]:
         for lead_unit in lead or ():
             seen.setdefault(lead_unit, None)
     return sorted(seen)
-

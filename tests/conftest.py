@@ -390,5 +390,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     except under CI (``DUBAN_REQUIRE_POSTGRES=1``, set by .ci/run), where they must run."""
     if item.get_closest_marker("postgres") and not _postgres_up():
         if os.environ.get("DUBAN_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required (DUBAN_REQUIRE_POSTGRES=1) but 127.0.0.1:5432 does not answer")
+            pytest.fail(
+                "PostgreSQL is required (DUBAN_REQUIRE_POSTGRES=1) but 127.0.0.1:5432 does not answer"
+            )
         pytest.skip("PostgreSQL on 127.0.0.1:5432 does not answer (make test skips; .ci/run requires it)")

@@ -256,3 +256,9 @@ def test_recurring_duties_materialize_on_a_rolling_horizon(store, tmp_path):
     with Session(store) as session:
         dues = sorted(o.due for o in session.exec(select(Obligation)))
     assert dues == [date(2026, 1, 26), date(2026, 2, 25), date(2026, 3, 25), date(2026, 4, 27)]
+
+
+def test_tick_reports_the_items_it_wrote(store, bundle):
+    start(store, bundle, local(2026, 5, 20))
+    report = tick(store, local(2026, 6, 1, 0, 1), policy_for(bundle))
+    assert report.items == len(items(store)) > 0
