@@ -45,7 +45,8 @@ class SimulatedEmail:
         }
 
 
-def _next_event(engine, after: datetime) -> datetime | None:
+def next_event(engine, after: datetime) -> datetime | None:
+    """The next moment something is due: a timer, an item's send slot, a message's next attempt."""
     with Session(engine) as session:
         candidates = [
             session.exec(select(func.min(Timer.fire_at)).where(Timer.fired_at.is_(None))).one(),
@@ -92,7 +93,7 @@ def _run(engine, clock: FakeClock, end: datetime, policy: SendPolicy, bundles, r
         tick(engine, now, policy)
         enqueue(engine, now, bundles, renderer)
         _mark_sent(engine, now)
-        following = _next_event(engine, now + timedelta(seconds=1))
+        following = next_event(engine, now + timedelta(seconds=1))
         if following is None or following >= end:
             return
         clock.set(following)

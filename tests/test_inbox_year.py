@@ -35,9 +35,10 @@ from orchestrator.clock import FakeClock
 from orchestrator.config import load_settings
 from orchestrator.db import make_engine, transaction, upgrade
 from orchestrator.dispatch import deliver, enqueue
-from orchestrator.models import Event, NotificationItem, OutboxMessage, Timer
+from orchestrator.models import Event, NotificationItem, OutboxMessage
 from orchestrator.programs import start_program
 from orchestrator.runtime import load_bundle_for, make_renderer, send_policy
+from orchestrator.simulate import next_event
 from orchestrator.tick import tick
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,22 +89,6 @@ class Year:
     sends: Counter  # Message-ID -> how many times the audit log says it was sent
 
 
-def _next_event(engine, after: datetime) -> datetime | None:
-    """The next moment something is due: a timer, an item's send slot, a message's next attempt."""
-    with Session(engine) as session:
-        candidates = [
-            session.exec(select(func.min(Timer.fire_at)).where(Timer.fired_at.is_(None))).one(),
-            session.exec(
-                select(func.min(NotificationItem.send_at)).where(NotificationItem.state == "pending")
-            ).one(),
-            session.exec(
-                select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.state == "pending")
-            ).one(),
-        ]
-    found = [c for c in candidates if c is not None]
-    return max(min(found), after) if found else None
-
-
 async def _run_year(engine, bundle, settings, maildir: Path) -> None:
     """Start the program on 01-01 and run the daemon's steps at every event until 01-31 next year."""
     begin = datetime.combine(date(YEAR, 1, 1), time(0), TZ).astimezone(UTC)
@@ -120,7 +105,7 @@ async def _run_year(engine, bundle, settings, maildir: Path) -> None:
         tick(engine, now, policy)
         enqueue(engine, now, bundles, renderer)
         await deliver(engine, clock, transport, renderer, bundles, settings.mail, limit=10_000)
-        following = _next_event(engine, now + timedelta(seconds=1))
+        following = next_event(engine, now + timedelta(seconds=1))
         if following is None or following >= end:
             return
         clock.set(following)
