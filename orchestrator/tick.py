@@ -25,6 +25,7 @@ from orchestrator.window import local_day, send_slot
 from workflows.calendar import WorkdayCalendar
 
 REMINDER_KINDS = ("task_opened", "reminder", "due_today")
+PHASE_KINDS = ("phase_start", "phase_ending", "phase_end")  # the timers behind phase notices
 
 
 @dataclass
@@ -123,6 +124,19 @@ class _Batch:
                 .group_by(TIMER.c.obligation_id)
             ).all()
             self.latest_notice.update({oid: at for oid, at in rows})
+        self.latest_phase_notice = dict(
+            connection.execute(
+                select(TIMER.c.program_id, func.max(TIMER.c.fire_at))
+                .where(
+                    TIMER.c.program_id.in_(program_ids),
+                    TIMER.c.obligation_id.is_(None),
+                    TIMER.c.fired_at.is_(None),
+                    TIMER.c.fire_at <= now,
+                    TIMER.c.kind.in_(PHASE_KINDS),
+                )
+                .group_by(TIMER.c.program_id)
+            ).all()
+        )
         self.items: list[dict] = []
         self.events: list[dict] = []
         self.state_changes: dict[int, str] = {}
@@ -272,6 +286,9 @@ class _Batch:
             self._phase_state(run, "closed")
         if timer.kind in ("phase_start", "phase_ending") and today > run.end:
             return self._skip(timer, f"caught up on {today}: phase {run.phase} already ended {run.end}")
+        latest = self.latest_phase_notice.get(timer.program_id)
+        if latest is not None and latest > timer.fire_at:
+            return self._skip(timer, f"caught up on {today}: superseded by a later phase notice")
         kind = {"phase_start": "phase_started", "phase_end": "phase_closed"}.get(timer.kind, timer.kind)
         for recipient in _phase_audience(session, timer.program_id, run.phase):
             self._item(timer, kind, recipient, phase=run.phase)

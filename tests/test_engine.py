@@ -262,3 +262,21 @@ def test_tick_reports_the_items_it_wrote(store, bundle):
     start(store, bundle, local(2026, 5, 20))
     report = tick(store, local(2026, 6, 1, 0, 1), policy_for(bundle))
     assert report.items == len(items(store)) > 0
+
+
+def test_catch_up_sends_only_the_latest_phase_notice(store, tmp_path):
+    two_phases = SMALL_PLAN.replace(
+        '[[tasks]]\nid = "T1"',
+        '[[phases]]\nid = "evaluate"\nname = "考核评比阶段"\nstart = "07-01"\nend = "07-31"\n\n'
+        '[[tasks]]\nid = "T9"\ntitle = "考评"\nphase = "evaluate"\nresponsible = ["agency-2"]\n\n'
+        '[[tasks]]\nid = "T1"',
+    )
+    bundle = write_bundle(tmp_path / "two", two_phases)
+    start(store, bundle, local(2026, 5, 20))
+    tick(store, local(2026, 7, 3, 10), policy_for(bundle))  # down from 05-20 to 07-03
+    phase_items = {(i.kind, i.phase) for i in items(store) if i.kind.startswith("phase_")}
+    # implement's start (06-01) is stale; its close and evaluate's start both happened on 07-01
+    assert phase_items == {("phase_closed", "implement"), ("phase_started", "evaluate")}
+    with Session(store) as session:
+        runs = {r.phase: r.state for r in session.exec(select(PhaseRun))}
+    assert runs == {"implement": "closed", "evaluate": "active"}  # the states still advanced
