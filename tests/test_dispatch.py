@@ -34,7 +34,8 @@ from structlog.testing import LogCapture
 from notifications.render import Renderer
 from notifications.transport import SendResult, SmtpTransport, Transport
 from orchestrator.clock import FakeClock
-from orchestrator.config import MailSettings, SmtpSettings
+from orchestrator.config import MailSettings, Settings, SmtpSettings
+from orchestrator.daemon import make_transport
 from orchestrator.db import make_engine, transaction, upgrade
 from orchestrator.dispatch import (
     ADMIN_RECIPIENT,
@@ -245,20 +246,9 @@ def plain(server, *, timeout: float = 5.0) -> SmtpTransport:
     )
 
 
-def transport_from(mail: MailSettings) -> SmtpTransport:
-    """What the daemon builds from ``[mail.smtp]``: the password read now, through the settings."""
-    smtp = mail.smtp
-    return SmtpTransport(
-        host=smtp.host,
-        port=smtp.port,
-        security=smtp.security,
-        username=smtp.username,
-        password=smtp.password(),
-        timeout=smtp.timeout,
-        verify=smtp.verify,
-        ca_file=smtp.ca_file,
-        local_hostname="duban.test",
-    )
+def transport_from(mail: MailSettings) -> Transport:
+    """What the daemon builds from ``[mail.smtp]`` (its own function): the password read now."""
+    return make_transport(Settings(mail=mail.model_copy(update={"transport": "smtp"})))
 
 
 def received_by_id(server: SmtpServer) -> Counter:
