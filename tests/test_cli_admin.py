@@ -770,9 +770,9 @@ def test_a_missing_or_broken_config_is_named_with_its_line(site):
     wrong = site / "wrong.toml"
     wrong.write_text(CONFIG.replace("tick_interval = 60", 'tick_interval = "often"'), encoding="utf-8")
     cases = {
-        site / "nope.toml": f"duban: {site / 'nope.toml'}:1: config file not found",
-        broken: f"duban: {broken}:3: TOML syntax",
-        wrong: f"duban: {wrong}:9: daemon.tick_interval:",
+        site / "nope.toml": f"{site / 'nope.toml'}:1: config file not found",
+        broken: f"{broken}:3: TOML syntax",
+        wrong: f"{wrong}:9: daemon.tick_interval:",
     }
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = pool.map(lambda path: _run_config(path, "done", "1", "--evidence", "x"), cases)

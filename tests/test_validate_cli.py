@@ -127,8 +127,8 @@ def write(folder: Path, name: str, text: str) -> Path:
 def error_lines(err: str) -> list[str]:
     assert "Traceback" not in err
     lines = err.splitlines()
-    assert all(line.startswith("duban: ") for line in lines), err
-    return [line.removeprefix("duban: ") for line in lines]
+    assert not any(line.startswith("duban: ") for line in lines), err  # bare FILE:LINE: message
+    return lines
 
 
 # -- validate: the pilot ------------------------------------------------------------------------------

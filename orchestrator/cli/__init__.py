@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from orchestrator.cli.common import Context, err_console, state
 from orchestrator.logs import configure_cli
-from workflows.errors import DubanError
+from workflows.errors import DefinitionError, DubanError
 
 app = typer.Typer(
     name="duban",
@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     except DubanError as exc:
         if debug:
             raise
+        # located problems are printed as compilers do, `FILE:LINE: message`; anything else as `duban: …`
+        prefix = "" if isinstance(exc, DefinitionError) else "duban: "
         for line in str(exc).splitlines() or [type(exc).__name__]:
-            err_console.print(f"duban: {line}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(f"{prefix}{line}", markup=False, highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
