@@ -278,7 +278,7 @@ def start_program(
     occurrences = plan(bundle.definition, bundle.units.directory, year, bundle.calendar, bundle.registers)
     wanted = {obligation_key(program.workflow, year, o): o for o in occurrences}
     existing = {o.key: o for o in session.exec(select(Obligation).where(Obligation.program_id == program.id))}
-    new = _add_obligations(session, program, wanted, existing, horizon, now)
+    new = _add_obligations(session, program, wanted, existing, horizon, now, today)
     report.added = len(new)
     for key, occ in wanted.items():
         obligation = existing.get(key) or new.get(key)
@@ -301,7 +301,7 @@ def start_program(
     return report
 
 
-def _add_obligations(session, program, wanted, existing, horizon: date, now: datetime) -> dict:
+def _add_obligations(session, program, wanted, existing, horizon: date, now: datetime, today: date) -> dict:
     """Insert the obligations that are new and within the horizon (one executemany).
 
     Returns them by key as plain rows (id, key, unit, opens, due): building ORM objects for
@@ -319,7 +319,7 @@ def _add_obligations(session, program, wanted, existing, horizon: date, now: dat
             "occurrence": occ.occurrence,
             "opens": occ.opens,
             "due": occ.due,
-            "state": "pending",
+            "state": state_for(occ.opens, occ.due, today),  # started late: born open or overdue
             "updated_at": now,
         }
         for key, occ in wanted.items()

@@ -280,3 +280,9 @@ def test_catch_up_sends_only_the_latest_phase_notice(store, tmp_path):
     with Session(store) as session:
         runs = {r.phase: r.state for r in session.exec(select(PhaseRun))}
     assert runs == {"implement": "closed", "evaluate": "active"}  # the states still advanced
+
+
+def test_a_program_started_late_has_true_states_before_the_first_tick(store, bundle):
+    start(store, bundle, local(2026, 6, 20))  # T1 (06-01 → 06-10) is already late, T2 not open yet
+    assert obligation(store, "T1", "agency-1").state == "overdue"
+    assert obligation(store, "T2", "agency-1").state == "pending"
