@@ -7,8 +7,10 @@ is missing, not duban's, or behind the code's migrations, and says what to run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -23,6 +25,7 @@ from sqlmodel import Session, SQLModel, create_engine
 from orchestrator import models  # noqa: F401  (registers the tables)
 from workflows.errors import DubanError
 
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -160,6 +163,15 @@ def memory_engine() -> Engine:
     engine = make_engine("sqlite://")
     SQLModel.metadata.create_all(engine)
     return engine
+
+
+IN_LIMIT = 900  # ids per ``IN (...)``: under SQLite's default limit of 999 bound parameters
+
+
+def chunks(values: Sequence[T], size: int = IN_LIMIT) -> Iterator[Sequence[T]]:
+    """``values`` in slices of ``size`` (for ``IN (...)`` lists and batched statements)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from notifications.model import Digest, DigestItem, Recipient
+from orchestrator.db import chunks
 from orchestrator.models import NotificationItem, Obligation, PhaseRun, Program
 from orchestrator.window import local_day
 from workflows.catalog import Bundle
@@ -107,8 +108,8 @@ class DigestBuilder:
         table = Obligation.__table__
         columns = [table.c[n] for n in ("id", "title", "opens", "lead")]
         connection = self.session.connection()
-        for start in range(0, len(ids), 900):
-            rows = connection.execute(select(*columns).where(table.c.id.in_(ids[start : start + 900])))
+        for chunk in chunks(ids):
+            rows = connection.execute(select(*columns).where(table.c.id.in_(chunk)))
             self._obligations.update({row.id: row for row in rows})
 
     def obligation(self, obligation_id: int | None):

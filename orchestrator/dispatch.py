@@ -46,7 +46,7 @@ from notifications.transport import SendResult, Transport
 from orchestrator.audit import DAEMON, event_row, insert_events, record
 from orchestrator.clock import Clock
 from orchestrator.config import MailSettings
-from orchestrator.db import transaction
+from orchestrator.db import chunks, transaction
 from orchestrator.digest import DigestBuilder, Group, Scorecard, group_items
 from orchestrator.models import Event, NotificationItem, OutboxMessage, Program
 from orchestrator.window import local_day
@@ -60,7 +60,6 @@ BREAKER = 3  # this many temporary failures in a row: the mail system is down, s
 ADMIN_RECIPIENT = "(admin)"  # the recipient of failure reports (not a unit id: units cannot have "()")
 DIGEST, FAILURE_REPORT = "digest", "failure_report"
 _ENQUEUE_LOCK = 0x6475626F  # "dubo": PostgreSQL advisory lock class serializing ``enqueue``
-_CHUNK = 900  # ids per IN (...) list (SQLite's default limit is 999 variables)
 
 
 @dataclass
@@ -79,11 +78,6 @@ def backoff(attempts: int, mail: MailSettings, rng: random.Random) -> timedelta:
     """Exponential backoff with ±20 % jitter: retry_base · 2^(attempts−1), capped at retry_max."""
     seconds = min(mail.retry_max, mail.retry_base * 2 ** max(attempts - 1, 0))
     return timedelta(seconds=seconds * rng.uniform(0.8, 1.2))
-
-
-def _chunks(values: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def _outbox(*where):
@@ -157,7 +151,7 @@ def _existing_messages(connection, message_ids: list[str]) -> dict[str, int]:
     """Message-ID → outbox id of those already queued (the same items queued again: not a new email)."""
     outbox = OutboxMessage.__table__
     found: dict[str, int] = {}
-    for chunk in _chunks(message_ids):
+    for chunk in chunks(message_ids):
         query = select(outbox.c.message_id, outbox.c.id).where(outbox.c.message_id.in_(chunk))
         found.update({message_id: outbox_id for message_id, outbox_id in connection.execute(query)})
     return found
@@ -269,7 +263,7 @@ _INTERRUPTED = "the sender stopped while sending (its claim expired): the server
 def _renew(connection: Connection, now: datetime, node: str, ids: Sequence[int]) -> None:
     """Extend this node's claims on ``ids`` (a long batch must not look like a dead one)."""
     with connection.begin():
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             connection.execute(
                 _outbox(
                     OutboxMessage.id.in_(chunk),
@@ -282,7 +276,7 @@ def _renew(connection: Connection, now: datetime, node: str, ids: Sequence[int])
 def _release(connection: Connection, node: str, ids: Sequence[int]) -> None:
     """Give back claims that were not tried (a stop request, an error): pending again, untouched."""
     with connection.begin():
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             connection.execute(
                 _outbox(
                     OutboxMessage.id.in_(chunk),
@@ -319,7 +313,7 @@ def _load(
         connection = session.connection()
         rows: dict[int, Row] = {}
         items: dict[int, list[Row]] = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             rows.update(
                 {row.id: row for row in connection.execute(select(outbox).where(outbox.c.id.in_(chunk)))}
             )
@@ -709,7 +703,7 @@ def queue_failure_report(engine: Engine, now: datetime, mail: MailSettings, *, t
         )
         session.add(report)
         ids = [m.id for m in rows]
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             session.execute(_outbox(OutboxMessage.id.in_(chunk)).values(reported_at=now))
         session.flush()
         record(

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from orchestrator.audit import DAEMON, record
+from orchestrator.db import chunks
 from orchestrator.models import Obligation, PhaseRun, Program, Timer
 from orchestrator.window import local_day, local_midnight
 from workflows.catalog import Bundle
@@ -333,10 +334,8 @@ def _add_obligations(session, program, wanted, existing, horizon: date, now: dat
     keys = [row["key"] for row in rows]
     added = {}
     columns = [table.c.id, table.c.key, table.c.unit, table.c.opens, table.c.due]
-    for start in range(0, len(keys), 900):
-        query = select(*columns).where(
-            table.c.program_id == program.id, table.c.key.in_(keys[start : start + 900])
-        )
+    for chunk in chunks(keys):
+        query = select(*columns).where(table.c.program_id == program.id, table.c.key.in_(chunk))
         added.update({row.key: row for row in connection.execute(query)})
     return added
 

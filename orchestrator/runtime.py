@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from notifications.render import Renderer
 from orchestrator.config import ProgramSettings, Settings
 from orchestrator.tick import SendPolicy
+from orchestrator.window import local_day
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
 from workflows.errors import DefinitionError, DubanError, Problem
@@ -69,7 +70,8 @@ def make_renderer(settings: Settings, timezone: str = "Asia/Shanghai") -> Render
 
 
 def local_today(now: datetime, timezone: str = "Asia/Shanghai") -> date:
-    return now.astimezone(ZoneInfo(timezone)).date()
+    """``window.local_day`` for a zone given by name."""
+    return local_day(now, ZoneInfo(timezone))
 
 
 @dataclass(frozen=True)

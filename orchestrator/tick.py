@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from orchestrator.audit import DAEMON, event_row, insert_events
-from orchestrator.db import transaction
+from orchestrator.db import chunks, transaction
 from orchestrator.models import NotificationItem, Obligation, PhaseRun, Program, Timer
 from orchestrator.programs import insert_ignoring_duplicates
 from orchestrator.window import local_day, send_slot
@@ -87,11 +87,6 @@ TIMER = Timer.__table__
 OBLIGATION = Obligation.__table__
 
 
-def _chunks(values: list, size: int):
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
-
-
 class _Batch:
     """One batch of due timers: decide each (pure), then write states, items, events in bulk."""
 
@@ -110,7 +105,7 @@ class _Batch:
             OBLIGATION.c[n]
             for n in ("id", "key", "program_id", "task", "phase", "unit", "occurrence", "due", "state")
         ]
-        for chunk in _chunks(ids, 900):
+        for chunk in chunks(ids):
             for row in connection.execute(select(*columns).where(OBLIGATION.c.id.in_(chunk))):
                 self.obligations[row.id] = dict(row._mapping)
             rows = connection.execute(
@@ -160,7 +155,7 @@ class _Batch:
             )
         insert_events(self.session, self.events)
         for outcome, ids in outcomes.items():
-            for chunk in _chunks(ids, 900):
+            for chunk in chunks(ids):
                 connection.execute(
                     update(TIMER)
                     .where(TIMER.c.id.in_(chunk), TIMER.c.fired_at.is_(None))
