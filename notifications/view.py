@@ -100,17 +100,44 @@ class DigestView:
     reply_hint: bool  # some item carries a reference to quote in replies
 
 
+@dataclass(frozen=True)
+class Summary:
+    """What a subject line says of a digest: facts by kind, the plans, the phases noticed."""
+
+    counts: dict[str, int]  # kind → number of facts
+    plans: frozenset[tuple[str, str]]  # (workflow id, title)
+    phase_names: dict[str, frozenset[str]]  # phase notice kind → phase names
+
+
+def summarize(items: Iterable[DigestItem]) -> Summary:
+    counts: dict[str, int] = {}
+    plans: set[tuple[str, str]] = set()
+    phases: dict[str, set[str]] = {}
+    for item in items:
+        counts[item.kind] = counts.get(item.kind, 0) + 1
+        plans.add((item.workflow, item.workflow_title))
+        if item.kind in _PHASE_NOTICE:
+            phases.setdefault(item.kind, set()).add(item.phase_name or item.phase or "阶段")
+    return Summary(counts, frozenset(plans), {k: frozenset(v) for k, v in phases.items()})
+
+
 def subject(digest: Digest) -> str:
     """``【督办提醒】法治政府建设指标体系试点：3项逾期、2项今日到期``, at most 78 characters."""
-    kinds = {item.kind for item in digest.items}
+    return subject_line(summarize(digest.items))
+
+
+def subject_line(summary: Summary) -> str:
+    """The subject of a digest from its summary (the dispatcher queues subjects this way, without
+    building every item of a large digest)."""
+    kinds = set(summary.counts)
     if "escalation" in kinds:
         prefix = "【督办催办】"
     elif kinds & DEADLINE_KINDS:
         prefix = "【督办提醒】"
     else:
         prefix = "【督办通知】"
-    title = _plan_title(digest.items)
-    parts = _count_parts(digest.items)
+    title = _title_of(summary.plans)
+    parts = _count_parts(summary)
     for keep in range(len(parts), 0, -1):
         shown = parts[:keep] if keep == len(parts) else [*parts[: keep - 1], parts[keep - 1] + "等"]
         text = _join_subject(prefix, title, shown)
@@ -143,29 +170,33 @@ def build(digest: Digest) -> DigestView:
         recipient_name=digest.recipient.name,
         send_date=zh.day_with_weekday(today),
         intro=intro,
-        counts="、".join(_count_parts(digest.items)),
+        counts="、".join(_count_parts(summarize(digest.items))),
         groups=tuple(groups),
         reply_hint=any(item.ref for item in digest.items),
     )
 
 
 def _plan_title(items: Iterable[DigestItem]) -> str:
-    titles = sorted({(i.workflow, i.workflow_title) for i in items})
+    return _title_of({(i.workflow, i.workflow_title) for i in items})
+
+
+def _title_of(plans: Iterable[tuple[str, str]]) -> str:
+    titles = sorted(plans)
     if not titles:
         return "督办事项"
     return titles[0][1] + ("等" if len(titles) > 1 else "")
 
 
-def _count_parts(items: tuple[DigestItem, ...]) -> list[str]:
+def _count_parts(summary: Summary) -> list[str]:
     parts = []
     for kind in KIND_ORDER:
-        of_kind = [i for i in items if i.kind == kind]
-        if not of_kind:
+        count = summary.counts.get(kind)
+        if not count:
             continue
         if kind in _COUNTED:
-            parts.append(_COUNTED[kind].format(n=len(of_kind)))
+            parts.append(_COUNTED[kind].format(n=count))
         elif kind in _PHASE_NOTICE:
-            names = sorted({i.phase_name or i.phase or "阶段" for i in of_kind})
+            names = sorted(summary.phase_names.get(kind, ()))
             name = names[0] if len(names) == 1 else f"{len(names)}个阶段"
             parts.append(_PHASE_NOTICE[kind].format(name=name))
         else:

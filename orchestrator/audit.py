@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from orchestrator.db import bulk_insert
 from orchestrator.models import Event
 
 DAEMON = "duban"
@@ -64,5 +65,4 @@ def event_row(*, at: datetime, actor: str, kind: str, **fields: Any) -> dict[str
 
 def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     """Append many audit events in one executemany."""
-    if rows:
-        session.connection().execute(Event.__table__.insert(), rows)
+    bulk_insert(session.connection(), Event.__table__, rows)

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from notifications.model import Digest, DigestItem, Recipient
+from notifications.model import KINDS, PHASE_KINDS, Digest, DigestItem, Recipient
+from notifications.view import Summary
 from orchestrator.db import chunks
 from orchestrator.models import NotificationItem, Obligation, PhaseRun, Program
 from orchestrator.window import local_day
@@ -119,6 +120,26 @@ class DigestBuilder:
         if obligation_id not in self._obligations:
             self._load_obligations([obligation_id])
         return self._obligations.get(obligation_id)
+
+    def addressee(self, group: Group) -> Recipient:
+        return self.recipient(group.recipient, self.bundle(self.program(group.items[0].program_id)))
+
+    def summary(self, group: Group) -> Summary:
+        """What the subject line needs, from the stored rows (a digest can hold 100k items)."""
+        counts: dict[str, int] = {}
+        plans: set[tuple[str, str]] = set()
+        phases: dict[str, set[str]] = {}
+        for stored in group.items:
+            kind = stored.kind
+            if kind not in KINDS:
+                raise ValueError(f"digest item {stored.key!r}: unknown kind {kind!r}")
+            counts[kind] = counts.get(kind, 0) + 1
+            program = self.program(stored.program_id)
+            plans.add((program.workflow, program.title))
+            if kind in PHASE_KINDS:
+                run = self._phase(program.id, stored.phase)
+                phases.setdefault(kind, set()).add((run.name if run else None) or stored.phase or "阶段")
+        return Summary(counts, frozenset(plans), {k: frozenset(v) for k, v in phases.items()})
 
     def digest(self, group: Group) -> Digest:
         items = [self.item(i) for i in group.items]

@@ -43,10 +43,11 @@ from notifications import zh
 from notifications.model import Digest, digest_message_id
 from notifications.render import Renderer
 from notifications.transport import SendResult, Transport
+from notifications.view import subject_line
 from orchestrator.audit import DAEMON, event_row, insert_events, record
 from orchestrator.clock import Clock
 from orchestrator.config import MailSettings
-from orchestrator.db import chunks, transaction
+from orchestrator.db import chunks, executemany, transaction
 from orchestrator.digest import DigestBuilder, Group, Scorecard, group_items
 from orchestrator.models import Event, NotificationItem, OutboxMessage, Program
 from orchestrator.window import local_day
@@ -107,20 +108,20 @@ def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], render
                 text("SELECT pg_advisory_xact_lock(:cls, hashtext(current_schema()))"), {"cls": _ENQUEUE_LOCK}
             )
         connection = session.connection()
+        columns = ("id", "key", "kind", "recipient", "program_id", "phase", "send_at")
         items = connection.execute(
-            select(items_table)
+            select(*(items_table.c[name] for name in columns))
             .where(items_table.c.state == "pending", items_table.c.send_at <= now)
             .order_by(items_table.c.id)
         ).all()
         if not items:
             return 0
         builder = DigestBuilder(session, bundles)
-        builder.prefetch(items)
         groups = group_items(items, _timezones(session, {i.program_id for i in items}))
         keyed = {digest_message_id((i.key for i in g.items), renderer.domain): g for g in groups}
         ids = _existing_messages(connection, list(keyed))
         rows = [
-            _message_row(builder, group, message_id, renderer, now)
+            _message_row(builder, group, message_id, now)
             for message_id, group in keyed.items()
             if message_id not in ids
         ]
@@ -132,15 +133,10 @@ def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], render
             )
             ids.update({message_id: outbox_id for outbox_id, message_id in inserted})
             insert_events(session, [_queued_event(row, ids[row["message_id"]], now) for row in rows])
-        connection.execute(
-            items_table.update()
-            .where(items_table.c.id == bindparam("item_id"))
-            .values(state="queued", message_id=bindparam("outbox_id")),
-            [
-                {"item_id": item.id, "outbox_id": ids[message_id]}
-                for message_id, group in keyed.items()
-                for item in group.items
-            ],
+        executemany(
+            connection,
+            "UPDATE notification_item SET state = 'queued', message_id = ? WHERE id = ?",
+            [(ids[message_id], item.id) for message_id, group in keyed.items() for item in group.items],
         )
     if rows:
         log.info("mail.queued", messages=len(rows), items=len(items))
@@ -157,12 +153,11 @@ def _existing_messages(connection, message_ids: list[str]) -> dict[str, int]:
     return found
 
 
-def _message_row(builder: DigestBuilder, group: Group, message_id: str, renderer: Renderer, now) -> dict:
+def _message_row(builder: DigestBuilder, group: Group, message_id: str, now) -> dict:
     """The outbox row of one group. A digest that cannot be built is queued all the same (it fails,
     with its reason, when it is sent): one broken item must not keep every other email back."""
     try:
-        digest = builder.digest(group)
-        to, subject = list(digest.recipient.emails), renderer.subject(digest)
+        to, subject = list(builder.addressee(group).emails), subject_line(builder.summary(group))
     except Exception as exc:  # any error of one digest: the others are queued all the same
         log.error("mail.digest_failed", unit=group.recipient, error=_one_line(exc))
         to, subject = [], f"【督办】（{len(group.items)}项通知，无法生成邮件）"

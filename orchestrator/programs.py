@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from orchestrator.audit import DAEMON, record
-from orchestrator.db import chunks
+from orchestrator.db import bulk_insert, chunks
 from orchestrator.models import Obligation, PhaseRun, Program, Timer
 from orchestrator.window import local_day, local_midnight
 from workflows.catalog import Bundle
@@ -138,17 +137,8 @@ class TimerSync:
 
 
 def insert_ignoring_duplicates(session: Session, model, rows: list[dict]) -> int:
-    """Bulk INSERT … ON CONFLICT (key) DO NOTHING RETURNING id; returns the number of rows inserted.
-
-    RETURNING counts what was really inserted on every backend (an executemany's rowcount does not).
-    """
-    if not rows:
-        return 0
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = model.__table__
-    statement = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
-    return len(session.connection().execute(statement, rows).all())
+    """Bulk INSERT … ON CONFLICT (key) DO NOTHING; returns the number of rows really inserted."""
+    return bulk_insert(session.connection(), model.__table__, rows, unique="key")
 
 
 def _timer_row(key: str, kind: str, program: Program, on: date, tz: ZoneInfo, **fields) -> dict:

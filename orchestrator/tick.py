@@ -230,11 +230,7 @@ class _Batch:
         return "skipped"
 
     def _item(self, timer, kind: str, recipient: str, *, obligation: dict | None = None, phase=None) -> None:
-        program = self.programs[timer.program_id]
-        calendar = self.policy.calendar(program.workflow)
-        slot = send_slot(
-            max(timer.fire_at, self.now), self.zones[timer.program_id], self.policy.window, calendar
-        )
+        slot = self._slot(timer.program_id, max(timer.fire_at, self.now))
         o = obligation or {}
         self.items.append(
             {
