@@ -7,6 +7,7 @@ Prints wall time, peak RSS, obligations/s and items/s.   Usage: python benchmark
 from __future__ import annotations
 
 import argparse
+import logging
 import resource
 import sys
 import tempfile
@@ -14,6 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
+import structlog
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=5000)
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the 2027 calendar warning
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     tmp = Path(tempfile.mkdtemp(prefix="duban-bench-"))
     units = write_units(tmp / "units.toml", args.units)
     registers = {"normative_documents": write_register(tmp / "docs.csv", args.units)}
@@ -41,13 +44,16 @@ def main() -> None:
     upgrade(engine)
     settings = Settings()
     started = time.perf_counter()
-    emails = simulate(
+    emails = facts = 0
+    for email in simulate(
         bundle,
         2026,
         policy=send_policy(settings, {bundle.definition.workflow.id: bundle}),
         renderer=make_renderer(settings),
         engine=engine,
-    )
+    ):  # every email with its items, as `duban simulate --json` reads them
+        emails += 1
+        facts += len(email.items)
     wall = time.perf_counter() - started
     with Session(engine) as session:
         obligations = session.exec(select(func.count()).select_from(Obligation)).one()
@@ -56,7 +62,7 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"province_year units={args.units} obligations={obligations} timers={timers} items={items} "
-        f"emails={len(emails)}"
+        f"emails={emails} facts={facts}"
     )
     print(
         f"province_year wall_s={wall:.1f} peak_rss_mib={rss:.0f} obligations_per_s={obligations / wall:.0f} "

@@ -7,16 +7,17 @@ is missing, not duban's, or behind the code's migrations, and says what to run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Table, event, inspect
+from sqlalchemy import JSON, Table, event, inspect
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -35,7 +36,15 @@ class SchemaError(DubanError):
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON", "synchronous=NORMAL"):
+    # a 64 MiB page cache (the default is 2 MiB): a province-scale year is ~1 GB of tables and indexes
+    pragmas = (
+        "journal_mode=WAL",
+        "busy_timeout=5000",
+        "foreign_keys=ON",
+        "synchronous=NORMAL",
+        "cache_size=-65536",
+    )
+    for pragma in pragmas:
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -185,7 +194,9 @@ def executemany(connection: Connection, sql: str, rows: Sequence[tuple]) -> None
     connection.exec_driver_sql(sql, list(rows))
 
 
-def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict], *, unique: str | None = None) -> int:
+def bulk_insert(
+    connection: Connection, table: Table, rows: Sequence[dict], *, unique: str | None = None
+) -> int:
     """INSERT ``rows`` (dicts with the same keys) in one executemany; returns how many were inserted.
 
     With ``unique`` (a column with a unique index), rows whose value is already there are skipped
@@ -199,7 +210,7 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict], *, u
     dialect = connection.dialect
     names = list(rows[0])
     quote = dialect.identifier_preparer.quote
-    processors = [(n, table.c[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names]
+    processors = [(n, _bind_processor(table.c[n].type, dialect)) for n in names]
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
@@ -209,6 +220,55 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict], *, u
         sql += f" ON CONFLICT ({quote(unique)}) DO NOTHING"
     values = [tuple(row[n] if p is None else p(row[n]) for n, p in processors) for row in rows]
     return connection.exec_driver_sql(sql, values).rowcount
+
+
+def bind_value(connection: Connection, column, value):
+    """``value`` as the driver takes it for ``column`` (for ``executemany`` with plain values)."""
+    process = column.type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
+    return value if process is None else process(value)
+
+
+def _bind_processor(column_type, dialect) -> Callable[[Any], Any] | None:
+    """The column type's bind processing; memoized for dates and times (a bulk insert repeats a few
+    send slots and one ``now`` over thousands of rows)."""
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return None
+    if isinstance(column_type, JSON):  # small lists and dicts repeat too (a unit's recipients)
+        lists: dict[tuple, Any] = {}
+
+        def cached_list(value):
+            if type(value) is list:
+                key: tuple = tuple(value)
+            elif type(value) is dict:  # small dicts of plain values (an audit event's before/after)
+                key = (dict, *value.items())
+            else:
+                return process(value)
+            try:
+                return lists[key]
+            except KeyError:
+                lists[key] = result = process(value)
+                return result
+            except TypeError:  # a list of lists, a dict of lists
+                return process(value)
+
+        return cached_list
+    try:
+        memoize = column_type.python_type in (date, datetime)
+    except NotImplementedError:
+        memoize = False
+    if not memoize:
+        return process
+    cache: dict[Any, Any] = {}
+
+    def cached(value):
+        try:
+            return cache[value]
+        except KeyError:
+            cache[value] = result = process(value)
+            return result
+
+    return cached
 
 
 @contextmanager

@@ -102,7 +102,9 @@ class DigestBuilder:
 
     def prefetch(self, items: Sequence[NotificationItem]) -> None:
         """Load the obligations behind ``items`` in bulk (they stay in the session's identity map)."""
-        ids = sorted({i.obligation_id for i in items if i.obligation_id is not None} - set(self._obligations))
+        wanted = {i.obligation_id for i in items if i.obligation_id is not None}
+        wanted.update(oid for i in items for oid, _ in (i.late or ()))
+        ids = sorted(wanted - set(self._obligations))
         self._load_obligations(ids)
 
     def _load_obligations(self, ids: list[int]) -> None:
@@ -133,7 +135,7 @@ class DigestBuilder:
             kind = stored.kind
             if kind not in KINDS:
                 raise ValueError(f"digest item {stored.key!r}: unknown kind {kind!r}")
-            counts[kind] = counts.get(kind, 0) + 1
+            counts[kind] = counts.get(kind, 0) + (len(stored.late) if stored.late else 1)
             program = self.program(stored.program_id)
             plans.add((program.workflow, program.title))
             if kind in PHASE_KINDS:
@@ -142,18 +144,24 @@ class DigestBuilder:
         return Summary(counts, frozenset(plans), {k: frozenset(v) for k, v in phases.items()})
 
     def digest(self, group: Group) -> Digest:
-        items = [self.item(i) for i in group.items]
-        bundle = self.bundle(self.program(group.items[0].program_id))
-        return Digest(self.recipient(group.recipient, bundle), group.send_date, tuple(items))
+        items = [item for stored in group.items for item in self.items(stored)]
+        return Digest(self.addressee(group), group.send_date, tuple(items))
 
-    def item(self, stored: NotificationItem) -> DigestItem:
+    def items(self, stored: NotificationItem) -> list[DigestItem]:
+        """The facts of one stored item: itself, or for an escalation one per late unit."""
+        if not stored.late:
+            return [self.item(stored)]
+        return [self.item(stored, late=(oid, unit)) for oid, unit in stored.late]
+
+    def item(self, stored: NotificationItem, *, late: tuple[int, str] | None = None) -> DigestItem:
         program = self.program(stored.program_id)
         bundle = self.bundle(program)
         directory = bundle.units.directory if bundle else None
         definition = bundle.definition if bundle else None
         task = self._task(program.workflow, definition, stored.task)
         run = self._phase(program.id, stored.phase)
-        obligation = self.obligation(stored.obligation_id)
+        obligation = self.obligation(late[0] if late else stored.obligation_id)
+        unit = late[1] if late else (stored.unit or stored.recipient)
         name = directory.name if directory else (lambda u: u)
         contact = self._contact(program.workflow, bundle)
         summary = attachment = None
@@ -170,8 +178,8 @@ class DigestBuilder:
             task_title=obligation.title if obligation else (task.title if task else None),
             section=task.section if task else None,
             detail=task.detail if task else None,
-            unit=stored.unit or stored.recipient,
-            unit_name=name(stored.unit or stored.recipient),
+            unit=unit,
+            unit_name=name(unit),
             occurrence=stored.occurrence,
             due=stored.due,
             opens=obligation.opens if obligation else None,

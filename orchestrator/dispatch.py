@@ -47,7 +47,7 @@ from notifications.view import subject_line
 from orchestrator.audit import DAEMON, event_row, insert_events, record
 from orchestrator.clock import Clock
 from orchestrator.config import MailSettings
-from orchestrator.db import chunks, executemany, transaction
+from orchestrator.db import bulk_insert, chunks, executemany, transaction
 from orchestrator.digest import DigestBuilder, Group, Scorecard, group_items
 from orchestrator.models import Event, NotificationItem, OutboxMessage, Program
 from orchestrator.window import local_day
@@ -108,7 +108,7 @@ def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], render
                 text("SELECT pg_advisory_xact_lock(:cls, hashtext(current_schema()))"), {"cls": _ENQUEUE_LOCK}
             )
         connection = session.connection()
-        columns = ("id", "key", "kind", "recipient", "program_id", "phase", "send_at")
+        columns = ("id", "key", "kind", "recipient", "program_id", "phase", "send_at", "late")
         items = connection.execute(
             select(*(items_table.c[name] for name in columns))
             .where(items_table.c.state == "pending", items_table.c.send_at <= now)
@@ -126,12 +126,8 @@ def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], render
             if message_id not in ids
         ]
         if rows:
-            outbox = OutboxMessage.__table__
-            inserted = connection.execute(
-                outbox.insert().returning(outbox.c.id, outbox.c.message_id, sort_by_parameter_order=True),
-                rows,
-            )
-            ids.update({message_id: outbox_id for outbox_id, message_id in inserted})
+            bulk_insert(connection, OutboxMessage.__table__, rows)
+            ids.update(_existing_messages(connection, [row["message_id"] for row in rows]))
             insert_events(session, [_queued_event(row, ids[row["message_id"]], now) for row in rows])
         executemany(
             connection,

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 class Program(SQLModel, table=True):
@@ -53,6 +53,7 @@ class Obligation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_obligation_program_state", "program_id", "state"),
         Index("ix_obligation_unit", "unit"),
+        Index("ix_obligation_group", "program_id", "task", "due"),  # the units late on one task
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -75,7 +76,12 @@ class Obligation(SQLModel, table=True):
 
 
 class Timer(SQLModel, table=True):
-    """A durable future event: fires once when ``fire_at <= now`` (then ``fired_at`` is set)."""
+    """A durable future event: fires once when ``fire_at <= now`` (then ``fired_at`` is set).
+
+    Owners: one obligation (``obligation_id``); a phase or the program (``phase``); or, for an
+    escalation step, every obligation of one task occurrence with one due date (``task``,
+    ``occurrence``, ``due``): one timer and one item per recipient list the units late on it.
+    """
 
     __table_args__ = (Index("ix_timer_pending", "fired_at", "fire_at"),)
 
@@ -91,10 +97,17 @@ class Timer(SQLModel, table=True):
     recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     fired_at: datetime | None = None
     outcome: str | None = None  # fired | skipped | cancelled
+    task: str | None = None  # an escalation step's task, occurrence and due date
+    occurrence: str | None = None
+    due: date | None = None
 
 
 class NotificationItem(SQLModel, table=True):
-    """One fact for one recipient unit; grouped into one digest per recipient and send window."""
+    """One fact for one recipient unit; grouped into one digest per recipient and send window.
+
+    An escalation item is one fact about one task occurrence: the units late on it (``late``), for
+    one recipient — not one row per late unit (at province scale that was 10 rows per obligation).
+    """
 
     __tablename__ = "notification_item"
     __table_args__ = (Index("ix_item_due", "state", "send_at"),)
@@ -115,6 +128,10 @@ class NotificationItem(SQLModel, table=True):
     state: str = "pending"  # pending | queued | skipped
     message_id: int | None = Field(default=None, foreign_key="outbox_message.id", index=True)
     created_at: datetime
+    # an escalation: the late obligations it reports, [[obligation id, unit id], …] by unit id
+    late: list[list[Any]] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -89,14 +89,37 @@ def _refuse(obligation: Obligation, action: str, allowed: tuple[str, ...]) -> No
     raise InvalidTransition(f"{name} is {state}: reopen it first")
 
 
-def _withdraw_notices(session: Session, obligation_id: int) -> int:
+def _withdraw_notices(session: Session, obligation: Obligation) -> int:
+    """Skip the obligation's waiting notices, and take it out of the waiting escalations of its task
+    (an escalation left with no late unit is skipped)."""
     result = session.execute(
         update(NotificationItem)
-        .where(NotificationItem.obligation_id == obligation_id, NotificationItem.state == "pending")
+        .where(NotificationItem.obligation_id == obligation.id, NotificationItem.state == "pending")
         .values(state="skipped")
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    withdrawn = result.rowcount or 0
+    item = NotificationItem.__table__.c
+    escalations = session.connection().execute(
+        select(item.id, item.late).where(
+            item.state == "pending",
+            item.kind == "escalation",
+            item.obligation_id.is_(None),
+            item.program_id == obligation.program_id,
+            item.task == obligation.task,
+            item.due == obligation.due,
+        )
+    )
+    for item_id, late in escalations.all():
+        rest = [pair for pair in late or () if pair[0] != obligation.id]
+        if len(rest) == len(late or ()):
+            continue
+        values = {"late": rest} if rest else {"state": "skipped"}
+        session.connection().execute(
+            NotificationItem.__table__.update().where(item.id == item_id).values(**values)
+        )
+        withdrawn += 1
+    return withdrawn
 
 
 def _event(
@@ -128,7 +151,7 @@ def mark_done(
     before = obligation.state
     obligation.state, obligation.done_at, obligation.done_late = "done", now, late
     obligation.evidence, obligation.updated_at = evidence, now
-    withdrawn = _withdraw_notices(session, obligation.id)
+    withdrawn = _withdraw_notices(session, obligation)
     after = {
         "state": "done",
         "done_at": now.isoformat(timespec="seconds"),
@@ -149,7 +172,7 @@ def waive(
     _refuse(obligation, "waived", ("pending", "open", "overdue"))
     before = obligation.state
     obligation.state, obligation.reason, obligation.updated_at = "waived", reason, now
-    withdrawn = _withdraw_notices(session, obligation.id)
+    withdrawn = _withdraw_notices(session, obligation)
     detail = f"{withdrawn} waiting notice(s) withdrawn" if withdrawn else None
     _event(
         session,

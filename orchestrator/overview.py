@@ -157,14 +157,22 @@ def story(
     program = session.get(Program, obligation.program_id)
     tz = ZoneInfo(program.timezone)
     timers = session.exec(
-        select(Timer).where(Timer.obligation_id == obligation.id).order_by(Timer.fire_at, Timer.id)
+        select(Timer)
+        .where((Timer.obligation_id == obligation.id) | _same_group(Timer, obligation))
+        .order_by(Timer.fire_at, Timer.id)
     )
-    notices = session.exec(
-        select(NotificationItem, OutboxMessage)
-        .join(OutboxMessage, NotificationItem.message_id == OutboxMessage.id, isouter=True)
-        .where(NotificationItem.obligation_id == obligation.id)
-        .order_by(NotificationItem.send_at, NotificationItem.id)
-    ).all()
+    notices = [
+        (item, message)
+        for item, message in session.exec(
+            select(NotificationItem, OutboxMessage)
+            .join(OutboxMessage, NotificationItem.message_id == OutboxMessage.id, isouter=True)
+            .where(
+                (NotificationItem.obligation_id == obligation.id) | _same_group(NotificationItem, obligation)
+            )
+            .order_by(NotificationItem.send_at, NotificationItem.id)
+        ).all()
+        if item.late is None or any(oid == obligation.id for oid, _ in item.late)
+    ]
     message_ids = sorted({m.message_id for _, m in notices if m is not None})
     history = select(Event).where(Event.obligation_id == obligation.id)
     if message_ids:
@@ -190,6 +198,19 @@ def story(
         "notices": [_notice(item, message, names, tz) for item, message in notices],
         "history": [event_row(e, tz) for e in events],
     }
+
+
+def _same_group(model, obligation: Obligation):
+    """The escalation timers or items of the obligation's task occurrence (they list the late units)."""
+    occurrence = model.occurrence
+    return (
+        (model.kind == "escalation")
+        & model.obligation_id.is_(None)
+        & (model.program_id == obligation.program_id)
+        & (model.task == obligation.task)
+        & (model.due == obligation.due)
+        & (occurrence.is_(None) if obligation.occurrence is None else occurrence == obligation.occurrence)
+    )
 
 
 def _notice(item: NotificationItem, message: OutboxMessage | None, names, tz: ZoneInfo) -> dict[str, Any]:

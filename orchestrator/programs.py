@@ -105,7 +105,18 @@ class TimerSync:
 
     @staticmethod
     def _owner_of(timer: Timer) -> object:
-        return timer.obligation_id if timer.obligation_id is not None else ("phase", timer.phase)
+        if timer.obligation_id is not None:
+            return timer.obligation_id
+        if timer.kind == "escalation":
+            return ("escalation", timer.task, timer.occurrence, timer.due)
+        return ("phase", timer.phase)
+
+    def sync_groups(self, groups: dict[tuple, dict[str, dict]]) -> None:
+        """Sync every escalation group the plan wants; cancel the timers of groups it no longer has."""
+        for owner, wanted in groups.items():
+            self.sync(owner, wanted)
+        for owner in [o for o in self.existing if isinstance(o, tuple) and o[0] == "escalation"]:
+            self.sync(owner, {})
 
     def sync(self, owner: object, wanted: dict[str, dict]) -> None:
         existing = self.existing.pop(owner, {})
@@ -154,6 +165,9 @@ def _timer_row(key: str, kind: str, program: Program, on: date, tz: ZoneInfo, **
         "recipients": list(fields.get("recipients", ())),
         "fired_at": None,
         "outcome": None,
+        "task": fields.get("task"),
+        "occurrence": fields.get("occurrence"),
+        "due": fields.get("due"),
     }
 
 
@@ -223,8 +237,10 @@ def _program_timers(bundle, program, timers: TimerSync) -> None:
 
 
 def _obligation_timers(
-    bundle: Bundle, program: Program, obligation_id: int, key: str, occ: Occurrence
+    bundle: Bundle, program: Program, obligation_id: int, key: str, occ: Occurrence, groups: dict
 ) -> dict:
+    """The obligation's own timers; its escalation steps go into ``groups`` (one timer per step for
+    all obligations of the task occurrence with the same due date)."""
     tz = ZoneInfo(program.timezone)
     task = bundle.definition.task(occ.task)
     assert task is not None
@@ -232,6 +248,9 @@ def _obligation_timers(
     for notice in obligation_notices(
         occ, task, bundle.definition.workflow, bundle.units.directory, bundle.calendar
     ):
+        if notice.kind == "escalation":
+            _escalation_timer(groups, program, occ, notice, tz)
+            continue
         timer_key = f"{key}/{notice.kind}/{notice.step}/{notice.on}"
         wanted[timer_key] = _timer_row(
             timer_key,
@@ -245,6 +264,34 @@ def _obligation_timers(
             recipients=notice.to,
         )
     return wanted
+
+
+def _escalation_timer(groups: dict, program: Program, occ: Occurrence, notice, tz: ZoneInfo) -> None:
+    """Add ``notice`` (an escalation step of ``occ``) to its group's timer; recipients are the union
+    over the group (the tick leaves each recipient's own obligation out of what it is told)."""
+    owner = ("escalation", occ.task, occ.occurrence, occ.due)
+    key = (
+        f"{program.workflow}/{program.year}/{occ.task}/*/{occ.occurrence or '-'}/{occ.due}"
+        f"/escalation/{notice.step}/{notice.on}"
+    )
+    wanted = groups.setdefault(owner, {})
+    row = wanted.get(key)
+    if row is None:
+        wanted[key] = _timer_row(
+            key,
+            "escalation",
+            program,
+            notice.on,
+            tz,
+            phase=occ.phase,
+            step=notice.step,
+            recipients=notice.to,
+            task=occ.task,
+            occurrence=occ.occurrence,
+            due=occ.due,
+        )
+    elif not set(notice.to).issubset(row["recipients"]):  # the usual case: the same recipients
+        row["recipients"] = list(dict.fromkeys([*row["recipients"], *notice.to]))
 
 
 def start_program(
@@ -271,6 +318,7 @@ def start_program(
     existing = {o.key: o for o in session.exec(select(Obligation).where(Obligation.program_id == program.id))}
     new = _add_obligations(session, program, wanted, existing, horizon, now, today)
     report.added = len(new)
+    groups: dict[tuple, dict[str, dict]] = {}
     for key, occ in wanted.items():
         obligation = existing.get(key) or new.get(key)
         if obligation is None:
@@ -280,12 +328,13 @@ def start_program(
                 _audit_added(session, program, obligation, now, actor)
         else:
             report.moved += _update_obligation(session, obligation, occ, today, now, actor)
-        timers.sync(obligation.id, _obligation_timers(bundle, program, obligation.id, key, occ))
+        timers.sync(obligation.id, _obligation_timers(bundle, program, obligation.id, key, occ, groups))
     for key, obligation in existing.items():
         if key not in wanted and obligation.state in OPEN_STATES:
             _cancel(session, program, obligation, now, actor)
             timers.sync(obligation.id, {})
             report.cancelled += 1
+    timers.sync_groups(groups)
     report.timers = timers.flush()
     program.materialized_until = horizon
     report.unchanged = len(existing) - report.moved - report.cancelled
@@ -320,7 +369,7 @@ def _add_obligations(session, program, wanted, existing, horizon: date, now: dat
         return {}
     table = Obligation.__table__
     connection = session.connection()
-    connection.execute(table.insert(), rows)
+    bulk_insert(connection, table, rows)
     keys = [row["key"] for row in rows]
     added = {}
     columns = [table.c.id, table.c.key, table.c.unit, table.c.opens, table.c.due]

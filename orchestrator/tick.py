@@ -9,16 +9,17 @@ two processes against one database — never duplicates anything.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import String, cast, func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from orchestrator.audit import DAEMON, event_row, insert_events
-from orchestrator.db import chunks, transaction
+from orchestrator.db import bind_value, chunks, executemany, transaction
 from orchestrator.models import NotificationItem, Obligation, PhaseRun, Program, Timer
 from orchestrator.programs import insert_ignoring_duplicates
 from orchestrator.window import local_day, send_slot
@@ -65,6 +66,7 @@ def tick(
     hold one huge transaction. A second tick, or a second process, finds nothing left to do.
     """
     report = TickReport()
+    latest = None
     while True:
         with transaction(engine) as session:
             query = (
@@ -78,7 +80,9 @@ def tick(
             timers = session.connection().execute(query).all()
             if not timers:
                 return report
-            _Batch(session, timers, now, policy, actor, report).apply()
+            if latest is None:  # once per tick: the same for every batch (it names due timers)
+                latest = _Latest.load(session.connection(), now)
+            _Batch(session, timers, now, policy, actor, report, latest).apply()
         if len(timers) < batch:
             return report
 
@@ -87,10 +91,41 @@ TIMER = Timer.__table__
 OBLIGATION = Obligation.__table__
 
 
+@dataclass(frozen=True)
+class _Latest:
+    """The latest due notice where several are due at once (catch-up): the earlier ones are stale.
+
+    ``notice``: obligation id → fire time of its latest due reminder-kind timer, for obligations
+    with two or more due; ``phase``: program id → its latest due phase notice. One grouped scan of
+    the due timers per tick (per batch and IN-list it was quadratic in a big day's timers).
+    """
+
+    notice: dict[int, datetime]
+    phase: dict[int, datetime]
+
+    @classmethod
+    def load(cls, connection, now: datetime) -> _Latest:
+        due = (TIMER.c.fired_at.is_(None), TIMER.c.fire_at <= now)
+        notice = connection.execute(
+            select(TIMER.c.obligation_id, func.max(TIMER.c.fire_at))
+            .where(*due, TIMER.c.obligation_id.is_not(None), TIMER.c.kind.in_(REMINDER_KINDS))
+            .group_by(TIMER.c.obligation_id)
+            .having(func.count() > 1)
+        ).all()
+        phase = connection.execute(
+            select(TIMER.c.program_id, func.max(TIMER.c.fire_at))
+            .where(*due, TIMER.c.obligation_id.is_(None), TIMER.c.kind.in_(PHASE_KINDS))
+            .group_by(TIMER.c.program_id)
+        ).all()
+        return cls(dict(notice), dict(phase))
+
+
 class _Batch:
     """One batch of due timers: decide each (pure), then write states, items, events in bulk."""
 
-    def __init__(self, session: Session, timers, now: datetime, policy: SendPolicy, actor: str, report):
+    def __init__(
+        self, session: Session, timers, now: datetime, policy: SendPolicy, actor: str, report, latest: _Latest
+    ):
         self.session, self.timers, self.now, self.policy = session, timers, now, policy
         self.actor, self.report = actor, report
         connection = session.connection()
@@ -100,38 +135,12 @@ class _Batch:
         self.today = {pid: local_day(now, tz) for pid, tz in self.zones.items()}
         ids = sorted({t.obligation_id for t in timers if t.obligation_id is not None})
         self.obligations: dict[int, dict] = {}
-        self.latest_notice: dict[int, datetime] = {}
-        columns = [
-            OBLIGATION.c[n]
-            for n in ("id", "key", "program_id", "task", "phase", "unit", "occurrence", "due", "state")
-        ]
+        names = ("id", "key", "program_id", "task", "phase", "unit", "occurrence", "due", "state")
+        columns = [OBLIGATION.c[n] for n in names]
         for chunk in chunks(ids):
             for row in connection.execute(select(*columns).where(OBLIGATION.c.id.in_(chunk))):
-                self.obligations[row.id] = dict(row._mapping)
-            rows = connection.execute(
-                select(TIMER.c.obligation_id, func.max(TIMER.c.fire_at))
-                .where(
-                    TIMER.c.obligation_id.in_(chunk),
-                    TIMER.c.fired_at.is_(None),
-                    TIMER.c.fire_at <= now,
-                    TIMER.c.kind.in_(REMINDER_KINDS),
-                )
-                .group_by(TIMER.c.obligation_id)
-            ).all()
-            self.latest_notice.update({oid: at for oid, at in rows})
-        self.latest_phase_notice = dict(
-            connection.execute(
-                select(TIMER.c.program_id, func.max(TIMER.c.fire_at))
-                .where(
-                    TIMER.c.program_id.in_(program_ids),
-                    TIMER.c.obligation_id.is_(None),
-                    TIMER.c.fired_at.is_(None),
-                    TIMER.c.fire_at <= now,
-                    TIMER.c.kind.in_(PHASE_KINDS),
-                )
-                .group_by(TIMER.c.program_id)
-            ).all()
-        )
+                self.obligations[row.id] = dict(zip(names, row, strict=True))
+        self.latest_notice, self.latest_phase_notice = latest.notice, latest.phase
         self.items: list[dict] = []
         self.events: list[dict] = []
         self.state_changes: dict[int, str] = {}
@@ -147,18 +156,18 @@ class _Batch:
         self.report.skipped += len(outcomes["skipped"])
         connection = self.session.connection()
         if self.state_changes:
-            connection.execute(
-                update(OBLIGATION)
-                .where(OBLIGATION.c.id == bindparam("oid"))
-                .values(state=bindparam("new_state"), updated_at=bindparam("at")),
-                [{"oid": oid, "new_state": s, "at": self.now} for oid, s in self.state_changes.items()],
+            at = bind_value(connection, OBLIGATION.c.updated_at, self.now)
+            executemany(
+                connection,
+                "UPDATE obligation SET state = ?, updated_at = ? WHERE id = ?",
+                [(state, at, oid) for oid, state in self.state_changes.items()],
             )
         insert_events(self.session, self.events)
         for outcome, ids in outcomes.items():
             for chunk in chunks(ids):
                 connection.execute(
                     update(TIMER)
-                    .where(TIMER.c.id.in_(chunk), TIMER.c.fired_at.is_(None))
+                    .where(TIMER.c.id.in_(chunk))  # locked by this transaction: no other condition
                     .values(fired_at=self.now, outcome=outcome)
                 )
         # items have unique keys: a second tick or a second process inserts nothing
@@ -166,6 +175,8 @@ class _Batch:
 
     def _apply(self, timer) -> str:
         if timer.obligation_id is None:
+            if timer.kind == "escalation":
+                return self._escalation(timer)
             return self._program_timer(timer)
         obligation = self.obligations[timer.obligation_id]
         state = obligation["state"]
@@ -229,7 +240,9 @@ class _Batch:
         )
         return "skipped"
 
-    def _item(self, timer, kind: str, recipient: str, *, obligation: dict | None = None, phase=None) -> None:
+    def _item(
+        self, timer, kind: str, recipient: str, *, obligation: dict | None = None, phase=None, late=None
+    ) -> None:
         slot = self._slot(timer.program_id, max(timer.fire_at, self.now))
         o = obligation or {}
         self.items.append(
@@ -240,15 +253,16 @@ class _Batch:
                 "program_id": timer.program_id,
                 "obligation_id": o.get("id"),
                 "phase": o.get("phase", phase),
-                "task": o.get("task"),
+                "task": o.get("task", timer.task),
                 "unit": o.get("unit"),
-                "occurrence": o.get("occurrence"),
-                "due": o.get("due"),
+                "occurrence": o.get("occurrence", timer.occurrence),
+                "due": o.get("due", timer.due),
                 "on": timer.on,
                 "send_at": slot,
                 "state": "pending",
                 "message_id": None,
                 "created_at": self.now,
+                "late": late,
             }
         )
 
@@ -258,6 +272,40 @@ class _Batch:
             calendar = self.policy.calendar(self.programs[program_id].workflow)
             self.slots[key] = send_slot(at, self.zones[program_id], self.policy.window, calendar)
         return self.slots[key]
+
+    def _escalation(self, timer) -> str:
+        """One escalation step of a task occurrence: each recipient is told which units are late.
+
+        Late means not done, waived or cancelled by now (states changed earlier in this batch
+        included); a recipient is never told about its own obligation.
+        """
+        late = self._late(timer)
+        if not late:
+            return self._skip(
+                timer, f"nothing late: every obligation of {timer.task} due {timer.due} is finished"
+            )
+        fired = False
+        for recipient in timer.recipients:
+            others = [[oid, unit] for oid, unit in late if unit != recipient]
+            if others:
+                self._item(timer, "escalation", recipient, phase=timer.phase, late=others)
+                fired = True
+        return "fired" if fired else "skipped"
+
+    def _late(self, timer) -> list[tuple[int, str]]:
+        o = OBLIGATION.c
+        query = select(o.id, o.unit, o.state).where(
+            o.program_id == timer.program_id,
+            o.task == timer.task,
+            o.due == timer.due,
+            (o.occurrence.is_(None) if timer.occurrence is None else o.occurrence == timer.occurrence),
+        )
+        late = []
+        for oid, unit, state in self.session.connection().execute(query):
+            state = self.obligations.get(oid, {}).get("state", state)  # this batch's own changes
+            if state not in ("done", "waived", "cancelled"):
+                late.append((oid, unit))
+        return sorted(late, key=lambda pair: (pair[1], pair[0]))
 
     def _program_timer(self, timer) -> str:
         session = self.session
@@ -303,14 +351,10 @@ class _Batch:
 
 def _phase_audience(session: Session, program_id: int, phase: str) -> list[str]:
     """Units that owe something in the phase, and the lead units of those tasks."""
-    rows = session.exec(
-        select(Obligation.unit, Obligation.lead).where(
-            Obligation.program_id == program_id, Obligation.phase == phase, Obligation.state != "cancelled"
-        )
-    )
-    seen: dict[str, None] = {}
-    for unit, lead in rows:
-        seen.setdefault(unit, None)
-        for lead_unit in lead or ():
-            seen.setdefault(lead_unit, None)
-    return sorted(seen)
+    o = OBLIGATION.c
+    where = (o.program_id == program_id, o.phase == phase, o.state != "cancelled")
+    connection = session.connection()
+    units = set(connection.execute(select(o.unit).where(*where).distinct()).scalars())
+    for lead in connection.execute(select(cast(o.lead, String)).where(*where).distinct()).scalars():
+        units.update(json.loads(lead) if lead else ())  # a few distinct lists (one per task)
+    return sorted(units)

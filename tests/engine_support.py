@@ -127,12 +127,24 @@ def postgres_engine():
         admin.dispose()
 
 
-def items(engine, **where) -> list[NotificationItem]:
+def stored_items(engine, **where) -> list[NotificationItem]:
+    """The item rows (an escalation row lists its late units in ``late``)."""
     with Session(engine) as session:
         query = select(NotificationItem)
         for name, value in where.items():
             query = query.where(getattr(NotificationItem, name) == value)
         return list(session.exec(query.order_by(NotificationItem.send_at, NotificationItem.key)))
+
+
+def items(engine, **where) -> list[NotificationItem]:
+    """One per fact: an escalation row becomes one item per late unit (``unit``, ``obligation_id``)."""
+    facts = []
+    for item in stored_items(engine, **where):
+        if item.late:
+            facts += [item.model_copy(update={"unit": u, "obligation_id": o}) for o, u in item.late]
+        else:
+            facts.append(item)
+    return facts
 
 
 def obligation(engine, task: str, unit: str) -> Obligation:

@@ -748,7 +748,7 @@ def test_unusable_databases_are_refused_in_one_line_and_left_as_they_were(site):
         site / "text.db": (["status"], "not a duban database (file is not a database)"),
         old: (
             ["outbox", "retry", "--all-failed"],
-            "the database schema is at revision 0000, this duban needs 0001; run `duban db upgrade`",
+            "the database schema is at revision 0000, this duban needs 0002; run `duban db upgrade`",
         ),
     }
     contents = {path: path.read_bytes() for path in cases if path.exists()}
@@ -790,8 +790,8 @@ def test_a_running_daemon_sends_nothing_more_about_an_obligation_done_while_it_r
 
     The daemon starts on 2026-06-10 09:30 and ticks. While it runs, the CLI marks T2 of town-00 and
     T1 of town-01 done. Then the next day is brought to the daemon instead of waiting for it: the
-    timers due at 06-11 00:00 (T2's reminder, T1's overdue notice and escalation, for every town)
-    are moved to now, and the daemon's next tick (every 0.5 s) fires them. The other towns are
+    timers due at 06-11 00:00 (T2's reminder and T1's overdue notice for every town, T1's first
+    escalation step for all towns) are moved to now, and the daemon's next tick (every 0.5 s) fires them. The other towns are
     notified; about the two obligations done, nothing at all.
     """
     env = make_duban_env(daemon={"tick_interval": 0.5, "dispatch_interval": 0.5, "standby_poll": 0.2})
@@ -817,10 +817,13 @@ def test_a_running_daemon_sends_nothing_more_about_an_obligation_done_while_it_r
         while env.scalar("SELECT count(*) FROM timer WHERE fired_at IS NULL AND \"on\" = '2026-06-11'"):
             assert time.monotonic() < deadline, f"the daemon did not tick: {daemon.output()}"
             time.sleep(0.1)
-        rows = env.rows(
-            "SELECT o.task, o.unit, i.kind FROM notification_item i JOIN obligation o ON o.id = i.obligation_id "
-            "WHERE i.\"on\" = '2026-06-11'"
-        )
+        rows = [
+            (task, late_unit, kind)
+            for task, unit, kind, late in env.rows(
+                "SELECT task, unit, kind, late FROM notification_item WHERE \"on\" = '2026-06-11'"
+            )
+            for late_unit in ([u for _, u in json.loads(late)] if late else [unit])
+        ]
         notified = {(task, unit) for task, unit, _ in rows}
         assert ("T2", "town-00") not in notified and ("T1", "town-01") not in notified
         assert notified == {("T2", "town-01"), ("T2", "town-02"), ("T1", "town-00"), ("T1", "town-02")}
@@ -832,7 +835,7 @@ def test_a_running_daemon_sends_nothing_more_about_an_obligation_done_while_it_r
             "SELECT t.outcome FROM timer t JOIN obligation o ON o.id = t.obligation_id WHERE t.\"on\" = '2026-06-11' "
             "AND ((o.task = 'T2' AND o.unit = 'town-00') OR (o.task = 'T1' AND o.unit = 'town-01'))"
         )
-        assert len(skipped) == 3 and {outcome for (outcome,) in skipped} == {"skipped"}
+        assert len(skipped) == 2 and {outcome for (outcome,) in skipped} == {"skipped"}
         states = dict(env.rows("SELECT unit, state FROM obligation WHERE task = 'T1'"))
         assert states == {"town-00": "overdue", "town-01": "done", "town-02": "overdue"}
         assert daemon.stop() == 0
@@ -855,4 +858,4 @@ def _bring_the_next_day(env) -> None:
             .values(fire_at=datetime(2026, 6, 10, 9, 30, tzinfo=TZ).astimezone(UTC))
         ).rowcount
     engine.dispose()
-    assert moved == 9  # 3 × T2 reminder, 3 × T1 overdue, 3 × T1 escalation
+    assert moved == 7  # 3 × T2 reminder, 3 × T1 overdue, T1's first escalation step

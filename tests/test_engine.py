@@ -16,6 +16,7 @@ from engine_support import (
     policy_for,
     postgres_engine,
     sqlite_engine,
+    stored_items,
     write_bundle,
 )
 from sqlmodel import Session, select
@@ -139,12 +140,29 @@ def test_done_obligation_gets_nothing_more(store, bundle):
     after = [i.kind for i in items(store, task="T1") if i.unit == "agency-1"]
     assert after == ["task_opened", "reminder"]  # nothing after it was done
     other = [i.kind for i in items(store, task="T1") if i.unit == "agency-2"]
-    assert "overdue" in other
+    assert "overdue" in other and "escalation" in other
     with Session(store) as session:
         skipped = session.exec(
             select(Timer).where(Timer.key.like("%T1/agency-1%"), Timer.outcome == "skipped")
         ).all()
-    assert {t.kind for t in skipped} >= {"reminder", "due_today", "overdue", "escalation"}
+    assert {t.kind for t in skipped} >= {"reminder", "due_today", "overdue"}
+    # the escalation steps of T1 are one timer each for all its units: they name agency-2 only
+    escalations = stored_items(store, task="T1", kind="escalation")
+    assert escalations and all(unit == "agency-2" for i in escalations for _, unit in i.late)
+
+
+def test_an_escalation_with_nobody_late_is_skipped(store, bundle):
+    start(store, bundle, local(2026, 5, 20))
+    run_days(store, bundle, date(2026, 5, 20), date(2026, 6, 5))
+    with transaction(store) as session:
+        for row in session.exec(select(Obligation).where(Obligation.task == "T1")):
+            row.state = "done"
+    run_days(store, bundle, date(2026, 6, 6), date(2026, 6, 30))
+    assert stored_items(store, task="T1", kind="escalation") == []
+    with Session(store) as session:
+        steps = session.exec(select(Timer).where(Timer.kind == "escalation", Timer.task == "T1")).all()
+    assert steps and {t.outcome for t in steps} == {"skipped"}
+    assert all(t.obligation_id is None for t in steps)
 
 
 def test_thirty_day_outage_sends_only_what_is_still_true(store, bundle):
@@ -261,7 +279,7 @@ def test_recurring_duties_materialize_on_a_rolling_horizon(store, tmp_path):
 def test_tick_reports_the_items_it_wrote(store, bundle):
     start(store, bundle, local(2026, 5, 20))
     report = tick(store, local(2026, 6, 1, 0, 1), policy_for(bundle))
-    assert report.items == len(items(store)) > 0
+    assert report.items == len(stored_items(store)) > 0
 
 
 def test_catch_up_sends_only_the_latest_phase_notice(store, tmp_path):

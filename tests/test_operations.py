@@ -160,11 +160,16 @@ def events(engine, obligation_id: int) -> list[Event]:
 
 
 def items_for(engine, obligation_id: int, state: str | None = None) -> list[NotificationItem]:
+    """The obligation's items, and the escalations that list it among the late units."""
     with Session(engine) as session:
-        query = select(NotificationItem).where(NotificationItem.obligation_id == obligation_id)
+        query = select(NotificationItem)
         if state:
             query = query.where(NotificationItem.state == state)
-        return list(session.exec(query))
+        return [
+            i
+            for i in session.exec(query)
+            if i.obligation_id == obligation_id or any(oid == obligation_id for oid, _ in i.late or ())
+        ]
 
 
 # -- REF ---------------------------------------------------------------------------------------

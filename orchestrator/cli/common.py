@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -58,7 +59,7 @@ def parse_year(value: int | None, what: str = "--year") -> int:
     return value
 
 
-def print_json_lines(rows: list[dict[str, Any]]) -> None:
+def print_json_lines(rows: Iterable[dict[str, Any]]) -> None:
     out = sys.stdout
     for row in rows:
         out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")

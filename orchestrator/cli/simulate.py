@@ -65,8 +65,9 @@ def simulate(
         renderer=make_renderer(settings, bundle.definition.workflow.timezone),
     )
     if as_json:
-        print_json_lines([e.as_json(tz) for e in emails])
+        print_json_lines(e.as_json(tz) for e in emails)
         return
+    emails = list(emails)
     directory = bundle.units.directory
     table = Table(title=f"{bundle.definition.workflow.title} · {year} · {len(emails)} 封邮件")
     for column in ("发送时间", "收件单位", "主题", "内容"):

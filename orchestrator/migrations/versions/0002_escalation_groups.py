@@ -1,0 +1,36 @@
+"""escalation steps per task occurrence: timer.task/occurrence/due, notification_item.late
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("timer") as batch:
+        batch.add_column(sa.Column("task", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+        batch.add_column(sa.Column("occurrence", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+        batch.add_column(sa.Column("due", sa.Date(), nullable=True))
+    with op.batch_alter_table("notification_item") as batch:
+        batch.add_column(sa.Column("late", sa.JSON(), nullable=True))
+    op.create_index("ix_obligation_group", "obligation", ["program_id", "task", "due"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_obligation_group", table_name="obligation")
+    with op.batch_alter_table("notification_item") as batch:
+        batch.drop_column("late")
+    with op.batch_alter_table("timer") as batch:
+        batch.drop_column("due")
+        batch.drop_column("occurrence")
+        batch.drop_column("task")
