@@ -47,7 +47,7 @@ from notifications.view import subject_line
 from orchestrator.audit import DAEMON, event_row, insert_events, record
 from orchestrator.clock import Clock
 from orchestrator.config import MailSettings
-from orchestrator.db import bulk_insert, chunks, executemany, transaction
+from orchestrator.db import bulk_insert, chunks, executemany, memoized, transaction
 from orchestrator.digest import DigestBuilder, Group, Scorecard, group_items
 from orchestrator.models import Event, NotificationItem, OutboxMessage, Program
 from orchestrator.window import local_day
@@ -108,11 +108,11 @@ def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], render
                 text("SELECT pg_advisory_xact_lock(:cls, hashtext(current_schema()))"), {"cls": _ENQUEUE_LOCK}
             )
         connection = session.connection()
-        columns = ("id", "key", "kind", "recipient", "program_id", "phase", "send_at", "late")
+        columns = [items_table.c[n] for n in ("id", "key", "kind", "recipient", "program_id", "phase")]
         items = connection.execute(
-            select(*(items_table.c[name] for name in columns))
+            select(*columns, memoized(items_table.c.send_at), memoized(items_table.c.late))
             .where(items_table.c.state == "pending", items_table.c.send_at <= now)
-            .order_by(items_table.c.id)
+            .order_by(items_table.c.send_at, items_table.c.id)  # the partial index's order
         ).all()
         if not items:
             return 0

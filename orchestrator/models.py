@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 SCHEMA_REVISION = "0002"
@@ -110,7 +110,14 @@ class NotificationItem(SQLModel, table=True):
     """
 
     __tablename__ = "notification_item"
-    __table_args__ = (Index("ix_item_due", "state", "send_at"),)
+    __table_args__ = (  # only the items waiting for their send window are indexed by time
+        Index(
+            "ix_item_pending",
+            "send_at",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from orchestrator.audit import DAEMON, record
-from orchestrator.db import bulk_insert, chunks
+from orchestrator.db import IN_LIMIT, bulk_insert
 from orchestrator.models import Obligation, PhaseRun, Program, Timer
 from orchestrator.window import local_day, local_midnight
 from workflows.catalog import Bundle
@@ -101,7 +101,7 @@ class TimerSync:
         for timer in session.exec(query):
             self.existing.setdefault(self._owner_of(timer), {})[timer.key] = timer
         self.new: list[dict] = []
-        self.changed = 0
+        self.changed = self.inserted = 0
 
     @staticmethod
     def _owner_of(timer: Timer) -> object:
@@ -114,6 +114,8 @@ class TimerSync:
     def sync_groups(self, groups: dict[tuple, dict[str, dict]]) -> None:
         """Sync every escalation group the plan wants; cancel the timers of groups it no longer has."""
         for owner, wanted in groups.items():
+            for row in wanted.values():
+                row.pop("last_to", None)  # (bookkeeping of _escalation_timer, not a column)
             self.sync(owner, wanted)
         for owner in [o for o in self.existing if isinstance(o, tuple) and o[0] == "escalation"]:
             self.sync(owner, {})
@@ -139,12 +141,19 @@ class TimerSync:
         for key, row in wanted.items():
             if key not in existing:
                 self.new.append(row)
+        if len(self.new) >= self.CHUNK:
+            self._insert()
+
+    CHUNK = 20_000  # timers inserted at a time: a province's million timers are never all in memory
+
+    def _insert(self) -> None:
+        self.inserted += insert_ignoring_duplicates(self.session, Timer, self.new)
+        self.new = []
 
     def flush(self) -> int:
         """Insert the queued timers; returns how many rows were inserted or changed."""
-        inserted = insert_ignoring_duplicates(self.session, Timer, self.new)
-        self.new = []
-        return self.changed + inserted
+        self._insert()
+        return self.changed + self.inserted
 
 
 def insert_ignoring_duplicates(session: Session, model, rows: list[dict]) -> int:
@@ -276,6 +285,8 @@ def _escalation_timer(groups: dict, program: Program, occ: Occurrence, notice, t
     )
     wanted = groups.setdefault(owner, {})
     row = wanted.get(key)
+    if row is not None and notice.to == row["last_to"]:
+        return  # the usual case: the step's recipients as the last member gave them
     if row is None:
         wanted[key] = _timer_row(
             key,
@@ -290,8 +301,10 @@ def _escalation_timer(groups: dict, program: Program, occ: Occurrence, notice, t
             occurrence=occ.occurrence,
             due=occ.due,
         )
-    elif not set(notice.to).issubset(row["recipients"]):  # the usual case: the same recipients
+        wanted[key]["last_to"] = notice.to
+    else:
         row["recipients"] = list(dict.fromkeys([*row["recipients"], *notice.to]))
+        row["last_to"] = notice.to
 
 
 def start_program(
@@ -370,13 +383,13 @@ def _add_obligations(session, program, wanted, existing, horizon: date, now: dat
     table = Obligation.__table__
     connection = session.connection()
     bulk_insert(connection, table, rows)
-    keys = [row["key"] for row in rows]
-    added = {}
+    keys = {row["key"] for row in rows}
     columns = [table.c.id, table.c.key, table.c.unit, table.c.opens, table.c.due]
-    for chunk in chunks(keys):
-        query = select(*columns).where(table.c.program_id == program.id, table.c.key.in_(chunk))
-        added.update({row.key: row for row in connection.execute(query)})
-    return added
+    if len(keys) <= IN_LIMIT:
+        query = select(*columns).where(table.c.program_id == program.id, table.c.key.in_(keys))
+    else:  # one pass over the program's obligations (IN lists of 900 keys were quadratic here)
+        query = select(*columns).where(table.c.program_id == program.id)
+    return {row.key: row for row in connection.execute(query) if row.key in keys}
 
 
 def _audit_added(session, program, obligation: Obligation, now: datetime, actor: str) -> None:

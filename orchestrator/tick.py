@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from orchestrator.audit import DAEMON, event_row, insert_events
-from orchestrator.db import bind_value, chunks, executemany, transaction
+from orchestrator.db import bind_value, chunks, executemany, memoized, transaction
 from orchestrator.models import NotificationItem, Obligation, PhaseRun, Program, Timer
 from orchestrator.programs import insert_ignoring_duplicates
 from orchestrator.window import local_day, send_slot
@@ -70,7 +70,7 @@ def tick(
     while True:
         with transaction(engine) as session:
             query = (
-                select(TIMER)
+                select(*TIMER_COLUMNS)
                 .where(TIMER.c.fired_at.is_(None), TIMER.c.fire_at <= now)
                 .order_by(TIMER.c.fire_at, TIMER.c.id)
                 .limit(batch)
@@ -89,6 +89,13 @@ def tick(
 
 TIMER = Timer.__table__
 OBLIGATION = Obligation.__table__
+TIMER_COLUMNS = [
+    *(
+        TIMER.c[n]
+        for n in ("id", "key", "kind", "program_id", "obligation_id", "phase", "step", "task", "occurrence")
+    ),
+    *(memoized(TIMER.c[n]) for n in ("fire_at", "on", "due", "recipients")),
+]
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,7 @@ class _Batch:
         ids = sorted({t.obligation_id for t in timers if t.obligation_id is not None})
         self.obligations: dict[int, dict] = {}
         names = ("id", "key", "program_id", "task", "phase", "unit", "occurrence", "due", "state")
-        columns = [OBLIGATION.c[n] for n in names]
+        columns = [memoized(OBLIGATION.c[n]) if n == "due" else OBLIGATION.c[n] for n in names]
         for chunk in chunks(ids):
             for row in connection.execute(select(*columns).where(OBLIGATION.c.id.in_(chunk))):
                 self.obligations[row.id] = dict(zip(names, row, strict=True))

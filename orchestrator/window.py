@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from workflows.calendar import WorkdayCalendar
 
 
+@lru_cache(maxsize=4096)
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    """00:00 of ``day`` in ``tz``, as an aware UTC datetime."""
+    """00:00 of ``day`` in ``tz``, as an aware UTC datetime (a program asks for a few hundred days,
+    a million times)."""
     return datetime.combine(day, time(0), tz).astimezone(UTC)
 
 

@@ -103,8 +103,8 @@ def sqlite_engine(tmp_path: Path):
 
 
 @contextlib.contextmanager
-def postgres_engine():
-    """A fresh schema in the ``test`` database, migrated to head; dropped afterwards."""
+def postgres_engine(*, migrate: bool = True):
+    """A fresh schema in the ``test`` database, migrated to head (or left empty); dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL)
     with admin.begin() as connection:
@@ -118,7 +118,8 @@ def postgres_engine():
         dbapi_connection.commit()
 
     try:
-        upgrade(engine)
+        if migrate:
+            upgrade(engine)
         yield engine
     finally:
         engine.dispose()

@@ -1,4 +1,5 @@
-"""escalation steps per task occurrence: timer.task/occurrence/due, notification_item.late
+"""escalation steps per task occurrence (timer.task/occurrence/due, notification_item.late);
+a partial index on the pending items (an item leaves it when it is queued)
 
 Revision ID: 0002
 Revises: 0001
@@ -24,9 +25,19 @@ def upgrade() -> None:
     with op.batch_alter_table("notification_item") as batch:
         batch.add_column(sa.Column("late", sa.JSON(), nullable=True))
     op.create_index("ix_obligation_group", "obligation", ["program_id", "task", "due"], unique=False)
+    op.drop_index("ix_item_due", table_name="notification_item")
+    op.create_index(
+        "ix_item_pending",
+        "notification_item",
+        ["send_at"],
+        sqlite_where=sa.text("state = 'pending'"),
+        postgresql_where=sa.text("state = 'pending'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_item_pending", table_name="notification_item")
+    op.create_index("ix_item_due", "notification_item", ["state", "send_at"])
     op.drop_index("ix_obligation_group", table_name="obligation")
     with op.batch_alter_table("notification_item") as batch:
         batch.drop_column("late")
