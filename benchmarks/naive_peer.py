@@ -47,10 +47,30 @@ def materialize(folder: Path, units: int) -> tuple[str, int]:
     with transaction(engine) as session:
         start_program(session, bundle, 2026, datetime.fromisoformat(NOW), horizon_days=800)
     with Session(engine) as session:
-        fire_times = [t.timestamp() for t in session.exec(select(Timer.fire_at))]
         count = session.exec(select(func.count()).select_from(Timer)).one()
-    (folder / "deadlines.json").write_text(json.dumps(fire_times))
+    (folder / "deadlines.json").write_text(json.dumps(deadlines(bundle)))
     return url, count
+
+
+def deadlines(bundle) -> list[float]:
+    """Every notice of every obligation and phase as its own moment: what a naive design schedules
+    (one job per unit per reminder, due date, overdue notice and escalation step)."""
+    from zoneinfo import ZoneInfo
+
+    from orchestrator.window import local_midnight
+    from workflows.plan import phase_dates, plan
+    from workflows.schedule import obligation_notices, phase_notices
+
+    definition, units, calendar = bundle.definition, bundle.units.directory, bundle.calendar
+    tz = ZoneInfo(definition.workflow.timezone)
+    days = [
+        notice.on
+        for occ in plan(definition, units, 2026, calendar, bundle.registers)
+        for notice in obligation_notices(occ, definition.task(occ.task), definition.workflow, units, calendar)
+    ]
+    for phase in definition.phases:
+        days += [n.on for n in phase_notices(phase_dates(phase, 2026), definition.workflow, calendar)]
+    return [local_midnight(day, tz).timestamp() for day in days]
 
 
 # ru_maxrss survives fork+exec on Linux (a child reports its parent's peak): read VmHWM instead

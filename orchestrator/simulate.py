@@ -18,7 +18,7 @@ from sqlalchemy import String, cast, func, update
 from sqlmodel import Session, select
 
 from orchestrator.clock import FakeClock
-from orchestrator.db import memory_engine, transaction
+from orchestrator.db import chunks, memoized, memory_engine, transaction
 from orchestrator.dispatch import enqueue
 from orchestrator.models import NotificationItem, OutboxMessage, Timer
 from orchestrator.programs import start_program
@@ -115,39 +115,33 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
     """Every sent message with its items, in send order, streamed (a province year is 180k emails
     and 1.6M facts: they are never all in memory at once)."""
     messages, items = OutboxMessage.__table__, NotificationItem.__table__
-    order = (messages.c.sent_at, messages.c.id)
-    sent = messages.c.state == "sent"
+    columns = [
+        items.c[n] for n in ("message_id", "kind", "key", "phase", "task", "unit", "recipient", "occurrence")
+    ]
     with engine.connect() as connection:
-        mail = connection.execute(
+        sent = connection.execute(
             select(*(messages.c[n] for n in ("id", "sent_at", "recipient", "to", "subject", "message_id")))
-            .where(sent)
-            .order_by(*order)
-        )
-        facts = connection.execute(
-            select(
-                messages.c.id,
-                *(items.c[n] for n in ("kind", "key", "phase", "task", "unit", "recipient", "occurrence")),
-                cast(items.c.due, String).label("due"),
-                items.c.late,
+            .where(messages.c.state == "sent")
+            .order_by(messages.c.sent_at, messages.c.id)
+        ).all()
+        for chunk in chunks(sent):
+            carried: dict[int, list[dict]] = {}
+            query = (
+                select(*columns, cast(items.c.due, String).label("due"), memoized(items.c.late))
+                .where(items.c.message_id.in_([m.id for m in chunk]))
+                .order_by(items.c.id)
             )
-            .join_from(items, messages, items.c.message_id == messages.c.id)
-            .where(sent)
-            .order_by(*order, items.c.id)
-        )
-        upcoming = next(facts, None)
-        for message in mail:
-            carried: list[dict] = []
-            while upcoming is not None and upcoming.id == message.id:
-                carried += _facts(upcoming)
-                upcoming = next(facts, None)
-            yield SimulatedEmail(
-                send_at=message.sent_at,
-                to_unit=message.recipient,
-                to=list(message.to),
-                subject=message.subject,
-                message_id=message.message_id,
-                items=carried,
-            )
+            for item in connection.execute(query):
+                carried.setdefault(item.message_id, []).extend(_facts(item))
+            for message in chunk:
+                yield SimulatedEmail(
+                    send_at=message.sent_at,
+                    to_unit=message.recipient,
+                    to=list(message.to),
+                    subject=message.subject,
+                    message_id=message.message_id,
+                    items=carried.get(message.id, []),
+                )
 
 
 def _facts(item) -> list[dict]:
