@@ -78,9 +78,10 @@ class Obligation(SQLModel, table=True):
 class Timer(SQLModel, table=True):
     """A durable future event: fires once when ``fire_at <= now`` (then ``fired_at`` is set).
 
-    Owners: one obligation (``obligation_id``); a phase or the program (``phase``); or, for an
-    escalation step, every obligation of one task occurrence with one due date (``task``,
-    ``occurrence``, ``due``): one timer and one item per recipient list the units late on it.
+    Owners: a task occurrence (``task``, ``occurrence``, ``opens``, ``due``): one timer per notice
+    for all the units that owe it, applied to each of their obligations when it fires (an escalation
+    step: one item per recipient listing the units late on it); a phase or the program (``phase``);
+    or, in databases started before revision 0002, one obligation (``obligation_id``).
     """
 
     __table_args__ = (Index("ix_timer_pending", "fired_at", "fire_at"),)
@@ -97,9 +98,10 @@ class Timer(SQLModel, table=True):
     recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     fired_at: datetime | None = None
     outcome: str | None = None  # fired | skipped | cancelled
-    task: str | None = None  # an escalation step's task, occurrence and due date
+    task: str | None = None  # a task occurrence's timer: its task, occurrence, due and opening dates
     occurrence: str | None = None
     due: date | None = None
+    opens: date | None = None
 
 
 class NotificationItem(SQLModel, table=True):

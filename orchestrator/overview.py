@@ -158,7 +158,10 @@ def story(
     tz = ZoneInfo(program.timezone)
     timers = session.exec(
         select(Timer)
-        .where((Timer.obligation_id == obligation.id) | _same_group(Timer, obligation))
+        .where(
+            (Timer.obligation_id == obligation.id)
+            | (_same_group(Timer, obligation) & (Timer.opens.is_(None) | (Timer.opens == obligation.opens)))
+        )
         .order_by(Timer.fire_at, Timer.id)
     )
     notices = [
@@ -167,7 +170,8 @@ def story(
             select(NotificationItem, OutboxMessage)
             .join(OutboxMessage, NotificationItem.message_id == OutboxMessage.id, isouter=True)
             .where(
-                (NotificationItem.obligation_id == obligation.id) | _same_group(NotificationItem, obligation)
+                (NotificationItem.obligation_id == obligation.id)
+                | (_same_group(NotificationItem, obligation) & (NotificationItem.kind == "escalation"))
             )
             .order_by(NotificationItem.send_at, NotificationItem.id)
         ).all()
@@ -191,7 +195,7 @@ def story(
                 "fire_at": iso(t.fire_at, tz),
                 "fired_at": iso(t.fired_at, tz),
                 "outcome": t.outcome,
-                "recipients": list(t.recipients),
+                "recipients": list(t.recipients) or [obligation.unit],  # (): each unit itself
             }
             for t in timers
         ],
@@ -201,11 +205,10 @@ def story(
 
 
 def _same_group(model, obligation: Obligation):
-    """The escalation timers or items of the obligation's task occurrence (they list the late units)."""
+    """The timers or items of the obligation's task occurrence (one for all of its units)."""
     occurrence = model.occurrence
     return (
-        (model.kind == "escalation")
-        & model.obligation_id.is_(None)
+        model.obligation_id.is_(None)
         & (model.program_id == obligation.program_id)
         & (model.task == obligation.task)
         & (model.due == obligation.due)

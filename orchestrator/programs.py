@@ -107,17 +107,15 @@ class TimerSync:
     def _owner_of(timer: Timer) -> object:
         if timer.obligation_id is not None:
             return timer.obligation_id
-        if timer.kind == "escalation":
-            return ("escalation", timer.task, timer.occurrence, timer.due)
+        if timer.task is not None:
+            return ("group", timer.task, timer.occurrence, timer.opens, timer.due)
         return ("phase", timer.phase)
 
     def sync_groups(self, groups: dict[tuple, dict[str, dict]]) -> None:
-        """Sync every escalation group the plan wants; cancel the timers of groups it no longer has."""
+        """Sync every task occurrence the plan wants; cancel the timers of those it no longer has."""
         for owner, wanted in groups.items():
-            for row in wanted.values():
-                row.pop("last_to", None)  # (bookkeeping of _escalation_timer, not a column)
             self.sync(owner, wanted)
-        for owner in [o for o in self.existing if isinstance(o, tuple) and o[0] == "escalation"]:
+        for owner in [o for o in self.existing if isinstance(o, tuple) and o[0] == "group"]:
             self.sync(owner, {})
 
     def sync(self, owner: object, wanted: dict[str, dict]) -> None:
@@ -177,6 +175,7 @@ def _timer_row(key: str, kind: str, program: Program, on: date, tz: ZoneInfo, **
         "task": fields.get("task"),
         "occurrence": fields.get("occurrence"),
         "due": fields.get("due"),
+        "opens": fields.get("opens"),
     }
 
 
@@ -245,66 +244,38 @@ def _program_timers(bundle, program, timers: TimerSync) -> None:
     timers.sync(("phase", PROGRAM_PHASE), wanted)
 
 
-def _obligation_timers(
-    bundle: Bundle, program: Program, obligation_id: int, key: str, occ: Occurrence, groups: dict
-) -> dict:
-    """The obligation's own timers; its escalation steps go into ``groups`` (one timer per step for
-    all obligations of the task occurrence with the same due date)."""
+def _group_timers(bundle: Bundle, program: Program, occ: Occurrence, groups: dict) -> None:
+    """The timers of ``occ``'s task occurrence: one per notice (task opened, each reminder, due today,
+    overdue, each escalation step) for every unit with the same task, occurrence, opening and due
+    dates — computed once per group. When one fires, the tick applies it to each of those units'
+    obligations as it stands then (done, waived and cancelled ones get nothing)."""
+    owner = ("group", occ.task, occ.occurrence, occ.opens, occ.due)
+    if owner in groups:
+        return
     tz = ZoneInfo(program.timezone)
     task = bundle.definition.task(occ.task)
     assert task is not None
     wanted = {}
+    base = f"{program.workflow}/{program.year}/{occ.task}/*/{occ.occurrence or '-'}/{occ.opens}/{occ.due}"
     for notice in obligation_notices(
-        occ, task, bundle.definition.workflow, bundle.units.directory, bundle.calendar
+        occ, task, bundle.definition.workflow, bundle.units.directory, bundle.calendar, exclude_own=False
     ):
-        if notice.kind == "escalation":
-            _escalation_timer(groups, program, occ, notice, tz)
-            continue
-        timer_key = f"{key}/{notice.kind}/{notice.step}/{notice.on}"
-        wanted[timer_key] = _timer_row(
-            timer_key,
+        key = f"{base}/{notice.kind}/{notice.step}/{notice.on}"
+        wanted[key] = _timer_row(
+            key,
             notice.kind,
             program,
             notice.on,
             tz,
-            obligation_id=obligation_id,
             phase=occ.phase,
             step=notice.step,
-            recipients=notice.to,
-        )
-    return wanted
-
-
-def _escalation_timer(groups: dict, program: Program, occ: Occurrence, notice, tz: ZoneInfo) -> None:
-    """Add ``notice`` (an escalation step of ``occ``) to its group's timer; recipients are the union
-    over the group (the tick leaves each recipient's own obligation out of what it is told)."""
-    owner = ("escalation", occ.task, occ.occurrence, occ.due)
-    key = (
-        f"{program.workflow}/{program.year}/{occ.task}/*/{occ.occurrence or '-'}/{occ.due}"
-        f"/escalation/{notice.step}/{notice.on}"
-    )
-    wanted = groups.setdefault(owner, {})
-    row = wanted.get(key)
-    if row is not None and notice.to == row["last_to"]:
-        return  # the usual case: the step's recipients as the last member gave them
-    if row is None:
-        wanted[key] = _timer_row(
-            key,
-            "escalation",
-            program,
-            notice.on,
-            tz,
-            phase=occ.phase,
-            step=notice.step,
-            recipients=notice.to,
+            recipients=notice.to if notice.kind == "escalation" else (),  # () : each unit itself
             task=occ.task,
             occurrence=occ.occurrence,
             due=occ.due,
+            opens=occ.opens,
         )
-        wanted[key]["last_to"] = notice.to
-    else:
-        row["recipients"] = list(dict.fromkeys([*row["recipients"], *notice.to]))
-        row["last_to"] = notice.to
+    groups[owner] = wanted
 
 
 def start_program(
@@ -341,7 +312,8 @@ def start_program(
                 _audit_added(session, program, obligation, now, actor)
         else:
             report.moved += _update_obligation(session, obligation, occ, today, now, actor)
-        timers.sync(obligation.id, _obligation_timers(bundle, program, obligation.id, key, occ, groups))
+        timers.sync(obligation.id, {})  # (timers of one obligation: only in databases from 0001)
+        _group_timers(bundle, program, occ, groups)
     for key, obligation in existing.items():
         if key not in wanted and obligation.state in OPEN_STATES:
             _cancel(session, program, obligation, now, actor)

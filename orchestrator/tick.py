@@ -63,7 +63,9 @@ def tick(
 
     Timers are applied in batches of ``batch`` (each batch one transaction: states, items, audit
     events and the timers' ``fired_at`` commit together), so a catch-up over a long outage does not
-    hold one huge transaction. A second tick, or a second process, finds nothing left to do.
+    hold one huge transaction; a batch also ends once it has written ``BUDGET`` rows (a task
+    occurrence's timer can concern thousands of units). A second tick, or a second process, finds
+    nothing left to do.
     """
     report = TickReport()
     latest = None
@@ -82,8 +84,8 @@ def tick(
                 return report
             if latest is None:  # once per tick: the same for every batch (it names due timers)
                 latest = _Latest.load(session.connection(), now)
-            _Batch(session, timers, now, policy, actor, report, latest).apply()
-        if len(timers) < batch:
+            applied = _Batch(session, timers, now, policy, actor, report, latest).apply()
+        if applied == len(timers) < batch:
             return report
 
 
@@ -94,21 +96,28 @@ TIMER_COLUMNS = [
         TIMER.c[n]
         for n in ("id", "key", "kind", "program_id", "obligation_id", "phase", "step", "task", "occurrence")
     ),
-    *(memoized(TIMER.c[n]) for n in ("fire_at", "on", "due", "recipients")),
+    *(memoized(TIMER.c[n]) for n in ("fire_at", "on", "due", "opens", "recipients")),
 ]
+OBLIGATION_FIELDS = ("id", "key", "program_id", "task", "phase", "unit", "occurrence", "due", "state")
+OBLIGATION_COLUMNS = [memoized(OBLIGATION.c[n]) if n == "due" else OBLIGATION.c[n] for n in OBLIGATION_FIELDS]
+FINISHED = ("done", "waived", "cancelled")
+BUDGET = 50_000  # items and events one batch writes at most (then the rest of its timers wait)
 
 
 @dataclass(frozen=True)
 class _Latest:
     """The latest due notice where several are due at once (catch-up): the earlier ones are stale.
 
-    ``notice``: obligation id → fire time of its latest due reminder-kind timer, for obligations
-    with two or more due; ``phase``: program id → its latest due phase notice. One grouped scan of
+    ``group``: (program, task, occurrence, opens, due) → fire time of the task occurrence's latest
+    due reminder-kind timer, where two or more are due; ``notice``: the same by obligation id for
+    timers of one obligation (databases from revision 0001); ``phase``: program id → its latest due
+    phase notice. One grouped scan of
     the due timers per tick (per batch and IN-list it was quadratic in a big day's timers).
     """
 
     notice: dict[int, datetime]
     phase: dict[int, datetime]
+    group: dict[tuple, datetime]
 
     @classmethod
     def load(cls, connection, now: datetime) -> _Latest:
@@ -124,7 +133,14 @@ class _Latest:
             .where(*due, TIMER.c.obligation_id.is_(None), TIMER.c.kind.in_(PHASE_KINDS))
             .group_by(TIMER.c.program_id)
         ).all()
-        return cls(dict(notice), dict(phase))
+        c = TIMER.c
+        group = connection.execute(
+            select(c.program_id, c.task, c.occurrence, c.opens, c.due, func.max(c.fire_at))
+            .where(*due, c.obligation_id.is_(None), c.task.is_not(None), c.kind.in_(REMINDER_KINDS))
+            .group_by(c.program_id, c.task, c.occurrence, c.opens, c.due)
+            .having(func.count() > 1)
+        ).all()
+        return cls(dict(notice), dict(phase), {tuple(row[:5]): row[5] for row in group})
 
 
 class _Batch:
@@ -142,23 +158,28 @@ class _Batch:
         self.today = {pid: local_day(now, tz) for pid, tz in self.zones.items()}
         ids = sorted({t.obligation_id for t in timers if t.obligation_id is not None})
         self.obligations: dict[int, dict] = {}
-        names = ("id", "key", "program_id", "task", "phase", "unit", "occurrence", "due", "state")
-        columns = [memoized(OBLIGATION.c[n]) if n == "due" else OBLIGATION.c[n] for n in names]
         for chunk in chunks(ids):
-            for row in connection.execute(select(*columns).where(OBLIGATION.c.id.in_(chunk))):
-                self.obligations[row.id] = dict(zip(names, row, strict=True))
+            for row in connection.execute(select(*OBLIGATION_COLUMNS).where(OBLIGATION.c.id.in_(chunk))):
+                self.obligations[row.id] = dict(zip(OBLIGATION_FIELDS, row, strict=True))
         self.latest_notice, self.latest_phase_notice = latest.notice, latest.phase
+        self.latest_group_notice = latest.group
         self.items: list[dict] = []
         self.events: list[dict] = []
         self.state_changes: dict[int, str] = {}
         self.slots: dict[tuple[int, datetime], datetime] = {}
 
-    def apply(self) -> None:
+    def apply(self) -> int:
+        """Apply the timers in order until the budget is spent; returns how many were applied (the
+        others stay unfired for the next batch)."""
         outcomes: dict[str, list[int]] = {"fired": [], "skipped": []}
+        applied = 0
         for timer in self.timers:
             outcome = self._apply(timer)
             outcomes[outcome].append(timer.id)
             self.report.kinds[timer.kind] = self.report.kinds.get(timer.kind, 0) + 1
+            applied += 1
+            if len(self.items) + len(self.events) >= BUDGET:
+                break
         self.report.fired += len(outcomes["fired"])
         self.report.skipped += len(outcomes["skipped"])
         connection = self.session.connection()
@@ -179,15 +200,18 @@ class _Batch:
                 )
         # items have unique keys: a second tick or a second process inserts nothing
         self.report.items += insert_ignoring_duplicates(self.session, NotificationItem, self.items)
+        return applied
 
     def _apply(self, timer) -> str:
         if timer.obligation_id is None:
+            if timer.task is None:
+                return self._program_timer(timer)
             if timer.kind == "escalation":
                 return self._escalation(timer)
-            return self._program_timer(timer)
-        obligation = self.obligations[timer.obligation_id]
+            return self._task_occurrence(timer)
+        obligation = self.obligations[timer.obligation_id]  # a timer of one obligation (revision 0001)
         state = obligation["state"]
-        if state in ("done", "waived", "cancelled"):
+        if state in FINISHED:
             return "skipped"  # nothing more for a finished obligation (its state change is already logged)
         if timer.kind == "task_opened" and state == "pending":
             self._transition(obligation, "open")
@@ -252,9 +276,13 @@ class _Batch:
     ) -> None:
         slot = self._slot(timer.program_id, max(timer.fire_at, self.now))
         o = obligation or {}
+        # an item of one obligation is keyed by it (as when each obligation had its own timers)
+        base = (
+            timer.key if not o or timer.obligation_id else f"{o['key']}/{timer.kind}/{timer.step}/{timer.on}"
+        )
         self.items.append(
             {
-                "key": f"{timer.key}/{recipient}",
+                "key": f"{base}/{recipient}",
                 "kind": kind,
                 "recipient": recipient,
                 "program_id": timer.program_id,
@@ -300,19 +328,63 @@ class _Batch:
         return "fired" if fired else "skipped"
 
     def _late(self, timer) -> list[tuple[int, str]]:
+        late = [(o["id"], o["unit"]) for o in self._members(timer) if o["state"] not in FINISHED]
+        return sorted(late, key=lambda pair: (pair[1], pair[0]))
+
+    def _task_occurrence(self, timer) -> str:
+        """A notice of a task occurrence, applied to each unit's obligation: its state moves (opened,
+        overdue) and, unless the notice is no longer true or the obligation is finished, the unit
+        gets an item. A notice no longer true is recorded once, as skipped."""
+        stale = self._stale_notice(timer)
+        fired = waiting = False
+        for obligation in self._members(timer):
+            state = obligation["state"]
+            if state in FINISHED:
+                continue
+            waiting = True
+            if timer.kind == "task_opened" and state == "pending":
+                self._transition(obligation, "open")
+            if timer.kind == "overdue" and state in ("pending", "open"):
+                self._transition(obligation, "overdue")
+            if not stale:
+                self._item(timer, timer.kind, obligation["unit"], obligation=obligation)
+                fired = True
+        if stale and waiting:
+            return self._skip(timer, stale)
+        return "fired" if fired else "skipped"
+
+    def _stale_notice(self, timer) -> str | None:
+        """``_stale`` for a task occurrence's timer (the same for all of its units)."""
+        today, due = self.today[timer.program_id], timer.due
+        if timer.kind in ("task_opened", "reminder") and today >= due:
+            return f"caught up on {today}: the obligation is already due ({due})"
+        if timer.kind == "due_today" and today > due:
+            return f"caught up on {today}: the due date {due} has passed"
+        if timer.kind in ("task_opened", "reminder"):
+            group = (timer.program_id, timer.task, timer.occurrence, timer.opens, timer.due)
+            latest = self.latest_group_notice.get(group)
+            if latest is not None and latest > timer.fire_at:
+                return "superseded by a later reminder due at the same tick"
+        return None
+
+    def _members(self, timer) -> list[dict]:
+        """The obligations of the timer's task occurrence, as this batch sees them."""
         o = OBLIGATION.c
-        query = select(o.id, o.unit, o.state).where(
+        query = select(*OBLIGATION_COLUMNS).where(
             o.program_id == timer.program_id,
             o.task == timer.task,
             o.due == timer.due,
             (o.occurrence.is_(None) if timer.occurrence is None else o.occurrence == timer.occurrence),
         )
-        late = []
-        for oid, unit, state in self.session.connection().execute(query):
-            state = self.obligations.get(oid, {}).get("state", state)  # this batch's own changes
-            if state not in ("done", "waived", "cancelled"):
-                late.append((oid, unit))
-        return sorted(late, key=lambda pair: (pair[1], pair[0]))
+        if timer.opens is not None:
+            query = query.where(o.opens == timer.opens)
+        members = []
+        for row in self.session.connection().execute(query):
+            obligation = self.obligations.get(row.id)
+            if obligation is None:
+                obligation = self.obligations[row.id] = dict(zip(OBLIGATION_FIELDS, row, strict=True))
+            members.append(obligation)
+        return members
 
     def _program_timer(self, timer) -> str:
         session = self.session

@@ -72,7 +72,7 @@ def _at_first_release(engine) -> None:
             )
             .returning(Obligation.__table__.c.id)
         ).scalar_one()
-        columns = {c.name for c in Timer.__table__.c} - {"id", "task", "occurrence", "due"}
+        columns = {c.name for c in Timer.__table__.c} - {"id", "task", "occurrence", "due", "opens"}
         row = dict(
             key="small/2026/T1/agency-1/-/escalation/0/2026-06-11",
             fire_at=NOW,
@@ -114,7 +114,7 @@ def test_an_escalation_timer_of_the_first_release_still_fires_for_its_obligation
     assert (item.recipient, item.unit, item.late) == ("office", "agency-1", None)
 
 
-def test_a_start_after_the_upgrade_moves_unfired_escalations_to_per_task_steps(empty, tmp_path):
+def test_a_start_after_the_upgrade_moves_unfired_timers_to_task_occurrences(empty, tmp_path):
     _at_first_release(empty)
     upgrade(empty)
     bundle = write_bundle(tmp_path)
@@ -125,5 +125,11 @@ def test_a_start_after_the_upgrade_moves_unfired_escalations_to_per_task_steps(e
             select(Timer).where(Timer.obligation_id.is_not(None), Timer.kind == "escalation")
         )
         assert {t.outcome for t in legacy.scalars()} == {"cancelled"}
-        steps = session.exec(select(Timer).where(Timer.obligation_id.is_(None), Timer.kind == "escalation"))
-        assert {t.task for t in steps.scalars()} >= {"T1"}
+        steps = session.exec(select(Timer).where(Timer.obligation_id.is_(None), Timer.task == "T1"))
+        assert {t.kind for t in steps.scalars()} >= {
+            "task_opened",
+            "reminder",
+            "due_today",
+            "overdue",
+            "escalation",
+        }

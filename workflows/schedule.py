@@ -29,20 +29,30 @@ class Notice:
     to: tuple[str, ...] = ()
 
 
-def escalation_recipients(step: EscalationStep, occ: Occurrence, units: UnitDirectory) -> tuple[str, ...]:
-    """``lead`` → the task's lead units; ``role:X`` / a unit id → those units. Never the late unit itself."""
+def escalation_recipients(
+    step: EscalationStep, occ: Occurrence, units: UnitDirectory, *, exclude_own: bool = True
+) -> tuple[str, ...]:
+    """``lead`` → the task's lead units; ``role:X`` / a unit id → those units. Never the late unit
+    itself (``exclude_own=False``: the step's recipients for every unit of the task occurrence; the
+    engine then leaves each recipient's own obligation out of what it is told)."""
     seen: dict[str, None] = {}
     for ref in step.to:
         for unit_id in occ.lead if ref == "lead" else units.expand(ref):
-            if unit_id != occ.unit:
+            if unit_id != occ.unit or not exclude_own:
                 seen.setdefault(unit_id, None)
     return tuple(seen)
 
 
 def obligation_notices(
-    occ: Occurrence, task: Task, workflow: WorkflowInfo, units: UnitDirectory, cal: WorkdayCalendar
+    occ: Occurrence,
+    task: Task,
+    workflow: WorkflowInfo,
+    units: UnitDirectory,
+    cal: WorkdayCalendar,
+    *,
+    exclude_own: bool = True,
 ) -> list[Notice]:
-    """Every notice of one obligation, in date order."""
+    """Every notice of one obligation, in date order (``exclude_own``: see ``escalation_recipients``)."""
     notices = [Notice("task_opened", occ.opens, to=(occ.unit,))]
     reminders: dict[date, int] = {}
     for step, offset in enumerate(task.reminders if task.reminders is not None else workflow.reminders):
@@ -55,7 +65,7 @@ def obligation_notices(
     steps = task.escalation if task.escalation is not None else workflow.escalation
     for step_no, step in enumerate(steps):
         day = cal.next_workday(shift(occ.due, step.after, cal))
-        recipients = escalation_recipients(step, occ, units)
+        recipients = escalation_recipients(step, occ, units, exclude_own=exclude_own)
         if recipients:
             notices.append(Notice("escalation", max(day, occ.due + timedelta(days=1)), step_no, recipients))
     notices.sort(key=lambda n: (n.on, n.kind, n.step))

@@ -1,4 +1,5 @@
-"""escalation steps per task occurrence (timer.task/occurrence/due, notification_item.late);
+"""timers per task occurrence (timer.task/occurrence/due/opens), escalations listing the late
+units (notification_item.late);
 a partial index on the pending items (an item leaves it when it is queued)
 
 Revision ID: 0002
@@ -22,6 +23,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("task", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch.add_column(sa.Column("occurrence", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch.add_column(sa.Column("due", sa.Date(), nullable=True))
+        batch.add_column(sa.Column("opens", sa.Date(), nullable=True))
     with op.batch_alter_table("notification_item") as batch:
         batch.add_column(sa.Column("late", sa.JSON(), nullable=True))
     op.create_index("ix_obligation_group", "obligation", ["program_id", "task", "due"], unique=False)
@@ -42,6 +44,7 @@ def downgrade() -> None:
     with op.batch_alter_table("notification_item") as batch:
         batch.drop_column("late")
     with op.batch_alter_table("timer") as batch:
+        batch.drop_column("opens")
         batch.drop_column("due")
         batch.drop_column("occurrence")
         batch.drop_column("task")
