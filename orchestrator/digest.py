@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
@@ -34,7 +35,7 @@ def group_items(items: Sequence[NotificationItem], timezones: Mapping[int, ZoneI
     """One group per (recipient, local day of the send slot), in send order."""
     groups: dict[tuple[str, date], list[NotificationItem]] = {}
     days: dict[tuple[datetime, int], date] = {}  # most items of a run share a few send slots
-    for item in sorted(items, key=lambda i: (i.send_at, i.recipient, i.id or 0)):
+    for item in sorted(items, key=attrgetter("send_at", "recipient", "id")):  # stored items: ids set
         slot = (item.send_at, item.program_id)
         day = days.get(slot)
         if day is None:
