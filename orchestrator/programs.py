@@ -111,6 +111,14 @@ class TimerSync:
             return ("group", timer.task, timer.occurrence, timer.opens, timer.due)
         return ("phase", timer.phase)
 
+    def unfired(self, owner: object, kind: str) -> dict[str, dict]:
+        """The owner's unfired timers of ``kind`` as wanted rows (to keep them as they are)."""
+        return {
+            key: {"fire_at": t.fire_at, "on": t.on, "recipients": t.recipients}
+            for key, t in self.existing.get(owner, {}).items()
+            if t.kind == kind
+        }
+
     def sync_groups(self, groups: dict[tuple, dict[str, dict]]) -> None:
         """Sync every task occurrence the plan wants; cancel the timers of those it no longer has."""
         for owner, wanted in groups.items():
@@ -244,6 +252,18 @@ def _program_timers(bundle, program, timers: TimerSync) -> None:
     timers.sync(("phase", PROGRAM_PHASE), wanted)
 
 
+def _joiner_timer(program: Program, obligation_id: int, key: str, occ: Occurrence) -> dict[str, dict]:
+    """The opening notice of an obligation added after its task occurrence opened (a unit that
+    joined the plan late): its own ``task_opened`` timer, due at once. It has the key the task
+    occurrence's timer gives the same notice, so a unit is never told twice."""
+    timer_key = f"{key}/task_opened/0/{occ.opens}"
+    tz = ZoneInfo(program.timezone)
+    row = _timer_row(
+        timer_key, "task_opened", program, occ.opens, tz, obligation_id=obligation_id, phase=occ.phase
+    )
+    return {timer_key: row}
+
+
 def _group_timers(bundle: Bundle, program: Program, occ: Occurrence, groups: dict) -> None:
     """The timers of ``occ``'s task occurrence: one per notice (task opened, each reminder, due today,
     overdue, each escalation step) for every unit with the same task, occurrence, opening and due
@@ -307,12 +327,15 @@ def start_program(
         obligation = existing.get(key) or new.get(key)
         if obligation is None:
             continue  # beyond the horizon: materialized when the horizon reaches it
+        own = timers.unfired(obligation.id, "task_opened")  # a late joiner's own opening notice
         if key in new:
             if not report.created:
                 _audit_added(session, program, obligation, now, actor)
+                if occ.opens <= today:  # its task occurrence opened before it joined: tell it now
+                    own = _joiner_timer(program, obligation.id, key, occ)
         else:
             report.moved += _update_obligation(session, obligation, occ, today, now, actor)
-        timers.sync(obligation.id, {})  # (timers of one obligation: only in databases from 0001)
+        timers.sync(obligation.id, own)  # (other timers of one obligation: databases from 0001)
         _group_timers(bundle, program, occ, groups)
     for key, obligation in existing.items():
         if key not in wanted and obligation.state in OPEN_STATES:

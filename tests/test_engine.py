@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import pytest
 from engine_support import (
     SMALL_PLAN,
+    SMALL_UNITS,
     items,
     local,
     obligation,
@@ -303,3 +304,26 @@ def test_a_program_started_late_has_true_states_before_the_first_tick(store, bun
     start(store, bundle, local(2026, 6, 20))  # T1 (06-01 → 06-10) is already late, T2 not open yet
     assert obligation(store, "T1", "agency-1").state == "overdue"
     assert obligation(store, "T2", "agency-1").state == "pending"
+
+
+def test_a_unit_that_joins_after_its_task_opened_is_told_at_once_and_once(store, bundle, tmp_path):
+    """A unit added to the units file on 06-05 owes T1 (opened 06-01, due 06-10): the next tick tells
+    it the task is open — its own opening notice, since the task's was sent before it joined — and a
+    second reconcile neither drops nor repeats it."""
+    start(store, bundle, local(2026, 5, 20))
+    run_days(store, bundle, date(2026, 5, 20), date(2026, 6, 4))
+    agency_3 = (
+        '[[units]]\nid = "agency-3"\nname = "执法局三"\nemails = ["a3@example.gov.cn"]\nroles = ["agency"]\n'
+    )
+    joined = write_bundle(tmp_path / "joined", SMALL_PLAN, SMALL_UNITS + "\n" + agency_3)
+    assert start(store, joined, local(2026, 6, 4, 20)).added == 1
+    assert start(store, joined, local(2026, 6, 4, 20, 30)).added == 0  # a second reload: nothing lost
+    run_days(store, joined, date(2026, 6, 5), date(2026, 6, 12))
+    got = sorted((i.send_at, i.kind) for i in items(store, task="T1") if i.unit == "agency-3")
+    assert got == [
+        (local(2026, 6, 5, 9), "task_opened"),  # the next morning, once
+        (local(2026, 6, 9, 9), "reminder"),  # (the 06-03 reminder was before it joined)
+        (local(2026, 6, 10, 9), "due_today"),
+        (local(2026, 6, 11, 9), "escalation"),
+        (local(2026, 6, 11, 9), "overdue"),
+    ]
