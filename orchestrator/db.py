@@ -272,14 +272,15 @@ def _bind_processor(column_type, dialect) -> Callable[[Any], Any] | None:
     process = column_type.dialect_impl(dialect).bind_processor(dialect)
     if process is None:
         return None
-    if isinstance(column_type, JSON):  # small lists and dicts repeat too (a unit's recipients)
+    if isinstance(column_type, JSON):  # lists and dicts of strings repeat too (a unit's recipients)
         lists: dict[tuple, Any] = {}
 
         def cached_list(value):
-            if type(value) is list:
+            # only strings: equal keys must mean equal JSON (True == 1 and 1.0 == 1 in Python)
+            if type(value) is list and all(type(v) is str for v in value):
                 key: tuple = tuple(value)
-            elif type(value) is dict:  # small dicts of plain values (an audit event's before/after)
-                key = (dict, *value.items())
+            elif type(value) is dict and all(type(v) is str for v in value.values()):
+                key = (dict, *value.items())  # an audit event's before/after, e.g. {"state": "open"}
             else:
                 return process(value)
             try:
@@ -287,8 +288,6 @@ def _bind_processor(column_type, dialect) -> Callable[[Any], Any] | None:
             except KeyError:
                 lists[key] = result = process(value)
                 return result
-            except TypeError:  # a list of lists, a dict of lists
-                return process(value)
 
         return cached_list
     base = column_type.impl if isinstance(column_type, TypeDecorator) else column_type

@@ -1,0 +1,87 @@
+"""``bulk_insert`` and ``memoized`` (the hot paths' plain-driver writes and memoized reads) store and
+read exactly what the ORM would, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from engine_support import postgres_engine, sqlite_engine
+from sqlalchemy import select
+
+from orchestrator.audit import event_row, insert_events
+from orchestrator.db import bulk_insert, memoized, transaction
+from orchestrator.models import Event, Program, Timer
+
+NOW = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        yield sqlite_engine(tmp_path)
+    else:
+        with postgres_engine() as engine:
+            yield engine
+
+
+def test_values_that_python_calls_equal_are_stored_as_themselves(store):
+    """1 == True and the same instant in two time zones are equal in Python: a memo must not mix
+    them up."""
+    afters = [{"n": 1}, {"n": True}, {"s": "x"}, {"s": "x"}, {"l": ["a"]}, None]
+    ats = [NOW, NOW.astimezone(timezone(timedelta(hours=8))), NOW + timedelta(seconds=1), NOW, NOW, NOW]
+    with transaction(store) as session:
+        insert_events(
+            session,
+            [event_row(at=at, actor="t", kind="k", after=a) for at, a in zip(ats, afters, strict=True)],
+        )
+    with store.connect() as connection:
+        table = Event.__table__
+        rows = connection.execute(select(memoized(table.c.at), table.c.after).order_by(table.c.id)).all()
+    assert [r.after for r in rows] == afters
+    assert [type(r.after["n"]) for r in rows[:2]] == [int, bool]
+    assert [r.at for r in rows] == [NOW, NOW, NOW + timedelta(seconds=1), NOW, NOW, NOW]
+    assert all(r.at.tzinfo is not None for r in rows)
+
+
+def test_bulk_insert_skips_what_a_unique_column_has_and_counts_what_it_inserted(store):
+    program = Program(
+        workflow="w",
+        year=2026,
+        title="t",
+        timezone="Asia/Shanghai",
+        definition_path="-",
+        definition_digest="-",
+        units_digest="-",
+        started_at=NOW,
+        reconciled_at=NOW,
+        materialized_until=date(2026, 12, 31),
+    )
+    with transaction(store) as session:
+        session.add(program)
+        session.flush()
+        program_id = program.id
+
+    def timers(*keys):
+        return [
+            {
+                "key": k,
+                "fire_at": NOW,
+                "kind": "reminder",
+                "program_id": program_id,
+                "on": date(2026, 6, 1),
+                "recipients": ["u"],
+                "step": 0,
+            }
+            for k in keys
+        ]
+
+    with transaction(store) as session:
+        assert bulk_insert(session.connection(), Timer.__table__, timers("k1", "k2"), unique="key") == 2
+    with transaction(store) as session:
+        assert bulk_insert(session.connection(), Timer.__table__, timers("k2", "k3"), unique="key") == 1
+    with store.connect() as connection:
+        keys = (
+            connection.execute(select(Timer.__table__.c.key).order_by(Timer.__table__.c.id)).scalars().all()
+        )
+    assert keys == ["k1", "k2", "k3"]
