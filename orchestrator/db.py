@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -218,7 +219,17 @@ def bulk_insert(
     )
     if unique:
         sql += f" ON CONFLICT ({quote(unique)}) DO NOTHING"
-    values = [tuple(row[n] if p is None else p(row[n]) for n, p in processors) for row in rows]
+    take = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    converted = [(i, p) for i, (_, p) in enumerate(processors) if p is not None]
+    if not converted:
+        values = [tuple(take(row)) for row in rows]
+    else:
+        values = []
+        for row in rows:
+            value = list(take(row))
+            for i, process in converted:
+                value[i] = process(value[i])
+            values.append(tuple(value))
     return connection.exec_driver_sql(sql, values).rowcount
 
 

@@ -167,6 +167,7 @@ class _Batch:
         self.events: list[dict] = []
         self.state_changes: dict[int, str] = {}
         self.slots: dict[tuple[int, datetime], datetime] = {}
+        self.groups: dict[tuple, list[dict]] = {}
 
     def apply(self) -> int:
         """Apply the timers in order until the budget is spent; returns how many were applied (the
@@ -368,7 +369,14 @@ class _Batch:
         return None
 
     def _members(self, timer) -> list[dict]:
-        """The obligations of the timer's task occurrence, as this batch sees them."""
+        """The obligations of the timer's task occurrence, as this batch sees them (read once a
+        batch: the overdue notice and the first escalation step often fire together)."""
+        group = (timer.program_id, timer.task, timer.occurrence, timer.due, timer.opens)
+        if group not in self.groups:
+            self.groups[group] = self._load_members(timer)
+        return self.groups[group]
+
+    def _load_members(self, timer) -> list[dict]:
         o = OBLIGATION.c
         query = select(*OBLIGATION_COLUMNS).where(
             o.program_id == timer.program_id,
