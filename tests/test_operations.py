@@ -461,3 +461,18 @@ def test_retry_all_failed_takes_every_failed_message_and_only_those(engine):
         assert [session.get(OutboxMessage, i).state for i in ids] == ["pending", "sent", "pending", "pending"]
     with transaction(engine) as session:
         assert retry_outbox(session, ALL_FAILED, now=at("2026-06-16T10:00"), actor="a") == []
+
+
+def test_done_takes_the_obligation_out_of_escalations_still_waiting_to_be_sent(engine, bundle):
+    """An escalation naming town-a and town-b fired but is not yet in an email; town-a reports done:
+    the escalation still goes out, about town-b only (an escalation left with nobody is skipped)."""
+    done_one, other = obligation(engine, "T2", "town-a"), obligation(engine, "T2", "town-b")
+    tick_through(engine, bundle, *AFTER_DUE)
+    waiting = [i for i in items_for(engine, done_one.id, state="pending") if i.kind == "escalation"]
+    assert waiting and all({done_one.id, other.id} <= {oid for oid, _ in i.late} for i in waiting)
+    with transaction(engine) as session:
+        change = mark_done(session, done_one.id, evidence="已报送", now=at("2026-07-10T10:30"), actor="a")
+    assert change.withdrawn >= len(waiting)
+    assert [i for i in items_for(engine, done_one.id, state="pending") if i.kind == "escalation"] == []
+    still = [i for i in items_for(engine, other.id, state="pending") if i.kind == "escalation"]
+    assert still and all(done_one.id not in {oid for oid, _ in i.late} for i in still)
