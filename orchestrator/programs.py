@@ -384,7 +384,7 @@ def _add_obligations(session, program, wanted, existing, horizon: date, now: dat
         query = select(*columns).where(table.c.program_id == program.id, table.c.key.in_(keys))
     else:  # one pass over the program's obligations (IN lists of 900 keys were quadratic here)
         query = select(*columns).where(table.c.program_id == program.id)
-    return {row.key: row for row in connection.execute(query) if row.key in keys}
+    return {row.key: row for row in connection.execute(query).all() if row.key in keys}
 
 
 def _audit_added(session, program, obligation: Obligation, now: datetime, actor: str) -> None:

@@ -131,7 +131,7 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
                 .where(items.c.message_id.in_([m.id for m in chunk]))
                 .order_by(items.c.id)
             )
-            for item in connection.execute(query):
+            for item in connection.execute(query).all():
                 carried.setdefault(item.message_id, []).extend(_facts(item))
             for message in chunk:
                 yield SimulatedEmail(

@@ -387,7 +387,7 @@ class _Batch:
         if timer.opens is not None:
             query = query.where(o.opens == timer.opens)
         members = []
-        for row in self.session.connection().execute(query):
+        for row in self.session.connection().execute(query).all():  # (fetchall: one driver call)
             obligation = self.obligations.get(row.id)
             if obligation is None:
                 obligation = self.obligations[row.id] = dict(zip(OBLIGATION_FIELDS, row, strict=True))
