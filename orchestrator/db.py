@@ -184,15 +184,16 @@ def chunks(values: Sequence[T], size: int = IN_LIMIT) -> Iterator[Sequence[T]]:
         yield values[start : start + size]
 
 
-def executemany(connection: Connection, sql: str, rows: Sequence[tuple]) -> None:
+def executemany(connection: Connection, sql: str, rows: Sequence[tuple]) -> int:
     """One plain SQL statement with ``?`` placeholders, run for many tuples of already-plain values
     (ints, strings) straight through the driver: SQLAlchemy's per-row parameter processing costs
-    more than the statement itself on the hot paths (millions of rows in a province-scale year)."""
+    more than the statement itself on the hot paths (millions of rows in a province-scale year).
+    Returns the rows changed (both drivers sum an executemany's row counts)."""
     if not rows:
-        return
+        return 0
     if connection.dialect.paramstyle != "qmark":
         sql = sql.replace("?", "%s")
-    connection.exec_driver_sql(sql, list(rows))
+    return connection.exec_driver_sql(sql, list(rows)).rowcount
 
 
 def bulk_insert(
@@ -211,16 +212,15 @@ def bulk_insert(
     dialect = connection.dialect
     names = list(rows[0])
     quote = dialect.identifier_preparer.quote
-    processors = [(n, _bind_processor(table.c[n].type, dialect)) for n in names]
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-        f"VALUES ({', '.join(mark for _ in names)})"
+        f"VALUES ({', '.join('?' for _ in names)})"
     )
     if unique:
         sql += f" ON CONFLICT ({quote(unique)}) DO NOTHING"
     take = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-    converted = [(i, p) for i, (_, p) in enumerate(processors) if p is not None]
+    processors = ((i, _bind_processor(table.c[n].type, dialect)) for i, n in enumerate(names))
+    converted = [(i, p) for i, p in processors if p is not None]
     if not converted:
         values = [tuple(take(row)) for row in rows]
     else:
@@ -230,7 +230,7 @@ def bulk_insert(
             for i, process in converted:
                 value[i] = process(value[i])
             values.append(tuple(value))
-    return connection.exec_driver_sql(sql, values).rowcount
+    return executemany(connection, sql, values)
 
 
 class _Memoized(TypeDecorator):
@@ -250,20 +250,7 @@ class _Memoized(TypeDecorator):
 
     def result_processor(self, dialect, coltype):
         process = self.inner.dialect_impl(dialect).result_processor(dialect, coltype)
-        if process is None:
-            return None
-        cache: dict[Any, Any] = {}
-
-        def memo(value):
-            try:
-                return cache[value]
-            except KeyError:
-                cache[value] = result = process(value)
-                return result
-            except TypeError:  # an unhashable raw value (a driver's already-parsed JSON)
-                return process(value)
-
-        return memo
+        return None if process is None else _memoize(process)
 
 
 def memoized(column):
@@ -273,47 +260,53 @@ def memoized(column):
 
 def bind_value(connection: Connection, column, value):
     """``value`` as the driver takes it for ``column`` (for ``executemany`` with plain values)."""
-    process = column.type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
+    process = _bind_processor(column.type, connection.dialect)
     return value if process is None else process(value)
 
 
+_UNCACHED = object()  # a key function's answer for a value to convert every time
+
+
+def _memoize(process: Callable[[Any], Any], key: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
+    """``process``, run once per distinct value (or ``key(value)``); an unhashable value, or one
+    whose key is ``_UNCACHED``, is converted every time. Results are shared: never mutate them."""
+    cache: dict[Any, Any] = {}
+
+    def memo(value):
+        found = value if key is None else key(value)
+        if found is _UNCACHED:
+            return process(value)
+        try:
+            return cache[found]
+        except KeyError:
+            cache[found] = result = process(value)
+            return result
+        except TypeError:  # unhashable (e.g. a driver's already-parsed JSON)
+            return process(value)
+
+    return memo
+
+
+def _json_key(value) -> Any:
+    """A memo key for lists and dicts of strings only: equal keys must mean equal JSON (True == 1
+    and 1.0 == 1 in Python). An audit event's before/after, e.g. {"state": "open"}, qualifies."""
+    if type(value) is list and all(type(v) is str for v in value):
+        return tuple(value)
+    if type(value) is dict and all(type(v) is str for v in value.values()):
+        return (dict, *value.items())
+    return _UNCACHED
+
+
 def _bind_processor(column_type, dialect) -> Callable[[Any], Any] | None:
-    """The column type's bind processing; memoized for dates and times (a bulk insert repeats a few
-    send slots and one ``now`` over thousands of rows)."""
+    """The column type's bind processing, memoized where values repeat: dates and times (a bulk
+    insert repeats a few send slots and one ``now``) and small JSON (a unit's recipients)."""
     process = column_type.dialect_impl(dialect).bind_processor(dialect)
     if process is None:
         return None
-    if isinstance(column_type, JSON):  # lists and dicts of strings repeat too (a unit's recipients)
-        lists: dict[tuple, Any] = {}
-
-        def cached_list(value):
-            # only strings: equal keys must mean equal JSON (True == 1 and 1.0 == 1 in Python)
-            if type(value) is list and all(type(v) is str for v in value):
-                key: tuple = tuple(value)
-            elif type(value) is dict and all(type(v) is str for v in value.values()):
-                key = (dict, *value.items())  # an audit event's before/after, e.g. {"state": "open"}
-            else:
-                return process(value)
-            try:
-                return lists[key]
-            except KeyError:
-                lists[key] = result = process(value)
-                return result
-
-        return cached_list
+    if isinstance(column_type, JSON):
+        return _memoize(process, _json_key)
     base = column_type.impl if isinstance(column_type, TypeDecorator) else column_type
-    if not isinstance(base, (Date, DateTime)):
-        return process
-    cache: dict[Any, Any] = {}
-
-    def cached(value):
-        try:
-            return cache[value]
-        except KeyError:
-            cache[value] = result = process(value)
-            return result
-
-    return cached
+    return _memoize(process) if isinstance(base, (Date, DateTime)) else process
 
 
 @contextmanager

@@ -211,31 +211,34 @@ class _Batch:
                 return self._escalation(timer)
             return self._task_occurrence(timer)
         obligation = self.obligations[timer.obligation_id]  # a timer of one obligation (revision 0001)
-        state = obligation["state"]
-        if state in FINISHED:
+        if obligation["state"] in FINISHED:
             return "skipped"  # nothing more for a finished obligation (its state change is already logged)
-        if timer.kind == "task_opened" and state == "pending":
-            self._transition(obligation, "open")
-        if timer.kind == "overdue" and state in ("pending", "open"):
-            self._transition(obligation, "overdue")
-        stale = self._stale(timer, obligation)
+        self._advance(timer, obligation)
+        stale = self._stale(timer, obligation["due"], self.latest_notice.get(obligation["id"]))
         if stale:
             return self._skip(timer, stale, obligation)
         for recipient in timer.recipients or [obligation["unit"]]:
             self._item(timer, timer.kind, recipient, obligation=obligation)
         return "fired"
 
-    def _stale(self, timer, obligation: dict) -> str | None:
-        """Why a notice is no longer true today (catch-up after downtime), or None."""
-        today, due = self.today[timer.program_id], obligation["due"]
+    def _advance(self, timer, obligation: dict) -> None:
+        """The state change a notice brings (opened, overdue) to an unfinished obligation."""
+        state = obligation["state"]
+        if timer.kind == "task_opened" and state == "pending":
+            self._transition(obligation, "open")
+        if timer.kind == "overdue" and state in ("pending", "open"):
+            self._transition(obligation, "overdue")
+
+    def _stale(self, timer, due, latest: datetime | None) -> str | None:
+        """Why a notice is no longer true today (catch-up after downtime), or None; ``latest`` is
+        the fire time of the latest reminder-kind notice of the same obligation(s) due now."""
+        today = self.today[timer.program_id]
         if timer.kind in ("task_opened", "reminder") and today >= due:
             return f"caught up on {today}: the obligation is already due ({due})"
         if timer.kind == "due_today" and today > due:
             return f"caught up on {today}: the due date {due} has passed"
-        if timer.kind in ("task_opened", "reminder"):
-            latest = self.latest_notice.get(obligation["id"])
-            if latest is not None and latest > timer.fire_at:
-                return "superseded by a later reminder due at the same tick"
+        if timer.kind in ("task_opened", "reminder") and latest is not None and latest > timer.fire_at:
+            return "superseded by a later reminder due at the same tick"
         return None
 
     def _transition(self, obligation: dict, state: str) -> None:
@@ -336,17 +339,13 @@ class _Batch:
         """A notice of a task occurrence, applied to each unit's obligation: its state moves (opened,
         overdue) and, unless the notice is no longer true or the obligation is finished, the unit
         gets an item. A notice no longer true is recorded once, as skipped."""
-        stale = self._stale_notice(timer)
+        stale = self._stale(timer, timer.due, self.latest_group_notice.get(_task_occurrence_of(timer)))
         fired = waiting = False
         for obligation in self._members(timer):
-            state = obligation["state"]
-            if state in FINISHED:
+            if obligation["state"] in FINISHED:
                 continue
             waiting = True
-            if timer.kind == "task_opened" and state == "pending":
-                self._transition(obligation, "open")
-            if timer.kind == "overdue" and state in ("pending", "open"):
-                self._transition(obligation, "overdue")
+            self._advance(timer, obligation)
             if not stale:
                 self._item(timer, timer.kind, obligation["unit"], obligation=obligation)
                 fired = True
@@ -354,24 +353,10 @@ class _Batch:
             return self._skip(timer, stale)
         return "fired" if fired else "skipped"
 
-    def _stale_notice(self, timer) -> str | None:
-        """``_stale`` for a task occurrence's timer (the same for all of its units)."""
-        today, due = self.today[timer.program_id], timer.due
-        if timer.kind in ("task_opened", "reminder") and today >= due:
-            return f"caught up on {today}: the obligation is already due ({due})"
-        if timer.kind == "due_today" and today > due:
-            return f"caught up on {today}: the due date {due} has passed"
-        if timer.kind in ("task_opened", "reminder"):
-            group = (timer.program_id, timer.task, timer.occurrence, timer.opens, timer.due)
-            latest = self.latest_group_notice.get(group)
-            if latest is not None and latest > timer.fire_at:
-                return "superseded by a later reminder due at the same tick"
-        return None
-
     def _members(self, timer) -> list[dict]:
         """The obligations of the timer's task occurrence, as this batch sees them (read once a
         batch: the overdue notice and the first escalation step often fire together)."""
-        group = (timer.program_id, timer.task, timer.occurrence, timer.due, timer.opens)
+        group = _task_occurrence_of(timer)
         if group not in self.groups:
             self.groups[group] = self._load_members(timer)
         return self.groups[group]
@@ -434,6 +419,11 @@ class _Batch:
         )
         run.state = state
         self.report.transitions += 1
+
+
+def _task_occurrence_of(timer) -> tuple:
+    """(program, task, occurrence, opens, due): the key of ``_Latest.group`` and of a batch's members."""
+    return (timer.program_id, timer.task, timer.occurrence, timer.opens, timer.due)
 
 
 def _phase_audience(session: Session, program_id: int, phase: str) -> list[str]:

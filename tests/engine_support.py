@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import textwrap
 import uuid
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -83,6 +83,24 @@ roles = ["agency"]
 def local(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
     """An aware UTC datetime for a local (Asia/Shanghai) wall time."""
     return datetime.combine(datetime(y, m, d).date(), time(hh, mm), TZ).astimezone(UTC)
+
+
+def program_fields(at: datetime, **fields) -> dict:
+    """A program row's columns (for tests that write one directly, without ``start_program``)."""
+    defaults = dict(
+        workflow="small",
+        year=2026,
+        title="小型测试方案",
+        timezone="Asia/Shanghai",
+        definition_path="small.toml",
+        definition_digest="-",
+        units_digest="-",
+        state="running",
+        started_at=at,
+        reconciled_at=at,
+        materialized_until=date(2026, 12, 31),
+    )
+    return defaults | fields
 
 
 def write_bundle(folder: Path, plan: str = SMALL_PLAN, units: str = SMALL_UNITS):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from engine_support import postgres_engine, sqlite_engine
+from engine_support import postgres_engine, program_fields, sqlite_engine
 from sqlalchemy import select
 
 from orchestrator.audit import event_row, insert_events
@@ -45,18 +45,7 @@ def test_values_that_python_calls_equal_are_stored_as_themselves(store):
 
 
 def test_bulk_insert_skips_what_a_unique_column_has_and_counts_what_it_inserted(store):
-    program = Program(
-        workflow="w",
-        year=2026,
-        title="t",
-        timezone="Asia/Shanghai",
-        definition_path="-",
-        definition_digest="-",
-        units_digest="-",
-        started_at=NOW,
-        reconciled_at=NOW,
-        materialized_until=date(2026, 12, 31),
-    )
+    program = Program(**program_fields(NOW))
     with transaction(store) as session:
         session.add(program)
         session.flush()

@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from engine_support import policy_for, postgres_engine, stored_items, write_bundle
+from engine_support import policy_for, postgres_engine, program_fields, stored_items, write_bundle
 from sqlalchemy import insert, select
 from sqlmodel import Session, SQLModel
 
@@ -40,19 +40,7 @@ def _at_first_release(engine) -> None:
     with engine.begin() as connection:
         program_id = connection.execute(
             insert(Program.__table__)
-            .values(
-                workflow="small",
-                year=2026,
-                title="小型测试方案",
-                timezone="Asia/Shanghai",
-                definition_path="small.toml",
-                definition_digest="-",
-                units_digest="-",
-                state="running",
-                started_at=NOW,
-                reconciled_at=NOW,
-                materialized_until=date(2027, 12, 31),
-            )
+            .values(**program_fields(NOW, materialized_until=date(2027, 12, 31)))
             .returning(Program.__table__.c.id)
         ).scalar_one()
         obligation_id = connection.execute(
