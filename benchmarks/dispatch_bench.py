@@ -51,13 +51,13 @@ from sqlalchemy.engine import Engine  # noqa: E402
 
 from notifications.render import Renderer  # noqa: E402
 from notifications.transport import SendResult, SmtpTransport  # noqa: E402
-from orchestrator.clock import FakeClock  # noqa: E402
-from orchestrator.config import MailSettings  # noqa: E402
-from orchestrator.db import make_engine, transaction, upgrade  # noqa: E402
-from orchestrator.dispatch import deliver, enqueue  # noqa: E402
-from orchestrator.models import NotificationItem  # noqa: E402
-from orchestrator.programs import start_program  # noqa: E402
-from orchestrator.tick import SendPolicy, tick  # noqa: E402
+from orchestrator.engine.clock import FakeClock  # noqa: E402
+from orchestrator.engine.outbox.dispatch import deliver, enqueue  # noqa: E402
+from orchestrator.engine.programs import start_program  # noqa: E402
+from orchestrator.engine.tick import SendPolicy, tick  # noqa: E402
+from orchestrator.service.config import MailSettings  # noqa: E402
+from orchestrator.store.db import make_engine, transaction, upgrade  # noqa: E402
+from orchestrator.store.models import NotificationItem  # noqa: E402
 from workflows.catalog import load_bundle  # noqa: E402
 
 HOST = "127.0.0.1"

@@ -12,11 +12,11 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from orchestrator.config import Settings
-from orchestrator.db import make_engine, transaction, upgrade
-from orchestrator.models import Program, Timer
-from orchestrator.runtime import send_policy
-from orchestrator.tick import next_fire_at, tick
+from orchestrator.engine.tick import next_fire_at, tick
+from orchestrator.service.config import Settings
+from orchestrator.service.runtime import send_policy
+from orchestrator.store.db import make_engine, transaction, upgrade
+from orchestrator.store.models import Program, Timer
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -29,9 +29,9 @@ def materialize(folder: Path, units: int) -> tuple[str, int]:
     from sqlalchemy import func
     from sqlmodel import Session, select
 
-    from orchestrator.db import make_engine, transaction, upgrade
-    from orchestrator.models import Timer
-    from orchestrator.programs import start_program
+    from orchestrator.engine.programs import start_program
+    from orchestrator.store.db import make_engine, transaction, upgrade
+    from orchestrator.store.models import Timer
     from workflows.catalog import BUILTIN_DEFINITIONS, load_bundle
 
     warnings.simplefilter("ignore")
@@ -57,7 +57,7 @@ def deadlines(bundle) -> list[float]:
     (one job per unit per reminder, due date, overdue notice and escalation step)."""
     from zoneinfo import ZoneInfo
 
-    from orchestrator.window import local_midnight
+    from orchestrator.engine.window import local_midnight
     from workflows.plan import phase_dates, plan
     from workflows.schedule import obligation_notices, phase_notices
 
@@ -109,10 +109,10 @@ from datetime import datetime
 started = time.perf_counter()
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
-from orchestrator.config import Settings
-from orchestrator.db import open_database
-from orchestrator.runtime import send_policy
-from orchestrator.tick import next_fire_at, tick
+from orchestrator.service.config import Settings
+from orchestrator.store.db import open_database
+from orchestrator.service.runtime import send_policy
+from orchestrator.engine.tick import next_fire_at, tick
 async def main():
     engine = open_database(sys.argv[1])
     now = datetime.fromisoformat(sys.argv[2])

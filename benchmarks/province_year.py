@@ -22,11 +22,11 @@ from sqlmodel import Session, select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _province import write_register, write_units
 
-from orchestrator.config import Settings
-from orchestrator.db import make_engine, upgrade
-from orchestrator.models import NotificationItem, Obligation, Timer
-from orchestrator.runtime import make_renderer, send_policy
-from orchestrator.simulate import simulate
+from orchestrator.engine.simulate import simulate
+from orchestrator.service.config import Settings
+from orchestrator.service.runtime import make_renderer, send_policy
+from orchestrator.store.db import make_engine, upgrade
+from orchestrator.store.models import NotificationItem, Obligation, Timer
 from workflows.catalog import BUILTIN_DEFINITIONS, load_bundle
 
 

@@ -3,14 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
-rm -f orchestrator/migrations/versions/0001_*.py
+rm -f orchestrator/store/migrations/versions/0001_*.py
 .venv/bin/python - "$tmp/gen.db" <<'PY'
 import sys
 from alembic import command
-from orchestrator.db import alembic_config, make_engine
+from orchestrator.store.db import alembic_config, make_engine
 command.revision(alembic_config(make_engine(f"sqlite:///{sys.argv[1]}")), message="initial schema",
                  autogenerate=True, rev_id="0001")
 PY
-.venv/bin/ruff format -q orchestrator/migrations
-.venv/bin/ruff check -q --fix orchestrator/migrations || true
+.venv/bin/ruff format -q orchestrator/store/migrations
+.venv/bin/ruff check -q --fix orchestrator/store/migrations || true
 rm -rf "$tmp"

@@ -300,7 +300,7 @@ class DubanEnv:
 
     def upgrade(self) -> None:
         """What ``duban db upgrade`` does (in this process: one interpreter start less per test)."""
-        from orchestrator.db import make_engine, upgrade
+        from orchestrator.store.db import make_engine, upgrade
 
         engine = make_engine(self.url, create_dir=True)
         try:
@@ -319,7 +319,7 @@ class DubanEnv:
         return process
 
     def engine(self) -> Engine:
-        from orchestrator.db import make_engine
+        from orchestrator.store.db import make_engine
 
         return make_engine(self.url)
 

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import create_engine, event, text
 from sqlmodel import Session, select
 
-from orchestrator.config import Settings
-from orchestrator.db import make_engine, upgrade
-from orchestrator.models import NotificationItem, Obligation, Timer
-from orchestrator.runtime import send_policy
+from orchestrator.service.config import Settings
+from orchestrator.service.runtime import send_policy
+from orchestrator.store.db import make_engine, upgrade
+from orchestrator.store.models import NotificationItem, Obligation, Timer
 from workflows.catalog import load_bundle
 
 TZ = ZoneInfo("Asia/Shanghai")

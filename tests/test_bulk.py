@@ -9,9 +9,9 @@ import pytest
 from engine_support import postgres_engine, program_fields, sqlite_engine
 from sqlalchemy import select
 
-from orchestrator.audit import event_row, insert_events
-from orchestrator.db import bulk_insert, memoized, transaction
-from orchestrator.models import Event, Program, Timer
+from orchestrator.store.audit import event_row, insert_events
+from orchestrator.store.db import bulk_insert, memoized, transaction
+from orchestrator.store.models import Event, Program, Timer
 
 NOW = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
 

@@ -461,10 +461,10 @@ def test_log_filters_by_day_unit_kind_and_limit(cli):
 
 def test_done_through_the_cli_stops_every_later_notice_at_the_next_tick(cli, site):
     """The in-process variant: the same engine the daemon runs (``tick``), at later dates."""
-    from orchestrator.config import load_settings
-    from orchestrator.db import open_database
-    from orchestrator.runtime import load_configured_bundles, send_policy
-    from orchestrator.tick import tick
+    from orchestrator.engine.tick import tick
+    from orchestrator.service.config import load_settings
+    from orchestrator.service.runtime import load_configured_bundles, send_policy
+    from orchestrator.store.db import open_database
 
     assert cli("done", "T2", "--unit", "town-a", "--evidence", "已报送")[0] == 0
     settings = load_settings(site / "config.toml")
@@ -845,7 +845,7 @@ def _bring_the_next_day(env) -> None:
     from sqlalchemy import update
     from sqlmodel import Session
 
-    from orchestrator.models import Timer
+    from orchestrator.store.models import Timer
 
     engine = env.engine()
     with Session(engine) as session, session.begin():

@@ -24,7 +24,7 @@ from conftest import DUBAN, REPO, DaemonProcess, NotifySocket
 from smtp_server import SmtpServer, _Handler
 from sqlalchemy import text
 
-from orchestrator.db import make_engine
+from orchestrator.store.db import make_engine
 
 SECRET = "Zq-3ur3ka-marker-4711"
 

@@ -1,6 +1,6 @@
 """The outbox dispatcher against a real aiosmtpd server: tick → enqueue → deliver on a fake clock.
 
-Every test runs on a real SQLite file made by ``orchestrator.db.upgrade``; the ones marked
+Every test runs on a real SQLite file made by ``orchestrator.store.db.upgrade``; the ones marked
 ``postgres`` run the same steps on PostgreSQL too (a fresh schema each). Nothing here mocks the
 database or the SMTP conversation: the server is aiosmtpd (``tests/smtp_server.py``) with the
 faults mail systems have.
@@ -33,11 +33,8 @@ from structlog.testing import LogCapture
 
 from notifications.render import Renderer
 from notifications.transport import SendResult, SmtpTransport, Transport
-from orchestrator.clock import FakeClock
-from orchestrator.config import MailSettings, Settings, SmtpSettings
-from orchestrator.daemon import make_transport
-from orchestrator.db import make_engine, transaction, upgrade
-from orchestrator.dispatch import (
+from orchestrator.engine.clock import FakeClock
+from orchestrator.engine.outbox.dispatch import (
     ADMIN_RECIPIENT,
     CLAIM_SECONDS,
     DeliverReport,
@@ -46,9 +43,12 @@ from orchestrator.dispatch import (
     enqueue,
     report_failures,
 )
-from orchestrator.models import Event, NotificationItem, OutboxMessage
-from orchestrator.programs import start_program
-from orchestrator.tick import SendPolicy, tick
+from orchestrator.engine.programs import start_program
+from orchestrator.engine.tick import SendPolicy, tick
+from orchestrator.service.config import MailSettings, Settings, SmtpSettings
+from orchestrator.service.daemon import make_transport
+from orchestrator.store.db import make_engine, transaction, upgrade
+from orchestrator.store.models import Event, NotificationItem, OutboxMessage
 from workflows.catalog import Bundle, load_bundle
 
 PLAN = """\

@@ -22,10 +22,10 @@ from engine_support import (
 )
 from sqlmodel import Session, select
 
-from orchestrator.db import transaction
-from orchestrator.models import Event, NotificationItem, Obligation, PhaseRun, Timer
-from orchestrator.programs import start_program, state_for
-from orchestrator.tick import tick
+from orchestrator.engine.programs import start_program, state_for
+from orchestrator.engine.tick import tick
+from orchestrator.store.db import transaction
+from orchestrator.store.models import Event, NotificationItem, Obligation, PhaseRun, Timer
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -215,7 +215,7 @@ def _tick_in_process(url: str, folder: str, when: str, barrier) -> int:
 
     from engine_support import policy_for, write_bundle
 
-    from orchestrator.db import make_engine
+    from orchestrator.store.db import make_engine
 
     bundle = write_bundle(__import__("pathlib").Path(folder))
     engine = make_engine(url)
@@ -257,8 +257,8 @@ window = "-10d"
 
 
 def test_recurring_duties_materialize_on_a_rolling_horizon(store, tmp_path):
-    from orchestrator.models import Program
-    from orchestrator.programs import needs_extension
+    from orchestrator.engine.programs import needs_extension
+    from orchestrator.store.models import Program
 
     bundle = write_bundle(tmp_path / "monthly", MONTHLY)
     with transaction(store) as session:

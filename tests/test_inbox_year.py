@@ -31,15 +31,15 @@ from sqlmodel import Session, select
 
 from notifications.model import digest_message_id
 from notifications.transport import MaildirTransport
-from orchestrator.clock import FakeClock
-from orchestrator.config import load_settings
-from orchestrator.db import make_engine, transaction, upgrade
-from orchestrator.dispatch import deliver, enqueue
-from orchestrator.models import Event, NotificationItem, OutboxMessage
-from orchestrator.programs import start_program
-from orchestrator.runtime import load_bundle_for, make_renderer, send_policy
-from orchestrator.simulate import next_event
-from orchestrator.tick import tick
+from orchestrator.engine.clock import FakeClock
+from orchestrator.engine.outbox.dispatch import deliver, enqueue
+from orchestrator.engine.programs import start_program
+from orchestrator.engine.simulate import next_event
+from orchestrator.engine.tick import tick
+from orchestrator.service.config import load_settings
+from orchestrator.service.runtime import load_bundle_for, make_renderer, send_policy
+from orchestrator.store.db import make_engine, transaction, upgrade
+from orchestrator.store.models import Event, NotificationItem, OutboxMessage
 
 REPO = Path(__file__).resolve().parent.parent
 DUBAN = str(Path(sys.executable).with_name("duban"))

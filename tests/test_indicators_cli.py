@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 from test_scoring import UNITS, cli, deploy
 
-from orchestrator.models import Event, IndicatorValue
+from orchestrator.store.models import Event, IndicatorValue
 
 DEFINITION = """\
 [workflow]

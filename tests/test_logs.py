@@ -10,7 +10,7 @@ import re
 import pytest
 import structlog
 
-from orchestrator.logs import QUIET_LOGGERS, Redactor, configure_daemon
+from orchestrator.service.logs import QUIET_LOGGERS, Redactor, configure_daemon
 
 SECRET = "s3cr3t-Pa55/word"
 LINE = re.compile(r"^<([0-7])>(\{.*\})$")

@@ -13,10 +13,17 @@ from engine_support import policy_for, postgres_engine, program_fields, stored_i
 from sqlalchemy import insert, select
 from sqlmodel import Session, SQLModel
 
-from orchestrator.db import alembic_config, current_revision, head_revision, make_engine, transaction, upgrade
-from orchestrator.models import Obligation, Program, Timer
-from orchestrator.programs import start_program
-from orchestrator.tick import tick
+from orchestrator.engine.programs import start_program
+from orchestrator.engine.tick import tick
+from orchestrator.store.db import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    make_engine,
+    transaction,
+    upgrade,
+)
+from orchestrator.store.models import Obligation, Program, Timer
 
 NOW = datetime(2026, 6, 11, 1, 0, tzinfo=UTC)  # 06-11 09:00 in Shanghai: T1 (due 06-10) is late
 

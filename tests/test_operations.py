@@ -1,4 +1,4 @@
-"""Operator changes (``orchestrator.operations``) and REF resolution (``orchestrator.refs``).
+"""Operator changes (``orchestrator.admin.operations``) and REF resolution (``orchestrator.admin.refs``).
 
 One store suite: every test runs on a real SQLite file and on the real PostgreSQL server (a fresh
 schema in database ``test``). Time is a parameter: the program is started and ticked at chosen
@@ -16,15 +16,15 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from orchestrator.config import Settings
-from orchestrator.db import make_engine, transaction, upgrade
-from orchestrator.dispatch import enqueue
-from orchestrator.models import Event, NotificationItem, Obligation, OutboxMessage, Timer
-from orchestrator.operations import ALL_FAILED, MissingText, mark_done, reopen, retry_outbox, waive
-from orchestrator.programs import start_program
-from orchestrator.refs import AmbiguousRef, BadRef, Ref, resolve
-from orchestrator.runtime import make_renderer, send_policy
-from orchestrator.tick import tick
+from orchestrator.admin.operations import ALL_FAILED, MissingText, mark_done, reopen, retry_outbox, waive
+from orchestrator.admin.refs import AmbiguousRef, BadRef, Ref, resolve
+from orchestrator.engine.outbox.dispatch import enqueue
+from orchestrator.engine.programs import start_program
+from orchestrator.engine.tick import tick
+from orchestrator.service.config import Settings
+from orchestrator.service.runtime import make_renderer, send_policy
+from orchestrator.store.db import make_engine, transaction, upgrade
+from orchestrator.store.models import Event, NotificationItem, Obligation, OutboxMessage, Timer
 from workflows.catalog import load_bundle
 from workflows.errors import InvalidTransition, NotFound
 

@@ -21,11 +21,11 @@ from test_scoring import EVALUATION_DAY, cli, deploy, live_the_year, local, year
 from notifications.render import Renderer
 from notifications.report import render_scorecard_html, render_summary, timeline
 from notifications.transport import SmtpTransport
-from orchestrator.clock import FakeClock
-from orchestrator.config import MailSettings
-from orchestrator.dispatch import deliver, enqueue
-from orchestrator.models import Obligation, OutboxMessage
-from orchestrator.scoring_hook import scorecard_hook
+from orchestrator.engine.clock import FakeClock
+from orchestrator.engine.outbox.dispatch import deliver, enqueue
+from orchestrator.evaluation.scoring_hook import scorecard_hook
+from orchestrator.service.config import MailSettings
+from orchestrator.store.models import Obligation, OutboxMessage
 from workflows.catalog import BUILTIN_DEFINITIONS, load_bundle
 from workflows.plan import plan
 

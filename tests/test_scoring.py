@@ -2,7 +2,7 @@
 
 A small plan (three towns, an office, four tasks, two indicators) runs through 2026 on a real
 SQLite database made by ``duban db upgrade`` and ``duban start``: the engine ticks on a fake clock,
-the towns' work is recorded with ``orchestrator.operations`` on the days it happens, and the
+the towns' work is recorded with ``orchestrator.admin.operations`` on the days it happens, and the
 indicator values go in through ``duban indicator set``. Every figure of the scorecard on 21
 December is then checked against the hand count written next to it.
 """
@@ -26,12 +26,11 @@ import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from orchestrator.admin.operations import mark_done, waive
 from orchestrator.cli import main
 from orchestrator.cli.common import state
-from orchestrator.db import make_engine, transaction
-from orchestrator.models import Obligation, Program
-from orchestrator.operations import mark_done, waive
-from orchestrator.scoring import (
+from orchestrator.engine.tick import SendPolicy, tick
+from orchestrator.evaluation.scoring import (
     ObligationFact,
     Scorecard,
     _ranks,
@@ -41,7 +40,8 @@ from orchestrator.scoring import (
     late_days,
     score,
 )
-from orchestrator.tick import SendPolicy, tick
+from orchestrator.store.db import make_engine, transaction
+from orchestrator.store.models import Obligation, Program
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, load_bundle
 from workflows.errors import DefinitionError
@@ -579,7 +579,7 @@ def test_reported_by_must_name_known_units(tmp_path):
 
 
 def test_the_pilots_county_indicator_is_reported_by_the_county_government_office():
-    from orchestrator.indicators import reporters
+    from orchestrator.evaluation.indicators import reporters
     from workflows.catalog import BUILTIN_DEFINITIONS
 
     repo = Path(__file__).resolve().parent.parent
@@ -596,7 +596,7 @@ def test_the_pilots_county_indicator_is_reported_by_the_county_government_office
 
 
 def test_without_an_evaluation_section_every_unit_that_owes_something_is_scored(tmp_path):
-    from orchestrator.scoring import evaluation_of, subjects_of
+    from orchestrator.evaluation.scoring import evaluation_of, subjects_of
 
     path = tmp_path / "plain.toml"
     path.write_text(MINI[: MINI.index("[evaluation]")], encoding="utf-8")

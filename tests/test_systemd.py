@@ -14,7 +14,7 @@ import uuid
 import pytest
 from structlog.testing import capture_logs
 
-from orchestrator.systemd import Notifier, monotonic_usec, notify_address, watchdog_interval
+from orchestrator.service.systemd import Notifier, monotonic_usec, notify_address, watchdog_interval
 
 # -- the notifier ------------------------------------------------------------------------------
 

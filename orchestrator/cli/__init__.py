@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import ClickException
 
 from orchestrator.cli.common import Context, err_console, state
-from orchestrator.logs import configure_cli
+from orchestrator.service.logs import configure_cli
 from workflows.errors import DefinitionError, DubanError
 
 app = typer.Typer(

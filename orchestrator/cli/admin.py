@@ -21,8 +21,8 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session, select
 
-from orchestrator import operations, overview
-from orchestrator.audit import operator
+from orchestrator.admin import operations, overview
+from orchestrator.admin.refs import Ref, find_programs, resolve, unit_id
 from orchestrator.cli.common import (
     BadInput,
     console,
@@ -34,10 +34,10 @@ from orchestrator.cli.common import (
     warn,
 )
 from orchestrator.cli.simulate import KIND_NAMES
-from orchestrator.db import transaction
-from orchestrator.models import Event, Obligation, PhaseRun, Program
-from orchestrator.refs import Ref, find_programs, resolve, unit_id
-from orchestrator.runtime import load_bundle_for
+from orchestrator.service.runtime import load_bundle_for
+from orchestrator.store.audit import operator
+from orchestrator.store.db import transaction
+from orchestrator.store.models import Event, Obligation, PhaseRun, Program
 from workflows.catalog import Bundle
 from workflows.errors import DubanError, NotFound
 from workflows.loader import load_units

@@ -13,8 +13,8 @@ from typing import Any
 
 from rich.console import Console
 
-from orchestrator.clock import clock_from_environment
-from orchestrator.config import Settings, load_settings
+from orchestrator.engine.clock import clock_from_environment
+from orchestrator.service.config import Settings, load_settings
 from workflows.errors import DubanError
 
 console = Console(highlight=False, soft_wrap=True)
@@ -72,6 +72,6 @@ def warn(message: str) -> None:
 
 def open_engine():
     """The configured database, checked: exists, is duban's, schema at head (else a one-line error)."""
-    from orchestrator.db import open_database
+    from orchestrator.store.db import open_database
 
     return open_database(state.settings.database.url)

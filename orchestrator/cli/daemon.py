@@ -8,10 +8,10 @@ import os
 import typer
 
 from orchestrator.cli.common import state
-from orchestrator.clock import clock_from_environment
-from orchestrator.daemon import run as run_daemon
-from orchestrator.daemon import secrets_of
-from orchestrator.logs import configure_daemon
+from orchestrator.engine.clock import clock_from_environment
+from orchestrator.service.daemon import run as run_daemon
+from orchestrator.service.daemon import secrets_of
+from orchestrator.service.logs import configure_daemon
 
 EXIT_CODES = (
     "Exit codes: 0 ok (a clean stop on SIGTERM) · 1 the action or check failed (another daemon holds the "

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import typer
 
-from orchestrator.audit import operator
 from orchestrator.cli.common import console, now, open_engine, state, warn
 from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, parse_registers, parse_year_text
-from orchestrator.db import transaction, upgrade_database
-from orchestrator.programs import start_program
-from orchestrator.runtime import load_bundle_for
+from orchestrator.engine.programs import start_program
+from orchestrator.service.runtime import load_bundle_for
+from orchestrator.store.audit import operator
+from orchestrator.store.db import transaction, upgrade_database
 
 db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
 

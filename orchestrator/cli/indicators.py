@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlmodel import Session
 
 from notifications.report import render_scorecard_html
-from orchestrator.audit import operator
+from orchestrator.admin.refs import find_programs
 from orchestrator.cli.common import (
     BadInput,
     console,
@@ -26,8 +26,7 @@ from orchestrator.cli.common import (
     state,
     warn,
 )
-from orchestrator.db import transaction
-from orchestrator.indicators import (
+from orchestrator.evaluation.indicators import (
     STATUS_LABELS,
     Reading,
     find_indicator,
@@ -36,10 +35,11 @@ from orchestrator.indicators import (
     parse_reading,
     set_value,
 )
-from orchestrator.models import Program
-from orchestrator.refs import find_programs
-from orchestrator.runtime import load_bundle_for
-from orchestrator.scoring import Score, Scorecard, build_scorecard
+from orchestrator.evaluation.scoring import Score, Scorecard, build_scorecard
+from orchestrator.service.runtime import load_bundle_for
+from orchestrator.store.audit import operator
+from orchestrator.store.db import transaction
+from orchestrator.store.models import Program
 from workflows.catalog import Bundle
 from workflows.errors import NotFound
 

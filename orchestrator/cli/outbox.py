@@ -14,11 +14,11 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session
 
-from orchestrator import operations, overview
-from orchestrator.audit import operator
+from orchestrator.admin import operations, overview
 from orchestrator.cli.admin import EXIT_CODES, OUTBOX_ZH, unit_names
 from orchestrator.cli.common import BadInput, console, now, open_engine, print_json_lines
-from orchestrator.db import transaction
+from orchestrator.store.audit import operator
+from orchestrator.store.db import transaction
 
 outbox_app = typer.Typer()
 STYLE = {"failed": "red", "pending": "yellow", "sending": "yellow"}

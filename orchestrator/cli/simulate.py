@@ -10,8 +10,8 @@ from rich.table import Table
 
 from orchestrator.cli.common import console, parse_day, print_json_lines, state
 from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, bundle_for, parse_year_text
-from orchestrator.runtime import make_renderer, send_policy
-from orchestrator.simulate import simulate as run_simulation
+from orchestrator.engine.simulate import simulate as run_simulation
+from orchestrator.service.runtime import make_renderer, send_policy
 
 KIND_NAMES = {
     "phase_started": "阶段开始",

@@ -16,9 +16,9 @@ from sqlmodel import Session, select
 
 from notifications.model import KINDS, PHASE_KINDS, Digest, DigestItem, Recipient
 from notifications.view import Summary
-from orchestrator.db import chunks
-from orchestrator.models import NotificationItem, Obligation, PhaseRun, Program
-from orchestrator.window import local_day
+from orchestrator.engine.window import local_day
+from orchestrator.store.db import chunks
+from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program
 from workflows.catalog import Bundle
 
 Scorecard = Callable[[Session, Program, Bundle], tuple[str, tuple[str, str, bytes] | None]]

@@ -9,9 +9,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from notifications.render import Renderer
-from orchestrator.config import ProgramSettings, Settings
-from orchestrator.tick import SendPolicy
-from orchestrator.window import local_day
+from orchestrator.engine.tick import SendPolicy
+from orchestrator.engine.window import local_day
+from orchestrator.service.config import ProgramSettings, Settings
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
 from workflows.errors import DefinitionError, DubanError, Problem

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from orchestrator.db import bulk_insert
-from orchestrator.models import Event
+from orchestrator.store.db import bulk_insert
+from orchestrator.store.models import Event
 
 DAEMON = "duban"
 

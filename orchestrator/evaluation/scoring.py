@@ -32,8 +32,8 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from notifications.report import render_scorecard_html, render_summary
-from orchestrator.indicators import MET, MISSING, NOT_MET, reporters, status_of, stored_values
-from orchestrator.models import Obligation, PhaseRun, Program, Timer
+from orchestrator.evaluation.indicators import MET, MISSING, NOT_MET, reporters, status_of, stored_values
+from orchestrator.store.models import Obligation, PhaseRun, Program, Timer
 from workflows.calendar import WorkdayCalendar
 from workflows.catalog import Bundle
 from workflows.schema import Evaluation

@@ -19,8 +19,8 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from orchestrator.audit import record
-from orchestrator.models import IndicatorValue, Program
+from orchestrator.store.audit import record
+from orchestrator.store.models import IndicatorValue, Program
 from workflows.catalog import Bundle
 from workflows.errors import DubanError, NotFound
 from workflows.schema import Indicator, Task

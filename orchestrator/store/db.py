@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
-from orchestrator import models  # noqa: F401  (registers the tables)
+from orchestrator.store import models  # noqa: F401  (registers the tables)
 from workflows.errors import DubanError
 
 T = TypeVar("T")

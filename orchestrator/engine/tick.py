@@ -18,11 +18,11 @@ from sqlalchemy import String, cast, func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from orchestrator.audit import DAEMON, event_row, insert_events
-from orchestrator.db import bind_value, chunks, executemany, memoized, transaction
-from orchestrator.models import NotificationItem, Obligation, PhaseRun, Program, Timer
-from orchestrator.programs import insert_ignoring_duplicates
-from orchestrator.window import local_day, send_slot
+from orchestrator.engine.programs import insert_ignoring_duplicates
+from orchestrator.engine.window import local_day, send_slot
+from orchestrator.store.audit import DAEMON, event_row, insert_events
+from orchestrator.store.db import bind_value, chunks, executemany, memoized, transaction
+from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program, Timer
 from workflows.calendar import WorkdayCalendar
 
 REMINDER_KINDS = ("task_opened", "reminder", "due_today")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from orchestrator.models import Obligation, Program
+from orchestrator.store.models import Obligation, Program
 from workflows.errors import DubanError, NotFound
 
 _ID = re.compile(r"^#?(\d+)$")

@@ -41,23 +41,23 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from notifications.render import Renderer
 from notifications.transport import MaildirTransport, SmtpTransport, Transport
-from orchestrator import scoring_hook
-from orchestrator.clock import Clock, SystemClock
-from orchestrator.config import Settings, load_settings
-from orchestrator.db import open_database
-from orchestrator.dispatch import deliver, enqueue, report_failures
-from orchestrator.leader import AlreadyRunning, Leadership, LeadershipLost, leadership_for
-from orchestrator.logs import Redactor
-from orchestrator.runtime import load_configured_bundles, local_today, make_renderer, send_policy
-from orchestrator.systemd import Notifier
-from orchestrator.tick import SendPolicy, TickReport, next_fire_at, tick
-from orchestrator.upkeep import (
+from orchestrator.engine.clock import Clock, SystemClock
+from orchestrator.engine.outbox.dispatch import deliver, enqueue, report_failures
+from orchestrator.engine.tick import SendPolicy, TickReport, next_fire_at, tick
+from orchestrator.evaluation import scoring_hook
+from orchestrator.service.config import Settings, load_settings
+from orchestrator.service.leader import AlreadyRunning, Leadership, LeadershipLost, leadership_for
+from orchestrator.service.logs import Redactor
+from orchestrator.service.runtime import load_configured_bundles, local_today, make_renderer, send_policy
+from orchestrator.service.systemd import Notifier
+from orchestrator.service.upkeep import (
     ProgramChanges,
     ensure_programs,
     record_daemon_event,
     release_stale_claims,
     write_heartbeat,
 )
+from orchestrator.store.db import open_database
 from workflows.catalog import Bundle
 from workflows.errors import DefinitionError, DubanError
 

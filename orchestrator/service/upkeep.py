@@ -18,12 +18,12 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from orchestrator.audit import DAEMON, record
-from orchestrator.config import Settings
-from orchestrator.db import transaction
-from orchestrator.models import Heartbeat, OutboxMessage, Program
-from orchestrator.programs import needs_extension, start_program
-from orchestrator.runtime import local_today, program_year
+from orchestrator.engine.programs import needs_extension, start_program
+from orchestrator.service.config import Settings
+from orchestrator.service.runtime import local_today, program_year
+from orchestrator.store.audit import DAEMON, record
+from orchestrator.store.db import transaction
+from orchestrator.store.models import Heartbeat, OutboxMessage, Program
 from workflows.catalog import Bundle
 
 log = structlog.get_logger("duban.daemon")

@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, cast, func, update
 from sqlmodel import Session, select
 
-from orchestrator.clock import FakeClock
-from orchestrator.db import chunks, memoized, memory_engine, transaction
-from orchestrator.dispatch import enqueue
-from orchestrator.models import NotificationItem, OutboxMessage, Timer
-from orchestrator.programs import start_program
-from orchestrator.tick import SendPolicy, tick
+from orchestrator.engine.clock import FakeClock
+from orchestrator.engine.outbox.dispatch import enqueue
+from orchestrator.engine.programs import start_program
+from orchestrator.engine.tick import SendPolicy, tick
+from orchestrator.store.db import chunks, memoized, memory_engine, transaction
+from orchestrator.store.models import NotificationItem, OutboxMessage, Timer
 from workflows.catalog import Bundle
 
 

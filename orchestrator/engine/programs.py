@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from orchestrator.audit import DAEMON, record
-from orchestrator.db import IN_LIMIT, bulk_insert
-from orchestrator.models import Obligation, PhaseRun, Program, Timer
-from orchestrator.window import local_day, local_midnight
+from orchestrator.engine.window import local_day, local_midnight
+from orchestrator.store.audit import DAEMON, record
+from orchestrator.store.db import IN_LIMIT, bulk_insert
+from orchestrator.store.models import Obligation, PhaseRun, Program, Timer
 from workflows.catalog import Bundle
 from workflows.plan import Occurrence, phase_dates, plan
 from workflows.schedule import obligation_notices, phase_notices

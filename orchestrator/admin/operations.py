@@ -33,10 +33,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from orchestrator.audit import record
-from orchestrator.models import NotificationItem, Obligation, OutboxMessage, Program
-from orchestrator.refs import Ref, resolve
-from orchestrator.window import local_day
+from orchestrator.admin.refs import Ref, resolve
+from orchestrator.engine.window import local_day
+from orchestrator.store.audit import record
+from orchestrator.store.models import NotificationItem, Obligation, OutboxMessage, Program
 from workflows.errors import DubanError, InvalidTransition, NotFound
 
 ALL_FAILED: Literal["all-failed"] = "all-failed"

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.db import sqlite_path
+from orchestrator.store.db import sqlite_path
 from workflows.errors import DubanError
 
 log = structlog.get_logger("duban.leader")

@@ -44,13 +44,13 @@ from notifications.model import Digest, digest_message_id
 from notifications.render import Renderer
 from notifications.transport import SendResult, Transport
 from notifications.view import subject_line
-from orchestrator.audit import DAEMON, event_row, insert_events, record
-from orchestrator.clock import Clock
-from orchestrator.config import MailSettings
-from orchestrator.db import bulk_insert, chunks, executemany, memoized, transaction
-from orchestrator.digest import DigestBuilder, Group, Scorecard, group_items
-from orchestrator.models import Event, NotificationItem, OutboxMessage, Program
-from orchestrator.window import local_day
+from orchestrator.engine.clock import Clock
+from orchestrator.engine.digest import DigestBuilder, Group, Scorecard, group_items
+from orchestrator.engine.window import local_day
+from orchestrator.service.config import MailSettings
+from orchestrator.store.audit import DAEMON, event_row, insert_events, record
+from orchestrator.store.db import bulk_insert, chunks, executemany, memoized, transaction
+from orchestrator.store.models import Event, NotificationItem, OutboxMessage, Program
 from workflows.catalog import Bundle
 from workflows.errors import TransportError
 

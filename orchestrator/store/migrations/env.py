@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from orchestrator import models  # noqa: F401
+from orchestrator.store import models  # noqa: F401
 
 target_metadata = SQLModel.metadata
 DUBAN_TABLES = set(target_metadata.tables)

@@ -17,8 +17,10 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from notifications.ics import build_calendar
-from orchestrator.digest import DigestBuilder
-from orchestrator.models import (
+from orchestrator.engine.digest import DigestBuilder
+from orchestrator.engine.programs import OPEN_STATES
+from orchestrator.engine.window import local_day
+from orchestrator.store.models import (
     Event,
     Heartbeat,
     NotificationItem,
@@ -28,8 +30,6 @@ from orchestrator.models import (
     Program,
     Timer,
 )
-from orchestrator.programs import OPEN_STATES
-from orchestrator.window import local_day
 from workflows.catalog import Bundle
 
 STATES = ("pending", "open", "overdue", "done", "waived", "cancelled")
