@@ -14,8 +14,9 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session
 
+from notifications.labels import OUTBOX_STATES, label
 from orchestrator.admin import operations, overview
-from orchestrator.cli.admin import EXIT_CODES, OUTBOX_ZH, unit_names
+from orchestrator.cli.admin import EXIT_CODES, unit_names
 from orchestrator.cli.common import BadInput, console, now, open_engine, print_json_lines
 from orchestrator.store.audit import operator
 from orchestrator.store.db import transaction
@@ -49,8 +50,8 @@ def listing(
 
 
 def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None) -> None:
-    shown = f"显示 {len(rows)} 封" + (f"（{OUTBOX_ZH[state]}）" if state else "")
-    summary = " · ".join(f"{OUTBOX_ZH[s]} {counts[s]}" for s in overview.OUTBOX_STATES)
+    shown = f"显示 {len(rows)} 封" + (f"（{OUTBOX_STATES[state]}）" if state else "")
+    summary = " · ".join(f"{OUTBOX_STATES[s]} {counts[s]}" for s in overview.OUTBOX_STATES)
     table = Table(caption=f"{shown}；全部 {counts['total']} 封：{summary}", caption_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("状态", no_wrap=True)
@@ -62,7 +63,7 @@ def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None
     for row in rows:
         table.add_row(
             str(row["id"]),
-            OUTBOX_ZH.get(row["state"], row["state"]),
+            label(OUTBOX_STATES, row["state"]),
             row["recipient_name"],
             row["subject"],
             row["send_date"],
