@@ -67,6 +67,9 @@ PHASE_NOTICES = {
 
 INDICATOR_STATUSES = {"met": "达标", "not_met": "未达标", "missing": "未填报"}
 
+SCORECARD_ITEMS = {"late": "逾期完成", "missing": "尚未完成", "waived": "免除"}
+"""A unit's listed scorecard item by its kind."""
+
 
 def label(table: Mapping[str, str], value: str) -> str:
     """``table``'s word for ``value``, or ``value`` itself when the table has none."""

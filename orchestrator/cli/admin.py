@@ -45,6 +45,7 @@ from orchestrator.service.runtime import load_bundle_for
 from orchestrator.store.audit import operator
 from orchestrator.store.db import transaction
 from orchestrator.store.models import Event, Obligation, PhaseRun, Program
+from orchestrator.store.states import ObligationState, OutboxState, PhaseState, ProgramState
 from workflows.catalog import Bundle
 from workflows.errors import DubanError, NotFound
 from workflows.loader import load_units
@@ -53,7 +54,12 @@ EXIT_CODES = (
     "Exit codes: 0 ok · 1 the action or check failed · 2 bad usage or bad input "
     "(one line on stderr naming what is wrong; --debug shows a traceback)."
 )
-STATE_STYLE = {"overdue": "red", "done": "green", "waived": "dim", "cancelled": "dim"}
+STATE_STYLE = {
+    ObligationState.OVERDUE: "red",
+    ObligationState.DONE: "green",
+    ObligationState.WAIVED: "dim",
+    ObligationState.CANCELLED: "dim",
+}
 
 REF_HELP = "An obligation id (12 or #12), an obligation key, or a TASK_ID with --unit."
 UNIT_HELP = "A unit id, or its exact name from the units file."
@@ -108,14 +114,14 @@ def _styled(value: str, style: str | None) -> Text:
 
 def remark(row: Mapping[str, Any]) -> str:
     """The 说明 column: days left or late, when it was done, or why it was waived."""
-    if row["state"] == "done":
+    if row["state"] == ObligationState.DONE:
         when = (row["done_at"] or "")[:10]
         return f"{when} 完成" + ("（逾期完成）" if row["done_late"] else "")
-    if row["state"] == "waived":
+    if row["state"] == ObligationState.WAIVED:
         return f"免除：{row['reason'] or ''}"
     if row["days_late"] is not None:
         return f"逾期 {row['days_late']} 天"
-    if row["state"] == "pending":
+    if row["state"] == ObligationState.PENDING:
         return f"{row['opens']} 开始" + (f"，还剩 {row['days_left']} 天" if overview.due_soon(row) else "")
     if row["days_left"] == 0:
         return "今日到期"
@@ -181,7 +187,7 @@ def status(
 def calendar_warnings(session: Session) -> list[str]:
     """One line per (running program, year it touches) without official working-day data."""
     found = []
-    for program in session.exec(select(Program).where(Program.state == "running")):
+    for program in session.exec(select(Program).where(Program.state == ProgramState.RUNNING)):
         try:
             calendar = program_bundle(program).calendar
         except DubanError as exc:
@@ -207,7 +213,11 @@ def _print_status(report: dict[str, Any]) -> None:
         for column in ("阶段", "起止", "状态"):
             table.add_column(column)
         for phase in program["phases"]:
-            style = "bold" if phase["state"] == "active" else ("dim" if phase["state"] != "pending" else None)
+            style = (
+                "bold"
+                if phase["state"] == PhaseState.ACTIVE
+                else ("dim" if phase["state"] != PhaseState.PENDING else None)
+            )
             table.add_row(
                 _styled(phase["name"], style),
                 f"{phase['start']} — {phase['end']}",
@@ -215,14 +225,14 @@ def _print_status(report: dict[str, Any]) -> None:
             )
         console.print(table)
         line = Text(f"事项：{state_summary(counts)}")
-        if counts["overdue"]:
+        if counts[ObligationState.OVERDUE]:
             line.append(
                 f"；{program['late_units']} 个单位有逾期事项（duban tasks --state overdue）", style="red"
             )
         console.print(line)
     outbox = report["outbox"]
     line = Text("邮件：" + " · ".join(f"{OUTBOX_STATES[s]} {outbox[s]}" for s in overview.OUTBOX_STATES))
-    if outbox["failed"]:
+    if outbox[OutboxState.FAILED]:
         line.append("（duban outbox --state failed）", style="red")
     if outbox["refused_recipients"]:
         line.append(f"；{outbox['refused_recipients']} 个收件地址被拒收", style="red")

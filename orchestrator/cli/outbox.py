@@ -20,9 +20,10 @@ from orchestrator.cli.admin import EXIT_CODES, unit_names
 from orchestrator.cli.common import BadInput, console, now, open_engine, print_json_lines
 from orchestrator.store.audit import operator
 from orchestrator.store.db import transaction
+from orchestrator.store.states import OutboxState
 
 outbox_app = typer.Typer()
-STYLE = {"failed": "red", "pending": "yellow", "sending": "yellow"}
+STYLE = {OutboxState.FAILED: "red", OutboxState.PENDING: "yellow", OutboxState.SENDING: "yellow"}
 
 
 def listing(
@@ -75,12 +76,12 @@ def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None
 
 
 def _remark(row: dict[str, Any]) -> str:
-    if row["state"] == "sent":
+    if row["state"] == OutboxState.SENT:
         text = f"{(row['sent_at'] or '')[:16].replace('T', ' ')} → {', '.join(row['to'])}"
         if row["refused"]:
             text += "；拒收：" + "; ".join(f"{a} {c}" for a, c in row["refused"].items())
         return text
-    if row["state"] == "failed":
+    if row["state"] == OutboxState.FAILED:
         return row["last_error"] or ""
     if row["next_attempt_at"]:
         text = f"{row['next_attempt_at'][:16].replace('T', ' ')} 起发送"
