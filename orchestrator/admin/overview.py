@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from notifications.ics import build_calendar
 from notifications.model import NoticeKind
+from orchestrator.admin.portal import submission_rows
 from orchestrator.engine.digest import DigestBuilder
 from orchestrator.engine.window import local_day
 from orchestrator.store.models import (
@@ -205,6 +206,7 @@ def story(
         ],
         "notices": [_notice(item, message, names, tz) for item, message in notices],
         "history": [event_row(e, tz) for e in events],
+        "submissions": submission_rows(session, obligation.id, tz),
     }
 
 
