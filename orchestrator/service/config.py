@@ -109,6 +109,15 @@ class MailSettings(_Section):
         return time(h1, m1), (time(23, 59, 59) if h2 == 24 else time(h2, m2))
 
 
+class ImSettings(_Section):
+    """Group robots (企业微信 / 钉钉). Their secrets are in the robots file, never here."""
+
+    robots_file: Path | None = None  # else $CREDENTIALS_DIRECTORY/robots.toml under systemd
+    wecom_url: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+    dingtalk_url: str = "https://oapi.dingtalk.com/robot/send"
+    timeout: float = Field(default=10.0, gt=0)
+
+
 class ProgramSettings(_Section):
     workflow: str
     year: int | Literal["current"] = "current"
@@ -121,6 +130,7 @@ class Settings(_Section):
     registers: dict[str, Path] = Field(default_factory=dict)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
+    im: ImSettings = Field(default_factory=ImSettings)
     programs: list[ProgramSettings] = Field(default_factory=list)
 
 
@@ -175,5 +185,6 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
             ),
             "registers": {k: _resolve(base, v) for k, v in settings.registers.items()},
             "mail": mail.model_copy(update={"maildir": _resolve(base, mail.maildir), "smtp": smtp}),
+            "im": settings.im.model_copy(update={"robots_file": _resolve(base, settings.im.robots_file)}),
         }
     )
