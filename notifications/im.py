@@ -194,7 +194,9 @@ class RobotTransport:
                 headers={"Content-Type": "application/json; charset=utf-8"},
             )
         except httpx.TimeoutException as exc:
-            raise TemporaryFailure(self._clean(f"{robot.kind} robot {robot.name}: timed out: {exc}")) from None
+            raise TemporaryFailure(
+                self._clean(f"{robot.kind} robot {robot.name}: timed out: {exc}")
+            ) from None
         except httpx.HTTPError as exc:
             raise TemporaryFailure(
                 self._clean(f"{robot.kind} robot {robot.name}: {type(exc).__name__}: {exc}")

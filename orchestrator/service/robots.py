@@ -85,13 +85,17 @@ def load_robots(path: Path, *, check_mode: bool = True) -> dict[str, Robot]:
         for key in missing:
             line = source.line_of(("robots", name))
             problems.append(Problem(shown, line, f"robots.{name}: {entry.kind} robot without {key}"))
-        foreign = [k for k in ("key", "access_token", "secret") if k not in NEEDED[entry.kind] and getattr(entry, k)]
+        foreign = [
+            k for k in ("key", "access_token", "secret") if k not in NEEDED[entry.kind] and getattr(entry, k)
+        ]
         for key in foreign:
             line = source.line_of(("robots", name, key))
             problems.append(Problem(shown, line, f"robots.{name}.{key}: not used by a {entry.kind} robot"))
         if not _good_name(name):
             line = source.line_of(("robots", name))
-            problems.append(Problem(shown, line, f'robots.{name}: bad robot name (use letters, digits, "-", "_" or ".")'))
+            problems.append(
+                Problem(shown, line, f'robots.{name}: bad robot name (use letters, digits, "-", "_" or ".")')
+            )
         robots[name] = Robot(name, entry.kind, entry.key, entry.access_token, entry.secret)
     if problems:
         raise DefinitionError(problems)
@@ -99,8 +103,11 @@ def load_robots(path: Path, *, check_mode: bool = True) -> dict[str, Robot]:
 
 
 def _good_name(name: str) -> bool:
-    return bool(name) and name[0].isascii() and name[0].isalnum() and all(
-        ch.isascii() and (ch.isalnum() or ch in "-_.") for ch in name
+    return (
+        bool(name)
+        and name[0].isascii()
+        and name[0].isalnum()
+        and all(ch.isascii() and (ch.isalnum() or ch in "-_.") for ch in name)
     )
 
 
@@ -110,7 +117,9 @@ def configured_robots(settings: Settings) -> dict[str, Robot]:
     return {} if path is None else load_robots(path, check_mode=check_mode)
 
 
-def unit_robot_problems(units: Iterable[LoadedUnits], robots: Mapping[str, Robot], where: Path | None) -> list[Problem]:
+def unit_robot_problems(
+    units: Iterable[LoadedUnits], robots: Mapping[str, Robot], where: Path | None
+) -> list[Problem]:
     """Every unit's ``robots = [...]`` entry that names no robot of the robots file, at its line."""
     problems = []
     for loaded in units:
@@ -123,7 +132,9 @@ def unit_robot_problems(units: Iterable[LoadedUnits], robots: Mapping[str, Robot
                     why = "no robots file ([im] robots_file in config, or $CREDENTIALS_DIRECTORY/robots.toml)"
                 else:
                     why = f"not in the robots file {where}"
-                problems.append(Problem(loaded.path, line, f'units[{i}].robots: unknown robot "{name}": {why}'))
+                problems.append(
+                    Problem(loaded.path, line, f'units[{i}].robots: unknown robot "{name}": {why}')
+                )
     return problems
 
 

@@ -121,7 +121,9 @@ def _message_row(builder: DigestBuilder, group: Group, message_id: str, now) -> 
     }
 
 
-def _robot_rows(builder: DigestBuilder, keyed: dict[str, Group], rows: list[dict], ids: dict[str, int]) -> list[dict]:
+def _robot_rows(
+    builder: DigestBuilder, keyed: dict[str, Group], rows: list[dict], ids: dict[str, int]
+) -> list[dict]:
     """One row per robot of the recipient unit for each new email: the same digest, its own delivery
     (state, attempts, errors), found again by the email it goes with (``parent_id``)."""
     robot_rows = []

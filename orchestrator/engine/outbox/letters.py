@@ -58,9 +58,7 @@ def load_letters(
                 items.setdefault(item.message_id, []).append(item)
         builder = DigestBuilder(session, bundles, scorecard)
         builder.prefetch([i for group in items.values() for i in group])
-        return [
-            _letter(rows[i], items.get(rows[i].parent_id or i, []), builder) for i in ids if i in rows
-        ]
+        return [_letter(rows[i], items.get(rows[i].parent_id or i, []), builder) for i in ids if i in rows]
 
 
 def _letter(row: Row, items: list[Row], builder: DigestBuilder) -> Letter:

@@ -56,7 +56,12 @@ def record_sent(connection: Connection, now: datetime, letter: Letter, result: S
     events = [
         event_row(
             kind=f"{family}.sent",
-            after={"outbox_id": letter.outbox_id, "to": list(result.accepted), "attempts": attempts, **channel},
+            after={
+                "outbox_id": letter.outbox_id,
+                "to": list(result.accepted),
+                "attempts": attempts,
+                **channel,
+            },
             **about,
         )
     ]

@@ -59,7 +59,9 @@ class RobotPace:
             .where(table.c.channel.in_(sorted(set(channels))), table.c.sent_at > now - MINUTE)
             .order_by(table.c.sent_at)
         )
-        for channel, sent_at in connection.execute(query):
+        with connection.begin():
+            rows = connection.execute(query).all()
+        for channel, sent_at in rows:
             self.sent.setdefault(channel, deque()).append(sent_at)
 
     def until(self, channel: str, now: datetime) -> datetime | None:
