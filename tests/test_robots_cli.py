@@ -96,7 +96,10 @@ def test_the_daemon_sends_each_digest_by_email_and_to_each_robot_and_the_cli_sho
     ]
     assert {r["state"] for r in rows} == {"sent"}
     table = env.cli("outbox", env=env.base_env(COLUMNS="200"))
-    assert "群机器人 county-dingtalk" in table.stdout and "其中群机器人消息 待发送 0 · 发送中 0 · 已发送 3" in table.stdout
+    assert (
+        "群机器人 county-dingtalk" in table.stdout
+        and "其中群机器人消息 待发送 0 · 发送中 0 · 已发送 3" in table.stdout
+    )
     status = env.cli("status", env=env.base_env(COLUMNS="200"))
     assert "邮件：待发送 0 · 发送中 0 · 已发送 4 · 发送失败 0" in status.stdout
     assert "群机器人：待发送 0 · 发送中 0 · 已发送 3 · 发送失败 0" in status.stdout
@@ -123,13 +126,19 @@ def test_validate_checks_robot_names_secrets_and_the_files_mode(short_tmp):
     line = next(n for n, text in enumerate(units.splitlines(), 1) if "county-dingtak" in text)
     bad = env.cli("validate", *files)
     assert bad.returncode == 1  # the check failed
-    assert f"{env.units}:{line}: units[1].robots: unknown robot \"county-dingtak\": not in the robots file" in bad.stderr
+    assert (
+        f'{env.units}:{line}: units[1].robots: unknown robot "county-dingtak": not in the robots file'
+        in bad.stderr
+    )
     assert "Traceback" not in bad.stderr
 
     (env.root / "robots.toml").chmod(0o644)
     loose = env.cli("validate", *files)
     assert loose.returncode == 1
-    assert f"{env.root / 'robots.toml'}:1: robots file has mode 0644" in loose.stderr and "chmod 600" in loose.stderr
+    assert (
+        f"{env.root / 'robots.toml'}:1: robots file has mode 0644" in loose.stderr
+        and "chmod 600" in loose.stderr
+    )
     no_secret(bad.stdout, bad.stderr, loose.stdout, loose.stderr)
 
 
@@ -144,7 +153,7 @@ def test_a_robot_without_its_secret_is_named_with_its_line(tmp_path):
     with pytest.raises(DefinitionError) as caught:
         load_robots(path)
     shown = str(caught.value)
-    assert "robots.toml:10: robots.c.kind: expected \"wecom\" or \"dingtalk\", got \"feishu\"" in shown
+    assert 'robots.toml:10: robots.c.kind: expected "wecom" or "dingtalk", got "feishu"' in shown
     no_secret(shown)
     path.write_text(f'[robots.b]\nkind = "dingtalk"\naccess_token = "{TOKEN}"\n', encoding="utf-8")
     with pytest.raises(DefinitionError) as caught:
@@ -155,9 +164,11 @@ def test_a_robot_without_its_secret_is_named_with_its_line(tmp_path):
 def test_the_daemon_refuses_to_start_on_a_unit_naming_an_unknown_robot(short_tmp):
     env = deployment(short_tmp / "deploy")
     env.upgrade()
-    (env.root / "robots.toml").write_text('[robots.town0-wecom]\nkind = "wecom"\nkey = "k"\n', encoding="utf-8")
+    (env.root / "robots.toml").write_text(
+        '[robots.town0-wecom]\nkind = "wecom"\nkey = "k"\n', encoding="utf-8"
+    )
     run = env.cli("run", "--once")
-    assert run.returncode == 1 and "unknown robot \"county-dingtalk\"" in run.stderr
+    assert run.returncode == 1 and 'unknown robot "county-dingtalk"' in run.stderr
     assert "Traceback" not in run.stderr
 
 
@@ -167,7 +178,7 @@ def test_under_systemd_the_robots_file_is_the_credential_and_its_secrets_are_red
     (credentials / "robots.toml").write_text(ROBOTS, encoding="utf-8")
     (credentials / "robots.toml").chmod(0o440)  # systemd's own; not the mode duban asks of its file
     config = tmp_path / "config.toml"
-    config.write_text("[mail]\ntransport = \"maildir\"\n", encoding="utf-8")
+    config.write_text('[mail]\ntransport = "maildir"\n', encoding="utf-8")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     settings = load_settings(config)
     assert set(secrets_of(settings)) == set(SECRETS)

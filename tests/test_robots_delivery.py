@@ -119,7 +119,9 @@ NINE = local(2026, 6, 1, 9, 0)
 def robots(**changes: Robot) -> dict[str, Robot]:
     configured = {
         "police-wecom": Robot("police-wecom", "wecom", key=WECOM_KEY),
-        "police-dingtalk": Robot("police-dingtalk", "dingtalk", access_token=POLICE_TOKEN, secret=POLICE_SECRET),
+        "police-dingtalk": Robot(
+            "police-dingtalk", "dingtalk", access_token=POLICE_TOKEN, secret=POLICE_SECRET
+        ),
         "tax-dingtalk": Robot("tax-dingtalk", "dingtalk", access_token=TAX_TOKEN, secret=TAX_SECRET),
     }
     return configured | changes
@@ -220,7 +222,9 @@ def db_text(env: Env) -> str:
 # -- a digest reaches the email and the unit's work groups ----------------------------------------
 
 
-async def test_a_digest_goes_out_as_one_email_and_one_group_message_per_robot_each_its_own_delivery(env, smtp):
+async def test_a_digest_goes_out_as_one_email_and_one_group_message_per_robot_each_its_own_delivery(
+    env, smtp
+):
     assert env.queue() == 4  # four emails: office and three agencies
     emails, rows = env.outbox(channel="email"), [m for m in env.outbox() if m.channel != "email"]
     assert sorted((m.recipient, m.channel) for m in rows) == [
@@ -269,7 +273,10 @@ async def test_a_digest_goes_out_as_one_email_and_one_group_message_per_robot_ea
 
 async def test_the_group_message_carries_the_units_portal_link_when_there_is_one(env):
     env.queue()
-    links = {"agency-1": "https://duban.example.gov.cn/u/abc123", "agency-2": "https://duban.example.gov.cn/u/def456"}
+    links = {
+        "agency-1": "https://duban.example.gov.cn/u/abc123",
+        "agency-2": "https://duban.example.gov.cn/u/def456",
+    }
     await env.robots(links=links.get)
     wecom = env.platform.by_robot("police-wecom")[0].text
     assert "[进入本单位督办页面办理](https://duban.example.gov.cn/u/abc123)" in wecom
@@ -362,7 +369,9 @@ async def test_http_5xx_and_a_platform_that_cannot_be_reached_are_retried_never_
                           dingtalk_url=f"http://127.0.0.1:{free_port()}/robot/send")  # fmt: skip
     env.clock.set(row.next_attempt_at)
     with structlog.testing.capture_logs() as logs:
-        report = await deliver_robots(env.engine, env.clock, down, env.bundles, env.mail, rng=random.Random(1))
+        report = await deliver_robots(
+            env.engine, env.clock, down, env.bundles, env.mail, rng=random.Random(1)
+        )
     assert report.failed == 0 and report.retried >= 1
     assert {m.state for m in env.outbox() if m.channel != "email"} <= {"pending", "sent"}
     shown = repr(logs) + db_text(env)
@@ -374,7 +383,7 @@ async def test_http_5xx_and_a_platform_that_cannot_be_reached_are_retried_never_
 
 def shared_robot_units(count: int) -> str:
     """``count`` agencies whose digests all go to one county-wide DingTalk group."""
-    head = UNITS.split("[[units]]\nid = \"agency-1\"")[0]
+    head = UNITS.split('[[units]]\nid = "agency-1"')[0]
     agencies = "".join(
         f'[[units]]\nid = "agency-{i}"\nname = "第{i}执法局"\nemails = ["a{i}@example.gov.cn"]\n'
         f'roles = ["agency"]\nrobots = ["tax-dingtalk"]\n\n'
