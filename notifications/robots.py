@@ -105,7 +105,7 @@ def render_robot(
     lines = [_line(item, digest.send_date) for item in ordered]
     for shown in range(min(len(lines), MAX_ITEMS), -1, -1):
         rest = len(lines) - shown
-        body = lines[:shown] + ([f"…另有{rest}项，详见督办邮件或督办页面"] if rest else [])
+        body = lines[:shown] + (["", f"…另有{rest}项，详见督办邮件或督办页面"] if rest else [])
         text = "\n".join(head + body + tail)
         if fits(title, text):
             return RobotText(title=title, text=text, shown=shown, total=len(lines))
