@@ -187,7 +187,7 @@ def make_env(folder: Path, units: str = UNITS) -> Iterator[Env]:
     )
     with transaction(engine) as session:
         start_program(session, bundle, 2026, local(2026, 5, 20))
-    renderer = Renderer(sender=mail.sender, domain=mail.domain)
+    renderer = Renderer(sender=mail.sender, domain=mail.domain, timezone="Asia/Shanghai")
     policy = SendPolicy(mail.window, {bundle.definition.workflow.id: bundle.calendar}, bundle.calendar)
     clock = FakeClock(local(2026, 5, 20))
     platform = FakeRobots(

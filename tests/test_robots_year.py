@@ -79,7 +79,7 @@ def year(tmp_path_factory):
     mail = MailSettings(domain="duban.example.gov.cn")
     bundles = {bundle.definition.workflow.id: bundle}
     policy = send_policy(Settings(), bundles)
-    renderer = Renderer(sender=mail.sender, domain=mail.domain)
+    renderer = Renderer(sender=mail.sender, domain=mail.domain, timezone="Asia/Shanghai")
     with transaction(engine) as session:
         start_program(session, bundle, YEAR, begin, horizon_days=800)
 

@@ -14,14 +14,16 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session
 
+from notifications.labels import OUTBOX_STATES, label
 from orchestrator.admin import operations, overview
-from orchestrator.cli.admin import EXIT_CODES, OUTBOX_ZH, unit_names
+from orchestrator.cli.admin import EXIT_CODES, unit_names
 from orchestrator.cli.common import BadInput, console, now, open_engine, print_json_lines
 from orchestrator.store.audit import operator
 from orchestrator.store.db import transaction
+from orchestrator.store.states import OutboxState
 
 outbox_app = typer.Typer()
-STYLE = {"failed": "red", "pending": "yellow", "sending": "yellow"}
+STYLE = {OutboxState.FAILED: "red", OutboxState.PENDING: "yellow", OutboxState.SENDING: "yellow"}
 
 
 def listing(
@@ -51,11 +53,11 @@ def listing(
 def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None) -> None:
     robots = counts.get("channels", {}).get("robot")
     unit = "条" if robots else "封"  # emails are 封; with group-robot messages, messages are 条
-    shown = f"显示 {len(rows)} {unit}" + (f"（{OUTBOX_ZH[state]}）" if state else "")
-    summary = " · ".join(f"{OUTBOX_ZH[s]} {counts[s]}" for s in overview.OUTBOX_STATES)
+    shown = f"显示 {len(rows)} {unit}" + (f"（{OUTBOX_STATES[state]}）" if state else "")
+    summary = " · ".join(f"{OUTBOX_STATES[s]} {counts[s]}" for s in overview.OUTBOX_STATES)
     if robots:
         summary += "；其中群机器人消息 " + " · ".join(
-            f"{OUTBOX_ZH[s]} {robots[s]}" for s in overview.OUTBOX_STATES
+            f"{OUTBOX_STATES[s]} {robots[s]}" for s in overview.OUTBOX_STATES
         )
     table = Table(caption=f"{shown}；全部 {counts['total']} {unit}：{summary}", caption_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
@@ -69,7 +71,7 @@ def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None
     for row in rows:
         table.add_row(
             str(row["id"]),
-            OUTBOX_ZH.get(row["state"], row["state"]),
+            label(OUTBOX_STATES, row["state"]),
             channel_label(row.get("channel", "email")),
             row["recipient_name"],
             row["subject"],
@@ -87,13 +89,13 @@ def channel_label(channel: str) -> str:
 
 
 def _remark(row: dict[str, Any]) -> str:
-    if row["state"] == "sent":
+    if row["state"] == OutboxState.SENT:
         to = ", ".join(row["to"]) or channel_label(row.get("channel", "email"))
         text = f"{(row['sent_at'] or '')[:16].replace('T', ' ')} → {to}"
         if row["refused"]:
             text += "；拒收：" + "; ".join(f"{a} {c}" for a, c in row["refused"].items())
         return text
-    if row["state"] == "failed":
+    if row["state"] == OutboxState.FAILED:
         return row["last_error"] or ""
     if row["next_attempt_at"]:
         text = f"{row['next_attempt_at'][:16].replace('T', ' ')} 起发送"
