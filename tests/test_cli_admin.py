@@ -35,6 +35,7 @@ from icalendar import Calendar
 from rich.console import Console
 
 from orchestrator.cli import admin, main
+from orchestrator.store.models import SCHEMA_REVISION
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = "2026-06-15T10:30:00+08:00"
@@ -251,6 +252,7 @@ def test_status_shows_phases_counts_outbox_and_the_last_tick(cli):
     }  # fmt: skip
     assert report["outbox"] == {
         "pending": 0, "sending": 0, "sent": 4, "failed": 0, "refused_recipients": 0, "total": 4,
+        "channels": {"email": {"pending": 0, "sending": 0, "sent": 4, "failed": 0}},
     }  # fmt: skip
     assert report["daemon_alive"] is False
     assert report["last_tick_at"] == "2026-06-15T10:00:00+08:00"
@@ -748,7 +750,7 @@ def test_unusable_databases_are_refused_in_one_line_and_left_as_they_were(site):
         site / "text.db": (["status"], "not a duban database (file is not a database)"),
         old: (
             ["outbox", "retry", "--all-failed"],
-            "the database schema is at revision 0000, this duban needs 0002; run `duban db upgrade`",
+            f"the database schema is at revision 0000, this duban needs {SCHEMA_REVISION}; run `duban db upgrade`",
         ),
     }
     contents = {path: path.read_bytes() for path in cases if path.exists()}
