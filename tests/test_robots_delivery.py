@@ -1,5 +1,6 @@
 """Group robots through the real outbox: tick → enqueue → deliver (email, aiosmtpd) and
-deliver_robots (the fake robot platform on 127.0.0.1), on a real SQLite file and a fake clock.
+deliver_robots (the fake robot platform on 127.0.0.1), on a real SQLite file (and the same steps
+on PostgreSQL, a fresh schema each) and a fake clock.
 
 The fake platform (``tests/robot_server.py``) checks the payload, the WeCom key and the DingTalk
 token, signature and timestamp, and answers with the platforms' real error bodies.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import structlog
-from engine_support import local
+from engine_support import local, postgres_engine
 from robot_server import (
     DINGTALK_TOO_FAST,
     WECOM_TOO_FAST,
@@ -171,13 +172,16 @@ class Env:
             return list(session.exec(select(Event).where(Event.kind == kind).order_by(Event.id)))
 
 
-def make_env(folder: Path, units: str = UNITS) -> Iterator[Env]:
+def make_env(folder: Path, units: str = UNITS, engine=None) -> Iterator[Env]:
+    """The test plan started on 05-20 on ``engine`` (default: a SQLite file made by ``upgrade``)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "plan.toml").write_text(PLAN, encoding="utf-8")
     (folder / "units.toml").write_text(units, encoding="utf-8")
     bundle = load_bundle(folder / "plan.toml", folder / "units.toml", {})
-    engine = make_engine(f"sqlite:///{folder / 'duban.db'}")
-    upgrade(engine)
+    own = engine is None
+    if own:
+        engine = make_engine(f"sqlite:///{folder / 'duban.db'}")
+        upgrade(engine)
     mail = MailSettings(
         sender="督办系统 <duban@example.gov.cn>",
         admin="duban-admin@example.gov.cn",
@@ -197,12 +201,17 @@ def make_env(folder: Path, units: str = UNITS) -> Iterator[Env]:
     )
     with RobotServer(platform) as server:
         yield Env(engine, bundle, clock, mail, renderer, policy, platform, server)
-    engine.dispose()
+    if own:
+        engine.dispose()
 
 
-@pytest.fixture
-def env(tmp_path) -> Iterator[Env]:
-    yield from make_env(tmp_path / "plan")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def env(request, tmp_path) -> Iterator[Env]:
+    if request.param == "sqlite":
+        yield from make_env(tmp_path / "plan")
+    else:
+        with postgres_engine() as engine:
+            yield from make_env(tmp_path / "plan", engine=engine)
 
 
 @pytest.fixture
