@@ -241,7 +241,9 @@ def _print_status(report: dict[str, Any]) -> None:
     console.print(line)
     if "robot" in channels:  # the group robots' messages: their own deliveries
         robots = channels["robot"]
-        line = Text("群机器人：" + " · ".join(f"{OUTBOX_STATES[s]} {robots[s]}" for s in overview.OUTBOX_STATES))
+        line = Text(
+            "群机器人：" + " · ".join(f"{OUTBOX_STATES[s]} {robots[s]}" for s in overview.OUTBOX_STATES)
+        )
         if robots[OutboxState.FAILED]:
             line.append("（duban outbox --state failed）", style="red")
         console.print(line)
