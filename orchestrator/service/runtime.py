@@ -79,3 +79,21 @@ class Loaded:
     bundles: dict[str, Bundle]
     policy: SendPolicy
     renderer: Renderer
+
+
+def program_calendar_warnings(settings: Settings, now: datetime) -> list[str]:
+    """One line per configured program and year it touches (its own and the next) with no official
+    working-day schedule: the make-up days of that year are unknown. A program whose files do not
+    load is left out (``validate`` reports those files' problems)."""
+    found: list[str] = []
+    for entry in settings.programs:
+        try:
+            bundle = load_bundle_for(settings, entry.workflow, on_assumed=lambda *_: None)
+        except DubanError:
+            continue
+        tz = ZoneInfo(bundle.definition.workflow.timezone)
+        year = program_year(entry, local_day(now, tz))
+        for touched in (year, year + 1):
+            if not bundle.calendar.has_official_data(touched):
+                found.append(f"{entry.workflow} {year}: {bundle.calendar.warning_for(touched)}")
+    return found
