@@ -18,6 +18,7 @@ KINDS = (
     "escalation",
     "phase_closed",
     "scorecard",
+    "before_start",  # the office's one summary of what fell due before duban notified anyone
 )
 
 DEADLINE_KINDS = frozenset({"task_opened", "reminder", "due_today", "overdue", "escalation"})
@@ -60,6 +61,7 @@ class DigestItem:
     phase_end: date | None = None
     attachment: tuple[str, str, bytes] | None = None  # (filename, mime type, data)
     summary: str | None = None  # free text for scorecard items
+    notify_from: date | None = None  # before_start: the first day duban notified units
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from notifications import view
+from notifications import sheet, view
 from notifications.ics import build_calendar
 from notifications.model import Digest, digest_message_id
 
@@ -102,9 +102,17 @@ class Renderer:
         if not digest.recipient.emails:
             raise ValueError(f"unit {digest.recipient.unit_id!r} has no email address")
         subject = self.subject(digest)
-        digest_view = view.build(digest)
-        text = self._env.get_template("digest.txt.j2").render(view=digest_view, subject=subject)
-        html = self._env.get_template("digest.html.j2").render(view=digest_view, subject=subject)
+        attachments: list[tuple[str, str, bytes]] = []
+        if view.is_before_start(digest):
+            digest_view = view.build_before_start(digest)
+            template = "before_start"
+            listed = view.before_start_items(digest)
+            data = sheet.xlsx(listed, digest.send_date, title="启用前已到期事项", for_import=True)
+            attachments.append((digest_view.attachment, sheet.XLSX, data))
+        else:
+            digest_view, template = view.build(digest), "digest"
+        text = self._env.get_template(f"{template}.txt.j2").render(view=digest_view, subject=subject)
+        html = self._env.get_template(f"{template}.html.j2").render(view=digest_view, subject=subject)
 
         # Every header is written here already encoded and folded (``set_raw``), so that flattening
         # the message copies it instead of re-folding it with the email package (several ms per
@@ -137,6 +145,8 @@ class Renderer:
         for item in sorted(digest.items, key=lambda i: i.key):
             if item.attachment is not None:
                 _attach(message, *item.attachment)
+        for attachment in attachments:
+            _attach(message, *attachment)
         message.set_raw("Content-Language", "zh-CN")
         return message
 

@@ -32,16 +32,17 @@ class Group:
 
 
 def group_items(items: Sequence[NotificationItem], timezones: Mapping[int, ZoneInfo]) -> list[Group]:
-    """One group per (recipient, local day of the send slot), in send order."""
-    groups: dict[tuple[str, date], list[NotificationItem]] = {}
+    """One group per (recipient, local day of the send slot), in send order; the office's summary of
+    what fell due before the start (``before_start``) is always an email of its own."""
+    groups: dict[tuple[str, date, bool], list[NotificationItem]] = {}
     days: dict[tuple[datetime, int], date] = {}  # most items of a run share a few send slots
     for item in sorted(items, key=attrgetter("send_at", "recipient", "id")):  # stored items: ids set
         slot = (item.send_at, item.program_id)
         day = days.get(slot)
         if day is None:
             day = days[slot] = local_day(item.send_at, timezones[item.program_id])
-        groups.setdefault((item.recipient, day), []).append(item)
-    return [Group(r, d, tuple(members)) for (r, d), members in groups.items()]
+        groups.setdefault((item.recipient, day, item.kind == "before_start"), []).append(item)
+    return [Group(r, d, tuple(members)) for (r, d, _), members in groups.items()]
 
 
 class DigestBuilder:
@@ -110,7 +111,7 @@ class DigestBuilder:
 
     def _load_obligations(self, ids: list[int]) -> None:
         table = Obligation.__table__
-        columns = [table.c[n] for n in ("id", "title", "opens", "lead")]
+        columns = [table.c[n] for n in ("id", "title", "opens", "lead", "task", "due", "occurrence")]
         connection = self.session.connection()
         for chunk in chunks(ids):
             rows = connection.execute(select(*columns).where(table.c.id.in_(chunk)))
@@ -168,6 +169,11 @@ class DigestBuilder:
         summary = attachment = None
         if stored.kind == "scorecard" and self.scorecard and bundle:
             summary, attachment = self.scorecard(self.session, program, bundle)
+        task_id, due, occurrence, since = stored.task, stored.due, stored.occurrence, None
+        if stored.kind == "before_start" and obligation is not None:  # one item lists many tasks
+            task_id, due, occurrence = obligation.task, obligation.due, obligation.occurrence
+            task = self._task(program.workflow, definition, task_id)
+            since = local_day(program.notify_from or program.started_at, ZoneInfo(program.timezone))
         return DigestItem(
             key=stored.key,
             kind=stored.kind,
@@ -175,14 +181,14 @@ class DigestBuilder:
             workflow_title=program.title,
             phase=stored.phase,
             phase_name=run.name if run else None,
-            task=stored.task,
+            task=task_id,
             task_title=obligation.title if obligation else (task.title if task else None),
             section=task.section if task else None,
             detail=task.detail if task else None,
             unit=unit,
             unit_name=name(unit),
-            occurrence=stored.occurrence,
-            due=stored.due,
+            occurrence=occurrence,
+            due=due,
             opens=obligation.opens if obligation else None,
             lead_names=tuple(name(u) for u in (obligation.lead if obligation else ())),
             deliverable=task.deliverable if task else None,
@@ -192,4 +198,5 @@ class DigestBuilder:
             phase_end=run.end if run else None,
             attachment=attachment,
             summary=summary,
+            notify_from=since,
         )

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0004"
 
 
 class Program(SQLModel, table=True):
@@ -32,6 +32,9 @@ class Program(SQLModel, table=True):
     started_at: datetime
     reconciled_at: datetime
     materialized_until: date
+    # no unit is told of a date before this instant's local day (None: databases before 0004, read
+    # as ``started_at``); the office gets one summary of what was due before it
+    notify_from: datetime | None = None
 
 
 class PhaseRun(SQLModel, table=True):
