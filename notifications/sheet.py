@@ -19,7 +19,17 @@ from notifications import zh
 from notifications.model import DigestItem
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-LIST_COLUMNS = ("事项编号", "任务编号", "事项", "期次", "责任单位编号", "责任单位", "截止日期", "逾期", "类别")
+LIST_COLUMNS = (
+    "事项编号",
+    "任务编号",
+    "事项",
+    "期次",
+    "责任单位编号",
+    "责任单位",
+    "截止日期",
+    "逾期",
+    "类别",
+)
 IMPORT_COLUMNS = ("状态", "完成日期", "佐证材料", "理由")
 KIND_WORDS = {
     "before_start": "启用前已到期",

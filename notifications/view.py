@@ -399,7 +399,8 @@ def build_before_start(digest: Digest) -> BeforeStartView:
         key = (item.task or "", item.task_title or item.task or "")
         counts[key] = counts.get(key, 0) + 1
     by_task = tuple(
-        TaskCount(task, title, n) for (task, title), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        TaskCount(task, title, n)
+        for (task, title), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     )
     shown = items[:LISTED_IN_FULL]
     rows = tuple(

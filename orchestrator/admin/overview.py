@@ -13,12 +13,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import and_, false, func, or_
 from sqlmodel import Session, select
 
 from notifications.ics import build_calendar
 from orchestrator.engine.digest import DigestBuilder
-from orchestrator.engine.programs import OPEN_STATES
+from orchestrator.engine.programs import OPEN_STATES, notify_day
 from orchestrator.engine.window import local_day
 from orchestrator.store.models import (
     Event,
@@ -47,6 +47,7 @@ class TaskFilter:
     states: tuple[str, ...] | None = None
     phase: str | None = None
     due_before: date | None = None
+    before_start: bool = False  # only those due before their program's notify-from day
 
 
 def iso(value: datetime | None, tz: ZoneInfo) -> str | None:
@@ -134,8 +135,15 @@ def task_rows(
         query = query.where(Obligation.phase == wanted.phase)
     if wanted.due_before is not None:
         query = query.where(Obligation.due <= wanted.due_before)
+    if wanted.before_start:
+        query = query.where(or_(*(before_start(p) for p in programs.values())) if programs else false())
     query = query.order_by(Obligation.due, Obligation.unit, Obligation.task, Obligation.id)
     return [obligation_row(o, programs[o.program_id], names, now) for o in session.exec(query)]
+
+
+def before_start(program: Program):
+    """The condition "an obligation of ``program`` due before its notify-from day"."""
+    return and_(Obligation.program_id == program.id, Obligation.due < notify_day(program))
 
 
 def count_states(rows: list[Mapping[str, Any]]) -> dict[str, int]:

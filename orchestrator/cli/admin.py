@@ -281,6 +281,9 @@ def tasks(
     ),
     phase: str = typer.Option(None, "--phase", help="A phase id, e.g. implement."),
     due_before: str = typer.Option(None, "--due-before", help="Due on or before this day (YYYY-MM-DD)."),
+    before_start: bool = typer.Option(
+        False, "--before-start", help="Only those due before duban notified anyone (notify-from)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per obligation."),
 ) -> None:
     """The obligations, by due date: who owes what, how many days are left or late.
@@ -301,6 +304,7 @@ def tasks(
             states=states,
             phase=_phase(session, phase, program_ids),
             due_before=before,
+            before_start=before_start,
         )
         rows = overview.task_rows(session, wanted, names, at)
     if as_json:
