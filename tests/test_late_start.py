@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 
 from notifications.transport import MaildirTransport
 from orchestrator.engine.clock import FakeClock
-from orchestrator.engine.outbox.dispatch import deliver, enqueue
+from orchestrator.engine.outbox import deliver, enqueue
 from orchestrator.engine.programs import start_program
 from orchestrator.engine.tick import tick
 from orchestrator.service.config import load_settings
@@ -222,8 +222,7 @@ def test_tasks_before_start_lists_them(started) -> None:
 def test_the_attached_list_filled_in_goes_back_with_import_status(started) -> None:
     config, engine, folder = started
     _path, message = summary_of(inbox(folder / "mail"))
-    attachment = next(message.iter_attachments())
-    attachment = [p for p in message.iter_attachments() if p.get_filename().endswith(".xlsx")][0]
+    attachment = next(p for p in message.iter_attachments() if p.get_filename().endswith(".xlsx"))
     book = load_workbook(io.BytesIO(attachment.get_content()))
     sheet = book.active
     header = [c.value for c in sheet[1]]

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from notifications.model import KINDS, PHASE_KINDS, Digest, DigestItem, Recipient
 from notifications.view import Summary
+from orchestrator.engine.programs import notify_day
 from orchestrator.engine.window import local_day
 from orchestrator.store.db import chunks
 from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program
@@ -173,7 +174,7 @@ class DigestBuilder:
         if stored.kind == "before_start" and obligation is not None:  # one item lists many tasks
             task_id, due, occurrence = obligation.task, obligation.due, obligation.occurrence
             task = self._task(program.workflow, definition, task_id)
-            since = local_day(program.notify_from or program.started_at, ZoneInfo(program.timezone))
+            since = notify_day(program)
         return DigestItem(
             key=stored.key,
             kind=stored.kind,

@@ -51,8 +51,11 @@ def state_for(opens: date, due: date, today: date) -> str:
 
 
 def notify_day(program: Program) -> date:
-    """The first local day whose notices are sent: dates before it are history (see ``notify_from``)."""
-    return local_day(program.notify_from or program.started_at, ZoneInfo(program.timezone))
+    """The first local day whose notices are sent: dates before it are history (see ``notify_from``;
+    a program started before revision 0004 has none: ``date.min``)."""
+    if program.notify_from is None:
+        return date.min
+    return local_day(program.notify_from, ZoneInfo(program.timezone))
 
 
 def _program(
@@ -101,7 +104,7 @@ def _program(
         )
     else:
         if wanted_from is not None and wanted_from != program.notify_from:
-            before = (program.notify_from or program.started_at).isoformat()
+            before = program.notify_from.isoformat() if program.notify_from else None
             program.notify_from = wanted_from
             record(
                 session,
@@ -285,8 +288,8 @@ def _program_timers(bundle, program, timers: TimerSync) -> None:
     tz = ZoneInfo(program.timezone)
     wanted = {}
     office = office_units(bundle)
-    if office:
-        start = program.notify_from or program.started_at
+    if office and program.notify_from is not None:
+        start = program.notify_from
         day = local_day(start, tz)
         key = f"{program.workflow}/{program.year}/program/before_start/{day}"
         row = _timer_row(key, "before_start", program, day, tz, phase=PROGRAM_PHASE, recipients=office)

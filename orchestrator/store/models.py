@@ -32,8 +32,8 @@ class Program(SQLModel, table=True):
     started_at: datetime
     reconciled_at: datetime
     materialized_until: date
-    # no unit is told of a date before this instant's local day (None: databases before 0004, read
-    # as ``started_at``); the office gets one summary of what was due before it
+    # no unit is told of a date before this instant's local day; the office gets one summary of what
+    # was due before it (None: a program started before revision 0004, which has no such limit)
     notify_from: datetime | None = None
 
 

@@ -1,4 +1,5 @@
-"""program.notify_from: no unit is told of a date before it (existing programs: their start)
+"""program.notify_from: no unit is told of a date before it (existing programs: NULL, no limit —
+they were notified of everything when they started, as before)
 
 Revision ID: 0004
 Revises: 0002
@@ -19,7 +20,6 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("program") as batch:
         batch.add_column(sa.Column("notify_from", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
-    op.execute("UPDATE program SET notify_from = started_at WHERE notify_from IS NULL")
 
 
 def downgrade() -> None:
