@@ -317,6 +317,10 @@ def _escalation_rows(items: list[DigestItem], today: date, several_plans: bool) 
     rows = []
     for group in by_task.values():
         first = group[0]
+        once: dict[tuple, DigestItem] = {}  # several steps of one escalation: each late unit once
+        for item in group:
+            once.setdefault((item.unit, item.ref), item)
+        group = list(once.values())
         late = tuple(
             LateUnit(
                 unit_name=i.unit_name,

@@ -185,6 +185,7 @@ def story(
         ).all()
         if item.late is None or any(oid == obligation.id for oid, _ in item.late)
     ]
+    notices = _once_per_message(notices)
     message_ids = sorted({m.message_id for _, m in notices if m is not None})
     history = select(Event).where(Event.obligation_id == obligation.id)
     if message_ids:
@@ -210,6 +211,21 @@ def story(
         "notices": [_notice(item, message, names, tz) for item, message in notices],
         "history": [event_row(e, tz) for e in events],
     }
+
+
+def _once_per_message(notices: list) -> list:
+    """One escalation notice per recipient and message: several steps of one escalation that reached
+    a recipient together (catch-up, or both roles) told it once, in one listing."""
+    seen: set[tuple] = set()
+    kept = []
+    for item, message in notices:
+        if item.kind == "escalation":
+            key = (item.recipient, message.id if message is not None else item.send_at)
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append((item, message))
+    return kept
 
 
 def _same_group(model, obligation: Obligation):

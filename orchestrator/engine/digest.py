@@ -134,11 +134,15 @@ class DigestBuilder:
         counts: dict[str, int] = {}
         plans: set[tuple[str, str]] = set()
         phases: dict[str, set[str]] = {}
+        seen: set[tuple] = set()
         for stored in group.items:
             kind = stored.kind
             if kind not in KINDS:
                 raise ValueError(f"digest item {stored.key!r}: unknown kind {kind!r}")
-            counts[kind] = counts.get(kind, 0) + (len(stored.late) if stored.late else 1)
+            pairs = self._late_pairs(stored, seen)
+            if pairs is not None and not pairs:
+                continue  # every late unit of it is listed already (another step of the same escalation)
+            counts[kind] = counts.get(kind, 0) + (len(pairs) if pairs is not None else 1)
             program = self.program(stored.program_id)
             plans.add((program.workflow, program.title))
             if kind in PHASE_KINDS:
@@ -146,8 +150,30 @@ class DigestBuilder:
                 phases.setdefault(kind, set()).add((run.name if run else None) or stored.phase or "阶段")
         return Summary(counts, frozenset(plans), {k: frozenset(v) for k, v in phases.items()})
 
+    @staticmethod
+    def _late_pairs(stored: NotificationItem, seen: set[tuple]) -> list | None:
+        """The late units of an escalation (or summary) item not yet listed in this digest (``seen``
+        collects them): several steps of one task occurrence's escalation that reach one recipient
+        together (catch-up, or a recipient holding both roles) list each late unit once. None for an
+        item that lists no units."""
+        if not stored.late:
+            return None
+        fresh = []
+        for oid, unit in stored.late:  # an obligation id names its task occurrence too
+            if (stored.kind, oid) not in seen:
+                seen.add((stored.kind, oid))
+                fresh.append((oid, unit))
+        return fresh
+
     def digest(self, group: Group) -> Digest:
-        items = [item for stored in group.items for item in self.items(stored)]
+        seen: set[tuple] = set()
+        items = []
+        for stored in group.items:
+            pairs = self._late_pairs(stored, seen)
+            if pairs is None:
+                items.append(self.item(stored))
+            else:
+                items.extend(self.item(stored, late=pair) for pair in pairs)
         return Digest(self.addressee(group), group.send_date, tuple(items))
 
     def items(self, stored: NotificationItem) -> list[DigestItem]:
