@@ -95,6 +95,16 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Remainder:
+    """Items of one kind and task not listed in full (past ``LISTED_IN_FULL``)."""
+
+    heading: str
+    task: str
+    title: str
+    count: int
+
+
+@dataclass(frozen=True)
 class DigestView:
     recipient_name: str
     send_date: str
@@ -102,6 +112,12 @@ class DigestView:
     counts: str
     groups: tuple[Group, ...]
     reply_hint: bool  # some item carries a reference to quote in replies
+    rest: int = 0  # items not listed in full: counted in ``remainder``, all in the attachment
+    remainder: tuple[Remainder, ...] = ()
+    attachment: str | None = None  # the attached list's file name, when some are not listed in full
+
+
+DIGEST_SHEET = "督办事项清单.xlsx"
 
 
 @dataclass(frozen=True)
@@ -152,20 +168,57 @@ def subject_line(summary: Summary) -> str:
     return _join_subject(prefix, title[: max(room, 0)] + "…", shown)
 
 
+def by_urgency(items: Iterable[DigestItem]) -> list[DigestItem]:
+    """The items most urgent first: by kind (``KIND_ORDER``), then due date, plan, task, unit."""
+    rank = {kind: n for n, kind in enumerate(KIND_ORDER)}
+    return sorted(items, key=lambda i: (rank.get(i.kind, len(rank)), *_order(i)))
+
+
+def listed_in_full(digest: Digest) -> tuple[list[DigestItem], list[DigestItem]]:
+    """``(shown, rest)``: the ``LISTED_IN_FULL`` most urgent items and the others."""
+    ordered = by_urgency(digest.items)
+    return ordered[:LISTED_IN_FULL], ordered[LISTED_IN_FULL:]
+
+
+def _remainder(rest: list[DigestItem]) -> tuple[Remainder, ...]:
+    counts: dict[tuple[str, str, str], int] = {}
+    for item in rest:
+        key = (item.kind, item.task or item.phase or "", item.task_title or item.phase_name or "")
+        counts[key] = counts.get(key, 0) + 1
+    rank = {kind: n for n, kind in enumerate(KIND_ORDER)}
+    return tuple(
+        Remainder(HEADINGS.get(kind, kind), task, title, n)
+        for (kind, task, title), n in sorted(
+            counts.items(), key=lambda kv: (rank.get(kv[0][0], 99), kv[0][1])
+        )
+    )
+
+
 def build(digest: Digest) -> DigestView:
-    """Group, order and word the items of a digest; deterministic for a given digest."""
+    """Group, order and word the items of a digest; deterministic for a given digest.
+
+    At most ``LISTED_IN_FULL`` items are shown in full, the most urgent; the rest are counted by kind
+    and task (``remainder``) and the renderer attaches the whole list.
+    """
     several_plans = len({item.workflow for item in digest.items}) > 1
     today = digest.send_date
+    shown, rest = listed_in_full(digest)
+    totals: dict[str, int] = {}
+    late_units: dict[tuple, set] = {}
+    for item in digest.items:
+        totals[item.kind] = totals.get(item.kind, 0) + 1
+        if item.kind == "escalation":
+            late_units.setdefault(_escalated(item), set()).add((item.unit, item.ref))
     groups = []
     for kind in KIND_ORDER:
-        items = sorted((i for i in digest.items if i.kind == kind), key=_order)
+        items = sorted((i for i in shown if i.kind == kind), key=_order)
         if not items:
             continue
         if kind == "escalation":
-            rows = _escalation_rows(items, today, several_plans)
+            rows = _escalation_rows(items, today, several_plans, {k: len(v) for k, v in late_units.items()})
         else:
             rows = tuple(_row(item, digest, several_plans) for item in items)
-        groups.append(Group(kind=kind, heading=HEADINGS[kind], rows=rows, count=len(items)))
+        groups.append(Group(kind=kind, heading=HEADINGS[kind], rows=rows, count=totals[kind]))
     title = _plan_title(digest.items)
     intro = f"以下是截至{zh.day_with_weekday(today)}需要贵单位关注的督办事项" + (
         "。" if several_plans else f"（{title}）。"
@@ -177,6 +230,9 @@ def build(digest: Digest) -> DigestView:
         counts="、".join(_count_parts(summarize(digest.items))),
         groups=tuple(groups),
         reply_hint=any(item.ref for item in digest.items),
+        rest=len(rest),
+        remainder=_remainder(rest),
+        attachment=DIGEST_SHEET if rest else None,
     )
 
 
@@ -309,13 +365,27 @@ def _phase_row(item: DigestItem, today: date, plan: str | None) -> Row:
     )
 
 
-def _escalation_rows(items: list[DigestItem], today: date, several_plans: bool) -> tuple[Row, ...]:
-    """One row per escalated obligation group (same plan, task, occurrence and due date)."""
+def _late_count(listed: int, total: int) -> str:
+    if total > listed:
+        return f"{total}个单位逾期，此处列出{listed}个，其余见附件"
+    return f"{total}个单位逾期"
+
+
+def _escalated(item: DigestItem) -> tuple:
+    """The task occurrence an escalation item is about (plan, task, occurrence, due date)."""
+    return (item.workflow, item.task, item.occurrence, item.due)
+
+
+def _escalation_rows(
+    items: list[DigestItem], today: date, several_plans: bool, totals: dict[tuple, int] | None = None
+) -> tuple[Row, ...]:
+    """One row per escalated obligation group (same plan, task, occurrence and due date); ``totals``:
+    how many units are late on each in the whole digest (some may not be listed in full)."""
     by_task: dict[tuple, list[DigestItem]] = {}
     for item in items:
-        by_task.setdefault((item.workflow, item.task, item.occurrence, item.due), []).append(item)
+        by_task.setdefault(_escalated(item), []).append(item)
     rows = []
-    for group in by_task.values():
+    for task_occurrence, group in by_task.items():
         first = group[0]
         once: dict[tuple, DigestItem] = {}  # several steps of one escalation: each late unit once
         for item in group:
@@ -348,7 +418,7 @@ def _escalation_rows(items: list[DigestItem], today: date, several_plans: bool) 
                 detail=first.detail,
                 workflow_title=first.workflow_title if several_plans else None,
                 facts=tuple(facts),
-                status=f"{len(late)}个单位逾期",
+                status=_late_count(len(late), (totals or {}).get(task_occurrence, len(late))),
                 ref=None,
                 late=late,
             )

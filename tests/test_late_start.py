@@ -57,7 +57,9 @@ def run_late_start(engine, maildir: Path, *, notify_from: date | None = None):
     for at in (START, MORNING):  # make run, then the next morning's send window
         tick(engine, at, policy)
         enqueue(engine, at, bundles, renderer)
-        asyncio.run(deliver(engine, FakeClock(at), MaildirTransport(maildir), renderer, bundles, settings.mail))
+        asyncio.run(
+            deliver(engine, FakeClock(at), MaildirTransport(maildir), renderer, bundles, settings.mail)
+        )
     return bundle
 
 
@@ -126,12 +128,15 @@ def test_the_office_gets_one_summary_with_the_list_attached(late, tmp_path: Path
         ).all()
     n = len(owed)
     assert str(message["Subject"]) == f"【督办通知】法治政府建设指标体系试点：启用前已到期{n}项"
-    assert [a.addr_spec for a in message["To"].addresses] == ["fazhiban@example.gov.cn", "yifaxingzheng@example.gov.cn"]
+    assert [a.addr_spec for a in message["To"].addresses] == [
+        "fazhiban@example.gov.cn",
+        "yifaxingzheng@example.gov.cn",
+    ]
     text = message.get_body(("plain",)).get_content()
     assert f"在此之前已到截止日期、尚未记录办结的事项共{n}项" in text
     assert f"其余{n - 30}项见附件" in text and "duban import-status" in text
     html = message.get_body(("html",)).get_content()
-    assert html.count("<tr><td valign=\"top\" style=\"padding:3px 8px;\">") == 30  # 30 in full
+    assert html.count('<tr><td valign="top" style="padding:3px 8px;">') == 30  # 30 in full
     attachments = [p for p in message.iter_attachments() if p.get_filename() == "启用前已到期事项.xlsx"]
     assert len(attachments) == 1 and not any(
         p.get_content_type() == "text/calendar" for p in message.iter_attachments()
@@ -151,9 +156,7 @@ def test_notify_from_an_earlier_day_tells_units_of_what_fell_due_since(tmp_path:
         kinds = Counter(i.kind for i in session.exec(select(NotificationItem)))
         summary = session.exec(select(NotificationItem).where(NotificationItem.kind == "before_start")).one()
         listed = {oid for oid, _unit in summary.late}
-        late_ids = {
-            o.id for o in session.exec(select(Obligation).where(Obligation.due < date(2026, 11, 25)))
-        }
+        late_ids = {o.id for o in session.exec(select(Obligation).where(Obligation.due < date(2026, 11, 25)))}
     assert kinds["overdue"] > 0  # the 11-30 deadlines (after 11-25) are overdue and the units told
     assert listed == late_ids
     engine.dispose()
@@ -166,7 +169,9 @@ def test_a_late_start_on_postgresql(tmp_path: Path) -> None:
         with Session(engine) as session:
             program = session.exec(select(Program)).one()
             assert program.notify_from == START
-            summary = session.exec(select(NotificationItem).where(NotificationItem.kind == "before_start")).one()
+            summary = session.exec(
+                select(NotificationItem).where(NotificationItem.kind == "before_start")
+            ).one()
             assert len(summary.late) > 1000 and summary.recipient == OFFICE
             assert not session.exec(
                 select(NotificationItem).where(
@@ -265,10 +270,55 @@ def test_a_bad_import_names_every_bad_row_and_changes_nothing(started) -> None:
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f'{bad}:3: done_on: bad date "2026-13-01", expected YYYY-MM-DD',
-        f"{bad}:4: reason: a reason is required (say why, e.g. --reason \"not applicable to this unit\")",
+        f'{bad}:4: reason: a reason is required (say why, e.g. --reason "not applicable to this unit")',
         f"{bad}:5: no obligation #999999 (`duban tasks` lists them)",
         f'{bad}:6: state "maybe": expected done (已完成) or waived (已免除)',
     ]
     with Session(engine) as session:
         assert {session.get(Obligation, i).state for i in ids} == {"overdue"}
         assert not session.exec(select(Event).where(Event.kind == "import.status")).all()
+
+
+# -- point 3: no unreadable digest ------------------------------------------------------------------
+
+
+def test_after_a_long_outage_no_digest_is_unreadable(tmp_path: Path) -> None:
+    """Started on 2 January, down until 2 December: the catch-up gives each recipient one digest that
+    lists at most 30 items in full (most urgent first), counts the rest and attaches them all; no
+    email is over 300 KB; an escalation's calendar holds only the recipient's own to-dos."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'duban.db'}")
+    upgrade(engine)
+    settings, bundle = _bundle()
+    bundles = {WORKFLOW: bundle}
+    with transaction(engine) as session:
+        start_program(session, bundle, 2026, local(2026, 1, 2, 9, 0))
+    policy, renderer = send_policy(settings, bundles), make_renderer(settings)
+    tick(engine, START, policy)
+    enqueue(engine, START, bundles, renderer)
+    asyncio.run(
+        deliver(
+            engine, FakeClock(START), MaildirTransport(tmp_path / "mail"), renderer, bundles, settings.mail
+        )
+    )
+    mails = inbox(tmp_path / "mail")
+    assert mails
+    assert max(path.stat().st_size for path, _ in mails) < 300_000
+    office = [
+        m for _p, m in mails if "fazhiban@example.gov.cn" in str(m["To"]) and "催办" in str(m["Subject"])
+    ]
+    assert len(office) == 1
+    message = office[0]
+    text = message.get_body(("plain",)).get_content()
+    assert "【另有" in text and "项未逐条列出】" in text and "督办事项清单.xlsx" in text
+    listed = text.split("【另有")[0]
+    assert listed.count("   - ") <= 30  # late units listed in full
+    sheet = next(p for p in message.iter_attachments() if p.get_filename() == "督办事项清单.xlsx")
+    rows = list(load_workbook(io.BytesIO(sheet.get_content())).active.iter_rows(values_only=True))
+    rest = int(text.split("【另有")[1].split("项")[0])
+    assert len(rows) - 1 == rest + min(30, len(rows) - 1)  # the whole list, header aside
+    calendars = [p for p in message.iter_attachments() if p.get_content_type() == "text/calendar"]
+    for part in calendars:
+        body = part.get_content()
+        assert body.count("BEGIN:VTODO") <= 30
+        assert "县政府法制办" in body or "BEGIN:VTODO" not in body
+    engine.dispose()
