@@ -347,10 +347,16 @@ def outbox_counts(session: Session) -> dict[str, int]:
 
 
 def daemon_rows(session: Session, now: datetime, tick_interval: float, tz: ZoneInfo) -> list[dict[str, Any]]:
-    """Every daemon that has run on this database; alive = seen within 3 × tick_interval and not stopped."""
+    """The live daemons on this database, and the last one that stopped (not one row per past run);
+    alive = seen within 3 × tick_interval and not stopped."""
     rows = []
+    stopped_shown = False
     for beat in session.exec(select(Heartbeat).order_by(Heartbeat.last_seen_at.desc())):
         alive = beat.role != "stopped" and now - beat.last_seen_at <= timedelta(seconds=3 * tick_interval)
+        if not alive:
+            if stopped_shown:
+                continue
+            stopped_shown = True
         rows.append(
             {
                 "node": beat.node,
@@ -425,7 +431,8 @@ def program_rows(session: Session) -> list[dict[str, Any]]:
 
 
 def years_touched(session: Session, program: Program) -> list[int]:
-    """Every year a program's phases or obligations have a date in."""
+    """Every year a program's phases, obligations or their notices have a date in (the last due
+    date's overdue notice and escalations fall in the next weeks: up to a month after it)."""
     low, high = session.exec(
         select(func.min(Obligation.opens), func.max(Obligation.due)).where(
             Obligation.program_id == program.id
@@ -438,6 +445,8 @@ def years_touched(session: Session, program: Program) -> list[int]:
     for day in (low, high, phase_low, phase_high):
         if day is not None:
             years.add(day.year)
+    if high is not None:
+        years.add((high + timedelta(days=31)).year)
     return list(range(min(years), max(years) + 1))
 
 

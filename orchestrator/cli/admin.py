@@ -34,6 +34,7 @@ from orchestrator.cli.common import (
     warn,
 )
 from orchestrator.cli.simulate import KIND_NAMES
+from orchestrator.engine.outbox.waiting import waiting
 from orchestrator.service.runtime import load_bundle_for
 from orchestrator.store.audit import operator
 from orchestrator.store.db import transaction
@@ -166,11 +167,13 @@ def status(
         programs = overview.program_rows(session)
         outbox = overview.outbox_counts(session)
         daemons = overview.daemon_rows(session, at, settings.daemon.tick_interval, tz)
+        pending = waiting(session, at).as_json(lambda t: overview.iso(t, tz))
         warnings = calendar_warnings(session)
     report = {
         "now": overview.iso(at, tz),
         "programs": programs,
         "outbox": outbox,
+        "waiting": pending,
         "daemons": daemons,
         "daemon_alive": any(d["alive"] for d in daemons),
         "last_tick_at": max((d["last_tick_at"] for d in daemons if d["last_tick_at"]), default=None),
@@ -230,6 +233,11 @@ def _print_status(report: dict[str, Any]) -> None:
         line.append("（duban outbox --state failed）", style="red")
     if outbox["refused_recipients"]:
         line.append(f"；{outbox['refused_recipients']} 个收件地址被拒收", style="red")
+    console.print(line)
+    pending = report["waiting"]
+    line = Text(f"待发：{pending['notices']} 条通知尚未归入邮件，{pending['messages']} 封邮件等待发送")
+    if pending["next_send_at"]:
+        line.append(f"；下次发送 {pending['next_send_at'][:16].replace('T', ' ')}", style="bold")
     console.print(line)
     if not report["daemons"]:
         console.print(Text("守护进程：从未在此数据库上运行（duban run）", style="red"))

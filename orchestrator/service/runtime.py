@@ -18,6 +18,7 @@ from orchestrator.service.config import ProgramSettings, Settings
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
 from workflows.errors import DefinitionError, DubanError, Problem
+from workflows.loader import read_toml
 
 
 def load_bundle_for(
@@ -150,3 +151,27 @@ def program_calendar_warnings(settings: Settings, now: datetime) -> list[str]:
             if not bundle.calendar.has_official_data(touched):
                 found.append(f"{entry.workflow} {year}: {bundle.calendar.warning_for(touched)}")
     return found
+
+
+def mail_destination(settings: Settings) -> dict[str, str]:
+    """Where emails go, for a log line: the maildir path, or the SMTP server (never a password)."""
+    mail = settings.mail
+    if mail.transport == "maildir":
+        return {"transport": "maildir", "to": str(mail.maildir)}
+    smtp = mail.smtp
+    return {"transport": "smtp", "to": f"{smtp.host}:{smtp.port}", "security": smtp.security}
+
+
+def plan_timezone(settings: Settings) -> str:
+    """The time zone of the first configured plan (for log lines on a terminal), read cheaply from its
+    ``[workflow]`` table; ``Asia/Shanghai`` if there is none or it cannot be read (the daemon's own
+    loading reports any problem)."""
+    for entry in settings.programs:
+        try:
+            path = find_definition(entry.workflow, definition_folders(settings.definitions.paths))
+            zone = read_toml(path)[0].get("workflow", {}).get("timezone", DEFAULT_TIMEZONE)
+            ZoneInfo(zone)
+        except (DubanError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        return zone
+    return DEFAULT_TIMEZONE
