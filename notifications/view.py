@@ -11,48 +11,22 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from notifications import zh
-from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem
+from notifications.labels import NOTICE_COUNTS, NOTICE_HEADINGS, PHASE_NOTICES
+from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem, NoticeKind
 
 # Most urgent first: the order of the groups in the body and of the counts in the subject.
 KIND_ORDER = (
-    "before_start",
-    "overdue",
-    "escalation",
-    "due_today",
-    "reminder",
-    "task_opened",
-    "phase_started",
-    "phase_ending",
-    "phase_closed",
-    "scorecard",
+    NoticeKind.BEFORE_START,
+    NoticeKind.OVERDUE,
+    NoticeKind.ESCALATION,
+    NoticeKind.DUE_TODAY,
+    NoticeKind.REMINDER,
+    NoticeKind.TASK_OPENED,
+    NoticeKind.PHASE_STARTED,
+    NoticeKind.PHASE_ENDING,
+    NoticeKind.PHASE_CLOSED,
+    NoticeKind.SCORECARD,
 )
-
-HEADINGS = {
-    "before_start": "启用前已到期事项",
-    "overdue": "已逾期事项",
-    "escalation": "催办：责任单位逾期未完成",
-    "due_today": "今日到期",
-    "reminder": "即将到期",
-    "task_opened": "新开始的任务",
-    "phase_started": "阶段开始",
-    "phase_ending": "阶段即将结束",
-    "phase_closed": "阶段结束",
-    "scorecard": "综合考评",
-}
-
-_COUNTED = {
-    "before_start": "启用前已到期{n}项",
-    "overdue": "{n}项逾期",
-    "escalation": "{n}项催办",
-    "due_today": "{n}项今日到期",
-    "reminder": "{n}项即将到期",
-    "task_opened": "{n}项新任务",
-}
-_PHASE_NOTICE = {
-    "phase_started": "{name}开始",
-    "phase_ending": "{name}即将结束",
-    "phase_closed": "{name}结束",
-}
 
 SOON_DAYS = 3  # a deadline this close (or closer) is shown amber
 LISTED_IN_FULL = 30  # a summary (or a digest) lists at most this many items in full; the rest are counted
@@ -136,7 +110,7 @@ def summarize(items: Iterable[DigestItem]) -> Summary:
     for item in items:
         counts[item.kind] = counts.get(item.kind, 0) + 1
         plans.add((item.workflow, item.workflow_title))
-        if item.kind in _PHASE_NOTICE:
+        if item.kind in PHASE_NOTICES:
             phases.setdefault(item.kind, set()).add(item.phase_name or item.phase or "阶段")
     return Summary(counts, frozenset(plans), {k: frozenset(v) for k, v in phases.items()})
 
@@ -187,7 +161,7 @@ def _remainder(rest: list[DigestItem]) -> tuple[Remainder, ...]:
         counts[key] = counts.get(key, 0) + 1
     rank = {kind: n for n, kind in enumerate(KIND_ORDER)}
     return tuple(
-        Remainder(HEADINGS.get(kind, kind), task, title, n)
+        Remainder(NOTICE_HEADINGS.get(kind, kind), task, title, n)
         for (kind, task, title), n in sorted(
             counts.items(), key=lambda kv: (rank.get(kv[0][0], 99), kv[0][1])
         )
@@ -207,7 +181,7 @@ def build(digest: Digest) -> DigestView:
     late_units: dict[tuple, set] = {}
     for item in digest.items:
         totals[item.kind] = totals.get(item.kind, 0) + 1
-        if item.kind == "escalation":
+        if item.kind == NoticeKind.ESCALATION:
             late_units.setdefault(_escalated(item), set()).add((item.unit, item.ref))
     groups = []
     for kind in KIND_ORDER:
@@ -218,7 +192,7 @@ def build(digest: Digest) -> DigestView:
             rows = _escalation_rows(items, today, several_plans, {k: len(v) for k, v in late_units.items()})
         else:
             rows = tuple(_row(item, digest, several_plans) for item in items)
-        groups.append(Group(kind=kind, heading=HEADINGS[kind], rows=rows, count=totals[kind]))
+        groups.append(Group(kind=kind, heading=NOTICE_HEADINGS[kind], rows=rows, count=totals[kind]))
     title = _plan_title(digest.items)
     intro = f"以下是截至{zh.day_with_weekday(today)}需要贵单位关注的督办事项" + (
         "。" if several_plans else f"（{title}）。"
@@ -253,12 +227,12 @@ def _count_parts(summary: Summary) -> list[str]:
         count = summary.counts.get(kind)
         if not count:
             continue
-        if kind in _COUNTED:
-            parts.append(_COUNTED[kind].format(n=count))
-        elif kind in _PHASE_NOTICE:
+        if kind in NOTICE_COUNTS:
+            parts.append(NOTICE_COUNTS[kind].format(n=count))
+        elif kind in PHASE_NOTICES:
             names = sorted(summary.phase_names.get(kind, ()))
             name = names[0] if len(names) == 1 else f"{len(names)}个阶段"
-            parts.append(_PHASE_NOTICE[kind].format(name=name))
+            parts.append(PHASE_NOTICES[kind].format(name=name))
         else:
             parts.append("综合考评结果")
     return parts
@@ -456,7 +430,7 @@ BEFORE_START_SHEET = "启用前已到期事项.xlsx"
 
 def is_before_start(digest: Digest) -> bool:
     """A digest that is the office's before-start summary (it is always an email of its own)."""
-    return bool(digest.items) and all(item.kind == "before_start" for item in digest.items)
+    return bool(digest.items) and all(item.kind == NoticeKind.BEFORE_START for item in digest.items)
 
 
 def before_start_items(digest: Digest) -> list[DigestItem]:

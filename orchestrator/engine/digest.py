@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from notifications.model import KINDS, PHASE_KINDS, Digest, DigestItem, Recipient
+from notifications.model import KINDS, PHASE_KINDS, Digest, DigestItem, NoticeKind, Recipient
 from notifications.view import Summary
 from orchestrator.engine.programs import notify_day
 from orchestrator.engine.window import local_day
@@ -42,7 +42,7 @@ def group_items(items: Sequence[NotificationItem], timezones: Mapping[int, ZoneI
         day = days.get(slot)
         if day is None:
             day = days[slot] = local_day(item.send_at, timezones[item.program_id])
-        groups.setdefault((item.recipient, day, item.kind == "before_start"), []).append(item)
+        groups.setdefault((item.recipient, day, item.kind == NoticeKind.BEFORE_START), []).append(item)
     return [Group(r, d, tuple(members)) for (r, d, _), members in groups.items()]
 
 
@@ -194,10 +194,10 @@ class DigestBuilder:
         name = directory.name if directory else (lambda u: u)
         contact = self._contact(program.workflow, bundle)
         summary = attachment = None
-        if stored.kind == "scorecard" and self.scorecard and bundle:
+        if stored.kind == NoticeKind.SCORECARD and self.scorecard and bundle:
             summary, attachment = self.scorecard(self.session, program, bundle)
         task_id, due, occurrence, since = stored.task, stored.due, stored.occurrence, None
-        if stored.kind == "before_start" and obligation is not None:  # one item lists many tasks
+        if stored.kind == NoticeKind.BEFORE_START and obligation is not None:  # one item lists many tasks
             task_id, due, occurrence = obligation.task, obligation.due, obligation.occurrence
             task = self._task(program.workflow, definition, task_id)
             since = notify_day(program)
