@@ -37,10 +37,12 @@ NOTICE_KINDS = {
     NoticeKind.SUBMISSION_APPROVED: "审核通过",
     NoticeKind.SUBMISSION_RETURNED: "申请退回",
     NoticeKind.REVIEW_PENDING: "待审核",
+    NoticeKind.BEFORE_START: "启用前已到期汇总",
 }
 """A notice kind's short name (CLI tables, ``simulate``'s summary)."""
 
 NOTICE_HEADINGS = {
+    NoticeKind.BEFORE_START: "启用前已到期事项",
     NoticeKind.OVERDUE: "已逾期事项",
     NoticeKind.ESCALATION: "催办：责任单位逾期未完成",
     NoticeKind.DUE_TODAY: "今日到期",
@@ -57,6 +59,7 @@ NOTICE_HEADINGS = {
 """A notice kind's heading in a digest email (its group of rows)."""
 
 NOTICE_COUNTS = {
+    NoticeKind.BEFORE_START: "启用前已到期{n}项",
     NoticeKind.OVERDUE: "{n}项逾期",
     NoticeKind.ESCALATION: "{n}项催办",
     NoticeKind.DUE_TODAY: "{n}项今日到期",

@@ -751,7 +751,8 @@ def test_unusable_databases_are_refused_in_one_line_and_left_as_they_were(site):
         site / "text.db": (["status"], "not a duban database (file is not a database)"),
         old: (
             ["outbox", "retry", "--all-failed"],
-            f"the database schema is at revision 0000, this duban needs {SCHEMA_REVISION}; run `duban db upgrade`",
+            f"the database schema is at revision 0000, this duban needs {SCHEMA_REVISION}; "
+            "run `duban db upgrade`",
         ),
     }
     contents = {path: path.read_bytes() for path in cases if path.exists()}

@@ -41,6 +41,7 @@ from orchestrator.cli.common import (
     state,
     warn,
 )
+from orchestrator.engine.outbox.waiting import waiting
 from orchestrator.service.runtime import load_bundle_for
 from orchestrator.store.audit import operator
 from orchestrator.store.db import transaction
@@ -168,11 +169,13 @@ def status(
         programs = overview.program_rows(session)
         outbox = overview.outbox_counts(session)
         daemons = overview.daemon_rows(session, at, settings.daemon.tick_interval, tz)
+        pending = waiting(session, at).as_json(lambda t: overview.iso(t, tz))
         warnings = calendar_warnings(session)
     report = {
         "now": overview.iso(at, tz),
         "programs": programs,
         "outbox": outbox,
+        "waiting": pending,
         "daemons": daemons,
         "daemon_alive": any(d["alive"] for d in daemons),
         "last_tick_at": max((d["last_tick_at"] for d in daemons if d["last_tick_at"]), default=None),
@@ -239,6 +242,11 @@ def _print_status(report: dict[str, Any]) -> None:
     if outbox["refused_recipients"]:
         line.append(f"；{outbox['refused_recipients']} 个收件地址被拒收", style="red")
     console.print(line)
+    pending = report["waiting"]
+    line = Text(f"待发：{pending['notices']} 条通知尚未归入邮件，{pending['messages']} 封邮件等待发送")
+    if pending["next_send_at"]:
+        line.append(f"；下次发送 {pending['next_send_at'][:16].replace('T', ' ')}", style="bold")
+    console.print(line)
     if "robot" in channels:  # the group robots' messages: their own deliveries
         robots = channels["robot"]
         line = Text(
@@ -297,6 +305,9 @@ def tasks(
     ),
     phase: str = typer.Option(None, "--phase", help="A phase id, e.g. implement."),
     due_before: str = typer.Option(None, "--due-before", help="Due on or before this day (YYYY-MM-DD)."),
+    before_start: bool = typer.Option(
+        False, "--before-start", help="Only those due before duban notified anyone (notify-from)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per obligation."),
 ) -> None:
     """The obligations, by due date: who owes what, how many days are left or late.
@@ -317,6 +328,7 @@ def tasks(
             states=states,
             phase=_phase(session, phase, program_ids),
             due_before=before,
+            before_start=before_start,
         )
         rows = overview.task_rows(session, wanted, names, at)
     if as_json:

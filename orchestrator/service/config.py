@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -166,6 +166,7 @@ class ImSettings(_Section):
 class ProgramSettings(_Section):
     workflow: str
     year: int | Literal["current"] = "current"
+    notify_from: date | None = None  # no unit is told of a date before it (default: the first start)
 
 
 class Settings(_Section):

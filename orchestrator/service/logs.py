@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
@@ -128,11 +130,13 @@ def configure_daemon(
     secrets: Iterable[str | None] = (),
     stream: IO[str] | None = None,
     json_lines: bool | None = None,
+    timezone: str | None = None,
 ) -> Redactor:
     """Route structlog and the standard library to ``stream`` (default stdout); returns the redactor.
 
-    ``json_lines`` defaults to "``stream`` is not a terminal". Idempotent: a second call replaces
-    the handler installed by the first.
+    ``json_lines`` defaults to "``stream`` is not a terminal". JSON lines carry UTC timestamps (for
+    journald); lines for a terminal carry the local time of ``timezone`` (the plan's), e.g.
+    ``2026-12-02 15:00:01+08:00``. Idempotent: a second call replaces the handler installed by the first.
     """
     stream = sys.stdout if stream is None else stream
     if json_lines is None:
@@ -142,7 +146,7 @@ def configure_daemon(
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.TimeStamper(fmt="iso", utc=True) if json_lines else LocalTime(timezone),
     ]
     if json_lines:
         final = [
@@ -180,6 +184,18 @@ def configure_daemon(
         cache_logger_on_first_use=False,
     )
     return redactor
+
+
+class LocalTime:
+    """A structlog processor: ``timestamp`` as the wall time in ``timezone`` (default UTC), to the second."""
+
+    def __init__(self, timezone: str | None) -> None:
+        self.zone = ZoneInfo(timezone) if timezone else UTC
+
+    def __call__(self, _logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+        now = datetime.now(self.zone)
+        event_dict["timestamp"] = now.isoformat(sep=" ", timespec="seconds")
+        return event_dict
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -24,6 +24,7 @@ from orchestrator.store.db import make_engine
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
 from workflows.errors import DefinitionError, DubanError, Problem
+from workflows.loader import read_toml
 from workflows.schema import DEFAULT_TIMEZONE
 
 
@@ -199,3 +200,45 @@ def secrets_of(settings: Settings) -> list[str]:
     except DubanError:
         robots = {}
     return secrets + [s for robot in robots.values() for s in robot.secrets]
+
+
+def program_calendar_warnings(settings: Settings, now: datetime) -> list[str]:
+    """One line per configured program and year it touches (its own and the next) with no official
+    working-day schedule: the make-up days of that year are unknown. A program whose files do not
+    load is left out (``validate`` reports those files' problems)."""
+    found: list[str] = []
+    for entry in settings.programs:
+        try:
+            bundle = load_bundle_for(settings, entry.workflow, on_assumed=lambda *_: None)
+        except DubanError:
+            continue
+        tz = ZoneInfo(bundle.definition.workflow.timezone)
+        year = program_year(entry, local_day(now, tz))
+        for touched in (year, year + 1):
+            if not bundle.calendar.has_official_data(touched):
+                found.append(f"{entry.workflow} {year}: {bundle.calendar.warning_for(touched)}")
+    return found
+
+
+def mail_destination(settings: Settings) -> dict[str, str]:
+    """Where emails go, for a log line: the maildir path, or the SMTP server (never a password)."""
+    mail = settings.mail
+    if mail.transport == "maildir":
+        return {"transport": "maildir", "to": str(mail.maildir)}
+    smtp = mail.smtp
+    return {"transport": "smtp", "to": f"{smtp.host}:{smtp.port}", "security": smtp.security}
+
+
+def plan_timezone(settings: Settings) -> str:
+    """The time zone of the first configured plan (for log lines on a terminal), read cheaply from its
+    ``[workflow]`` table; ``Asia/Shanghai`` if there is none or it cannot be read (the daemon's own
+    loading reports any problem)."""
+    for entry in settings.programs:
+        try:
+            path = find_definition(entry.workflow, definition_folders(settings.definitions.paths))
+            zone = read_toml(path)[0].get("workflow", {}).get("timezone", DEFAULT_TIMEZONE)
+            ZoneInfo(zone)
+        except (DubanError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        return zone
+    return DEFAULT_TIMEZONE

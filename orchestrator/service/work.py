@@ -18,14 +18,22 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from orchestrator.engine.clock import Clock
 from orchestrator.engine.outbox import deliver, deliver_robots, enqueue, report_failures
+from orchestrator.engine.outbox.waiting import waiting
 from orchestrator.engine.tick import TickReport, next_fire_at, tick
 from orchestrator.evaluation import scoring_hook
 from orchestrator.service.leader import Leadership, LeadershipLost
 from orchestrator.service.lifecycle import Lifecycle
-from orchestrator.service.runtime import Runtime, local_today, make_robot_transport, make_transport
+from orchestrator.service.runtime import (
+    Runtime,
+    local_today,
+    mail_destination,
+    make_robot_transport,
+    make_transport,
+)
 from orchestrator.service.upkeep import (
     ProgramChanges,
     ensure_programs,
@@ -125,6 +133,27 @@ class Work:
             ticked=ticked,
             status=status,
         )
+
+    def outlook(self) -> dict:
+        """What happens next, for the start line of the log: where emails go (never a password),
+        the send window, the next send time and how many notices and emails wait for it."""
+        now = self.clock.now()
+        settings = self.runtime.settings
+        with Session(self.engine) as session:
+            pending = waiting(session, now)
+        tz = ZoneInfo(self.runtime.timezone)
+        next_at = (
+            pending.next_send_at.astimezone(tz).isoformat(timespec="minutes")
+            if pending.next_send_at
+            else None
+        )
+        return {
+            **mail_destination(settings),
+            "send_window": settings.mail.send_window,
+            "next_send_at": next_at,
+            "notices_waiting": pending.notices,
+            "messages_waiting": pending.messages,
+        }
 
     def _ensure_programs(self, now: datetime, *, reconcile: bool) -> ProgramChanges:
         runtime = self.runtime

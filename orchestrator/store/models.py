@@ -21,7 +21,7 @@ from orchestrator.store.states import (
     ProgramState,
 )
 
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0004"
 
 
 class Program(SQLModel, table=True):
@@ -41,6 +41,9 @@ class Program(SQLModel, table=True):
     started_at: datetime
     reconciled_at: datetime
     materialized_until: date
+    # no unit is told of a date before this instant's local day; the office gets one summary of what
+    # was due before it (None: a program started before revision 0004, which has no such limit)
+    notify_from: datetime | None = None
 
 
 class PhaseRun(SQLModel, table=True):

@@ -53,6 +53,7 @@ class TimerKind(StrEnum):
     OVERDUE = "overdue"  # the obligations not finished become overdue
     ESCALATION = "escalation"
     SCORECARD = "scorecard"
+    BEFORE_START = "before_start"  # at notify-from: the office's summary of what fell due before it
 
 
 class TimerOutcome(StrEnum):
