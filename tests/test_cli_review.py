@@ -14,6 +14,7 @@ import pytest
 import structlog
 from sqlmodel import Session, select
 
+from notifications.report import render_scorecard_html
 from orchestrator.admin.evidence import UploadLimits, store_file
 from orchestrator.admin.links import read_unit_token
 from orchestrator.admin.submissions import Actor, request_extension, submit_completion
@@ -218,6 +219,15 @@ def test_approve_an_extension_with_until_and_return_with_a_reason(site):
     with Session(engine) as session:
         returned = session.get(Submission, done)
     assert (returned.decision, returned.reason, returned.decided_by) == ("returned", "缺少盖章页", "alice")
+    # the scorecard scores town-a against the new date and lists the extension (延期) in its appendix
+    bundle = load_bundle_for(load_settings(site.root / "config.toml"), "cli-review")
+    with Session(engine) as session:
+        card = build_scorecard(session, session.exec(select(Program)).one(), bundle, date(2026, 6, 30))
+    (extension,) = card.as_json()["extensions"]
+    assert (extension["unit"], extension["after"], extension["reason"]) == ("town-a", "2026-06-24", "需会签")
+    assert extension["before"] < extension["after"]
+    html = render_scorecard_html(card.as_json())
+    assert "经批准延期的事项（1项）" in html and "2026年6月24日" in html and "需会签" in html
 
 
 def test_bad_input_is_one_line_exit_2_and_nothing_stored(site, tmp_path):
