@@ -21,7 +21,7 @@ from orchestrator.store.states import (
     ProgramState,
 )
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 
 class Program(SQLModel, table=True):
@@ -89,8 +89,9 @@ class Timer(SQLModel, table=True):
 
     Owners: a task occurrence (``task``, ``occurrence``, ``opens``, ``due``): one timer per notice
     for all the units that owe it, applied to each of their obligations when it fires (an escalation
-    step: one item per recipient listing the units late on it); a phase or the program (``phase``);
-    or, in databases started before revision 0002, one obligation (``obligation_id``).
+    step: one item per recipient listing the units late on it) — or, with ``obligation_id``, to that
+    obligation only (a late joiner's opening notice; migration 0003 made the first release's timers
+    of one obligation into these); a phase or the program (``phase``, no ``task``).
     """
 
     __table_args__ = (Index("ix_timer_pending", "fired_at", "fire_at"),)
