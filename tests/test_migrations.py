@@ -251,13 +251,14 @@ def test_first_release_timers_fire_after_the_upgrade_with_the_same_notices(empty
 
 
 def test_timers_of_one_obligation_whose_task_occurrence_timer_exists(empty, tmp_path):
-    """At 0002 a database can hold both models: a task-occurrence timer that has fired beside one
+    """Before 0003 a database can hold both models: a task-occurrence timer that has fired beside one
     obligation's unfired timer of the same notice (the opening notice of a unit that joined late),
     and an unfired task-occurrence timer beside the same obligations' own timers. 0003 narrows the
-    first to its obligation (it tells that unit only) and drops the second (covered already)."""
+    first to its obligation (it tells that unit only) and drops the second (covered already); an
+    approved extension's own timer (not a first-release key) is narrowed too, keeping its key."""
     bundle = write_bundle(tmp_path)
     _first_release_year(empty, bundle, fired_until=date(2026, 6, 3))
-    command.upgrade(alembic_config(empty), "0002")
+    command.upgrade(alembic_config(empty), "0007")  # (the revision before 0003)
     base = "small/2026/T1/*/-/2026-06-01/2026-06-10"
     group = dict(
         program_id=1, phase="implement", step=0, recipients=[], outcome=None,
@@ -297,8 +298,25 @@ def test_timers_of_one_obligation_whose_task_occurrence_timer_exists(empty, tmp_
                 fired_at=None,
             )
         )
+        extended = f"{late_joiner.key}/extended/2026-06-20/reminder/0/2026-06-13"
+        connection.execute(
+            insert(Timer.__table__).values(
+                key=extended,
+                fire_at=local(2026, 6, 13),
+                kind="reminder",
+                program_id=1,
+                obligation_id=late_joiner.id,
+                phase="implement",
+                step=0,
+                on=date(2026, 6, 13),
+                recipients=[],
+                fired_at=None,
+            )
+        )
     upgrade(empty)
     with Session(empty) as session:
+        kept = session.exec(select(Timer).where(Timer.key == extended)).scalars().one()
+        assert (kept.obligation_id, kept.task, kept.due) == (late_joiner.id, "T1", date(2026, 6, 10))
         narrowed = session.exec(select(Timer).where(Timer.key == opening)).scalars().one()
         assert (narrowed.obligation_id, narrowed.task, narrowed.opens) == (
             late_joiner.id,

@@ -25,8 +25,8 @@ from orchestrator.store.audit import DAEMON, event_row, insert_events
 from orchestrator.store.db import bind_value, chunks, executemany, memoized, transaction
 from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program, Timer
 from orchestrator.store.states import (
-    FINISHED_STATES,
     PHASE_TIMER_KINDS,
+    QUIET_STATES,
     REMINDER_KINDS,
     ItemState,
     ObligationState,
@@ -252,8 +252,10 @@ class _Batch:
     ) -> None:
         slot = self._slot(timer.program_id, max(timer.fire_at, self.now))
         o = obligation or {}
-        # an item of one obligation is keyed by it (as when each obligation had its own timers)
-        base = f"{o['key']}/{timer.kind}/{timer.step}/{timer.on}" if o else timer.key
+        # an item of one obligation is keyed by it (a timer narrowed to one obligation: by its own key)
+        base = (
+            timer.key if not o or timer.obligation_id else f"{o['key']}/{timer.kind}/{timer.step}/{timer.on}"
+        )
         self.items.append(
             {
                 "key": f"{base}/{recipient}",
@@ -302,7 +304,7 @@ class _Batch:
         return TimerOutcome.FIRED if fired else TimerOutcome.SKIPPED
 
     def _late(self, timer) -> list[tuple[int, str]]:
-        late = [(o["id"], o["unit"]) for o in self._members(timer) if o["state"] not in FINISHED_STATES]
+        late = [(o["id"], o["unit"]) for o in self._members(timer) if o["state"] not in QUIET_STATES]
         return sorted(late, key=lambda pair: (pair[1], pair[0]))
 
     def _task_occurrence(self, timer) -> str:
@@ -312,7 +314,7 @@ class _Batch:
         stale = self._stale(timer, timer.due, self._latest(timer))
         fired = waiting = False
         for obligation in self._members(timer):
-            if obligation["state"] in FINISHED_STATES:
+            if obligation["state"] in QUIET_STATES:  # finished, or in review: no state change, no notice
                 continue
             waiting = True
             self._advance(timer, obligation)

@@ -11,12 +11,15 @@ null). Each unfired one is grouped with the same notice of the other units of it
 - when that timer has already fired (a unit that joined after it did), each timer stays one
   obligation's but gets its task occurrence's fields: the engine applies it to that obligation only.
 
+A timer of one obligation whose key is not the first release's (``{obligation key}/{kind}/{step}/
+{day}``: an approved extension's, revision 0005) is narrowed the same way, keeping its key.
+
 Items are keyed by obligation and notice as before (``{obligation key}/{kind}/{step}/{day}/{unit}``),
 so nothing already sent is sent again. Fired timers are history and stay as they are. Each program
 whose timers are converted gets one ``timers.converted`` event in the audit log.
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0003"
-down_revision = "0002"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -76,6 +79,8 @@ def _legacy_timers(connection) -> list:
             t.on,
             t.fire_at,
             t.recipients,
+            t.key,
+            o.key.label("obligation_key"),
             o.task,
             o.occurrence,
             o.opens,
@@ -136,12 +141,16 @@ def _new_timer(key: str, rows: list) -> dict:
 def upgrade() -> None:
     connection = op.get_bind()
     groups: dict[str, list] = {}
+    own: list = []
     for row in _legacy_timers(connection):
-        groups.setdefault(_group_key(row), []).append(row)
-    if not groups:
+        if row.key == f"{row.obligation_key}/{row.kind}/{row.step}/{row.on}":
+            groups.setdefault(_group_key(row), []).append(row)
+        else:  # a timer the first release did not write (an extension's): its obligation's only
+            own.append(row)
+    if not groups and not own:
         return
     existing = _existing(connection, list(groups))
-    new, drop, narrowed = [], [], []
+    new, drop, narrowed = [], [], list(own)
     counts: dict[int, dict[str, int]] = {}
     for key, rows in groups.items():
         tally = counts.setdefault(
@@ -157,6 +166,10 @@ def upgrade() -> None:
         else:
             narrowed.extend(rows)
             tally["narrowed"] += len(rows)
+    for row in own:
+        tally = counts.setdefault(row.program_id, {"timers": 0, "task_occurrence_timers": 0, "narrowed": 0})
+        tally["timers"] += 1
+        tally["narrowed"] += 1
     if new:
         op.bulk_insert(TIMER, new)
     for start in range(0, len(drop), CHUNK):
