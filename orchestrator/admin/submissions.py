@@ -53,6 +53,7 @@ from orchestrator.store.states import (
 )
 from workflows.catalog import Bundle
 from workflows.errors import DubanError, InvalidTransition, NotFound
+from workflows.schema import DEFAULT_TIMEZONE
 
 MAX_NOTE = MAX_TEXT
 
@@ -146,7 +147,7 @@ def _text(value: str | None, what: str, *, required: bool) -> str | None:
 
 def _today(session: Session, obligation: Obligation, at: datetime) -> date:
     program = session.get(Program, obligation.program_id)
-    return local_day(at, ZoneInfo(program.timezone if program else "Asia/Shanghai"))
+    return local_day(at, ZoneInfo(program.timezone if program else DEFAULT_TIMEZONE))
 
 
 def _by_nonce(session: Session, nonce: str | None, obligation: Obligation, kind: str) -> Submission | None:
