@@ -16,7 +16,15 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from orchestrator.admin.operations import ALL_FAILED, MissingText, mark_done, reopen, retry_outbox, waive
+from orchestrator.admin.operations import (
+    ALL_FAILED,
+    InvalidTransition,
+    MissingText,
+    mark_done,
+    reopen,
+    retry_outbox,
+    waive,
+)
 from orchestrator.admin.refs import AmbiguousRef, BadRef, Ref, resolve
 from orchestrator.engine.outbox import enqueue
 from orchestrator.engine.programs import start_program
@@ -26,7 +34,7 @@ from orchestrator.service.runtime import make_renderer, send_policy
 from orchestrator.store.db import make_engine, transaction, upgrade
 from orchestrator.store.models import Event, NotificationItem, Obligation, OutboxMessage, Timer
 from workflows.catalog import load_bundle
-from workflows.errors import InvalidTransition, NotFound
+from workflows.errors import NotFound
 
 TZ = ZoneInfo("Asia/Shanghai")
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

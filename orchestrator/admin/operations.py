@@ -37,10 +37,14 @@ from orchestrator.admin.refs import Ref, resolve
 from orchestrator.engine.window import local_day
 from orchestrator.store.audit import record
 from orchestrator.store.models import NotificationItem, Obligation, OutboxMessage, Program
-from workflows.errors import DubanError, InvalidTransition, NotFound
+from workflows.errors import DubanError, NotFound
 
 ALL_FAILED: Literal["all-failed"] = "all-failed"
 MAX_TEXT = 2000
+
+
+class InvalidTransition(DubanError):
+    """A state change that the state machine does not allow (e.g. ``done`` on a waived obligation)."""
 
 
 class MissingText(DubanError):
