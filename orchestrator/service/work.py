@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from orchestrator.engine.clock import Clock
 from orchestrator.engine.outbox import deliver, enqueue, report_failures
 from orchestrator.engine.tick import TickReport, next_fire_at, tick
-from orchestrator.evaluation import scoring_hook
+from orchestrator.evaluation.scoring import scorecard_attachment
 from orchestrator.service.leader import Leadership, LeadershipLost
 from orchestrator.service.lifecycle import Lifecycle
 from orchestrator.service.runtime import Runtime, local_today, make_transport
@@ -152,7 +152,7 @@ class Work:
                 runtime.settings.mail,
                 node=self.node,
                 stop=lambda: self.life.stopping,
-                scorecard=scoring_hook.scorecard_hook(),
+                scorecard=scorecard_attachment,
             )
             if queued or report.sent or report.retried or report.failed:
                 log.info(
