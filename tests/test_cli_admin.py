@@ -30,9 +30,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import structlog
-from conftest import DUBAN
 from icalendar import Calendar
 from rich.console import Console
+from support import DUBAN
 
 from orchestrator.cli import admin, main
 

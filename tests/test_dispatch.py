@@ -48,7 +48,7 @@ from orchestrator.engine.tick import tick
 from orchestrator.engine.window import SendPolicy
 from orchestrator.service.config import MailSettings, Settings, SmtpSettings
 from orchestrator.service.runtime import make_transport
-from orchestrator.store.db import make_engine, transaction, upgrade
+from orchestrator.store.db import transaction
 from orchestrator.store.models import Event, NotificationItem, OutboxMessage
 from workflows.catalog import Bundle, load_bundle
 
@@ -169,18 +169,6 @@ class Env:
             if subject is not None:
                 query = query.where(Event.subject == subject)
             return list(session.exec(query))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'duban.db'}")
-        upgrade(engine)  # the schema as `duban db upgrade` makes it
-        yield engine
-        engine.dispose()
-    else:
-        with postgres_engine() as engine:
-            yield engine
 
 
 def make_bundle(folder: Path, units: str = UNITS) -> Bundle:
