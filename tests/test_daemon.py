@@ -329,6 +329,7 @@ def test_make_run_starts_the_daemon_on_the_shipped_config(short_tmp, notify_sock
 
 # -- PostgreSQL: a leader and a standby ----------------------------------------------------------
 
+
 @pytest.mark.postgres
 def test_postgres_one_leader_one_standby_and_the_standby_takes_over(make_duban_env, pg_url, short_tmp):
     env = make_duban_env(database_url=pg_url)
