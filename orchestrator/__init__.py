@@ -29,7 +29,8 @@ The rule, enforced by ``tests/test_layout.py`` (it parses the imports of every m
   other.
 - ``notifications`` is imported by the layers that render or send: ``engine`` (digests, the
   failure report), ``admin``, ``evaluation`` (the scorecard report) and ``service`` (which builds
-  the renderer and transport); never by ``store`` or the edges.
+  the renderer and transport); never by ``store``. The edges read only its words: the zh-CN
+  labels of ``notifications.labels``.
 - ``workflows`` (pure plan-as-data) and ``notifications`` import nothing from ``orchestrator``;
   ``workflows`` imports nothing from ``notifications`` either.
 """

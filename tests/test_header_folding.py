@@ -110,6 +110,7 @@ def test_a_rendered_digest_to_many_chinese_names_reads_back_with_both_policies()
         sender="督办系统（县司法局法治督察科） <duban@example.gov.cn>",
         reply_to='"县司法局法治督察科, 县政府办公室" <office@example.gov.cn>',
         domain="example.gov.cn",
+        timezone="Asia/Shanghai",
     )
     item = DigestItem(
         key="k1",
