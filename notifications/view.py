@@ -16,6 +16,8 @@ from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem,
 
 # Most urgent first: the order of the groups in the body and of the counts in the subject.
 KIND_ORDER = (
+    NoticeKind.REVIEW_PENDING,
+    NoticeKind.SUBMISSION_RETURNED,
     NoticeKind.OVERDUE,
     NoticeKind.ESCALATION,
     NoticeKind.DUE_TODAY,
@@ -25,6 +27,11 @@ KIND_ORDER = (
     NoticeKind.PHASE_ENDING,
     NoticeKind.PHASE_CLOSED,
     NoticeKind.SCORECARD,
+    NoticeKind.SUBMISSION_APPROVED,
+)
+
+DECISION_KINDS = frozenset(
+    {NoticeKind.SUBMISSION_APPROVED, NoticeKind.SUBMISSION_RETURNED, NoticeKind.REVIEW_PENDING}
 )
 
 SOON_DAYS = 3  # a deadline this close (or closer) is shown amber
@@ -74,6 +81,8 @@ class DigestView:
     counts: str
     groups: tuple[Group, ...]
     reply_hint: bool  # some item carries a reference to quote in replies
+    link: str | None = None  # the recipient's personal page (签收、反馈、办结申请、延期申请)
+    office_url: str | None = None  # the office's review page, when the digest says 待审核
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,7 @@ def subject_line(summary: Summary) -> str:
     return _join_subject(prefix, title[: max(room, 0)] + "…", shown)
 
 
-def build(digest: Digest) -> DigestView:
+def build(digest: Digest, office_url: str | None = None) -> DigestView:
     """Group, order and word the items of a digest; deterministic for a given digest."""
     several_plans = len({item.workflow for item in digest.items}) > 1
     today = digest.send_date
@@ -149,6 +158,8 @@ def build(digest: Digest) -> DigestView:
         counts="、".join(_count_parts(summarize(digest.items))),
         groups=tuple(groups),
         reply_hint=any(item.ref for item in digest.items),
+        link=digest.link,
+        office_url=office_url if any(i.kind == "review_pending" for i in digest.items) else None,
     )
 
 
@@ -209,6 +220,20 @@ def _row(item: DigestItem, digest: Digest, several_plans: bool) -> Row:
     plan = item.workflow_title if several_plans else None
     if item.kind in PHASE_KINDS:
         return _phase_row(item, digest.send_date, plan)
+    if item.kind in DECISION_KINDS:
+        return Row(
+            tone="overdue" if item.kind == "submission_returned" else "normal",
+            title="待审核事项"
+            if item.kind == "review_pending"
+            else (item.task_title or item.task or "督办事项"),
+            section=None,
+            detail=None,
+            workflow_title=plan,
+            facts=(("截止日期", zh.day_with_weekday(item.due)),) if item.due else (),
+            status=None,
+            ref=item.ref,
+            summary=item.summary,
+        )
     if item.kind == "scorecard":
         facts = (("附件", item.attachment[0]),) if item.attachment else ()
         return Row(

@@ -101,3 +101,30 @@ def test_only_refused_messages_make_section_one_and_the_message_id_follows_the_i
     )
     assert "投递失败的邮件" not in body.replace("已投递但有收件人被拒收的邮件", "")
     assert render(ROWS[2:])["Message-ID"] == parsed["Message-ID"] != render(ROWS)["Message-ID"]
+
+
+def test_group_robot_messages_are_a_section_of_their_own_and_counted_in_the_subject():
+    robot = Undelivered(
+        9,
+        "town-a",
+        (),
+        "【督办提醒】试点：1项逾期",
+        True,
+        4,
+        "errcode 310000: sign not match",
+        robot="wecom-town",
+    )
+    parsed = render([*ROWS, robot])
+    assert parsed["Subject"] == "【督办系统】3封邮件、1条群机器人消息投递失败或被拒收"
+    body = text(parsed)
+    assert body.startswith("截至2026年6月11日 09:05，以下督办邮件及群机器人消息未能投递，请核查：\n")
+    assert (
+        "三、发送失败的群机器人消息（1条）\n\n"
+        "#9 群机器人 wecom-town，致 town-a\n"
+        "    内容：【督办提醒】试点：1项逾期\n"
+        "    尝试：4次；原因：errcode 310000: sign not match\n\n"
+    ) in body
+    assert "邮件服务器设置，机器人文件中的key、access_token、secret）后重发" in body
+    only = render([robot])
+    assert only["Subject"] == "【督办系统】1条群机器人消息投递失败或被拒收"
+    assert "一、发送失败的群机器人消息（1条）" in text(only)

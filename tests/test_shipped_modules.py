@@ -35,6 +35,7 @@ import {entry}
         ("orchestrator.cli", "orchestrator.cli.simulate"),  # the simulate command
         ("orchestrator.cli", "orchestrator.cli.outbox"),  # a command group
         ("orchestrator.cli", "orchestrator.cli.indicators"),
+        ("orchestrator.cli", "orchestrator.cli.review"),
         ("orchestrator.service.work", "orchestrator.evaluation.scoring"),  # the evaluate phase's scorecard
     ],
 )

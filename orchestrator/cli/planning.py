@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from orchestrator.cli.common import BadInput, console, parse_year, print_json_lines, state, warn
+from orchestrator.service.robots import check_robots, robots_path
 from workflows.catalog import Bundle, definition_files, definition_folders, find_definition, load_bundle
 from workflows.check import Inputs, check_inputs
 from workflows.errors import DefinitionError, NotFound, Problem
@@ -114,6 +115,9 @@ def validate(
 ) -> None:
     """Check definitions, units files and registers against each other; every error as FILE:LINE: message.
 
+    The robots file ([im] robots_file) is checked too (its mode, every robot's secrets), and every
+    unit's robots = [...] against it.
+
     Files are told apart by content. With no FILE, everything config.toml names is checked. A
     definition given without a units file is checked against the configured units file.
     A register file is named by its file name up to the first dot (or give --register NAME=FILE).
@@ -135,6 +139,8 @@ def validate(
         inputs = configured_inputs()
         inputs.registers.update(parse_registers(register, configured=False))
     report = check_inputs(inputs)
+    if report.units or robots_path(settings)[0] is not None:  # the robots file, and the units' robots
+        report.problems = sorted({*report.problems, *check_robots(settings, report.units)})
     for note in inputs.notes:
         warn(note)
     if report.problems:

@@ -25,7 +25,7 @@ from orchestrator.engine.window import local_day
 from orchestrator.store.audit import DAEMON, record
 from orchestrator.store.db import chunks, transaction
 from orchestrator.store.models import OutboxMessage
-from orchestrator.store.states import OutboxKind, OutboxState
+from orchestrator.store.states import Channel, OutboxKind, OutboxState
 from workflows.schema import DEFAULT_TIMEZONE
 
 log = structlog.get_logger("duban.dispatch")
@@ -114,6 +114,7 @@ def undelivered(rows: Sequence[OutboxMessage]) -> list[Undelivered]:
             attempts=m.attempts,
             last_error=m.last_error,
             refused=dict(m.refused or {}),
+            robot=m.channel.removeprefix(Channel.ROBOT) if m.channel != Channel.EMAIL else None,
         )
         for m in rows
     ]
