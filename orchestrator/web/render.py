@@ -1,0 +1,72 @@
+"""The portal's Jinja2 environment: autoescape on for every template (``.html.j2`` included)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from notifications import zh
+
+TEMPLATES = Path(__file__).with_name("templates")
+STATIC = Path(__file__).with_name("static")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def day_with_weekday(value: date | str | None) -> str:
+    """``2026年6月10日（周三）``, as the emails write it."""
+    if value is None or value == "":
+        return ""
+    return zh.day_with_weekday(date.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def local_time(value: datetime | None, tz: ZoneInfo = SHANGHAI) -> str:
+    """``6月10日 09:30`` in the plan's zone (stored times are UTC)."""
+    if value is None:
+        return ""
+    moment = value.astimezone(tz)
+    return f"{moment.year}年{moment.month}月{moment.day}日 {moment:%H:%M}"
+
+
+def file_size(size: int | None) -> str:
+    if size is None:
+        return ""
+    if size < 1024:
+        return f"{size} 字节"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "html.j2", "xml"], default_for_string=True, default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(day=day_with_weekday, when=local_time, size=file_size)
+    return env
+
+
+class Pages:
+    """Renders a template into an ``HTMLResponse``."""
+
+    def __init__(self) -> None:
+        self.env = make_environment()
+
+    def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("root", request.scope.get("root_path", ""))
+        context.setdefault("heading", "")
+        context.setdefault("today", "")
+        context.setdefault("notice", None)
+        context.setdefault("error", None)
+        context.setdefault("footer", "")
+        html = self.env.get_template(name).render(**context)
+        return HTMLResponse(html, status_code=status)
