@@ -80,6 +80,10 @@ def _refuse(obligation: Obligation, action: str, allowed: tuple[str, ...]) -> No
     if state in allowed:
         return
     name = f"#{obligation.id}"
+    if state == "submitted":
+        raise InvalidTransition(
+            f"{name} is in review (待审核): decide it with `duban review approve|return` first"
+        )
     if state == "cancelled":
         raise InvalidTransition(f"{name} is cancelled (it left the plan): it cannot be {action}")
     if action == "reopened":
@@ -89,7 +93,7 @@ def _refuse(obligation: Obligation, action: str, allowed: tuple[str, ...]) -> No
     raise InvalidTransition(f"{name} is {state}: reopen it first")
 
 
-def _withdraw_notices(session: Session, obligation: Obligation) -> int:
+def withdraw_notices(session: Session, obligation: Obligation) -> int:
     """Skip the obligation's waiting notices, and take it out of the waiting escalations of its task
     (an escalation left with no late unit is skipped)."""
     result = session.execute(
@@ -151,7 +155,7 @@ def mark_done(
     before = obligation.state
     obligation.state, obligation.done_at, obligation.done_late = "done", now, late
     obligation.evidence, obligation.updated_at = evidence, now
-    withdrawn = _withdraw_notices(session, obligation)
+    withdrawn = withdraw_notices(session, obligation)
     after = {
         "state": "done",
         "done_at": now.isoformat(timespec="seconds"),
@@ -172,7 +176,7 @@ def waive(
     _refuse(obligation, "waived", ("pending", "open", "overdue"))
     before = obligation.state
     obligation.state, obligation.reason, obligation.updated_at = "waived", reason, now
-    withdrawn = _withdraw_notices(session, obligation)
+    withdrawn = withdraw_notices(session, obligation)
     detail = f"{withdrawn} waiting notice(s) withdrawn" if withdrawn else None
     _event(
         session,

@@ -23,6 +23,7 @@ from workflows.plan import Occurrence, phase_dates, plan
 from workflows.schedule import obligation_notices, phase_notices
 
 OPEN_STATES = ("pending", "open", "overdue")
+OWED_STATES = (*OPEN_STATES, "submitted")  # what a plan change that drops it cancels
 PROGRAM_PHASE = "__program__"  # the owner of program-level timers (the scorecard)
 FINAL_STATES = ("done", "waived", "cancelled")
 
@@ -111,12 +112,12 @@ class TimerSync:
             return ("group", timer.task, timer.occurrence, timer.opens, timer.due)
         return ("phase", timer.phase)
 
-    def unfired(self, owner: object, kind: str) -> dict[str, dict]:
-        """The owner's unfired timers of ``kind`` as wanted rows (to keep them as they are)."""
+    def unfired(self, owner: object, kind: str | None) -> dict[str, dict]:
+        """The owner's unfired timers of ``kind`` (None: all) as wanted rows (to keep them as they are)."""
         return {
             key: {"fire_at": t.fire_at, "on": t.on, "recipients": t.recipients}
             for key, t in self.existing.get(owner, {}).items()
-            if t.kind == kind
+            if kind is None or t.kind == kind
         }
 
     def sync_groups(self, groups: dict[tuple, dict[str, dict]]) -> None:
@@ -327,7 +328,8 @@ def start_program(
         obligation = existing.get(key) or new.get(key)
         if obligation is None:
             continue  # beyond the horizon: materialized when the horizon reaches it
-        own = timers.unfired(obligation.id, "task_opened")  # a late joiner's own opening notice
+        # a late joiner's own opening notice; an extended obligation's own timers (engine.extensions)
+        own = timers.unfired(obligation.id, None if obligation.extended_to else "task_opened")
         if key in new:
             if not report.created:
                 _audit_added(session, program, obligation, now, actor)
@@ -338,7 +340,7 @@ def start_program(
         timers.sync(obligation.id, own)  # (other timers of one obligation: databases from 0001)
         _group_timers(bundle, program, occ, groups)
     for key, obligation in existing.items():
-        if key not in wanted and obligation.state in OPEN_STATES:
+        if key not in wanted and obligation.state in OWED_STATES:
             _cancel(session, program, obligation, now, actor)
             timers.sync(obligation.id, {})
             report.cancelled += 1
@@ -423,7 +425,7 @@ def _update_obligation(
 ) -> int:
     fields = {
         "opens": occ.opens,
-        "due": occ.due,
+        "due": max(occ.due, obligation.extended_to or occ.due),  # an approved extension stays
         "title": occ.title,
         "phase": occ.phase,
         "lead": list(occ.lead),

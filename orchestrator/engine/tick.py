@@ -101,6 +101,7 @@ TIMER_COLUMNS = [
 OBLIGATION_FIELDS = ("id", "key", "program_id", "task", "phase", "unit", "occurrence", "due", "state")
 OBLIGATION_COLUMNS = [memoized(OBLIGATION.c[n]) if n == "due" else OBLIGATION.c[n] for n in OBLIGATION_FIELDS]
 FINISHED = ("done", "waived", "cancelled")
+QUIET = (*FINISHED, "submitted")  # nothing is sent for these: finished, or in review (待审核)
 BUDGET = 50_000  # items and events one batch writes at most (then the rest of its timers wait)
 
 
@@ -211,8 +212,8 @@ class _Batch:
                 return self._escalation(timer)
             return self._task_occurrence(timer)
         obligation = self.obligations[timer.obligation_id]  # a timer of one obligation (revision 0001)
-        if obligation["state"] in FINISHED:
-            return "skipped"  # nothing more for a finished obligation (its state change is already logged)
+        if obligation["state"] in QUIET:
+            return "skipped"  # nothing for a finished obligation, or one in review (its change is logged)
         self._advance(timer, obligation)
         stale = self._stale(timer, obligation["due"], self.latest_notice.get(obligation["id"]))
         if stale:
@@ -332,7 +333,7 @@ class _Batch:
         return "fired" if fired else "skipped"
 
     def _late(self, timer) -> list[tuple[int, str]]:
-        late = [(o["id"], o["unit"]) for o in self._members(timer) if o["state"] not in FINISHED]
+        late = [(o["id"], o["unit"]) for o in self._members(timer) if o["state"] not in QUIET]
         return sorted(late, key=lambda pair: (pair[1], pair[0]))
 
     def _task_occurrence(self, timer) -> str:
@@ -342,7 +343,7 @@ class _Batch:
         stale = self._stale(timer, timer.due, self.latest_group_notice.get(_task_occurrence_of(timer)))
         fired = waiting = False
         for obligation in self._members(timer):
-            if obligation["state"] in FINISHED:
+            if obligation["state"] in QUIET:  # finished, or in review: no state change, no notice
                 continue
             waiting = True
             self._advance(timer, obligation)
