@@ -16,7 +16,7 @@ web_app = typer.Typer(
 @web_app.callback()
 def web(
     ctx: typer.Context,
-    listen: str = typer.Option(None, "--listen", help="HOST:PORT (default: [web] listen)."),
+    listen: str = typer.Option(None, "--listen", help="HOST:PORT (default: \\[web] listen)."),
 ) -> None:
     """Serve the portal (foreground; what duban-web.service starts).
 
@@ -33,12 +33,12 @@ def web(
     except ValueError:
         raise BadInput(f'--listen: bad address "{address}", expected HOST:PORT') from None
     portal = make_portal(state.settings)
-    configure_daemon(secrets=[portal.key.decode('utf-8', 'replace')])
+    configure_daemon(secrets=[portal.key.decode("utf-8", "replace")])
     serve(portal, address)
 
 
 @web_app.command("login-link")
-def login_link(email: str = typer.Argument(..., help="An address listed in [web] office_emails.")) -> None:
+def login_link(email: str = typer.Argument(..., help="An address listed in \\[web] office_emails.")) -> None:
     """Print a one-time office login link (good for 15 minutes, once).
 
     Example: [bold]duban web login-link fazhiban@example.gov.cn[/]
@@ -49,7 +49,7 @@ def login_link(email: str = typer.Argument(..., help="An address listed in [web]
     wanted = email.strip().lower()
     if wanted not in {e.lower() for e in web.office_emails}:
         raise BadInput(f'"{email}" is not in [web] office_emails')
-    key = web.secret_bytes()
+    key = web.secret()
     with Session(open_engine()) as session:
         token = links.make_office_login(key, wanted, session, now())
         session.commit()

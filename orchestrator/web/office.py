@@ -63,8 +63,12 @@ def routes(portal: Portal) -> list[Route]:
     def board(request: Request) -> Response:
         office = portal.office_of(request)
         if office is None:
-            return portal.pages.render(request, "office_login.html.j2", title="督办工作台", heading="督办工作台")
-        return _board(portal, request, office, DONE_NOTICES.get(request.query_params.get("ok", "")), None, 200)
+            return portal.pages.render(
+                request, "office_login.html.j2", title="督办工作台", heading="督办工作台"
+            )
+        return _board(
+            portal, request, office, DONE_NOTICES.get(request.query_params.get("ok", "")), None, 200
+        )
 
     async def decide(request: Request) -> Response:
         office = portal.office_of(request)

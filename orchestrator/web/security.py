@@ -21,7 +21,6 @@ import time
 import unicodedata
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-
 from urllib.parse import quote
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer

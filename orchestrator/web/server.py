@@ -3,7 +3,7 @@
 uvicorn's own access log is off: a unit's link is a credential and would be written to the
 journal with every request. The portal logs one structlog line per request with the link's token
 cut out. ``proxy_headers`` takes the client address from ``X-Forwarded-For`` only when the
-request comes from ``[web] trusted_proxies`` (default 127.0.0.1, the nginx in front).
+request comes from 127.0.0.1 (the nginx in front).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from orchestrator.web.portal import Portal
 from orchestrator.web.uploads import UploadLimits
 
 log = structlog.get_logger("duban.web")
+TRUSTED_PROXIES = "127.0.0.1"
 
 
 def make_portal(settings: Settings, clock: Clock | None = None) -> Portal:
@@ -37,10 +38,10 @@ def make_portal(settings: Settings, clock: Clock | None = None) -> Portal:
         settings=settings,
         engine=open_database(settings.database.url),
         clock=clock or clock_from_environment(os.environ),
-        key=web.secret_bytes(),
+        key=web.secret().encode("utf-8"),
         evidence_dir=Path(web.evidence_dir),
-        limits=UploadLimits(max_file_bytes=web.max_file_bytes, max_files=web.max_files),
-        link_max_age=web.link_days * 86400.0,
+        limits=UploadLimits(max_file_bytes=web.max_bytes, max_files=web.max_files),
+        link_max_age=float(web.link_seconds),
         office_emails=frozenset(e.lower() for e in web.office_emails),
         secure_cookies=web.base_url.startswith("https://"),
         desk=Desk(bundles=by_id, policy=send_policy(settings, bundles)),
@@ -92,7 +93,7 @@ def serve(portal: Portal, listen: str) -> None:
         access_log=False,
         log_config=None,
         proxy_headers=True,
-        forwarded_allow_ips=",".join(portal.settings.web.trusted_proxies),
+        forwarded_allow_ips=TRUSTED_PROXIES,
         server_header=False,
         date_header=True,
         timeout_keep_alive=5,

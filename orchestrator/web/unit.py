@@ -21,10 +21,10 @@ from starlette.routing import Route
 
 from notifications import zh
 from orchestrator.admin import overview, submissions
-from orchestrator.admin.portal import Colour
-from orchestrator.engine.window import local_day
 from orchestrator.admin.evidence import EvidenceError
+from orchestrator.admin.portal import Colour
 from orchestrator.admin.submissions import Actor
+from orchestrator.engine.window import local_day
 from orchestrator.service.runtime import load_bundle_for
 from orchestrator.store.models import Program
 from orchestrator.web.portal import Portal, client_of
@@ -75,7 +75,9 @@ def routes(portal: Portal) -> list[Route]:
                 return await run_in_threadpool(_page, portal, request, unit, None, message, 400)
         finally:
             form.cleanup()
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/u/{token}?ok={action}#o{obligation_id}", 303)
+        return RedirectResponse(
+            f"{request.scope.get('root_path', '')}/u/{token}?ok={action}#o{obligation_id}", 303
+        )
 
     async def calendar(request: Request) -> Response:
         unit = await _unit(portal, request)
@@ -190,9 +192,7 @@ def _page(portal: Portal, request: Request, unit: str, notice: str | None, error
         today = local_day(now, overview.display_tz(session))
         items = submissions.unit_obligations(session, unit, today, desk=portal.desk)
     counts = [
-        (colour, colour.label, n)
-        for colour in Colour
-        if (n := sum(1 for o in items if o.colour == colour))
+        (colour, colour.label, n) for colour in Colour if (n := sum(1 for o in items if o.colour == colour))
     ]
     return portal.pages.render(
         request,
