@@ -329,7 +329,9 @@ def start_program(
         if obligation is None:
             continue  # beyond the horizon: materialized when the horizon reaches it
         # a late joiner's own opening notice; an extended obligation's own timers (engine.extensions)
-        own = timers.unfired(obligation.id, None if obligation.extended_to else "task_opened")
+        own = timers.unfired(
+            obligation.id, None if getattr(obligation, "extended_to", None) else "task_opened"
+        )
         if key in new:
             if not report.created:
                 _audit_added(session, program, obligation, now, actor)
