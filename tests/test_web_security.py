@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import time
 from datetime import timedelta
@@ -180,12 +181,14 @@ def test_too_many_files_and_a_declared_length_over_the_limit_are_refused(web: We
     files = [("files", (f"{n}.pdf", PDF, "application/pdf")) for n in range(4)]  # max_files = 3
     answer = httpx.post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "x"}, files=files)
     assert answer.status_code == 413
-    big = httpx.post(
-        f"{link}/o/{oid}/complete",
-        content=b"x" * 10,
-        headers={"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(10**10)},
-    )
-    assert big.status_code == 413
+    path = link.removeprefix(web.url)
+    with socket.create_connection(("127.0.0.1", web.server.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path}/o/{oid}/complete HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 10000000000\r\n\r\n".encode()
+        )
+        answer = sock.recv(65536).decode("utf-8", "replace")
+    assert answer.startswith("HTTP/1.1 413")
     assert web.count("submission") == 0 and web.evidence_files() == []
 
 
@@ -204,7 +207,7 @@ HOSTILE = [
     "..\\..\\windows\\system32\\a.pdf",
     "a\x00b.pdf",
     "invoice\u202efdp.exe",
-    "<script>alert(1)</script>.pdf",
+    "<img src=x onerror=alert(1)>.pdf",
     "长" * 400 + ".pdf",
 ]
 
@@ -231,7 +234,7 @@ def test_hostile_file_names_are_harmless(web: WebEnv):
         assert len(name) <= 120
     office = _office_client(web)
     board = office.get(f"{web.url}/office")
-    assert "<script>alert(1)" not in board.text and "&lt;script&gt;alert(1)" in board.text
+    assert "<img src=x" not in board.text and "&lt;img src=x onerror=alert(1)&gt;.pdf" in board.text
     for file_id in (i for (i,) in web.env.rows("SELECT id FROM evidence ORDER BY id")):
         got = office.get(f"{web.url}/office/evidence/{file_id}")
         assert got.status_code == 200 and got.content.startswith(b"%PDF-")

@@ -61,11 +61,15 @@ def create_app(portal: Portal) -> Starlette:
 
     def http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 404:
-            return not_found(request, exc)
-        title, message = _ERRORS.get(exc.status_code, ("请求未能处理", "请返回上一页重试。"))
-        return portal.pages.render(
-            request, "error.html.j2", status=exc.status_code, title=title, message=message, back=None
-        )
+            response = not_found(request, exc)
+        else:
+            title, message = _ERRORS.get(exc.status_code, ("请求未能处理", "请返回上一页重试。"))
+            response = portal.pages.render(
+                request, "error.html.j2", status=exc.status_code, title=title, message=message, back=None
+            )
+        if request.method == "POST":  # the body may be unread: close rather than drain it (a 2 GB upload)
+            response.headers["Connection"] = "close"
+        return response
 
     def server_error(request: Request, exc: Exception) -> Response:
         log.error("web.error", path=_redacted(request.url.path), error=type(exc).__name__)

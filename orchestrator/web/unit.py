@@ -220,7 +220,7 @@ def _calendar(portal: Portal, unit: str) -> bytes:
         obligations = overview.open_obligations(session, unit)
         programs = {p.id: p for p in session.exec(select(Program))}
         bundles = {}
-        for program in {programs[o.program_id] for o in obligations}:
+        for program in {o.program_id: programs[o.program_id] for o in obligations}.values():
             try:
                 bundles[program.workflow] = portal.desk.bundles.get(program.workflow) or load_bundle_for(
                     portal.settings, program.workflow

@@ -118,7 +118,7 @@ async def read_form(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise TooLarge("the request is larger than the upload limit")
-    if kind == FORM_URLENCODED:
+    if kind in (FORM_URLENCODED, ""):  # (no body at all reads as an empty form)
         return await _read_urlencoded(request, limits)
     if kind == MULTIPART and options.get(b"boundary"):
         reader = _MultipartReader(options[b"boundary"], limits, evidence_dir, before_files)
