@@ -22,7 +22,7 @@ from notifications.render import Renderer
 from notifications.report import render_scorecard_html, render_summary, timeline
 from notifications.transport import SmtpTransport
 from orchestrator.engine.clock import FakeClock
-from orchestrator.engine.outbox.dispatch import deliver, enqueue
+from orchestrator.engine.outbox import deliver, enqueue
 from orchestrator.evaluation.scoring_hook import scorecard_hook
 from orchestrator.service.config import MailSettings
 from orchestrator.store.models import Obligation, OutboxMessage

@@ -10,8 +10,8 @@ import typer
 from orchestrator.cli.common import state
 from orchestrator.engine.clock import clock_from_environment
 from orchestrator.service.daemon import run as run_daemon
-from orchestrator.service.daemon import secrets_of
 from orchestrator.service.logs import configure_daemon
+from orchestrator.service.runtime import secrets_of
 
 EXIT_CODES = (
     "Exit codes: 0 ok (a clean stop on SIGTERM) · 1 the action or check failed (another daemon holds the "

@@ -18,9 +18,10 @@ from sqlalchemy import String, cast, func, update
 from sqlmodel import Session, select
 
 from orchestrator.engine.clock import FakeClock
-from orchestrator.engine.outbox.dispatch import enqueue
+from orchestrator.engine.outbox import enqueue
 from orchestrator.engine.programs import start_program
-from orchestrator.engine.tick import SendPolicy, tick
+from orchestrator.engine.tick import tick
+from orchestrator.engine.window import SendPolicy
 from orchestrator.store.db import chunks, memoized, memory_engine, transaction
 from orchestrator.store.models import NotificationItem, OutboxMessage, Timer
 from workflows.catalog import Bundle

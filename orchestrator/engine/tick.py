@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, cast, func, update
@@ -19,11 +19,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from orchestrator.engine.programs import insert_ignoring_duplicates
-from orchestrator.engine.window import local_day, send_slot
+from orchestrator.engine.window import SendPolicy, local_day, send_slot
 from orchestrator.store.audit import DAEMON, event_row, insert_events
 from orchestrator.store.db import bind_value, chunks, executemany, memoized, transaction
 from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program, Timer
-from workflows.calendar import WorkdayCalendar
 
 REMINDER_KINDS = ("task_opened", "reminder", "due_today")
 PHASE_KINDS = ("phase_start", "phase_ending", "phase_end")  # the timers behind phase notices
@@ -36,18 +35,6 @@ class TickReport:
     items: int = 0
     transitions: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SendPolicy:
-    """Where items go into send windows: the working-day calendar of each program and the window."""
-
-    window: tuple[time, time]
-    calendars: dict[str, WorkdayCalendar]
-    default: WorkdayCalendar
-
-    def calendar(self, workflow: str) -> WorkdayCalendar:
-        return self.calendars.get(workflow, self.default)
 
 
 def next_fire_at(engine: Engine) -> datetime | None:
