@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from notifications.ics import build_calendar
+from orchestrator.admin.portal import submission_rows
 from orchestrator.engine.digest import DigestBuilder
 from orchestrator.engine.programs import OPEN_STATES
 from orchestrator.engine.window import local_day
@@ -32,7 +33,7 @@ from orchestrator.store.models import (
 )
 from workflows.catalog import Bundle
 
-STATES = ("pending", "open", "overdue", "done", "waived", "cancelled")
+STATES = ("pending", "open", "overdue", "submitted", "done", "waived", "cancelled")
 OUTBOX_STATES = ("pending", "sending", "sent", "failed")
 DUE_SOON_DAYS = 3
 DEFAULT_TZ = "Asia/Shanghai"
@@ -201,6 +202,7 @@ def story(
         ],
         "notices": [_notice(item, message, names, tz) for item, message in notices],
         "history": [event_row(e, tz) for e in events],
+        "submissions": submission_rows(session, obligation.id, tz),
     }
 
 

@@ -467,3 +467,35 @@ def board(
         },
         sections=tuple(sorted(sections)),
     )
+
+
+def submission_rows(session: Session, obligation_id: int, tz) -> list[dict]:
+    """``duban show``: the obligation's submissions, decisions and files, as JSON-ready rows."""
+    rows = list(
+        session.exec(
+            select(Submission).where(Submission.obligation_id == obligation_id).order_by(Submission.id)
+        )
+    )
+
+    def iso(at: datetime | None) -> str | None:
+        return at.astimezone(tz).isoformat(timespec="seconds") if at else None
+
+    return [
+        {
+            "id": s.id,
+            "kind": s.kind,
+            "unit": s.unit,
+            "submitted_at": iso(s.submitted_at),
+            "note": s.note,
+            "requested": str(s.requested) if s.requested else None,
+            "decision": s.decision,
+            "decided_at": iso(s.decided_at),
+            "decided_by": s.decided_by,
+            "reason": s.reason,
+            "files": [
+                {"id": f.id, "name": f.name, "size": f.size, "sha256": f.sha256, "media_type": f.media_type}
+                for f in s.files
+            ],
+        }
+        for s in submission_views(session, rows)
+    ]
