@@ -124,7 +124,9 @@ def test_a_unit_acts_only_on_its_own_obligations(web: WebEnv):
 
 def test_the_audit_log_names_the_unit_its_address_and_user_agent(web: WebEnv):
     link, oid, page = _own(web)
-    sent = _ack(link, oid, csrf_for(page, f"/o/{oid}/acknowledge"), headers={"User-Agent": "Tester/1.0\x1b[31m"})
+    sent = _ack(
+        link, oid, csrf_for(page, f"/o/{oid}/acknowledge"), headers={"User-Agent": "Tester/1.0\x1b[31m"}
+    )
     assert sent.status_code == 303
     actor, detail = web.env.rows("SELECT actor, detail FROM event WHERE kind = 'unit.acknowledged'")[0]
     assert actor == "unit:town-00"
@@ -215,13 +217,21 @@ HOSTILE = [
 def test_hostile_file_names_are_harmless(web: WebEnv):
     link, oid, page = _own(web)
     token = csrf_for(page, f"/o/{oid}/complete")
-    files = [("files", (name, PDF + name.encode("utf-8", "replace"), "application/pdf")) for name in HOSTILE[:3]]
-    assert httpx.post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "x"}, files=files).status_code == 303
+    files = [
+        ("files", (name, PDF + name.encode("utf-8", "replace"), "application/pdf")) for name in HOSTILE[:3]
+    ]
+    assert (
+        httpx.post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "x"}, files=files).status_code
+        == 303
+    )
     fid = web.obligation_id("town-01", "T2")
     link1, _, page1 = _own(web, "town-01")
     token = csrf_for(page1, f"/o/{fid}/complete")
     files = [("files", (name, PDF + name.encode(), "application/pdf")) for name in HOSTILE[3:]]
-    assert httpx.post(f"{link1}/o/{fid}/complete", data={"csrf": token, "note": "x"}, files=files).status_code == 303
+    assert (
+        httpx.post(f"{link1}/o/{fid}/complete", data={"csrf": token, "note": "x"}, files=files).status_code
+        == 303
+    )
     root = web.env.root / "evidence"
     stored = web.evidence_files()
     assert len(stored) == 6
@@ -239,7 +249,7 @@ def test_hostile_file_names_are_harmless(web: WebEnv):
         got = office.get(f"{web.url}/office/evidence/{file_id}")
         assert got.status_code == 200 and got.content.startswith(b"%PDF-")
         disposition = got.headers["content-disposition"]
-        assert disposition.startswith("attachment; filename=\"")
+        assert disposition.startswith('attachment; filename="')
         assert all(c not in disposition for c in ("/", "\\", "\x00", "\u202e", "\n", "<"))
         assert got.headers["x-content-type-options"] == "nosniff"
 
@@ -337,7 +347,9 @@ def test_office_posts_need_csrf(web: WebEnv):
     assert office.post(f"{web.url}/office/review/{sid}/approve", data={"csrf": token}).status_code == 403
     assert web.env.scalar("SELECT decision FROM submission") is None
     board = office.get(f"{web.url}/office").text
-    answer = office.post(f"{web.url}/office/review/{sid}/return", data={"csrf": csrf_for(board, f"/{sid}/return")})
+    answer = office.post(
+        f"{web.url}/office/review/{sid}/return", data={"csrf": csrf_for(board, f"/{sid}/return")}
+    )
     assert answer.status_code == 400 and "退回须填写理由" in answer.text
     assert web.env.scalar("SELECT decision FROM submission") is None
 
@@ -369,7 +381,9 @@ def test_the_signing_key_is_never_in_a_page_an_error_or_a_log(web: WebEnv):
             httpx.get(link),
             httpx.get(link + "x"),
             httpx.post(f"{link}/o/1/acknowledge", data={"csrf": "bad"}),
-            httpx.post(f"{link}/o/1/complete", content=b"garbage", headers={"Content-Type": "multipart/form-data"}),
+            httpx.post(
+                f"{link}/o/1/complete", content=b"garbage", headers={"Content-Type": "multipart/form-data"}
+            ),
             httpx.get(f"{base}/office/login/{token}"),
         ]
         for page in pages:

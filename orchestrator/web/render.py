@@ -33,6 +33,14 @@ def local_time(value: datetime | None, tz: ZoneInfo = SHANGHAI) -> str:
     return f"{moment.year}年{moment.month}月{moment.day}日 {moment:%H:%M}"
 
 
+def days_left(due: date, today: date) -> str:
+    """``今日到期`` / ``还有 3 天`` / ``已逾期 2 天``."""
+    delta = (due - today).days
+    if delta == 0:
+        return "今日到期"
+    return f"还有 {delta} 天" if delta > 0 else f"已逾期 {-delta} 天"
+
+
 def file_size(size: int | None) -> str:
     if size is None:
         return ""
@@ -51,7 +59,7 @@ def make_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(day=day_with_weekday, when=local_time, size=file_size)
+    env.filters.update(day=day_with_weekday, when=local_time, size=file_size, left=days_left)
     return env
 
 

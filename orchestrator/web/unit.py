@@ -45,8 +45,8 @@ MAX_NOTE = 2000
 def routes(portal: Portal) -> list[Route]:
     async def page(request: Request) -> Response:
         unit = await _unit(portal, request)
-        notice = DONE_NOTICES.get(request.query_params.get("ok", ""))
-        return await run_in_threadpool(_page, portal, request, unit, notice, None, 200)
+        ok = request.query_params.get("ok", "")
+        return await run_in_threadpool(_page, portal, request, unit, ok, None, 200)
 
     async def act(request: Request) -> Response:
         unit = await _unit(portal, request)
@@ -72,7 +72,7 @@ def routes(portal: Portal) -> list[Route]:
                 raise HTTPException(404) from None
             except (DubanError, ValueError) as exc:
                 message = _message(exc)
-                return await run_in_threadpool(_page, portal, request, unit, None, message, 400)
+                return await run_in_threadpool(_page, portal, request, unit, "", message, 400)
         finally:
             form.cleanup()
         return RedirectResponse(
@@ -184,13 +184,14 @@ def _message(exc: Exception) -> str:
     return "提交未能完成，请检查填写的内容后重试。"
 
 
-def _page(portal: Portal, request: Request, unit: str, notice: str | None, error: str | None, status: int):
+def _page(portal: Portal, request: Request, unit: str, ok: str, error: str | None, status: int):
     now = portal.now()
     token = request.path_params["token"]
     binding = binding_of(token)
     with portal.session() as session:
         today = local_day(now, overview.display_tz(session))
         items = submissions.unit_obligations(session, unit, today, desk=portal.desk)
+    notice = _notice(ok, request.query_params.get("o", ""), items)
     counts = [
         (colour, colour.label, n) for colour in Colour if (n := sum(1 for o in items if o.colour == colour))
     ]
@@ -212,6 +213,16 @@ def _page(portal: Portal, request: Request, unit: str, notice: str | None, error
         max_mb=f"{portal.limits.max_file_bytes / (1024 * 1024):g}",
         max_files=portal.limits.max_files,
     )
+
+
+def _notice(ok: str, obligation: str, items) -> str | None:
+    """What the redirect after a POST says — only while it is still true (a reload after the office
+    decided does not repeat "waiting for review")."""
+    if ok in ("complete", "extend"):
+        wanted = "completion" if ok == "complete" else "extension"
+        if not any(str(o.id) == obligation and o.pending == wanted for o in items):
+            return None
+    return DONE_NOTICES.get(ok)
 
 
 def _calendar(portal: Portal, unit: str) -> bytes:
