@@ -18,6 +18,9 @@ KINDS = (
     "escalation",
     "phase_closed",
     "scorecard",
+    "submission_approved",  # the office approved a unit's 办结申请 or 延期申请
+    "submission_returned",  # … or returned it, with a reason
+    "review_pending",  # the office: submissions waiting for review (待审核 N 项)
 )
 
 DEADLINE_KINDS = frozenset({"task_opened", "reminder", "due_today", "overdue", "escalation"})
@@ -73,6 +76,7 @@ class Digest:
     recipient: Recipient
     send_date: date  # the local day of the send window
     items: tuple[DigestItem, ...]
+    link: str | None = None  # the recipient's personal link to its page (签收、反馈、办结、延期)
 
 
 def digest_message_id(item_keys: Iterable[str], domain: str) -> str:

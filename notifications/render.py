@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from email.headerregistry import Address, BaseHeader
 from email.message import EmailMessage
@@ -76,7 +78,11 @@ class Renderer:
         reply_to: str | None = None,
         domain: str,
         timezone: str = "Asia/Shanghai",
+        link_for: Callable[[str], str | None] | None = None,
+        office_url: str | None = None,
     ) -> None:
+        self.link_for = link_for  # a unit id → its personal link (made by the service: signed)
+        self.office_url = office_url
         self.sender = sender
         self.reply_to = reply_to
         self.domain = domain
@@ -102,7 +108,9 @@ class Renderer:
         if not digest.recipient.emails:
             raise ValueError(f"unit {digest.recipient.unit_id!r} has no email address")
         subject = self.subject(digest)
-        digest_view = view.build(digest)
+        if digest.link is None and self.link_for is not None:
+            digest = replace(digest, link=self.link_for(digest.recipient.unit_id))
+        digest_view = view.build(digest, self.office_url)
         text = self._env.get_template("digest.txt.j2").render(view=digest_view, subject=subject)
         html = self._env.get_template("digest.html.j2").render(view=digest_view, subject=subject)
 

@@ -15,6 +15,8 @@ from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem
 
 # Most urgent first: the order of the groups in the body and of the counts in the subject.
 KIND_ORDER = (
+    "review_pending",
+    "submission_returned",
     "overdue",
     "escalation",
     "due_today",
@@ -24,9 +26,13 @@ KIND_ORDER = (
     "phase_ending",
     "phase_closed",
     "scorecard",
+    "submission_approved",
 )
 
 HEADINGS = {
+    "review_pending": "待审核",
+    "submission_returned": "退回的申请",
+    "submission_approved": "审核通过",
     "overdue": "已逾期事项",
     "escalation": "催办：责任单位逾期未完成",
     "due_today": "今日到期",
@@ -44,7 +50,11 @@ _COUNTED = {
     "due_today": "{n}项今日到期",
     "reminder": "{n}项即将到期",
     "task_opened": "{n}项新任务",
+    "review_pending": "待审核",
+    "submission_returned": "{n}项申请退回",
+    "submission_approved": "{n}项审核通过",
 }
+DECISION_KINDS = frozenset({"submission_approved", "submission_returned", "review_pending"})
 _PHASE_NOTICE = {
     "phase_started": "{name}开始",
     "phase_ending": "{name}即将结束",
@@ -98,6 +108,8 @@ class DigestView:
     counts: str
     groups: tuple[Group, ...]
     reply_hint: bool  # some item carries a reference to quote in replies
+    link: str | None = None  # the recipient's personal page (签收、反馈、办结申请、延期申请)
+    office_url: str | None = None  # the office's review page, when the digest says 待审核
 
 
 @dataclass(frozen=True)
@@ -148,7 +160,7 @@ def subject_line(summary: Summary) -> str:
     return _join_subject(prefix, title[: max(room, 0)] + "…", shown)
 
 
-def build(digest: Digest) -> DigestView:
+def build(digest: Digest, office_url: str | None = None) -> DigestView:
     """Group, order and word the items of a digest; deterministic for a given digest."""
     several_plans = len({item.workflow for item in digest.items}) > 1
     today = digest.send_date
@@ -173,6 +185,8 @@ def build(digest: Digest) -> DigestView:
         counts="、".join(_count_parts(summarize(digest.items))),
         groups=tuple(groups),
         reply_hint=any(item.ref for item in digest.items),
+        link=digest.link,
+        office_url=office_url if any(i.kind == "review_pending" for i in digest.items) else None,
     )
 
 
@@ -233,6 +247,20 @@ def _row(item: DigestItem, digest: Digest, several_plans: bool) -> Row:
     plan = item.workflow_title if several_plans else None
     if item.kind in PHASE_KINDS:
         return _phase_row(item, digest.send_date, plan)
+    if item.kind in DECISION_KINDS:
+        return Row(
+            tone="overdue" if item.kind == "submission_returned" else "normal",
+            title="待审核事项"
+            if item.kind == "review_pending"
+            else (item.task_title or item.task or "督办事项"),
+            section=None,
+            detail=None,
+            workflow_title=plan,
+            facts=(("截止日期", zh.day_with_weekday(item.due)),) if item.due else (),
+            status=None,
+            ref=item.ref,
+            summary=item.summary,
+        )
     if item.kind == "scorecard":
         facts = (("附件", item.attachment[0]),) if item.attachment else ()
         return Row(

@@ -35,6 +35,7 @@ from icalendar import Calendar
 from rich.console import Console
 
 from orchestrator.cli import admin, main
+from orchestrator.store.models import SCHEMA_REVISION
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = "2026-06-15T10:30:00+08:00"
@@ -247,7 +248,7 @@ def test_status_shows_phases_counts_outbox_and_the_last_tick(cli):
         {"phase": "p1", "name": "实施阶段", "start": "2026-06-01", "end": "2026-06-30", "state": "active"}
     ]
     assert program["obligations"] == {
-        "pending": 3, "open": 6, "overdue": 2, "done": 0, "waived": 1, "cancelled": 0, "done_late": 0, "total": 12,
+        "pending": 3, "open": 6, "overdue": 2, "submitted": 0, "done": 0, "waived": 1, "cancelled": 0, "done_late": 0, "total": 12,
     }  # fmt: skip
     assert report["outbox"] == {
         "pending": 0, "sending": 0, "sent": 4, "failed": 0, "refused_recipients": 0, "total": 4,
@@ -370,7 +371,7 @@ def test_tasks_filters(cli, args, expected):
 
 def test_show_tells_who_was_told_when_and_the_whole_history(cli):
     (story,) = cli.json("show", "T1", "--unit", "town-a")
-    assert list(story) == ["obligation", "timers", "notices", "history"]
+    assert list(story) == ["obligation", "timers", "notices", "history", "submissions"]
     assert (
         story["obligation"]["state"] == "overdue"
         and story["obligation"]["program_title"] == "督办管理测试方案"
@@ -748,7 +749,7 @@ def test_unusable_databases_are_refused_in_one_line_and_left_as_they_were(site):
         site / "text.db": (["status"], "not a duban database (file is not a database)"),
         old: (
             ["outbox", "retry", "--all-failed"],
-            "the database schema is at revision 0000, this duban needs 0002; run `duban db upgrade`",
+            f"the database schema is at revision 0000, this duban needs {SCHEMA_REVISION}; run `duban db upgrade`",
         ),
     }
     contents = {path: path.read_bytes() for path in cases if path.exists()}

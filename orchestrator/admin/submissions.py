@@ -39,8 +39,7 @@ from orchestrator.admin.evidence import StoredFile
 from orchestrator.admin.operations import MAX_TEXT, MissingText, reopened_state, withdraw_notices
 from orchestrator.engine.extensions import rearm_obligation
 from orchestrator.engine.programs import insert_ignoring_duplicates
-from orchestrator.engine.tick import SendPolicy
-from orchestrator.engine.window import local_day, send_slot
+from orchestrator.engine.window import SendPolicy, local_day, send_slot
 from orchestrator.store.audit import operator, record
 from orchestrator.store.models import Evidence, NotificationItem, Obligation, Program, Submission
 from orchestrator.store.states import (

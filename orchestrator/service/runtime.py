@@ -11,10 +11,14 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import structlog
+from sqlmodel import Session
+
 from notifications.render import Renderer
 from notifications.transport import MaildirTransport, SmtpTransport, Transport
 from orchestrator.engine.window import SendPolicy, local_day
 from orchestrator.service.config import ProgramSettings, Settings
+from orchestrator.store.db import make_engine
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
 from workflows.errors import DefinitionError, DubanError, Problem
@@ -67,9 +71,41 @@ def send_policy(settings: Settings, bundles: Mapping[str, Bundle]) -> SendPolicy
     return SendPolicy(settings.mail.window, calendars, default)
 
 
-def make_renderer(settings: Settings, timezone: str = "Asia/Shanghai") -> Renderer:
+def make_renderer(settings: Settings, timezone: str = "Asia/Shanghai", *, links: bool = False) -> Renderer:
+    """The digest renderer; with ``links`` every digest carries its unit's personal link (signed
+    with the ``[web]`` key) and the office's 待审核 notice the review page's address."""
     mail = settings.mail
-    return Renderer(sender=mail.sender, reply_to=mail.reply_to, domain=mail.domain, timezone=timezone)
+    link_for = unit_link_maker(settings) if links else None
+    return Renderer(
+        sender=mail.sender,
+        reply_to=mail.reply_to,
+        domain=mail.domain,
+        timezone=timezone,
+        link_for=link_for,
+        office_url=f"{settings.web.base_url.rstrip('/')}/office" if link_for else None,
+    )
+
+
+def unit_link_maker(settings: Settings) -> Callable[[str], str | None] | None:
+    """unit id → its current personal link, or None when the ``[web]`` key cannot be read (a
+    warning, once: the digests then go out without links)."""
+    from orchestrator.admin.links import link_for_unit  # the one place the service signs links
+
+    web = settings.web
+    try:
+        secret = web.secret()
+    except DubanError as exc:
+        structlog.get_logger("duban.daemon").warning("web.links_unavailable", reason=str(exc))
+        return None
+    engines: list = []
+
+    def link_for(unit: str) -> str | None:
+        if not engines:
+            engines.append(make_engine(settings.database.url))
+        with Session(engines[0]) as session:
+            return link_for_unit(secret, web.base_url, session, unit)
+
+    return link_for
 
 
 def local_today(now: datetime, timezone: str = "Asia/Shanghai") -> date:
@@ -103,7 +139,11 @@ def load_runtime(settings: Settings, on_assumed: Callable[[int, str], None] | No
     bundles = load_configured_bundles(settings, on_assumed=on_assumed)
     timezone = next((b.definition.workflow.timezone for b in bundles.values()), DEFAULT_TIMEZONE)
     return Runtime(
-        settings, bundles, send_policy(settings, bundles), make_renderer(settings, timezone), timezone
+        settings,
+        bundles,
+        send_policy(settings, bundles),
+        make_renderer(settings, timezone, links=True),
+        timezone,
     )
 
 
