@@ -76,7 +76,8 @@ def routes(portal: Portal) -> list[Route]:
         finally:
             form.cleanup()
         return RedirectResponse(
-            f"{request.scope.get('root_path', '')}/u/{token}?ok={action}#o{obligation_id}", 303
+            f"{request.scope.get('root_path', '')}/u/{token}?ok={action}&o={obligation_id}#o{obligation_id}",
+            303,
         )
 
     async def calendar(request: Request) -> Response:
