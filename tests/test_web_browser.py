@@ -133,6 +133,7 @@ def test_a_unit_completes_from_its_email_link_and_the_cli_approves(portal, brows
     card = page.locator("section.item", has_text="报送工作总结")
     assert "已办结" in card.inner_text()
     assert "green" in card.get_attribute("class")
+    shoot(page, "unit-done")
     shown = env.cli("show", row["obligation"].lstrip("#"), "--json")
     assert shown.returncode == 0, shown.stderr
     story = json.loads(shown.stdout)
