@@ -9,19 +9,20 @@ import time
 from datetime import timedelta
 
 import httpx
-import pytest
 from sqlmodel import Session
 
 from orchestrator.admin import links
 from tests.conftest import DUBAN
-from tests.web_support import OFFICE_EMAIL, PDF, WebEnv, csrf_for, free_port, start_web_env
-
-
-@pytest.fixture
-def web(duban_env):
-    found = start_web_env(duban_env)
-    yield found
-    found.server.stop()
+from tests.web_support import (  # noqa: F401 (fixtures)
+    OFFICE_EMAIL,
+    PDF,
+    WebEnv,
+    csrf_for,
+    free_port,
+    start_web_env,
+    web_fixture,
+    web_template_fixture,
+)
 
 
 def _own(web: WebEnv, unit: str = "town-00", task: str = "T2"):
@@ -75,7 +76,7 @@ def test_tampered_expired_revoked_and_unknown_links_get_the_same_404(web: WebEnv
 
 def test_every_post_needs_the_csrf_token_of_its_own_link(web: WebEnv):
     link, oid, page = _own(web)
-    other_link, other_oid, other_page = _own(web, "town-01")
+    _, other_oid, other_page = _own(web, "town-01")
     assert _ack(link, oid, "").status_code == 403
     assert httpx.post(f"{link}/o/{oid}/acknowledge").status_code == 403
     assert _ack(link, oid, csrf_for(other_page, f"/o/{other_oid}/acknowledge")).status_code == 403

@@ -5,13 +5,16 @@ thread on a free port, on a clock that starts at the test's fake now and runs on
 from __future__ import annotations
 
 import secrets
+import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import uvicorn
 from sqlmodel import Session
 
@@ -117,14 +120,39 @@ class WebEnv:
         return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def start_web_env(env: DubanEnv, **limits) -> WebEnv:
+def start_web_env(env: DubanEnv, *, template: Path | None = None, **limits) -> WebEnv:
+    """``[web]`` in ``env``'s config, the program started, and the portal served. With ``template``
+    (a deployment that ``duban run --once`` has run in), its database is copied instead of running
+    the daemon again: one subprocess per test session instead of one per test."""
     port = free_port()
     key = add_web_section(env, port, **limits)
-    done = env.cli("run", "--once")
-    assert done.returncode == 0, done.stdout + done.stderr
+    if template is None:
+        done = env.cli("run", "--once")
+        assert done.returncode == 0, done.stdout + done.stderr
+    else:
+        shutil.copyfile(template / "duban.db", env.database)
     settings = load_settings(env.config_path, required=True)
     portal = make_portal(settings, clock=ShiftedClock(datetime.fromisoformat(FAKE_NOW)))
     return WebEnv(env, key, PortalServer(portal, port).start())
+
+
+@pytest.fixture(scope="session", name="web_template")
+def web_template_fixture(tmp_path_factory) -> Path:
+    """A deployment after one ``duban run --once`` at the test clock (its database is copied)."""
+    env = DubanEnv(tmp_path_factory.mktemp("web-template") / "deploy")
+    env.upgrade()
+    add_web_section(env, free_port())
+    done = env.cli("run", "--once")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return env.root
+
+
+@pytest.fixture(name="web")
+def web_fixture(duban_env, web_template) -> Iterator[WebEnv]:
+    """The portal on a fresh copy of the template deployment, served by uvicorn in a thread."""
+    found = start_web_env(duban_env, template=web_template)
+    yield found
+    found.server.stop()
 
 
 PDF = (

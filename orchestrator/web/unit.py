@@ -162,7 +162,7 @@ def _day(text: str) -> date:
 
 
 _MESSAGES = {
-    "the due date": "已过截止日期，不能再申请延期；请尽快办理并提交办结申请。",
+    "has passed": "已过截止日期，不能再申请延期；请尽快办理并提交办结申请。",
     "must be after the due date": "新的截止日期须晚于原截止日期。",
     "already waiting for review": "已有一项延期申请在等待审核。",
     "required": "请填写说明，或上传佐证材料。",
