@@ -325,7 +325,9 @@ def test_office_login_is_one_time_and_sets_a_strict_cookie(web: WebEnv):
     assert first.status_code == 303
     cookie = first.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
-    assert "Secure" not in cookie  # http://127.0.0.1 in the test; https base_url sets it
+    assert "Secure" not in cookie  # plain http here; behind the HTTPS proxy it is Secure:
+    behind_proxy = httpx.get(web.login_link(), headers={"X-Forwarded-Proto": "https"})
+    assert behind_proxy.status_code == 303 and "Secure" in behind_proxy.headers["set-cookie"]
     assert httpx.get(link).status_code == 404  # once only
     with Session(web.portal.engine) as session:
         token = links.make_office_login(web.key, OFFICE_EMAIL, session, web.now() - timedelta(minutes=16))

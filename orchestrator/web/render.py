@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,6 +41,10 @@ def days_left(due: date, today: date) -> str:
     return f"还有 {delta} 天" if delta > 0 else f"已逾期 {-delta} 天"
 
 
+def next_day(day: date) -> str:
+    return (day + timedelta(days=1)).isoformat()
+
+
 def file_size(size: int | None) -> str:
     if size is None:
         return ""
@@ -59,7 +63,7 @@ def make_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(day=day_with_weekday, when=local_time, size=file_size, left=days_left)
+    env.filters.update(day=day_with_weekday, when=local_time, size=file_size, left=days_left, next_day=next_day)
     return env
 
 
