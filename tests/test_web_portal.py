@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from tests.web_support import PDF, WebEnv, csrf_for, web_fixture, web_template_fixture  # noqa: F401 (fixtures)
@@ -65,3 +67,38 @@ def test_login_link_refuses_an_address_not_in_office_emails(web: WebEnv):
     assert made.returncode == 2
     assert made.stderr.strip() == 'duban: "someone@example.com" is not in [web] office_emails'
     assert web.count("office_login") == 0
+
+
+def _mails(web: WebEnv) -> list:
+    import email
+    from email import policy
+
+    folder = web.env.maildir / "new"
+    found = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in folder.iterdir()]
+    return [m for m in found if "登录链接" in str(m["Subject"])]
+
+
+def test_the_office_gets_its_login_link_by_email(web: WebEnv):
+    client = httpx.Client()
+    page = client.get(f"{web.url}/office")
+    token = csrf_for(page.text, "/office/login")
+    assert "duban_pre" in client.cookies
+    for address in ("nobody@example.gov.cn", "OFFICE@example.gov.cn"):
+        sent = client.post(f"{web.url}/office/login", data={"csrf": token, "email": address})
+        assert sent.status_code == 303 and sent.headers["location"] == "/office?sent=1"
+    assert "登录链接已发至该邮箱" in client.get(f"{web.url}/office?sent=1").text
+    (message,) = _mails(web)  # one mail: the listed address only, the same answer for both
+    assert message["To"] == "office@example.gov.cn"
+    link = re.search(r"http://\S+/office/login/\S+", message.get_content()).group(0)
+    assert web.count("office_login") == 1
+    stored = str(web.env.rows("SELECT * FROM event")) + str(web.env.rows("SELECT * FROM office_login"))
+    assert link.rsplit("/", 1)[1] not in stored  # the link itself is never stored
+    assert client.get(link).status_code == 303
+    assert "待审核" in client.get(f"{web.url}/office").text
+    stranger = httpx.Client()  # no pre-session cookie: refused
+    assert (
+        stranger.post(
+            f"{web.url}/office/login", data={"csrf": token, "email": "office@example.gov.cn"}
+        ).status_code
+        == 403
+    )

@@ -7,6 +7,7 @@ a link; every other office path answers 404 — the same page as an unknown path
 
 from __future__ import annotations
 
+import secrets
 from datetime import date
 
 from starlette.concurrency import run_in_threadpool
@@ -15,12 +16,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from notifications import zh
 from orchestrator.admin import links, overview, submissions
 from orchestrator.admin.evidence import evidence_path
 from orchestrator.admin.submissions import Actor
 from orchestrator.engine.window import local_day
 from orchestrator.store.models import Evidence
+from orchestrator.web import render
+from orchestrator.web.login_mail import send_login_link
 from orchestrator.web.portal import Portal, client_of
 from orchestrator.web.security import (
     CSRF_FIELD,
@@ -63,9 +65,7 @@ def routes(portal: Portal) -> list[Route]:
     def board(request: Request) -> Response:
         office = portal.office_of(request)
         if office is None:
-            return portal.pages.render(
-                request, "office_login.html.j2", title="督办工作台", heading="督办工作台"
-            )
+            return _login_page(portal, request)
         return _board(
             portal, request, office, DONE_NOTICES.get(request.query_params.get("ok", "")), None, 200
         )
@@ -98,6 +98,21 @@ def routes(portal: Portal) -> list[Route]:
         ok = "approved" if action == "approve" else "returned"
         return RedirectResponse(f"{_root(request)}/office?ok={ok}", 303)
 
+    async def request_link(request: Request) -> Response:
+        pre = request.cookies.get(PRE_COOKIE, "")
+        if not pre or not portal.limiter.allow("p:" + binding_of(pre)):
+            raise HTTPException(403 if not pre else 429)
+        try:
+            form = await read_form(request, portal.limits, portal.evidence_dir)
+        except FormError as exc:
+            raise HTTPException(exc.status) from None
+        form.cleanup()
+        if portal.csrf.check(form.get(CSRF_FIELD), binding_of(pre)) is None:
+            raise HTTPException(403)
+        client, _ = client_of(request)
+        await send_login_link(portal, clean_text(form.get("email"), 200), client)
+        return RedirectResponse(_root(request) + "/office?sent=1", 303)
+
     async def logout(request: Request) -> Response:
         office = portal.office_of(request)
         if office is not None:
@@ -128,10 +143,38 @@ def routes(portal: Portal) -> list[Route]:
     return [
         Route("/office", board, methods=["GET"]),
         Route("/office/login/{token}", login, methods=["GET"]),
+        Route("/office/login", request_link, methods=["POST"]),
         Route("/office/logout", logout, methods=["POST"]),
         Route("/office/review/{submission:int}/{action}", decide, methods=["POST"]),
         Route("/office/evidence/{file:int}", download, methods=["GET"]),
     ]
+
+
+PRE_COOKIE = "duban_pre"
+
+
+def _login_page(portal: Portal, request: Request) -> Response:
+    """``/office`` without a session: a form asking for the office address; its CSRF token is
+    bound to a random pre-session cookie (SameSite=Strict)."""
+    pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
+    response = portal.pages.render(
+        request,
+        "office_login.html.j2",
+        title="督办工作台",
+        heading="督办工作台",
+        csrf=lambda: portal.csrf.issue(binding_of(pre)),
+        sent=request.query_params.get("sent") == "1",
+    )
+    response.set_cookie(
+        PRE_COOKIE,
+        pre,
+        max_age=3600,
+        path=_root(request) + "/office",
+        httponly=True,
+        samesite="strict",
+        secure=portal.secure_cookies or request.url.scheme == "https",
+    )
+    return response
 
 
 def _root(request: Request) -> str:
@@ -190,5 +233,5 @@ def _board(portal: Portal, request: Request, office: OfficeSession, notice, erro
         csrf=lambda: portal.csrf.issue(binding_of(office.sid)),
         notice=notice,
         error=error,
-        today=zh.day(today),
+        today=render.day(today),
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.requests import Request
 
-from orchestrator.admin import links
+from orchestrator.admin import links, overview
 from orchestrator.admin.submissions import NO_DESK, Desk
 from orchestrator.engine.clock import Clock
 from orchestrator.service.config import Settings
@@ -54,6 +55,10 @@ class Portal:
             return None
         with self.session() as session:
             return links.read_unit_token(self.key, token, session, self.link_max_age, now=self.now())
+
+    def display_zone(self) -> ZoneInfo:
+        with self.session() as session:
+            return overview.display_tz(session)
 
     def unit_name(self, unit: str) -> str:
         for bundle in self.desk.bundles.values():

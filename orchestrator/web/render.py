@@ -11,18 +11,25 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from notifications import zh
-
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
+WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+
+
+def day(value: date) -> str:
+    """``2026年6月10日``, as the emails write it."""
+    return f"{value.year}年{value.month}月{value.day}日"
+
+
 def day_with_weekday(value: date | str | None) -> str:
-    """``2026年6月10日（周三）``, as the emails write it."""
+    """``2026年6月10日（周三）``."""
     if value is None or value == "":
         return ""
-    return zh.day_with_weekday(date.fromisoformat(value) if isinstance(value, str) else value)
+    value = date.fromisoformat(value) if isinstance(value, str) else value
+    return f"{day(value)}（{WEEKDAYS[value.weekday()]}）"
 
 
 def local_time(value: datetime | None, tz: ZoneInfo = SHANGHAI) -> str:
@@ -63,7 +70,9 @@ def make_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(day=day_with_weekday, when=local_time, size=file_size, left=days_left, next_day=next_day)
+    env.filters.update(
+        day=day_with_weekday, when=local_time, size=file_size, left=days_left, next_day=next_day
+    )
     return env
 
 

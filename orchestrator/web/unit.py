@@ -19,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from notifications import zh
 from orchestrator.admin import overview, submissions
 from orchestrator.admin.evidence import EvidenceError
 from orchestrator.admin.portal import Colour
@@ -27,6 +26,7 @@ from orchestrator.admin.submissions import Actor
 from orchestrator.engine.window import local_day
 from orchestrator.service.runtime import load_bundle_for
 from orchestrator.store.models import Program
+from orchestrator.web import render
 from orchestrator.web.portal import Portal, client_of
 from orchestrator.web.security import CSRF_FIELD, binding_of, clean_text
 from orchestrator.web.uploads import Form, FormError, read_form
@@ -209,7 +209,7 @@ def _page(portal: Portal, request: Request, unit: str, ok: str, error: str | Non
         csrf=lambda: portal.csrf.issue(binding),
         notice=notice,
         error=error,
-        today=zh.day(today),
+        today=render.day(today),
         today_date=today,
         max_mb=f"{portal.limits.max_file_bytes / (1024 * 1024):g}",
         max_files=portal.limits.max_files,
@@ -243,10 +243,6 @@ def _calendar(portal: Portal, unit: str) -> bytes:
         data = overview.calendar_export(
             session, obligations, bundles, domain=portal.settings.mail.domain, now=now
         )
-    if data is None:  # an empty calendar is still a calendar
-        from notifications.ics import build_calendar
-
-        data = build_calendar([], domain=portal.settings.mail.domain, now=now) or (
-            b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//duban//zh-CN\r\nEND:VCALENDAR\r\n"
-        )
+    if data is None:  # nothing open: an empty calendar is still a calendar
+        data = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//duban//portal//ZH\r\nMETHOD:PUBLISH\r\nEND:VCALENDAR\r\n"
     return data
