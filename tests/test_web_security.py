@@ -56,6 +56,7 @@ def test_tampered_expired_revoked_and_unknown_links_get_the_same_404(web: WebEnv
         "other key": httpx.get(f"{web.url}/u/{forged}"),
         "garbage": httpx.get(f"{web.url}/u/%00%2e%2e"),
         "calendar": httpx.get(f"{web.url}/u/{old}/calendar.ics"),
+        "wrong method": httpx.get(f"{web.url}/u/{old}/o/1/acknowledge"),
     }
     assert httpx.get(good).status_code == 200
     with Session(web.portal.engine) as session:

@@ -60,7 +60,7 @@ def create_app(portal: Portal) -> Starlette:
         return portal.pages.render(request, "not_found.html.j2", status=404, title="页面不存在")
 
     def http_error(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == 404:
+        if exc.status_code in (404, 405):  # (a wrong method says no more than an unknown path)
             response = not_found(request, exc)
         else:
             title, message = _ERRORS.get(exc.status_code, ("请求未能处理", "请返回上一页重试。"))
