@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.conftest import DUBAN
-from tests.web_support import OFFICE_EMAIL, PDF, add_web_section, free_port
+from tests.web_support import OFFICE_EMAIL, PDF, add_web_section, free_port, get
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -65,7 +65,7 @@ def portal(duban_env):
     deadline = time.monotonic() + 20
     while True:
         try:
-            httpx.get(f"{base}/static/duban.css", timeout=1)
+            get(f"{base}/static/duban.css", timeout=1)
             break
         except httpx.TransportError:
             if process.poll() is not None or time.monotonic() > deadline:

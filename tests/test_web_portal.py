@@ -6,11 +6,11 @@ import re
 
 import httpx
 
-from tests.web_support import PDF, WebEnv, csrf_for, web_fixture, web_template_fixture  # noqa: F401 (fixtures)
+from tests.web_support import PDF, TIMEOUT, WebEnv, csrf_for, get, post, web_fixture, web_template_fixture  # noqa: F401 (fixtures)
 
 
 def test_unit_page_lists_the_units_obligations(web: WebEnv):
-    page = httpx.get(web.unit_link("town-00"))
+    page = get(web.unit_link("town-00"))
     assert page.status_code == 200, page.text
     assert "第0镇人民政府" in page.text
     assert "报送实施方案" in page.text
@@ -20,7 +20,7 @@ def test_unit_page_lists_the_units_obligations(web: WebEnv):
 
 
 def test_the_calendar_feed_has_the_units_open_obligations(web: WebEnv):
-    feed = httpx.get(web.unit_link("town-00") + "/calendar.ics")
+    feed = get(web.unit_link("town-00") + "/calendar.ics")
     assert feed.status_code == 200
     assert feed.headers["content-type"].startswith("text/calendar")
     assert feed.text.startswith("BEGIN:VCALENDAR") and feed.text.count("BEGIN:VTODO") == 2
@@ -30,32 +30,32 @@ def test_the_calendar_feed_has_the_units_open_obligations(web: WebEnv):
 def test_feedback_with_a_file_shows_in_the_history(web: WebEnv):
     link = web.unit_link("town-00")
     oid = web.obligation_id("town-00", "T2")
-    token = csrf_for(httpx.get(link).text, f"/o/{oid}/feedback")
-    sent = httpx.post(
+    token = csrf_for(get(link).text, f"/o/{oid}/feedback")
+    sent = post(
         f"{link}/o/{oid}/feedback",
         data={"csrf": token, "note": "初稿已完成，正在征求意见"},
         files=[("files", ("初稿.pdf", PDF, "application/pdf"))],
     )
     assert sent.status_code == 303 and sent.headers["location"].endswith(f"?ok=feedback&o={oid}#o{oid}")
-    page = httpx.get(link + f"?ok=feedback&o={oid}").text
+    page = get(link + f"?ok=feedback&o={oid}").text
     assert "反馈已提交" in page and "本单位 · 反馈" in page and "初稿.pdf" in page
 
 
 def test_an_extension_must_be_later_than_the_due_date(web: WebEnv):
     link = web.unit_link("town-00")
     oid = web.obligation_id("town-00", "T2")
-    token = csrf_for(httpx.get(link).text, f"/o/{oid}/extend")
+    token = csrf_for(get(link).text, f"/o/{oid}/extend")
     for until, message in (
         ("2026-06-11", "新的截止日期须晚于原截止日期"),
         ("不是日期", "请填写新的截止日期"),
     ):
-        sent = httpx.post(f"{link}/o/{oid}/extend", data={"csrf": token, "until": until, "note": "理由"})
+        sent = post(f"{link}/o/{oid}/extend", data={"csrf": token, "until": until, "note": "理由"})
         assert sent.status_code == 400 and message in sent.text
     assert web.count("submission") == 0
 
 
 def test_the_board_filters_by_unit(web: WebEnv):
-    client = httpx.Client()
+    client = httpx.Client(timeout=TIMEOUT)
     assert client.get(web.login_link()).status_code == 303
     board = client.get(f"{web.url}/office", params={"unit": "town-01"}).text
     table = board[board.index('<table class="board">') : board.index("</table>")]
@@ -79,7 +79,7 @@ def _mails(web: WebEnv) -> list:
 
 
 def test_the_office_gets_its_login_link_by_email(web: WebEnv):
-    client = httpx.Client()
+    client = httpx.Client(timeout=TIMEOUT)
     page = client.get(f"{web.url}/office")
     token = csrf_for(page.text, "/office/login")
     assert "duban_pre" in client.cookies
@@ -95,7 +95,7 @@ def test_the_office_gets_its_login_link_by_email(web: WebEnv):
     assert link.rsplit("/", 1)[1] not in stored  # the link itself is never stored
     assert client.get(link).status_code == 303
     assert "待审核" in client.get(f"{web.url}/office").text
-    stranger = httpx.Client()  # no pre-session cookie: refused
+    stranger = httpx.Client(timeout=TIMEOUT)  # no pre-session cookie: refused
     assert (
         stranger.post(
             f"{web.url}/office/login", data={"csrf": token, "email": "office@example.gov.cn"}

@@ -16,9 +16,12 @@ from tests.conftest import DUBAN
 from tests.web_support import (  # noqa: F401 (fixtures)
     OFFICE_EMAIL,
     PDF,
+    TIMEOUT,
     WebEnv,
     csrf_for,
     free_port,
+    get,
+    post,
     start_web_env,
     web_fixture,
     web_template_fixture,
@@ -28,13 +31,13 @@ from tests.web_support import (  # noqa: F401 (fixtures)
 def _own(web: WebEnv, unit: str = "town-00", task: str = "T2"):
     link = web.unit_link(unit)
     oid = web.obligation_id(unit, task)
-    page = httpx.get(link)
+    page = get(link)
     assert page.status_code == 200
     return link, oid, page.text
 
 
 def _ack(link: str, oid: int, token: str, **kwargs) -> httpx.Response:
-    return httpx.post(f"{link}/o/{oid}/acknowledge", data={"csrf": token}, **kwargs)
+    return post(f"{link}/o/{oid}/acknowledge", data={"csrf": token}, **kwargs)
 
 
 # -- links --------------------------------------------------------------------------------------------
@@ -48,28 +51,28 @@ def test_tampered_expired_revoked_and_unknown_links_get_the_same_404(web: WebEnv
             web.key, "town-00", 1, now=web.now() - timedelta(seconds=web.portal.link_max_age + 60)
         )
         forged = links.make_unit_token("x" * 48, "town-00", 1, now=web.now())
-    unknown = httpx.get(f"{web.url}/no/such/page")
+    unknown = get(f"{web.url}/no/such/page")
     assert unknown.status_code == 404
     answers = {
-        "tampered": httpx.get(f"{web.url}/u/{token[:-3]}abc"),
-        "expired": httpx.get(f"{web.url}/u/{old}"),
-        "other key": httpx.get(f"{web.url}/u/{forged}"),
-        "garbage": httpx.get(f"{web.url}/u/%00%2e%2e"),
-        "calendar": httpx.get(f"{web.url}/u/{old}/calendar.ics"),
-        "wrong method": httpx.get(f"{web.url}/u/{old}/o/1/acknowledge"),
+        "tampered": get(f"{web.url}/u/{token[:-3]}abc"),
+        "expired": get(f"{web.url}/u/{old}"),
+        "other key": get(f"{web.url}/u/{forged}"),
+        "garbage": get(f"{web.url}/u/%00%2e%2e"),
+        "calendar": get(f"{web.url}/u/{old}/calendar.ics"),
+        "wrong method": get(f"{web.url}/u/{old}/o/1/acknowledge"),
     }
-    assert httpx.get(good).status_code == 200
+    assert get(good).status_code == 200
     with Session(web.portal.engine) as session:
         links.revoke(session, "town-00", web.now(), "test")
         session.commit()
-    answers["revoked"] = httpx.get(good)
-    answers["revoked post"] = httpx.post(f"{good}/o/{web.obligation_id('town-00', 'T2')}/acknowledge")
+    answers["revoked"] = get(good)
+    answers["revoked post"] = post(f"{good}/o/{web.obligation_id('town-00', 'T2')}/acknowledge")
     for what, answer in answers.items():
         assert answer.status_code == 404, what
         assert answer.text == unknown.text, what
         assert "第0镇" not in answer.text and "报送" not in answer.text, what
     assert web.count("submission") == 0
-    assert httpx.get(web.unit_link("town-00")).status_code == 200  # the new link works
+    assert get(web.unit_link("town-00")).status_code == 200  # the new link works
 
 
 # -- CSRF, idempotency, ownership, actor ---------------------------------------------------------------------
@@ -79,11 +82,11 @@ def test_every_post_needs_the_csrf_token_of_its_own_link(web: WebEnv):
     link, oid, page = _own(web)
     _, other_oid, other_page = _own(web, "town-01")
     assert _ack(link, oid, "").status_code == 403
-    assert httpx.post(f"{link}/o/{oid}/acknowledge").status_code == 403
+    assert post(f"{link}/o/{oid}/acknowledge").status_code == 403
     assert _ack(link, oid, csrf_for(other_page, f"/o/{other_oid}/acknowledge")).status_code == 403
     assert _ack(link, oid, "forged.token.value").status_code == 403
     files = [("files", ("a.pdf", PDF, "application/pdf"))]
-    refused = httpx.post(f"{link}/o/{oid}/complete", data={"csrf": "bad", "note": "x"}, files=files)
+    refused = post(f"{link}/o/{oid}/complete", data={"csrf": "bad", "note": "x"}, files=files)
     assert refused.status_code == 403
     assert web.count("submission") == 0 and web.count("evidence") == 0 and web.evidence_files() == []
     ok = _ack(link, oid, csrf_for(page, f"/o/{oid}/acknowledge"))
@@ -95,12 +98,12 @@ def test_a_double_submit_stores_one_row(web: WebEnv):
     link, oid, page = _own(web)
     token = csrf_for(page, f"/o/{oid}/feedback")
     for _ in range(2):
-        sent = httpx.post(f"{link}/o/{oid}/feedback", data={"csrf": token, "note": "已完成初稿"})
+        sent = post(f"{link}/o/{oid}/feedback", data={"csrf": token, "note": "已完成初稿"})
         assert sent.status_code == 303
     token = csrf_for(page, f"/o/{oid}/complete")
     files = [("files", ("报告.pdf", PDF, "application/pdf"))]
     for _ in range(2):
-        sent = httpx.post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "文号 X"}, files=files)
+        sent = post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "文号 X"}, files=files)
         assert sent.status_code == 303
     kinds = web.env.rows("SELECT kind FROM submission ORDER BY id")
     assert kinds == [("feedback",), ("completion",)]
@@ -113,13 +116,13 @@ def test_a_unit_acts_only_on_its_own_obligations(web: WebEnv):
     token = csrf_for(page, f"/o/{oid}/complete")
     files = [("files", ("a.pdf", PDF, "application/pdf"))]
     for action in ("acknowledge", "feedback", "complete", "extend"):
-        sent = httpx.post(
+        sent = post(
             f"{link}/o/{theirs}/{action}",
             data={"csrf": token, "note": "x", "until": "2026-07-30"},
             files=files if action in ("feedback", "complete") else None,
         )
         assert sent.status_code == 404, action
-    assert httpx.post(f"{link}/o/999999/acknowledge", data={"csrf": token}).status_code == 404
+    assert post(f"{link}/o/999999/acknowledge", data={"csrf": token}).status_code == 404
     assert web.count("submission") == 0 and web.count("evidence") == 0 and web.evidence_files() == []
     assert web.env.scalar("SELECT state FROM obligation WHERE id = :i", i=theirs) == "open"
 
@@ -164,7 +167,7 @@ def test_an_upload_is_cut_off_while_it_streams(web: WebEnv):
 
     started = time.monotonic()
     try:
-        answer = httpx.post(
+        answer = post(
             f"{link}/o/{oid}/complete",
             content=body(),
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
@@ -183,7 +186,7 @@ def test_too_many_files_and_a_declared_length_over_the_limit_are_refused(web: We
     link, oid, page = _own(web)
     token = csrf_for(page, f"/o/{oid}/complete")
     files = [("files", (f"{n}.pdf", PDF, "application/pdf")) for n in range(4)]  # max_files = 3
-    answer = httpx.post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "x"}, files=files)
+    answer = post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "x"}, files=files)
     assert answer.status_code == 413
     path = link.removeprefix(web.url)
     with socket.create_connection(("127.0.0.1", web.server.port), timeout=10) as sock:
@@ -200,7 +203,7 @@ def test_a_file_is_typed_by_its_content(web: WebEnv):
     link, oid, page = _own(web)
     token = csrf_for(page, f"/o/{oid}/complete")
     files = [("files", ("report.pdf", b"MZ\x90\x00 an executable", "application/pdf"))]
-    answer = httpx.post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "x"}, files=files)
+    answer = post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "x"}, files=files)
     assert answer.status_code == 400
     assert "文件类型不在允许范围内" in answer.text
     assert web.count("submission") == 0 and web.evidence_files() == []
@@ -222,17 +225,13 @@ def test_hostile_file_names_are_harmless(web: WebEnv):
     files = [
         ("files", (name, PDF + name.encode("utf-8", "replace"), "application/pdf")) for name in HOSTILE[:3]
     ]
-    assert (
-        httpx.post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "x"}, files=files).status_code
-        == 303
-    )
+    assert post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "x"}, files=files).status_code == 303
     fid = web.obligation_id("town-01", "T2")
     link1, _, page1 = _own(web, "town-01")
     token = csrf_for(page1, f"/o/{fid}/complete")
     files = [("files", (name, PDF + name.encode(), "application/pdf")) for name in HOSTILE[3:]]
     assert (
-        httpx.post(f"{link1}/o/{fid}/complete", data={"csrf": token, "note": "x"}, files=files).status_code
-        == 303
+        post(f"{link1}/o/{fid}/complete", data={"csrf": token, "note": "x"}, files=files).status_code == 303
     )
     root = web.env.root / "evidence"
     stored = web.evidence_files()
@@ -264,14 +263,14 @@ def test_every_page_escapes_what_users_typed(web: WebEnv):
     hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     token = csrf_for(page, f"/o/{oid}/complete")
     files = [("files", ("a.pdf", PDF, "application/pdf"))]
-    httpx.post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": hostile}, files=files)
+    post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": hostile}, files=files)
     office = _office_client(web)
     board = office.get(f"{web.url}/office")
     assert hostile not in board.text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in board.text
     sid = web.env.scalar("SELECT id FROM submission")
     token = csrf_for(board.text, f"/office/review/{sid}/return")
     office.post(f"{web.url}/office/review/{sid}/return", data={"csrf": token, "reason": hostile})
-    unit_page = httpx.get(link).text
+    unit_page = get(link).text
     assert hostile not in unit_page and "&lt;img src=x onerror=alert(1)&gt;" in unit_page
     assert "<script" not in unit_page and "<script" not in office.get(f"{web.url}/office").text
 
@@ -279,18 +278,18 @@ def test_every_page_escapes_what_users_typed(web: WebEnv):
 def test_security_headers_on_every_answer(web: WebEnv):
     link, oid, _ = _own(web)
     for answer in (
-        httpx.get(link),
-        httpx.get(f"{web.url}/nothing"),
-        httpx.get(f"{web.url}/static/duban.css"),
-        httpx.get(f"{link}/calendar.ics"),
-        httpx.post(f"{link}/o/{oid}/acknowledge"),
+        get(link),
+        get(f"{web.url}/nothing"),
+        get(f"{web.url}/static/duban.css"),
+        get(f"{link}/calendar.ics"),
+        post(f"{link}/o/{oid}/acknowledge"),
     ):
         csp = answer.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
         assert "unsafe-inline" not in csp and "script-src" not in csp
         assert answer.headers["referrer-policy"] == "no-referrer"
         assert answer.headers["x-content-type-options"] == "nosniff"
-    page = httpx.get(link).text
+    page = get(link).text
     assert "<script" not in page and "style=" not in page and "<style" not in page
     assert 'name="viewport"' in page
 
@@ -299,7 +298,7 @@ def test_posts_are_rate_limited_per_link(web: WebEnv):
     link, oid, page = _own(web)
     token = csrf_for(page, f"/o/{oid}/feedback")
     codes = [
-        httpx.post(f"{link}/o/{oid}/feedback", data={"csrf": token, "note": f"第{n}次"}).status_code
+        post(f"{link}/o/{oid}/feedback", data={"csrf": token, "note": f"第{n}次"}).status_code
         for n in range(web.portal.posts_per_minute + 2)
     ]
     assert codes[: web.portal.posts_per_minute] == [303] * web.portal.posts_per_minute
@@ -312,29 +311,29 @@ def test_posts_are_rate_limited_per_link(web: WebEnv):
 
 
 def _office_client(web: WebEnv) -> httpx.Client:
-    client = httpx.Client()
+    client = httpx.Client(timeout=TIMEOUT)
     answer = client.get(web.login_link())
     assert answer.status_code == 303, answer.text
     return client
 
 
 def test_office_login_is_one_time_and_sets_a_strict_cookie(web: WebEnv):
-    assert httpx.get(f"{web.url}/office").status_code == 200  # the login hint, no data
-    assert "待审核" not in httpx.get(f"{web.url}/office").text
+    assert get(f"{web.url}/office").status_code == 200  # the login hint, no data
+    assert "待审核" not in get(f"{web.url}/office").text
     link = web.login_link()
-    first = httpx.get(link)
+    first = get(link)
     assert first.status_code == 303
     cookie = first.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
     assert "Secure" not in cookie  # plain http here; behind the HTTPS proxy it is Secure:
-    behind_proxy = httpx.get(web.login_link(), headers={"X-Forwarded-Proto": "https"})
+    behind_proxy = get(web.login_link(), headers={"X-Forwarded-Proto": "https"})
     assert behind_proxy.status_code == 303 and "Secure" in behind_proxy.headers["set-cookie"]
-    assert httpx.get(link).status_code == 404  # once only
+    assert get(link).status_code == 404  # once only
     with Session(web.portal.engine) as session:
         token = links.make_office_login(web.key, OFFICE_EMAIL, session, web.now() - timedelta(minutes=16))
         session.commit()
-    assert httpx.get(f"{web.url}/office/login/{token}").status_code == 404  # 15 minutes
-    client = httpx.Client(cookies={"duban_office": "forged"})
+    assert get(f"{web.url}/office/login/{token}").status_code == 404  # 15 minutes
+    client = httpx.Client(timeout=TIMEOUT, cookies={"duban_office": "forged"})
     assert "待审核" not in client.get(f"{web.url}/office").text
     assert client.get(f"{web.url}/office/evidence/1").status_code == 404
     assert client.post(f"{web.url}/office/review/1/approve").status_code == 404
@@ -344,7 +343,7 @@ def test_office_posts_need_csrf(web: WebEnv):
     link, oid, page = _own(web)
     token = csrf_for(page, f"/o/{oid}/complete")
     files = [("files", ("a.pdf", PDF, "application/pdf"))]
-    httpx.post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "x"}, files=files)
+    post(f"{link}/o/{oid}/complete", data={"csrf": token, "note": "x"}, files=files)
     sid = web.env.scalar("SELECT id FROM submission")
     office = _office_client(web)
     assert office.post(f"{web.url}/office/review/{sid}/approve", data={"csrf": "x"}).status_code == 403
@@ -375,20 +374,18 @@ def test_the_signing_key_is_never_in_a_page_an_error_or_a_log(web: WebEnv):
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
-                httpx.get(f"{base}/static/duban.css")
+                get(f"{base}/static/duban.css")
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
         link = web.unit_link("town-00").replace(web.url, base)
         token = link.rsplit("/", 1)[1]
         pages = [
-            httpx.get(link),
-            httpx.get(link + "x"),
-            httpx.post(f"{link}/o/1/acknowledge", data={"csrf": "bad"}),
-            httpx.post(
-                f"{link}/o/1/complete", content=b"garbage", headers={"Content-Type": "multipart/form-data"}
-            ),
-            httpx.get(f"{base}/office/login/{token}"),
+            get(link),
+            get(link + "x"),
+            post(f"{link}/o/1/acknowledge", data={"csrf": "bad"}),
+            post(f"{link}/o/1/complete", content=b"garbage", headers={"Content-Type": "multipart/form-data"}),
+            get(f"{base}/office/login/{token}"),
         ]
         for page in pages:
             assert web.key not in page.text and web.key not in str(page.headers)

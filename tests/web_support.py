@@ -4,6 +4,7 @@ thread on a free port, on a clock that starts at the test's fake now and runs on
 
 from __future__ import annotations
 
+import functools
 import secrets
 import shutil
 import socket
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from sqlmodel import Session
@@ -27,6 +29,9 @@ from orchestrator.web.server import make_portal
 from tests.conftest import FAKE_NOW, DubanEnv
 
 OFFICE_EMAIL = "office@example.gov.cn"
+TIMEOUT = 60  # seconds: the suite shares two cores with other work; httpx's 5 s is too tight
+get = functools.partial(httpx.get, timeout=TIMEOUT)
+post = functools.partial(httpx.post, timeout=TIMEOUT)
 
 
 def free_port() -> int:
