@@ -68,7 +68,12 @@ class PortalServer:
 
     def start(self) -> PortalServer:
         config = uvicorn.Config(
-            create_app(self.portal), host="127.0.0.1", port=self.port, access_log=False, log_config=None
+            create_app(self.portal),
+            host="127.0.0.1",
+            port=self.port,
+            access_log=False,
+            log_config=None,
+            timeout_keep_alive=TIMEOUT,  # (a loaded machine must not race the idle close)
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
