@@ -20,15 +20,16 @@ Sub-packages by role; an arrow is "may import" (and what it reaches, it may impo
   one obligation (``refs``); what units submit through their signed links and how the office
   decides (``submissions``, ``evidence``, ``portal``, ``links``).
 - ``evaluation/``: indicator values and the year-end scorecard (``indicators``, ``scoring``).
-- ``cli/``: one module per command group: parse → one call → print. ``web/`` (where present)
-  sits beside it as a second edge.
+- ``cli/``: one module per command group: parse → one call → print. ``web/``, the portal units
+  and the office use through their links, sits beside it as a second edge.
 
 The rule, enforced by ``tests/test_layout.py`` (it parses the imports of every module):
 
 - ``store`` imports no other sub-package; ``engine`` only ``store``; ``admin`` and
   ``evaluation`` only ``engine`` and ``store``; ``service`` those two, ``evaluation`` (the
   evaluate phase's email carries the scorecard) and ``admin.links`` (it signs the unit links its
-  digests carry); the edges ``cli`` and ``web`` anything but each other.
+  digests carry); the edges ``cli`` and ``web`` anything below them, and ``cli`` also ``web``
+  (``duban web`` serves the portal) — never the other way.
 - ``notifications`` is imported by the layers that render or send: ``engine`` (digests, the
   failure report), ``admin``, ``evaluation`` (the scorecard report) and ``service`` (which builds
   the renderer and transport); never by ``store``. The edges read only its words: the zh-CN

@@ -19,7 +19,7 @@ MAY_IMPORT = {
     "admin": {"engine", "store"},
     "evaluation": {"engine", "store"},
     "service": {"engine", "store", "evaluation"},
-    "cli": {"admin", "evaluation", "service", "engine", "store"},
+    "cli": {"admin", "evaluation", "service", "engine", "store", "web"},  # `duban web` serves the portal
     "web": {"admin", "evaluation", "service", "engine", "store"},
 }
 SIDEWAYS = {("service", "orchestrator.admin.links")}  # the service signs the links its digests carry

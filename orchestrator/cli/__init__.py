@@ -17,7 +17,7 @@ try:  # typer >= 0.29 vendors click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import ClickException
 
-from orchestrator.cli import admin, daemon, db, imports, indicators, outbox, planning, review
+from orchestrator.cli import admin, daemon, db, imports, indicators, outbox, planning, review, web
 from orchestrator.cli.common import Context, err_console, state
 from orchestrator.service.logs import configure_cli
 from workflows.errors import DefinitionError, DubanError
@@ -51,7 +51,7 @@ def _global(
 
 
 def _register_commands() -> None:
-    for group in (planning, db, daemon, admin, outbox, indicators, review, imports):
+    for group in (planning, db, daemon, admin, outbox, indicators, review, imports, web):
         group.register(app)
 
 
