@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+from collections.abc import Callable
 from datetime import datetime
 from email.headerregistry import Address, BaseHeader
 from email.message import EmailMessage
@@ -20,7 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from notifications import view
 from notifications.ics import build_calendar
-from notifications.model import Digest, digest_message_id
+from notifications.model import Digest, Signature, digest_message_id
 
 CALENDAR_FILENAME = "duban.ics"
 
@@ -76,8 +77,17 @@ class Renderer:
         reply_to: str | None = None,
         domain: str,
         timezone: str = "Asia/Shanghai",
+        calendar: str = "events",
+        signature: Signature | None = None,
+        link_for: Callable[[str], str | None] | None = None,
     ) -> None:
+        """``calendar``: deadlines in the ``.ics`` part as ``events``, ``todos`` or ``both``;
+        ``signature``: the office that signs; ``link_for(unit_id)``: the unit's own page where it
+        reports completion (None, or returning None: the digest says how the office records it)."""
         self.sender = sender
+        self.calendar = calendar
+        self.signature = signature
+        self.link_for = link_for
         self.reply_to = reply_to
         self.domain = domain
         self.timezone = ZoneInfo(timezone)
@@ -102,7 +112,8 @@ class Renderer:
         if not digest.recipient.emails:
             raise ValueError(f"unit {digest.recipient.unit_id!r} has no email address")
         subject = self.subject(digest)
-        digest_view = view.build(digest)
+        link = self.link_for(digest.recipient.unit_id) if self.link_for else None
+        digest_view = view.build(digest, link=link, signature=self.signature)
         text = self._env.get_template("digest.txt.j2").render(view=digest_view, subject=subject)
         html = self._env.get_template("digest.html.j2").render(view=digest_view, subject=subject)
 
@@ -131,7 +142,7 @@ class Renderer:
         alternative.attach(_text_part(text, _PLAIN))
         alternative.attach(_text_part(html, _HTML))
         message.attach(alternative)
-        ics = build_calendar(digest.items, domain=self.domain, now=now)
+        ics = build_calendar(digest.items, domain=self.domain, now=now, kind=self.calendar)
         if ics is not None:
             message.attach(_text_part(ics.decode("utf-8"), _CALENDAR, _CALENDAR_DISPOSITION))
         for item in sorted(digest.items, key=lambda i: i.key):

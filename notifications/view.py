@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from notifications import zh
 from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem
@@ -45,10 +45,17 @@ _COUNTED = {
     "reminder": "{n}项即将到期",
     "task_opened": "{n}项新任务",
 }
+_SENTENCE = {  # the body's count sentence: 本期共有逾期事项2项、催办1项
+    "overdue": "逾期事项{n}项",
+    "escalation": "催办{n}项",
+    "due_today": "今日到期{n}项",
+    "reminder": "即将到期{n}项",
+    "task_opened": "新开始的任务{n}项",
+}
 _PHASE_NOTICE = {
-    "phase_started": "{name}开始",
-    "phase_ending": "{name}即将结束",
-    "phase_closed": "{name}结束",
+    "phase_started": "「{name}」开始",
+    "phase_ending": "「{name}」即将结束",
+    "phase_closed": "「{name}」结束",
 }
 
 SOON_DAYS = 3  # a deadline this close (or closer) is shown amber
@@ -60,10 +67,9 @@ class LateUnit:
     """One responsible unit that is late on an escalated obligation."""
 
     unit_name: str
-    since: str  # 逾期自…起
-    status: str  # 已逾期N天
+    status: str  # 逾期N天
     ref: str | None
-    contact: str | None
+    contact: str | None  # that unit's contact person and phone
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,8 @@ class DigestView:
     counts: str
     groups: tuple[Group, ...]
     reply_hint: bool  # some item carries a reference to quote in replies
+    report_line: str = ""  # how to report completion: the unit's link, or how the office records it
+    signature: tuple[str, ...] = ()  # the office's name, phone, address
 
 
 @dataclass(frozen=True)
@@ -148,8 +156,20 @@ def subject_line(summary: Summary) -> str:
     return _join_subject(prefix, title[: max(room, 0)] + "…", shown)
 
 
-def build(digest: Digest) -> DigestView:
-    """Group, order and word the items of a digest; deterministic for a given digest."""
+def report_line(link: str | None, office: str | None = None) -> str:
+    """The one line of every digest on how to report completion."""
+    if link:
+        return f"事项办结后，请通过本单位督办页面报送完成情况并上传佐证材料：{link}"
+    who = office or "督办办公室"
+    return f"事项办结后，请直接回复本邮件，注明事项编号并附完成依据（文号或材料），由{who}登记办结。"
+
+
+def build(digest: Digest, *, link: str | None = None, signature=None) -> DigestView:
+    """Group, order and word the items of a digest; deterministic for a given digest.
+
+    ``link``: the unit's own page where it reports completion (None until the portal is
+    configured); ``signature``: the office's ``Signature`` (None: the footer names no office).
+    """
     several_plans = len({item.workflow for item in digest.items}) > 1
     today = digest.send_date
     groups = []
@@ -163,17 +183,34 @@ def build(digest: Digest) -> DigestView:
             rows = tuple(_row(item, digest, several_plans) for item in items)
         groups.append(Group(kind=kind, heading=HEADINGS[kind], rows=rows, count=len(items)))
     title = _plan_title(digest.items)
-    intro = f"以下是截至{zh.day_with_weekday(today)}需要贵单位关注的督办事项" + (
-        "。" if several_plans else f"（{title}）。"
-    )
+    source = "" if several_plans else f"根据《{title}》工作安排，"
+    intro = f"{source}现将截至{zh.day_with_weekday(today)}贵单位的督办事项通知如下。"
     return DigestView(
         recipient_name=digest.recipient.name,
         send_date=zh.day_with_weekday(today),
         intro=intro,
-        counts="、".join(_count_parts(summarize(digest.items))),
+        counts=count_sentence(summarize(digest.items)),
         groups=tuple(groups),
         reply_hint=any(item.ref for item in digest.items),
+        report_line=report_line(link, signature.name if signature else None),
+        signature=signature.lines() if signature else (),
     )
+
+
+def count_sentence(summary: Summary) -> str:
+    """``本期共有逾期事项2项、新开始的任务28项；「建章立制、组织实施阶段」开始。``"""
+    counted = [
+        _SENTENCE[kind].format(n=summary.counts[kind])
+        for kind in KIND_ORDER
+        if kind in _SENTENCE and summary.counts.get(kind)
+    ]
+    notices = [
+        "随附本年度综合考评结果" if p == "综合考评结果" else p
+        for p in _count_parts(summary)
+        if not p[0].isdigit()
+    ]
+    sentence = "本期共有" + "、".join(counted) if counted else ""
+    return "；".join(p for p in (sentence, *notices) if p) + "。"
 
 
 def _plan_title(items: Iterable[DigestItem]) -> str:
@@ -205,7 +242,12 @@ def _count_parts(summary: Summary) -> list[str]:
 
 
 def _join_subject(prefix: str, title: str, parts: list[str]) -> str:
-    text = f"{prefix}{title}：{'、'.join(parts)}" if parts else f"{prefix}{title}"
+    """Counts joined with 、 (``2项逾期、1项催办``); a phase notice (its name may hold a 、) after ，."""
+    joined = ""
+    for part in parts:
+        sep = "、" if joined and part[0].isdigit() and joined[-1] != "」" else "，"
+        joined = f"{joined}{sep}{part}" if joined else part
+    text = f"{prefix}{title}：{joined}" if parts else f"{prefix}{title}"
     return " ".join(text.split())  # a header line: no line breaks from the data
 
 
@@ -250,7 +292,7 @@ def _row(item: DigestItem, digest: Digest, several_plans: bool) -> Row:
     if item.unit != digest.recipient.unit_id:
         facts.append(("责任单位", item.unit_name))
     if item.occurrence:
-        facts.append(("期次", item.occurrence))
+        facts.append(_occurrence_fact(item))
     if item.kind == "task_opened" and item.opens:
         facts.append(("开始日期", zh.day_with_weekday(item.opens)))
     if item.due:
@@ -267,6 +309,12 @@ def _row(item: DigestItem, digest: Digest, several_plans: bool) -> Row:
         status=zh.days_left(item.due, digest.send_date) if item.due else None,
         ref=item.ref,
     )
+
+
+def _occurrence_fact(item: DigestItem) -> tuple[str, str]:
+    """``期次：2026年8月`` or, for a register row, ``涉及文件：县人社发〔2023〕2号 …``."""
+    label = "涉及文件" if item.occurrence_is_row else "期次"
+    return label, item.occurrence_label or item.occurrence or ""
 
 
 def _task_facts(item: DigestItem) -> list[tuple[str, str]]:
@@ -316,16 +364,15 @@ def _escalation_rows(items: list[DigestItem], today: date, several_plans: bool) 
         late = tuple(
             LateUnit(
                 unit_name=i.unit_name,
-                since=f"逾期自{zh.day(i.due + timedelta(days=1))}起" if i.due else "已逾期",
-                status=zh.days_left(i.due, today) if i.due else "",
+                status=zh.days_late(i.due, today) if i.due else "已逾期",
                 ref=i.ref,
-                contact=i.contact,
+                contact=i.unit_contact,
             )
             for i in sorted(group, key=lambda i: (i.unit_name, i.key))
         )
         facts: list[tuple[str, str]] = []
         if first.occurrence:
-            facts.append(("期次", first.occurrence))
+            facts.append(_occurrence_fact(first))
         if first.due:
             facts.append(("截止日期", zh.day_with_weekday(first.due)))
         if first.lead_names:

@@ -13,27 +13,20 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
 from sqlmodel import Session, select
 
-from notifications.ics import build_calendar
-from orchestrator.engine.digest import DigestBuilder
-from orchestrator.engine.programs import OPEN_STATES
 from orchestrator.engine.window import local_day
 from orchestrator.store.models import (
     Event,
-    Heartbeat,
     NotificationItem,
     Obligation,
     OutboxMessage,
-    PhaseRun,
     Program,
     Timer,
 )
-from workflows.catalog import Bundle
+from orchestrator.store.states import OPEN_STATES
 
 STATES = ("pending", "open", "overdue", "done", "waived", "cancelled")
-OUTBOX_STATES = ("pending", "sending", "sent", "failed")
 DUE_SOON_DAYS = 3
 DEFAULT_TZ = "Asia/Shanghai"
 
@@ -276,191 +269,3 @@ def log_rows(
     else:
         events = list(session.exec(query.order_by(Event.at, Event.id)))
     return [event_row(e, tz) for e in events]
-
-
-# -- the outbox ---------------------------------------------------------------------------------
-
-
-def outbox_row(message: OutboxMessage, names: Mapping[str, str], tz: ZoneInfo) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "kind": getattr(message, "kind", "digest"),  # digest | failure_report (the admin's daily list)
-        "state": message.state,
-        "recipient": message.recipient,
-        "recipient_name": names.get(message.recipient, message.recipient),
-        "to": list(message.to),
-        "subject": message.subject,
-        "send_date": str(message.send_date),
-        "attempts": message.attempts,
-        "next_attempt_at": iso(message.next_attempt_at, tz) if message.state == "pending" else None,
-        "sent_at": iso(message.sent_at, tz),
-        "last_error": message.last_error,
-        "refused": dict(message.refused or {}),
-        "message_id": message.message_id,
-    }
-
-
-def outbox_rows(
-    session: Session, names: Mapping[str, str], tz: ZoneInfo, state: str | None = None
-) -> list[dict[str, Any]]:
-    query = select(OutboxMessage)
-    if state is not None:
-        query = query.where(OutboxMessage.state == state)
-    return [outbox_row(m, names, tz) for m in session.exec(query.order_by(OutboxMessage.id))]
-
-
-def outbox_counts(session: Session) -> dict[str, int]:
-    counts = {state: 0 for state in OUTBOX_STATES}
-    for state, n in session.exec(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)):
-        counts[state] = n
-    refused = session.exec(select(OutboxMessage.refused).where(OutboxMessage.state == "sent")).all()
-    counts["refused_recipients"] = sum(len(r or {}) for r in refused)
-    counts["total"] = sum(counts[s] for s in OUTBOX_STATES)
-    return counts
-
-
-# -- status -------------------------------------------------------------------------------------
-
-
-def daemon_rows(session: Session, now: datetime, tick_interval: float, tz: ZoneInfo) -> list[dict[str, Any]]:
-    """Every daemon that has run on this database; alive = seen within 3 × tick_interval and not stopped."""
-    rows = []
-    for beat in session.exec(select(Heartbeat).order_by(Heartbeat.last_seen_at.desc())):
-        alive = beat.role != "stopped" and now - beat.last_seen_at <= timedelta(seconds=3 * tick_interval)
-        rows.append(
-            {
-                "node": beat.node,
-                "host": beat.host,
-                "pid": beat.pid,
-                "role": beat.role,
-                "started_at": iso(beat.started_at, tz),
-                "last_tick_at": iso(beat.last_tick_at, tz),
-                "last_seen_at": iso(beat.last_seen_at, tz),
-                "alive": alive,
-                "status": beat.status,
-            }
-        )
-    return rows
-
-
-def program_rows(session: Session) -> list[dict[str, Any]]:
-    """Programs with their phases and their obligations counted by state."""
-    counts: dict[int, dict[str, int]] = {}
-    for program_id, state, n in session.exec(
-        select(Obligation.program_id, Obligation.state, func.count()).group_by(
-            Obligation.program_id, Obligation.state
-        )
-    ):
-        counts.setdefault(program_id, {s: 0 for s in STATES})[state] = n
-    late_done = dict(
-        session.exec(
-            select(Obligation.program_id, func.count())
-            .where(Obligation.state == "done", Obligation.done_late.is_(True))
-            .group_by(Obligation.program_id)
-        ).all()
-    )
-    late_units = dict(
-        session.exec(
-            select(Obligation.program_id, func.count(Obligation.unit.distinct()))
-            .where(Obligation.state == "overdue")
-            .group_by(Obligation.program_id)
-        ).all()
-    )
-    rows = []
-    for program in session.exec(select(Program).order_by(Program.workflow, Program.year)):
-        tz = ZoneInfo(program.timezone)
-        phases = session.exec(
-            select(PhaseRun).where(PhaseRun.program_id == program.id).order_by(PhaseRun.start, PhaseRun.id)
-        )
-        by_state = counts.get(program.id, {s: 0 for s in STATES})
-        rows.append(
-            {
-                "id": program.id,
-                "workflow": program.workflow,
-                "title": program.title,
-                "year": program.year,
-                "state": program.state,
-                "timezone": program.timezone,
-                "started_at": iso(program.started_at, tz),
-                "phases": [
-                    {
-                        "phase": r.phase,
-                        "name": r.name,
-                        "start": str(r.start),
-                        "end": str(r.end),
-                        "state": r.state,
-                    }
-                    for r in phases
-                ],
-                "obligations": by_state
-                | {"done_late": late_done.get(program.id, 0), "total": sum(by_state.values())},
-                "late_units": late_units.get(program.id, 0),
-            }
-        )
-    return rows
-
-
-def years_touched(session: Session, program: Program) -> list[int]:
-    """Every year a program's phases or obligations have a date in."""
-    low, high = session.exec(
-        select(func.min(Obligation.opens), func.max(Obligation.due)).where(
-            Obligation.program_id == program.id
-        )
-    ).one()
-    phase_low, phase_high = session.exec(
-        select(func.min(PhaseRun.start), func.max(PhaseRun.end)).where(PhaseRun.program_id == program.id)
-    ).one()
-    years = {program.year}
-    for day in (low, high, phase_low, phase_high):
-        if day is not None:
-            years.add(day.year)
-    return list(range(min(years), max(years) + 1))
-
-
-# -- the calendar -------------------------------------------------------------------------------
-
-
-def open_obligations(session: Session, unit: str | None = None, program_ids=None) -> list[Obligation]:
-    query = select(Obligation).where(Obligation.state.in_(OPEN_STATES))
-    if unit is not None:
-        query = query.where(Obligation.unit == unit)
-    if program_ids is not None:
-        query = query.where(Obligation.program_id.in_(program_ids))
-    return list(session.exec(query.order_by(Obligation.due, Obligation.unit, Obligation.id)))
-
-
-def calendar_export(
-    session: Session,
-    obligations: list[Obligation],
-    bundles: Mapping[str, Bundle],
-    *,
-    domain: str,
-    now: datetime,
-) -> bytes | None:
-    """One VTODO per obligation, with the UIDs and wording of the emails' ``.ics`` parts (None if none).
-
-    The to-dos are built by the dispatcher's own ``DigestBuilder`` and ``build_calendar``, so a
-    calendar that imported an email's deadline updates that entry instead of adding a second one.
-    """
-    builder = DigestBuilder(session, bundles)
-    items = [builder.item(_as_item(o, now)) for o in obligations]
-    return build_calendar(items, domain=domain, now=now)
-
-
-def _as_item(obligation: Obligation, now: datetime) -> NotificationItem:
-    """A transient (never stored) item about ``obligation``, for the digest builder."""
-    return NotificationItem(
-        key=f"export/{obligation.key}",
-        kind="task_opened",
-        recipient=obligation.unit,
-        program_id=obligation.program_id,
-        obligation_id=obligation.id,
-        phase=obligation.phase,
-        task=obligation.task,
-        unit=obligation.unit,
-        occurrence=obligation.occurrence,
-        due=obligation.due,
-        on=obligation.opens,
-        send_at=now,
-        created_at=now,
-    )

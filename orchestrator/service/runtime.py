@@ -8,13 +8,14 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from notifications.model import Signature
 from notifications.render import Renderer
 from orchestrator.engine.tick import SendPolicy
 from orchestrator.engine.window import local_day
 from orchestrator.service.config import ProgramSettings, Settings
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
-from workflows.errors import DefinitionError, DubanError, Problem
+from workflows.errors import DefinitionError, DubanError, NotFound, Problem
 
 
 def load_bundle_for(
@@ -36,6 +37,17 @@ def load_bundle_for(
         overrides=settings.definitions.calendar_overrides,
         on_assumed=on_assumed,
     )
+
+
+def program_bundle(
+    settings: Settings, program, *, on_assumed: Callable[[int, str], None] | None = None
+) -> Bundle:
+    """The bundle a stored program was started from: its workflow id, else the definition file it
+    recorded; with the configured units and registers."""
+    try:
+        return load_bundle_for(settings, program.workflow, on_assumed=on_assumed)
+    except NotFound:
+        return load_bundle_for(settings, program.definition_path, on_assumed=on_assumed)
 
 
 def program_year(entry: ProgramSettings, today: date) -> int:
@@ -66,7 +78,34 @@ def send_policy(settings: Settings, bundles: Mapping[str, Bundle]) -> SendPolicy
 
 def make_renderer(settings: Settings, timezone: str = "Asia/Shanghai") -> Renderer:
     mail = settings.mail
-    return Renderer(sender=mail.sender, reply_to=mail.reply_to, domain=mail.domain, timezone=timezone)
+    signature = None
+    if mail.signature is not None:
+        signature = Signature(mail.signature.name, mail.signature.phone, mail.signature.address)
+    return Renderer(
+        sender=mail.sender,
+        reply_to=mail.reply_to,
+        domain=mail.domain,
+        timezone=timezone,
+        calendar=mail.calendar,
+        signature=signature,
+        link_for=unit_links(settings),
+    )
+
+
+def unit_links(settings: Settings) -> Callable[[str], str | None] | None:
+    """``link_for(unit_id)``: the unit's portal page, once ``[web] base_url`` is configured.
+
+    The hook for the web portal (issue 14): it adds ``[web]`` to the settings and a
+    ``link_for(settings, unit)``; until then every digest says how the office records completion.
+    """
+    web = getattr(settings, "web", None)
+    if web is None or not getattr(web, "base_url", None):
+        return None
+    try:
+        from orchestrator.web.links import link_for  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return lambda unit: link_for(settings, unit)
 
 
 def local_today(now: datetime, timezone: str = "Asia/Shanghai") -> date:
