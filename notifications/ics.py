@@ -44,9 +44,10 @@ def phase_uid(item: DigestItem, domain: str) -> str:
 
 
 def build_calendar(
-    items: Iterable[DigestItem], *, domain: str, now: datetime, kind: str = "events"
+    items: Iterable[DigestItem], *, domain: str, now: datetime, kind: str = "events", allow_empty: bool = False
 ) -> bytes | None:
-    """An RFC 5545 calendar (METHOD:PUBLISH) for the dated items, or None if there are none.
+    """An RFC 5545 calendar (METHOD:PUBLISH) for the dated items, or None if there are none
+    (an empty calendar with ``allow_empty``: a subscribed feed with nothing left to do).
 
     ``kind``: each deadline as an all-day ``events`` (VEVENT), ``todos`` (VTODO) or ``both``.
     Written directly (the bytes icalendar 7 writes for the same components: its property order,
@@ -68,7 +69,7 @@ def build_calendar(
         elif item.kind in PHASE_KINDS and item.phase_start and item.phase_end:
             uid = phase_uid(item, domain)
             components.setdefault(uid, (item.phase_start, _event(item, uid, stamp)))
-    if not components:
+    if not components and not allow_empty:
         return None
     lines = [
         "BEGIN:VCALENDAR",

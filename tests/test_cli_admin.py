@@ -34,7 +34,8 @@ from conftest import DUBAN
 from icalendar import Calendar
 from rich.console import Console
 
-from orchestrator.cli import admin, main
+from orchestrator.cli import main, tasks
+from orchestrator.store.models import SCHEMA_REVISION
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = "2026-06-15T10:30:00+08:00"
@@ -290,7 +291,7 @@ def test_tasks_reads_well_unit_names_days_left_or_late_and_totals(cli):
 
 def test_overdue_rows_are_red_and_rows_due_within_three_days_yellow(cli, monkeypatch):
     terminal = Console(force_terminal=True, color_system="standard", width=200, record=True, highlight=False)
-    monkeypatch.setattr(admin, "console", terminal)
+    monkeypatch.setattr(tasks, "console", terminal)
     code, _, err = cli("tasks", now="2026-06-23T10:00:00+08:00")
     assert code == 0, err
     styled = {}
@@ -482,8 +483,8 @@ def test_done_through_the_cli_stops_every_later_notice_at_the_next_tick(cli, sit
 # -- calendar export --------------------------------------------------------------------------------
 
 
-def email_uids(maildir: Path, address: str) -> dict[str, str]:
-    """UID → SUMMARY of every VTODO in the .ics parts of the emails sent to ``address``."""
+def email_uids(maildir: Path, address: str, component: str = "VEVENT") -> dict[str, str]:
+    """UID → SUMMARY of every deadline entry in the .ics parts of the emails sent to ``address``."""
     found = {}
     for path in (maildir / "new").iterdir():
         message = message_from_bytes(path.read_bytes(), policy=default_policy)
@@ -491,13 +492,33 @@ def email_uids(maildir: Path, address: str) -> dict[str, str]:
             continue
         for part in message.walk():
             if part.get_content_type() == "text/calendar":
-                for todo in Calendar.from_ical(part.get_payload(decode=True)).walk("VTODO"):
-                    found[str(todo["UID"])] = str(todo["SUMMARY"])
+                for entry in Calendar.from_ical(part.get_payload(decode=True)).walk(component):
+                    if str(entry["UID"]).startswith(("deadline-", "todo-")):
+                        found[str(entry["UID"])] = str(entry["SUMMARY"])
     return found
 
 
-def test_calendar_export_has_one_todo_per_open_obligation_with_the_emails_uids(cli, site):
+def test_calendar_export_has_one_event_per_open_obligation_with_the_emails_uids(cli, site):
     code, out, err = cli("calendar", "export", "--unit", "甲镇人民政府", "--out", str(site / "town-a.ics"))
+    assert code == 0, err
+    assert out.strip() == f"{site / 'town-a.ics'}: 4 项日程（VEVENT）"
+    calendar = Calendar.from_ical((site / "town-a.ics").read_bytes())
+    events = {str(e["UID"]): e for e in calendar.walk("VEVENT")}
+    open_rows = [
+        r for r in cli.json("tasks", "--unit", "town-a") if r["state"] in ("pending", "open", "overdue")
+    ]
+    assert len(events) == len(open_rows) == 4
+    starts = [e["DTSTART"].dt.isoformat() for e in calendar.walk("VEVENT")]
+    assert starts == sorted(r["due"] for r in open_rows)  # all-day, on the due date, in date order
+    emailed = email_uids(site / "mail", "town-a@example.gov.cn")
+    assert emailed and set(emailed) <= set(events)  # the same entries, not duplicates
+    assert {str(events[uid]["SUMMARY"]) for uid in emailed} == set(emailed.values())
+
+
+def test_calendar_export_kind_todos_has_one_todo_per_open_obligation(cli, site):
+    code, out, err = cli(
+        "calendar", "export", "--unit", "town-a", "--kind", "todos", "--out", str(site / "town-a.ics")
+    )
     assert code == 0, err
     assert out.strip() == f"{site / 'town-a.ics'}: 4 项待办（VTODO）"
     calendar = Calendar.from_ical((site / "town-a.ics").read_bytes())
@@ -507,11 +528,10 @@ def test_calendar_export_has_one_todo_per_open_obligation_with_the_emails_uids(c
     ]
     assert len(todos) == len(open_rows) == 4
     assert {t["DUE"].dt.isoformat() for t in todos.values()} == {r["due"] for r in open_rows}
-    emailed = email_uids(site / "mail", "town-a@example.gov.cn")
-    assert emailed and set(emailed) <= set(todos)  # the same entries, not duplicates
-    assert {str(todos[uid]["SUMMARY"]) for uid in emailed} == set(emailed.values())
-    assert cli("calendar", "export", "--out", str(site / "all.ics"))[0] == 0
+    assert cli("calendar", "export", "--kind", "todos", "--out", str(site / "all.ics"))[0] == 0
     assert len(Calendar.from_ical((site / "all.ics").read_bytes()).walk("VTODO")) == 11
+    code, _, err = cli("calendar", "export", "--kind", "tasks", "--out", str(site / "x.ics"))
+    assert (code, err.strip()) == (2, 'duban: --kind: unknown kind "tasks" (one of events, todos, both)')
 
 
 # -- help -------------------------------------------------------------------------------------------
@@ -748,7 +768,7 @@ def test_unusable_databases_are_refused_in_one_line_and_left_as_they_were(site):
         site / "text.db": (["status"], "not a duban database (file is not a database)"),
         old: (
             ["outbox", "retry", "--all-failed"],
-            "the database schema is at revision 0000, this duban needs 0002; run `duban db upgrade`",
+            f"the database schema is at revision 0000, this duban needs {SCHEMA_REVISION}; run `duban db upgrade`",
         ),
     }
     contents = {path: path.read_bytes() for path in cases if path.exists()}

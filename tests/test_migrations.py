@@ -128,3 +128,9 @@ def test_a_start_after_the_upgrade_moves_unfired_timers_to_task_occurrences(empt
             "overdue",
             "escalation",
         }
+
+
+def test_the_models_schema_revision_is_the_migrations_head():
+    from orchestrator.store.models import SCHEMA_REVISION
+
+    assert head_revision() == SCHEMA_REVISION  # open_database compares with SCHEMA_REVISION, not Alembic

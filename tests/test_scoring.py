@@ -28,7 +28,6 @@ from sqlmodel import Session, select
 
 from orchestrator.admin.operations import mark_done, waive
 from orchestrator.cli import main
-from orchestrator.cli.common import state
 from orchestrator.engine.tick import SendPolicy, tick
 from orchestrator.evaluation.scoring import (
     ObligationFact,
@@ -181,7 +180,6 @@ def cli(
 ) -> tuple[int, str, str]:
     """Run ``duban --config CONFIG ARGS`` in this process; returns (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    state._settings = None  # the CLI caches settings per process; each call reads its --config
     logging = structlog.get_config()  # the CLI configures structlog for the process: put it back after
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DUBAN_FAKE_NOW", now)
@@ -190,7 +188,6 @@ def cli(
         patch.setenv("COLUMNS", "200")
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(["--config", str(config), *args])
-    state._settings = None
     structlog.configure(**logging)
     return code, out.getvalue(), err.getvalue()
 

@@ -19,7 +19,6 @@ import pytest
 import structlog
 
 from orchestrator.cli import main
-from orchestrator.cli.common import state
 
 REPO = Path(__file__).resolve().parent.parent
 DUBAN = str(Path(sys.executable).with_name("duban"))
@@ -90,7 +89,6 @@ roles = ["town"]
 def run(*args: str, config: Path | None = None, cwd: Path | None = None) -> tuple[int, str, str]:
     """``duban [--config CONFIG] ARGS`` in this process; returns (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    state._settings = None  # the CLI caches settings per process
     saved_logging = structlog.get_config()  # the CLI binds structlog to this run's stderr: put it back after
     argv = (["--config", str(config)] if config else []) + list(args)
     with pytest.MonkeyPatch.context() as patch:
@@ -100,7 +98,6 @@ def run(*args: str, config: Path | None = None, cwd: Path | None = None) -> tupl
             patch.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(argv)
-    state._settings = None
     structlog.configure(**saved_logging)
     return code, out.getvalue(), err.getvalue()
 

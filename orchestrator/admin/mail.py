@@ -56,8 +56,6 @@ def outbox_counts(session: Session) -> dict[str, int]:
     return counts
 
 
-
-
 def outbox_detail(
     session: Session, message_id: int, names: Mapping[str, str], tz: ZoneInfo, *, maildir: Path | None
 ) -> dict[str, Any]:
@@ -76,7 +74,7 @@ def outbox_detail(
             "at": iso(e.at, tz),
             "kind": e.kind,
             "actor": e.actor,
-            "reply": e.detail,  # a failure's or refusal's server reply
+            "reply": _reply(e),
             "after": e.after,
         }
         for e in events
@@ -90,6 +88,15 @@ def outbox_detail(
         "events": attempts,
         "last_reply": replies[-1] if replies else message.last_error,
     }
+
+
+def _reply(event: Event) -> str | None:
+    """What the mail server answered, where the event recorded it: a failed attempt's error, or
+    the addresses it refused with their replies. (A successful send records no reply text.)"""
+    if event.kind in ("mail.failed", "mail.retry"):
+        return event.detail
+    refused = (event.after or {}).get("refused") if event.kind == "mail.refused" else None
+    return "; ".join(f"{address} {reply}" for address, reply in refused.items()) if refused else None
 
 
 def _eml_path(maildir: Path, message_id: str) -> Path | None:

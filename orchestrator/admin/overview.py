@@ -252,10 +252,14 @@ def log_rows(
     kind: str | None = None,
     actor: str | None = None,
     limit: int | None = None,
+    hidden: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Audit events in time order; ``kind`` matches a prefix (``obligation.`` or ``obligation.done``);
-    with ``limit``, the latest ``limit`` events (still in time order)."""
+    events of the ``hidden`` kinds are left out; with ``limit``, the latest ``limit`` events (still
+    in time order)."""
     query = select(Event)
+    if hidden:
+        query = query.where(Event.kind.not_in(hidden))
     if since is not None:
         query = query.where(Event.at >= since)
     if unit is not None:

@@ -146,5 +146,3 @@ def years_touched(session: Session, program: Program) -> list[int]:
         if day is not None:
             years.add(day.year)
     return list(range(min(years), max(years) + 1))
-
-

@@ -15,8 +15,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import typer
 from rich.console import Console
+
+try:  # typer >= 0.29 vendors click
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import get_current_context
 
 from workflows.errors import DubanError
 
@@ -77,7 +81,7 @@ class Context:
 
 def current() -> Context:
     """The context of the running invocation (``ctx.obj`` of the root command)."""
-    ctx = typer.get_current_context(silent=True)
+    ctx = get_current_context(silent=True)
     obj = ctx.find_root().obj if ctx is not None else None
     if not isinstance(obj, Context):  # a command called outside ``duban`` (a test): the defaults
         obj = Context()

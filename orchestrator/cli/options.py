@@ -21,16 +21,14 @@ REGISTER_HELP = (
 UNITS_HELP = "The units file (default: \\[definitions] units in config)."
 
 
-def flag(name: str, help: str, *short: str) -> typer.models.OptionInfo:  # noqa: A002
+def flag(name: str, help: str, *short: str) -> typer.models.OptionInfo:
     """A boolean flag, shown without a type."""
     return typer.Option(False, name, *short, help=help, metavar="")
 
 
 Ref = Annotated[str, typer.Argument(metavar="REF", help=REF_HELP, show_default=False)]
 Unit = Annotated[str | None, typer.Option("--unit", "-u", metavar="UNIT", help=UNIT_HELP)]
-Program = Annotated[
-    str | None, typer.Option("--program", "-p", metavar="WORKFLOW[:YEAR]", help=PROGRAM_HELP)
-]
+Program = Annotated[str | None, typer.Option("--program", "-p", metavar="WORKFLOW[:YEAR]", help=PROGRAM_HELP)]
 Occurrence = Annotated[
     str | None,
     typer.Option("--occurrence", metavar="KEY", help="The occurrence key of a recurring duty."),
@@ -50,5 +48,5 @@ Workflow = Annotated[
 ]
 
 
-def json_flag(help: str = "One JSON object per line.") -> typer.models.OptionInfo:  # noqa: A002
+def json_flag(help: str = "One JSON object per line.") -> typer.models.OptionInfo:
     return flag("--json", help)

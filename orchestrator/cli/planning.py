@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from orchestrator.cli.common import BadInput, console, parse_year, print_json_lines, state, warn
-from workflows.catalog import Bundle, definition_files, definition_folders, find_definition, load_bundle
-from workflows.check import Inputs, check_inputs
-from workflows.errors import DefinitionError, NotFound, Problem
-from workflows.loader import read_toml
-from workflows.plan import Occurrence, plan
+from orchestrator.cli.common import EXIT_CODES, BadInput, console, current, parse_year, print_json_lines, warn
+from orchestrator.cli.options import REGISTER_HELP, UNITS_HELP, Registers, Units, Workflow, Year, json_flag
 
-REGISTER_HELP = (
-    "A register CSV for anchored duties, as NAME=FILE (repeatable); default: [registers] in config."
-)
-UNITS_HELP = "The units file (default: [definitions] units in config)."
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from workflows.catalog import Bundle
+    from workflows.check import Inputs
+    from workflows.errors import Problem
+    from workflows.plan import Occurrence
 
 
 def parse_registers(values: list[str] | None, *, configured: bool = True) -> dict[str, Path]:
     """``--register NAME=FILE`` options, over the configured ``[registers]`` when ``configured``."""
-    registers = {name: Path(path) for name, path in state.settings.registers.items()} if configured else {}
+    registers = (
+        {name: Path(path) for name, path in current().settings.registers.items()} if configured else {}
+    )
     for value in values or []:
         name, sep, path = value.partition("=")
         name, path = name.strip(), path.strip()
@@ -38,7 +39,7 @@ def parse_registers(values: list[str] | None, *, configured: bool = True) -> dic
 
 
 def units_path(option: Path | None) -> Path:
-    path = option or state.settings.definitions.units
+    path = option or current().settings.definitions.units
     if path is None:
         raise BadInput("--units: no units file given and none configured ([definitions] units in config)")
     return path
@@ -46,7 +47,9 @@ def units_path(option: Path | None) -> Path:
 
 def bundle_for(workflow: str, units: Path | None, registers: list[str] | None):
     """Load the workflow's bundle; calendar warnings go to stderr once per year."""
-    settings = state.settings
+    from workflows.catalog import definition_folders, find_definition, load_bundle
+
+    settings = current().settings
     register_files = parse_registers(registers)
     path = find_definition(workflow, definition_folders(settings.definitions.paths))
     return load_bundle(
@@ -70,7 +73,11 @@ def parse_year_text(text: str | None) -> int:
 def configured_inputs() -> Inputs:
     """Everything config.toml names: every definition file in the definition folders (the shipped
     ones too), the units file, the registers, the calendar override file, and [[programs]]."""
-    settings = state.settings
+    from workflows.catalog import definition_files, definition_folders, find_definition
+    from workflows.check import Inputs
+    from workflows.errors import NotFound
+
+    settings = current().settings
     inputs = Inputs()
     folders = definition_folders(settings.definitions.paths)
     for path in definition_files(folders):
@@ -94,7 +101,10 @@ def configured_inputs() -> Inputs:
 
 
 def _config_problem(loc: tuple, message: str) -> Problem:
-    path = state.settings.path
+    from workflows.errors import DefinitionError, Problem
+    from workflows.loader import read_toml
+
+    path = current().settings.path
     if path is None:
         return Problem("config.toml", 1, message)
     try:
@@ -110,7 +120,7 @@ def validate(
         help="Definition, units, calendar override (.toml) and register (.csv) files; default: all configured.",
         show_default=False,
     ),
-    register: list[str] = typer.Option(None, "--register", "-r", help=REGISTER_HELP),
+    register: Registers = None,
 ) -> None:
     """Check definitions, units files and registers against each other; every error as FILE:LINE: message.
 
@@ -118,9 +128,14 @@ def validate(
     definition given without a units file is checked against the configured units file.
     A register file is named by its file name up to the first dot (or give --register NAME=FILE).
 
+    Half-width punctuation (, ( ) : ;) between Chinese characters is a warning (FILE:LINE), not an error.
+
     Example: [bold]duban validate workflows/definitions/rule_of_law_pilot.toml examples/units.example.toml[/]
     """
-    settings = state.settings
+    from workflows.check import Inputs, check_inputs
+    from workflows.errors import DefinitionError
+
+    settings = current().settings
     if files:
         inputs = Inputs()
         for path in files:
@@ -160,6 +175,8 @@ def _title(bundle: Bundle, o: Occurrence) -> str:
 
 
 def plan_table(bundle: Bundle, year: int, occurrences: list[Occurrence], width: int = 160) -> Table:
+    from rich.table import Table
+
     """The Rich table of ``duban plan``: one row per obligation, in Chinese, names instead of ids.
 
     A due date moved by the working-day rule is marked ``*`` and explained in the caption. Below
@@ -191,18 +208,18 @@ def plan_table(bundle: Bundle, year: int, occurrences: list[Occurrence], width: 
 
 
 def plan_command(
-    workflow: str = typer.Argument(
-        ..., help="A workflow id from the definition folders, or a definition file.", show_default=False
-    ),
-    units: Path = typer.Option(None, "--units", "-u", help=UNITS_HELP),
-    year: str = typer.Option(None, "--year", "-y", help="The program year, YYYY.", show_default=False),
-    register: list[str] = typer.Option(None, "--register", "-r", help=REGISTER_HELP),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per obligation."),
+    workflow: Workflow,
+    units: Units = None,
+    year: Year = None,
+    register: Registers = None,
+    as_json: bool = json_flag("One JSON object per obligation."),
 ) -> None:
     """Every obligation of WORKFLOW for a year with its dates (after the working-day rule); nothing stored.
 
     Example: [bold]duban plan rule-of-law-pilot --units examples/units.example.toml --year 2026 --json[/]
     """
+    from workflows.plan import plan
+
     program_year = parse_year_text(year)
     bundle = bundle_for(workflow, units, register)
     occurrences = plan(
@@ -215,15 +232,8 @@ def plan_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("validate")(validate)
-    app.command("plan")(plan_command)
-    try:
-        from orchestrator.cli.simulate import simulate
-    except ModuleNotFoundError as exc:
-        if exc.name != "orchestrator.cli.simulate":
-            raise
-    else:
-        app.command("simulate")(simulate)
+    app.command("validate", epilog=EXIT_CODES)(validate)
+    app.command("plan", epilog=EXIT_CODES)(plan_command)
 
 
-__all__ = ["bundle_for", "parse_registers", "parse_year_text", "register"]
+__all__ = ["REGISTER_HELP", "UNITS_HELP", "bundle_for", "parse_registers", "parse_year_text", "register"]

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0006"
 
 
 class Program(SQLModel, table=True):
@@ -219,12 +219,13 @@ class IndicatorValue(SQLModel, table=True):
     indicator: str
     unit: str
     period: int
-    value: float
+    value: float | None  # None when not applicable
     count: int | None = None
     of: int | None = None
-    note: str | None = None
+    note: str | None = None  # a remark; for a not-applicable value, the reason
     updated_at: datetime
     updated_by: str
+    not_applicable: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
 
 class Heartbeat(SQLModel, table=True):
