@@ -22,7 +22,7 @@ BAND_INK = ("#2e7d32", "#1565c0", "#b26a00", "#6a1b9a", "#c62828")
 BAND_TINT = ("#e3f1e4", "#e1edf9", "#fdf0d9", "#f1e4f5", "#fbe3e3")
 NONE_INK, NONE_TINT = "#78909c", "#eceff1"
 PHASE_FILL = ("#c9d8e8", "#d6e4cf", "#ecdcc4", "#dcd3e8", "#d0e4e4")
-STATUS_TEXT = {"met": "达标", "not_met": "未达标", "missing": "未填报"}
+STATUS_TEXT = {"met": "达标", "not_met": "未达标", "missing": "未填报", "not_applicable": "不适用"}
 TIMELINE_WIDTH = 720
 LANE = 26
 AXIS_TOP = 26
@@ -115,6 +115,8 @@ def text_width(text: str, size: float) -> float:
 
 def indicator_value(fact: Mapping[str, Any]) -> str:
     """``12/12（100%）``, ``95.5%``, ``3`` or ``未填报``."""
+    if fact.get("status") == "not_applicable":
+        return "不适用"
     if fact["value"] is None:
         return "未填报"
     shown = number(fact["value"]) + ("%" if fact["percent"] else "")
@@ -305,10 +307,11 @@ def heatmap(data: Mapping[str, Any], all_bands: Sequence[Band]) -> dict:
 def indicator_rows(data: Mapping[str, Any]) -> list[dict]:
     rows = []
     for ind in data["indicators"]:
-        total = len(ind["values"]) or 1
+        counted = [v for v in ind["values"] if v["status"] != "not_applicable"]  # neither met nor missing
+        total = len(counted) or 1
         shortfalls = [
             {"name": v["unit_name"], "value": indicator_value(v), "status": v["status"]}
-            for v in ind["values"]
+            for v in counted
             if v["status"] != "met"
         ]
         rows.append(
@@ -319,7 +322,7 @@ def indicator_rows(data: Mapping[str, Any]) -> list[dict]:
                 "met": ind["met"],
                 "not_met": ind["not_met"],
                 "missing": ind["missing"],
-                "reporters": len(ind["values"]),
+                "reporters": len(counted),
                 "met_w": round(ind["met"] / total * 100, 2),
                 "not_met_w": round(ind["not_met"] / total * 100, 2),
                 "missing_w": round(ind["missing"] / total * 100, 2),

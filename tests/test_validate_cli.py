@@ -344,7 +344,7 @@ def test_validate_and_plan_store_nothing(site: Path) -> None:
     "args, message",
     [
         (["validate", "--bogus"], "duban validate: No such option: --bogus (see `duban validate --help`)"),
-        (["plan"], "duban plan: Missing argument 'workflow'. (see `duban plan --help`)"),
+        (["plan"], "duban plan: Missing argument 'WORKFLOW'. (see `duban plan --help`)"),
         (["plan", "mini", "--year", "20x6"], 'duban: --year: bad year "20x6", expected YYYY, e.g. 2026'),
         (["plan", "mini", "--year", "1066"], "duban: --year: bad year 1066, expected YYYY"),
         (["plan", "mini"], "duban: --year: missing, give the program year, e.g. --year 2026"),

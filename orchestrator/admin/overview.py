@@ -193,8 +193,39 @@ def story(
             for t in timers
         ],
         "notices": [_notice(item, message, names, tz) for item, message in notices],
-        "history": [event_row(e, tz) for e in events],
+        "history": _with_creation(session, obligation, program, [event_row(e, tz) for e in events], tz),
     }
+
+
+def _with_creation(
+    session: Session, obligation: Obligation, program: Program, history: list[dict[str, Any]], tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    """The history with how it began: an obligation added by a reconcile has its ``obligation.added``
+    event; one created when the program started (in bulk, without an event of its own) gets an
+    ``obligation.created`` entry from the program's start — with the state it had then, so one
+    created already overdue says so."""
+    if any(e["kind"] == "obligation.added" for e in history):
+        return history
+    started = session.exec(
+        select(Event).where(Event.program_id == program.id, Event.kind == "program.started").order_by(Event.id)
+    ).first()
+    at = started.at if started else program.started_at
+    day = local_day(at, tz)
+    state = "pending" if day < obligation.opens else ("overdue" if day > obligation.due else "open")
+    entry = {
+        "id": None,
+        "at": iso(at, tz),
+        "actor": started.actor if started else "duban",
+        "kind": "obligation.created",
+        "program_id": program.id,
+        "obligation_id": obligation.id,
+        "unit": obligation.unit,
+        "subject": obligation.key,
+        "before": None,
+        "after": {"state": state, "opens": str(obligation.opens), "due": str(obligation.due)},
+        "detail": "方案启动时创建" + ("，创建时已逾期" if state == "overdue" else ""),
+    }
+    return [entry, *history]
 
 
 def _same_group(model, obligation: Obligation):

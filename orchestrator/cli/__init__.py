@@ -77,6 +77,21 @@ def _global(
     configure_cli(10 if debug else 30)  # logging.DEBUG / WARNING: warnings of lower layers go to stderr
 
 
+def _help_is_a_flag() -> None:
+    """Show ``-h, --help`` as the flag it is, like every other flag (``--json``), not ``<bool>``."""
+    from typer._click.core import Command
+
+    original = Command.get_help_option
+
+    def get_help_option(self, ctx):
+        option = original(self, ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    Command.get_help_option = get_help_option
+
+
 def _register_commands() -> None:
     """Every command group's module is light to import: each command imports what it uses."""
     for name in COMMAND_GROUPS:
@@ -85,6 +100,7 @@ def _register_commands() -> None:
 
 
 _register_commands()
+_help_is_a_flag()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -216,10 +216,8 @@ def _check_unit(bundle: Bundle, task: Task, indicator: Indicator, unit: str) -> 
 
 
 def _snapshot(row: IndicatorValue) -> dict:
-    return {
-        "value": row.value, "count": row.count, "of": row.of, "note": row.note,
-        "not_applicable": row.not_applicable,
-    }  # fmt: skip
+    snapshot = {"value": row.value, "count": row.count, "of": row.of, "note": row.note}
+    return snapshot | ({"not_applicable": True} if row.not_applicable else {})
 
 
 def check_period(session: Session, program: Program, period: int) -> int:
@@ -267,10 +265,8 @@ def set_value(
         )
     ).first()
     before = _snapshot(row) if row else None
-    after = {
-        "value": reading.value, "count": reading.count, "of": reading.of, "note": note,
-        "not_applicable": reading.not_applicable,
-    }  # fmt: skip
+    after = {"value": reading.value, "count": reading.count, "of": reading.of, "note": note}
+    after |= {"not_applicable": True} if reading.not_applicable else {}
     if row is not None and note is None:
         after["note"] = row.note  # keep an earlier note unless a new one is given
     if before == after:
