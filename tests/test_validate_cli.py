@@ -527,3 +527,28 @@ def test_a_folder_is_validated_file_by_file(site: Path) -> None:
     code, out, err = run("validate", str(folder), config=site / "config.toml")
     assert (code, err) == (0, "")
     assert out.strip() == "ok: 1 definition (mini), 1 units file (2 units), 1 register (1 row)"
+
+
+def test_half_width_punctuation_between_chinese_characters_is_a_located_warning(site: Path) -> None:
+    tmp_path = site
+    text = DEFINITION.replace('title = "报送方案"', 'title = "理清乡(镇)公共服务事项,报送方案"\nsection = "(三)行政监督"')
+    definition = write(tmp_path, "mini.toml", text)
+    units = write(tmp_path, "units.toml", UNITS)
+    code, out, err = run("validate", str(definition), str(units), config=tmp_path / "config.toml")
+    assert code == 0, err  # a warning: the files are usable
+    assert out.startswith("ok: 1 definition (mini)")
+    assert err.splitlines() == [
+        f'{definition}:7: warning: half-width "(" ")" "," between Chinese characters (= "理清乡(镇)公共服务): '
+        'use "（" "）" "，"',
+        f'{definition}:8: warning: half-width ")" between Chinese characters (= "(三)行政监督"): use "）"',
+    ]
+    clean = write(tmp_path, "clean.toml", DEFINITION.replace("报送方案", "理清乡（镇）公共服务事项，报送方案"))
+    code, _, err = run("validate", str(clean), str(units), config=tmp_path / "config.toml")
+    assert (code, err) == (0, "")
+
+
+def test_the_pilot_has_no_half_width_punctuation_between_chinese_characters() -> None:
+    from workflows.punctuation import half_width_warnings
+
+    pilot = REPO / "workflows" / "definitions" / "rule_of_law_pilot.toml"
+    assert [str(w) for w in half_width_warnings(pilot)] == []

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from orchestrator.cli.common import EXIT_CODES, BadInput, console, current, parse_year, print_json_lines, warn
+from orchestrator.cli.common import (
+    EXIT_CODES,
+    BadInput,
+    console,
+    current,
+    err_console,
+    parse_year,
+    print_json_lines,
+    warn,
+)
 from orchestrator.cli.options import REGISTER_HELP, UNITS_HELP, Registers, Units, Workflow, Year, json_flag
 
 if TYPE_CHECKING:
@@ -152,6 +161,8 @@ def validate(
     report = check_inputs(inputs)
     for note in inputs.notes:
         warn(note)
+    for warning in report.warnings:  # FILE:LINE: warning: …, and the exit code stays 0
+        err_console.print(str(warning), markup=False, highlight=False, soft_wrap=True)
     if report.problems:
         raise DefinitionError(report.problems)
     console.print(f"ok: {report.summary()}", markup=False)
