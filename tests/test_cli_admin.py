@@ -876,3 +876,75 @@ def _bring_the_next_day(env) -> None:
         ).rowcount
     engine.dispose()
     assert moved == 3  # T2's reminder, T1's overdue notice and first escalation step (for all towns)
+
+
+# -- issue 15: what people read ---------------------------------------------------------------------
+
+
+def test_version_flag_prints_the_installed_version(cli):
+    from importlib.metadata import version
+
+    code, out, _ = cli("--version")
+    assert (code, out.strip()) == (0, f"duban {version('duban')}")
+
+
+def test_log_hides_skipped_notices_unless_all_and_shows_local_times(cli):
+    shown = cli.json("log")
+    everything = cli.json("log", "--all")
+    skipped = [e for e in everything if e["kind"] == "notice.skipped"]
+    assert skipped, "the catch-up run skips stale reminders"
+    assert not any(e["kind"] == "notice.skipped" for e in shown)
+    assert len(everything) == len(shown) + len(skipped)
+    assert [e["kind"] for e in cli.json("log", "--kind", "notice.skipped")] == ["notice.skipped"] * len(skipped)
+    assert all(e["at"].endswith("+08:00") for e in everything)  # the plan's local time, not UTC
+    code, out, err = cli("log", "--limit", "1")
+    assert code == 0, err
+    (last,) = shown[-1:]
+    assert last["at"][:16].replace("T", " ") in out
+
+
+def test_show_has_a_creation_entry_for_an_obligation_created_already_overdue(cli):
+    code, _, err = cli("start", "admin-test", "--year", "2025")
+    assert code == 0, err
+    story = cli.json("show", "T1", "--unit", "town-a", "--program", "admin-test:2025")[0]
+    first = story["history"][0]
+    assert (first["kind"], first["after"]["state"], first["actor"]) == ("obligation.created", "overdue", "alice")
+    assert first["at"].startswith("2026-06-15T10:30")
+    code, out, err = cli("show", "T1", "--unit", "甲镇人民政府", "--program", "admin-test:2025")
+    assert code == 0, err
+    assert "obligation.created" in out and "方案启动时创建，创建时已逾期" in out
+
+
+def test_every_unit_option_takes_the_id_or_the_exact_name(cli):
+    by_id = cli.json("tasks", "--unit", "town-a")
+    assert by_id and by_id == cli.json("tasks", "--unit", "甲镇人民政府")
+    assert cli.json("log", "--unit", "town-c") == cli.json("log", "--unit", "丙镇人民政府")
+    code, _, err = cli("tasks", "--unit", "丁镇人民政府")
+    assert (code, err.strip()) == (2, 'duban: --unit: unknown unit "丁镇人民政府"')
+
+
+def test_outbox_show_has_headers_recipients_attempts_and_the_eml_file(cli, site):
+    (first,) = cli.json("outbox")[:1]
+    (found,) = cli.json("outbox", "show", str(first["id"]))
+    assert (found["id"], found["state"], found["to"]) == (first["id"], "sent", first["to"])
+    assert found["headers"]["Message-ID"] == first["message_id"]
+    assert "Subject" in found["headers"] and "From" in found["headers"]
+    assert found["eml"] and Path(found["eml"]).is_file() and Path(found["eml"]).parent == site / "mail" / "new"
+    assert [e["kind"] for e in found["events"]] == ["mail.queued", "mail.sent"]
+    code, out, err = cli("outbox", "show", f"#{first['id']}")
+    assert code == 0, err
+    assert found["eml"] in out.replace("\n", "") or Path(found["eml"]).name[:20] in out
+    assert "服务器最后答复" in out and "邮件头" in out
+    code, _, err = cli("outbox", "show", "999")
+    assert (code, err.strip()) == (2, "duban: no outbox message #999 (`duban outbox` lists them)")
+    code, _, err = cli("outbox", "show", "x7")
+    assert (code, err.strip()) == (2, 'duban: outbox show: bad message ID "x7", expected a number such as 7')
+
+
+def test_help_keeps_bracketed_words_and_shows_flags_as_flags(cli):
+    code, out, _ = cli("plan", "--help")
+    assert code == 0
+    assert "[definitions] units in config" in out and "[registers] in config" in out
+    assert "<bool>" not in out
+    code, out, _ = cli("tasks", "--help")
+    assert "<bool>" not in out and "--unit" in out and "UNIT" in out
