@@ -948,3 +948,46 @@ def test_help_keeps_bracketed_words_and_shows_flags_as_flags(cli):
     assert "<bool>" not in out
     code, out, _ = cli("tasks", "--help")
     assert "<bool>" not in out and "--unit" in out and "UNIT" in out
+
+
+def test_simulate_one_unit_with_a_summary_and_eml_files(cli, site):
+    everything = cli.json("simulate", "admin-test", "--year", "2026")
+    mine = cli.json("simulate", "admin-test", "--year", "2026", "--unit", "甲镇人民政府")
+    assert mine and {e["to_unit"] for e in mine} == {"town-a"}
+    assert mine == [e for e in everything if e["to_unit"] == "town-a"]  # the same emails, fields unchanged
+    assert set(mine[0]) == {"send_at", "to_unit", "to", "subject", "message_id", "items"}
+    folder = site / "eml"
+    folder.mkdir()
+    code, out, err = cli("simulate", "admin-test", "--year", "2026", "--unit", "town-a", "--eml", str(folder))
+    assert code == 0, err
+    files = sorted(folder.iterdir())
+    assert len(files) == len(mine) and f"{len(mine)} 封邮件写入 {folder}" in err
+    first = message_from_bytes(files[0].read_bytes(), policy=default_policy)
+    assert first["Message-ID"] == mine[0]["message_id"] and first["Subject"] == mine[0]["subject"]
+    assert "事项办结后" in first.get_body(("plain",)).get_content()
+    assert "假设：全年没有任何单位报告办结" in out
+    code, out, err = cli("simulate", "admin-test", "--year", "2026", "--summary")
+    assert code == 0, err
+    assert "按月" in out and "按单位" in out and "2026-06" in out and "甲镇人民政府" in out
+    assert "假设：全年没有任何单位报告办结" in out
+    code, _, err = cli("simulate", "admin-test", "--year", "2026", "--unit", "nobody")
+    assert code == 2 and 'unknown unit "nobody"' in err
+
+
+def test_a_units_calendar_feed_is_one_function_returning_its_bytes(site):
+    from sqlmodel import Session
+
+    from orchestrator.admin.calendars import unit_calendar
+    from orchestrator.service.config import load_settings
+    from orchestrator.service.runtime import program_bundle
+    from orchestrator.store.db import open_database
+
+    settings = load_settings(site / "config.toml")
+    engine = open_database(settings.database.url)
+    at = datetime(2026, 6, 15, 2, tzinfo=UTC)
+    with Session(engine) as session:
+        data = unit_calendar(session, "town-a", lambda p: program_bundle(settings, p), domain="duban.test", now=at)
+        empty = unit_calendar(session, "nobody", lambda p: program_bundle(settings, p), domain="duban.test", now=at)
+    events = Calendar.from_ical(data).walk("VEVENT")
+    assert len(events) == 4 and all(str(e["SUMMARY"]).endswith("（甲镇人民政府）") for e in events)
+    assert Calendar.from_ical(empty).walk("VEVENT") == []  # a feed with nothing left is still a calendar
