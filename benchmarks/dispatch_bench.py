@@ -52,9 +52,10 @@ from sqlalchemy.engine import Engine  # noqa: E402
 from notifications.render import Renderer  # noqa: E402
 from notifications.transport import SendResult, SmtpTransport  # noqa: E402
 from orchestrator.engine.clock import FakeClock  # noqa: E402
-from orchestrator.engine.outbox.dispatch import deliver, enqueue  # noqa: E402
+from orchestrator.engine.outbox import deliver, enqueue  # noqa: E402
 from orchestrator.engine.programs import start_program  # noqa: E402
-from orchestrator.engine.tick import SendPolicy, tick  # noqa: E402
+from orchestrator.engine.tick import tick  # noqa: E402
+from orchestrator.engine.window import SendPolicy  # noqa: E402
 from orchestrator.service.config import MailSettings  # noqa: E402
 from orchestrator.store.db import make_engine, transaction, upgrade  # noqa: E402
 from orchestrator.store.models import NotificationItem  # noqa: E402

@@ -44,7 +44,12 @@ def phase_uid(item: DigestItem, domain: str) -> str:
 
 
 def build_calendar(
-    items: Iterable[DigestItem], *, domain: str, now: datetime, kind: str = "events", allow_empty: bool = False
+    items: Iterable[DigestItem],
+    *,
+    domain: str,
+    now: datetime,
+    kind: str = "events",
+    allow_empty: bool = False,
 ) -> bytes | None:
     """An RFC 5545 calendar (METHOD:PUBLISH) for the dated items, or None if there are none
     (an empty calendar with ``allow_empty``: a subscribed feed with nothing left to do).

@@ -76,7 +76,7 @@ class Renderer:
         sender: str,
         reply_to: str | None = None,
         domain: str,
-        timezone: str = "Asia/Shanghai",
+        timezone: str,
         calendar: str = "events",
         signature: Signature | None = None,
         link_for: Callable[[str], str | None] | None = None,

@@ -36,7 +36,7 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
-from workflows.errors import PermanentFailure, TemporaryFailure, TransportError
+from notifications.errors import PermanentFailure, TemporaryFailure, TransportError
 
 log = structlog.get_logger("duban.notifications.transport")
 

@@ -895,7 +895,9 @@ def test_log_hides_skipped_notices_unless_all_and_shows_local_times(cli):
     assert skipped, "the catch-up run skips stale reminders"
     assert not any(e["kind"] == "notice.skipped" for e in shown)
     assert len(everything) == len(shown) + len(skipped)
-    assert [e["kind"] for e in cli.json("log", "--kind", "notice.skipped")] == ["notice.skipped"] * len(skipped)
+    assert [e["kind"] for e in cli.json("log", "--kind", "notice.skipped")] == ["notice.skipped"] * len(
+        skipped
+    )
     assert all(e["at"].endswith("+08:00") for e in everything)  # the plan's local time, not UTC
     code, out, err = cli("log", "--limit", "1")
     assert code == 0, err
@@ -908,7 +910,11 @@ def test_show_has_a_creation_entry_for_an_obligation_created_already_overdue(cli
     assert code == 0, err
     story = cli.json("show", "T1", "--unit", "town-a", "--program", "admin-test:2025")[0]
     first = story["history"][0]
-    assert (first["kind"], first["after"]["state"], first["actor"]) == ("obligation.created", "overdue", "alice")
+    assert (first["kind"], first["after"]["state"], first["actor"]) == (
+        "obligation.created",
+        "overdue",
+        "alice",
+    )
     assert first["at"].startswith("2026-06-15T10:30")
     code, out, err = cli("show", "T1", "--unit", "甲镇人民政府", "--program", "admin-test:2025")
     assert code == 0, err
@@ -929,7 +935,9 @@ def test_outbox_show_has_headers_recipients_attempts_and_the_eml_file(cli, site)
     assert (found["id"], found["state"], found["to"]) == (first["id"], "sent", first["to"])
     assert found["headers"]["Message-ID"] == first["message_id"]
     assert "Subject" in found["headers"] and "From" in found["headers"]
-    assert found["eml"] and Path(found["eml"]).is_file() and Path(found["eml"]).parent == site / "mail" / "new"
+    assert (
+        found["eml"] and Path(found["eml"]).is_file() and Path(found["eml"]).parent == site / "mail" / "new"
+    )
     assert [e["kind"] for e in found["events"]] == ["mail.queued", "mail.sent"]
     code, out, err = cli("outbox", "show", f"#{first['id']}")
     assert code == 0, err
@@ -986,8 +994,12 @@ def test_a_units_calendar_feed_is_one_function_returning_its_bytes(site):
     engine = open_database(settings.database.url)
     at = datetime(2026, 6, 15, 2, tzinfo=UTC)
     with Session(engine) as session:
-        data = unit_calendar(session, "town-a", lambda p: program_bundle(settings, p), domain="duban.test", now=at)
-        empty = unit_calendar(session, "nobody", lambda p: program_bundle(settings, p), domain="duban.test", now=at)
+        data = unit_calendar(
+            session, "town-a", lambda p: program_bundle(settings, p), domain="duban.test", now=at
+        )
+        empty = unit_calendar(
+            session, "nobody", lambda p: program_bundle(settings, p), domain="duban.test", now=at
+        )
     events = Calendar.from_ical(data).walk("VEVENT")
     assert len(events) == 4 and all(str(e["SUMMARY"]).endswith("（甲镇人民政府）") for e in events)
     assert Calendar.from_ical(empty).walk("VEVENT") == []  # a feed with nothing left is still a calendar

@@ -34,19 +34,20 @@ from structlog.testing import LogCapture
 from notifications.render import Renderer
 from notifications.transport import SendResult, SmtpTransport, Transport
 from orchestrator.engine.clock import FakeClock
-from orchestrator.engine.outbox.dispatch import (
+from orchestrator.engine.outbox import (
     ADMIN_RECIPIENT,
     CLAIM_SECONDS,
     DeliverReport,
-    _claim,
     deliver,
     enqueue,
     report_failures,
 )
+from orchestrator.engine.outbox.claims import claim
 from orchestrator.engine.programs import start_program
-from orchestrator.engine.tick import SendPolicy, tick
+from orchestrator.engine.tick import tick
+from orchestrator.engine.window import SendPolicy
 from orchestrator.service.config import MailSettings, Settings, SmtpSettings
-from orchestrator.service.daemon import make_transport
+from orchestrator.service.runtime import make_transport
 from orchestrator.store.db import make_engine, transaction, upgrade
 from orchestrator.store.models import Event, NotificationItem, OutboxMessage
 from workflows.catalog import Bundle, load_bundle
@@ -203,7 +204,9 @@ def make_env(engine: Engine, folder: Path, units: str = UNITS, **mail_options) -
     )
     with transaction(engine) as session:
         start_program(session, bundle, 2026, local(2026, 5, 20))
-    renderer = Renderer(sender=mail.sender, reply_to=mail.reply_to, domain=mail.domain)
+    renderer = Renderer(
+        sender=mail.sender, reply_to=mail.reply_to, domain=mail.domain, timezone="Asia/Shanghai"
+    )
     policy = SendPolicy(mail.window, {bundle.definition.workflow.id: bundle.calendar}, bundle.calendar)
     return Env(engine, bundle, FakeClock(local(2026, 5, 20)), mail, renderer, policy)
 
@@ -274,7 +277,11 @@ async def test_a_digest_arrives_with_recipients_parts_chinese_subject_and_calend
     assert received.mail_from == "duban@example.gov.cn"
     assert sorted(received.rcpt_tos) == ["police-office@example.gov.cn", "police@example.gov.cn"]
     message = received.message
-    assert message["Subject"] == police.subject == "【督办提醒】督办投递测试方案：2项新任务，「组织实施阶段」开始"
+    assert (
+        message["Subject"]
+        == police.subject
+        == "【督办提醒】督办投递测试方案：2项新任务，「组织实施阶段」开始"
+    )
     assert [a.display_name for a in message["To"].addresses] == ["县公安局", "县公安局"]
     assert [p.get_content_type() for p in message.walk()] == [
         "multipart/mixed",
@@ -780,14 +787,14 @@ def test_a_claim_skips_rows_locked_by_another_transaction_instead_of_waiting(tmp
                 text("SELECT id FROM outbox_message WHERE id IN (:a, :b) FOR UPDATE"),
                 {"a": first, "b": second},
             )
-            claim = threading.Thread(
-                target=lambda: claimed.append(_claim(engine, NINE, "node-b", 100, ("digest",), 8)[0])
+            claimer = threading.Thread(
+                target=lambda: claimed.append(claim(engine, NINE, "node-b", 100, ("digest",), 8)[0])
             )
-            claim.start()
-            claim.join(timeout=5)
-            waited = claim.is_alive()  # a claim that waits for the lock instead of skipping the rows
+            claimer.start()
+            claimer.join(timeout=5)
+            waited = claimer.is_alive()  # a claim that waits for the lock instead of skipping the rows
             other.rollback()
-        claim.join(timeout=10)
+        claimer.join(timeout=10)
         assert not waited
         (ids,) = claimed
         assert first not in ids and second not in ids and len(ids) == DIGESTS - 2

@@ -32,7 +32,7 @@ from sqlmodel import Session, select
 from notifications.model import digest_message_id
 from notifications.transport import MaildirTransport
 from orchestrator.engine.clock import FakeClock
-from orchestrator.engine.outbox.dispatch import deliver, enqueue
+from orchestrator.engine.outbox import deliver, enqueue
 from orchestrator.engine.programs import start_program
 from orchestrator.engine.simulate import next_event
 from orchestrator.engine.tick import tick

@@ -162,7 +162,10 @@ def test_not_applicable_needs_a_reason_and_counts_neither_met_nor_missing(site):
     assert "不适用" in out and "不计入考评（本镇未制定规范性文件）" in out
     (row,) = [r for r in listed(site, "--unit", "town-b") if r["indicator"] == "filing_rate"]
     assert (row["status"], row["value"], row["not_applicable"], row["note"]) == (
-        "not_applicable", None, True, "本镇未制定规范性文件"
+        "not_applicable",
+        None,
+        True,
+        "本镇未制定规范性文件",
     )
     code, out, err = cli(site.config, "scorecard", "--format", "json")
     assert code == 0, err

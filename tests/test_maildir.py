@@ -11,14 +11,16 @@ from email.policy import SMTP, default
 import pytest
 
 from notifications import transport as transport_module
+from notifications.errors import PermanentFailure, TemporaryFailure
 from notifications.model import Digest, DigestItem, Recipient
 from notifications.render import Renderer
 from notifications.transport import CaptureTransport, MaildirTransport, SendResult, Transport
-from workflows.errors import PermanentFailure, TemporaryFailure
 
 NOW = datetime(2026, 6, 8, 1, 0, tzinfo=UTC)
 UNIT = Recipient("town-a", "甲镇人民政府", ("jiazhen@example.gov.cn",))
-RENDERER = Renderer(sender="督办系统 <duban@example.gov.cn>", domain="duban.example.gov.cn")
+RENDERER = Renderer(
+    sender="督办系统 <duban@example.gov.cn>", domain="duban.example.gov.cn", timezone="Asia/Shanghai"
+)
 
 
 def make_message(task: str = "T02", now: datetime = NOW) -> EmailMessage:

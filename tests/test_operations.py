@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from orchestrator.admin.operations import ALL_FAILED, MissingText, mark_done, reopen, retry_outbox, waive
 from orchestrator.admin.refs import AmbiguousRef, BadRef, Ref, resolve
-from orchestrator.engine.outbox.dispatch import enqueue
+from orchestrator.engine.outbox import enqueue
 from orchestrator.engine.programs import start_program
 from orchestrator.engine.tick import tick
 from orchestrator.service.config import Settings

@@ -20,6 +20,7 @@ DOMAIN = "duban.example.gov.cn"
 NOW = datetime(2026, 6, 8, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, Monday 2026-06-08
 SEND_DATE = date(2026, 6, 8)
 PLAN = "法治政府建设指标体系试点"
+TIMEZONE = "Asia/Shanghai"
 POLICE = Recipient("county-police", "县公安局", ("gaj@example.gov.cn", "gaj-office@example.gov.cn"))
 LEGAL = Recipient("county-legal-office", "县政府法制办", ("fazhiban@example.gov.cn",))
 
@@ -70,7 +71,10 @@ def digest(*items: DigestItem, recipient: Recipient = POLICE, send_date: date = 
 @pytest.fixture
 def renderer() -> Renderer:
     return Renderer(
-        sender="督办系统 <duban@example.gov.cn>", reply_to="fazhiban@example.gov.cn", domain=DOMAIN
+        sender="督办系统 <duban@example.gov.cn>",
+        reply_to="fazhiban@example.gov.cn",
+        domain=DOMAIN,
+        timezone="Asia/Shanghai",
     )
 
 
@@ -385,7 +389,7 @@ def test_calendar_has_an_all_day_event_per_deadline_by_default_sorted_by_date(re
 
 @pytest.mark.parametrize(("kind", "todos", "events"), [("todos", 2, 1), ("both", 2, 3)])
 def test_calendar_kind_todos_or_both(kind, todos, events):
-    r = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, calendar=kind)
+    r = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, timezone=TIMEZONE, calendar=kind)
     d = digest(item("overdue", date(2026, 6, 5), task="T01"), item("reminder", date(2026, 6, 10), task="T07"),
                phase_item("phase_started"))  # fmt: skip
     calendar = calendar_of(r.render(d, now=NOW))
@@ -395,7 +399,9 @@ def test_calendar_kind_todos_or_both(kind, todos, events):
 
 
 def test_calendar_has_a_todo_per_deadline_and_an_event_per_phase():
-    renderer = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, calendar="todos")
+    renderer = Renderer(
+        sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, timezone=TIMEZONE, calendar="todos"
+    )
     d = digest(
         item("overdue", date(2026, 6, 5), task="T01"),
         item("reminder", date(2026, 6, 10), task="T07"),
@@ -497,30 +503,38 @@ def test_a_register_row_and_a_dated_occurrence_are_named_not_their_keys(renderer
 
 
 def test_every_digest_says_how_to_report_completion_with_the_units_link_when_there_is_one():
-    plain = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN)
+    plain = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, timezone=TIMEZONE)
     text = text_of(plain.render(digest(item("reminder", date(2026, 6, 10))), now=NOW))
     assert "事项办结后，请直接回复本邮件，注明事项编号并附完成依据" in text
-    linked = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN,
+    linked = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, timezone=TIMEZONE,
                       link_for=lambda unit: f"https://duban.example.gov.cn/u/token-of-{unit}")  # fmt: skip
     message = linked.render(digest(item("reminder", date(2026, 6, 10))), now=NOW)
-    assert "督办页面报送完成情况并上传佐证材料：https://duban.example.gov.cn/u/token-of-county-police" in text_of(message)
+    assert (
+        "督办页面报送完成情况并上传佐证材料：https://duban.example.gov.cn/u/token-of-county-police"
+        in text_of(message)
+    )
     assert "https://duban.example.gov.cn/u/token-of-county-police" in html_of(message)
 
 
 def test_the_office_signs_with_name_phone_and_address():
     from notifications.model import Signature
 
-    r = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN,
+    r = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, timezone=TIMEZONE,
                  signature=Signature("县推进依法行政工作领导小组办公室", "0571-1234567", "县府路1号"))  # fmt: skip
     message = r.render(digest(item("reminder", date(2026, 6, 10))), now=NOW)
     text = text_of(message)
-    assert "县推进依法行政工作领导小组办公室\n联系电话：0571-1234567\n地址：县府路1号\n2026年6月8日（周一）" in text
+    assert (
+        "县推进依法行政工作领导小组办公室\n联系电话：0571-1234567\n地址：县府路1号\n2026年6月8日（周一）"
+        in text
+    )
     assert "由县推进依法行政工作领导小组办公室登记办结" in text
     assert "联系电话：0571-1234567" in html_of(message)
 
 
 def test_texts_read_as_a_notice(renderer):
-    d = digest(item("escalation", date(2026, 6, 1), unit="town-a"), phase_item("phase_started"), recipient=LEGAL)
+    d = digest(
+        item("escalation", date(2026, 6, 1), unit="town-a"), phase_item("phase_started"), recipient=LEGAL
+    )
     text = text_of(renderer.render(d, now=NOW))
     assert "本期共有催办1项；「组织实施阶段」开始。" in text
     assert "〔" not in text  # 〔〕 is for document numbers only

@@ -22,7 +22,7 @@ from notifications.render import Renderer
 from notifications.report import render_scorecard_html, render_summary, timeline
 from notifications.transport import SmtpTransport
 from orchestrator.engine.clock import FakeClock
-from orchestrator.engine.outbox.dispatch import deliver, enqueue
+from orchestrator.engine.outbox import deliver, enqueue
 from orchestrator.evaluation.scoring_hook import scorecard_hook
 from orchestrator.service.config import MailSettings
 from orchestrator.store.models import Obligation, OutboxMessage
@@ -193,7 +193,9 @@ async def test_the_evaluate_phase_emails_the_scorecard_to_the_office(tmp_path):
     live_the_year(site)  # ticks on 21 December too: the scorecard timer ([evaluation] send_on) fires
     now = local(EVALUATION_DAY, 10)
     bundles = {"mini-eval": site.bundle}
-    renderer = Renderer(sender="督办系统 <duban@example.gov.cn>", domain="duban.test")
+    renderer = Renderer(
+        sender="督办系统 <duban@example.gov.cn>", domain="duban.test", timezone="Asia/Shanghai"
+    )
     assert enqueue(site.engine, now, bundles, renderer) > 0
     with SmtpServer() as server:
         transport = SmtpTransport(

@@ -28,7 +28,8 @@ from sqlmodel import Session, select
 
 from orchestrator.admin.operations import mark_done, waive
 from orchestrator.cli import main
-from orchestrator.engine.tick import SendPolicy, tick
+from orchestrator.engine.tick import tick
+from orchestrator.engine.window import SendPolicy
 from orchestrator.evaluation.scoring import (
     ObligationFact,
     Scorecard,

@@ -11,15 +11,17 @@ import pytest
 from smtp_server import SilentServer, SmtpServer, free_port, self_signed_cert, server_tls_context
 from structlog.testing import capture_logs
 
+from notifications.errors import PermanentFailure, TemporaryFailure, TransportError
 from notifications.model import Digest, DigestItem, Recipient
 from notifications.render import Renderer
 from notifications.transport import SendResult, SmtpTransport, Transport, classify
-from workflows.errors import PermanentFailure, TemporaryFailure, TransportError
 
 PASSWORD = "S3cret-pa55-未公开"
 NOW = datetime(2026, 6, 8, 1, 0, tzinfo=UTC)
 UNIT = Recipient("county-police", "县公安局", ("gaj@example.gov.cn", "gaj-office@example.gov.cn"))
-RENDERER = Renderer(sender="督办系统 <duban@example.gov.cn>", domain="duban.example.gov.cn")
+RENDERER = Renderer(
+    sender="督办系统 <duban@example.gov.cn>", domain="duban.example.gov.cn", timezone="Asia/Shanghai"
+)
 
 
 def make_message(task: str = "T05", recipient: Recipient = UNIT):

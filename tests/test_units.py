@@ -301,6 +301,8 @@ def test_a_unit_may_name_its_contact_person_and_phone(tmp_path: Path) -> None:
         ({"phone": '"0571\\u2028123"'}, "units[0].phone: '0571\\u2028123' contains a control character"),
     ],
 )
-def test_bad_contacts_and_phones_are_refused_at_their_line(tmp_path: Path, fields: dict, message: str) -> None:
+def test_bad_contacts_and_phones_are_refused_at_their_line(
+    tmp_path: Path, fields: dict, message: str
+) -> None:
     (problem,) = unit_problems(tmp_path, one_unit(**fields))
     assert problem.startswith(f"6: {message}"), problem

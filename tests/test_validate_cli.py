@@ -531,7 +531,9 @@ def test_a_folder_is_validated_file_by_file(site: Path) -> None:
 
 def test_half_width_punctuation_between_chinese_characters_is_a_located_warning(site: Path) -> None:
     tmp_path = site
-    text = DEFINITION.replace('title = "报送方案"', 'title = "理清乡(镇)公共服务事项,报送方案"\nsection = "(三)行政监督"')
+    text = DEFINITION.replace(
+        'title = "报送方案"', 'title = "理清乡(镇)公共服务事项,报送方案"\nsection = "(三)行政监督"'
+    )
     definition = write(tmp_path, "mini.toml", text)
     units = write(tmp_path, "units.toml", UNITS)
     code, out, err = run("validate", str(definition), str(units), config=tmp_path / "config.toml")
@@ -542,7 +544,9 @@ def test_half_width_punctuation_between_chinese_characters_is_a_located_warning(
         'use "（" "）" "，"',
         f'{definition}:8: warning: half-width ")" between Chinese characters (= "(三)行政监督"): use "）"',
     ]
-    clean = write(tmp_path, "clean.toml", DEFINITION.replace("报送方案", "理清乡（镇）公共服务事项，报送方案"))
+    clean = write(
+        tmp_path, "clean.toml", DEFINITION.replace("报送方案", "理清乡（镇）公共服务事项，报送方案")
+    )
     code, _, err = run("validate", str(clean), str(units), config=tmp_path / "config.toml")
     assert (code, err) == (0, "")
 

@@ -57,21 +57,3 @@ class NotFound(DubanError):
 
 class InvalidTransition(DubanError):
     """A state change that the state machine does not allow (e.g. ``done`` on a waived obligation)."""
-
-
-class TransportError(DubanError):
-    """A message could not be handed to the mail system."""
-
-    temporary = True
-
-
-class TemporaryFailure(TransportError):
-    """Try again later: SMTP 4xx, a timeout, a dropped or refused connection."""
-
-    temporary = True
-
-
-class PermanentFailure(TransportError):
-    """Do not retry: SMTP 5xx for the whole message, bad credentials, a rejected certificate."""
-
-    temporary = False

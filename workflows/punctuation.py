@@ -34,6 +34,10 @@ def half_width_warnings(path: Path) -> list[Problem]:
         wanted = " ".join(f'"{FULL_WIDTH[c]}"' for c in marks)
         shown = " ".join(f'"{c}"' for c in marks)
         found.append(
-            Problem(str(path), number, f"warning: half-width {shown} between Chinese characters ({excerpt}): use {wanted}")
+            Problem(
+                str(path),
+                number,
+                f"warning: half-width {shown} between Chinese characters ({excerpt}): use {wanted}",
+            )
         )
     return found

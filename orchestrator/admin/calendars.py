@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from notifications.ics import build_calendar
+from notifications.model import NoticeKind
 from orchestrator.engine.digest import DigestBuilder
 from orchestrator.store.models import NotificationItem, Obligation, Program
 from orchestrator.store.states import OPEN_STATES
@@ -67,7 +68,7 @@ def _as_item(obligation: Obligation, now: datetime) -> NotificationItem:
     """A transient (never stored) item about ``obligation``, for the digest builder."""
     return NotificationItem(
         key=f"export/{obligation.key}",
-        kind="task_opened",
+        kind=NoticeKind.TASK_OPENED,
         recipient=obligation.unit,
         program_id=obligation.program_id,
         obligation_id=obligation.id,

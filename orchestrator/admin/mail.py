@@ -13,15 +13,16 @@ from sqlmodel import Session, select
 
 from orchestrator.admin.overview import iso
 from orchestrator.store.models import Event, OutboxMessage
+from orchestrator.store.states import OutboxKind, OutboxState
 from workflows.errors import NotFound
 
-OUTBOX_STATES = ("pending", "sending", "sent", "failed")
+OUTBOX_STATES = tuple(OutboxState)
 
 
 def outbox_row(message: OutboxMessage, names: Mapping[str, str], tz: ZoneInfo) -> dict[str, Any]:
     return {
         "id": message.id,
-        "kind": getattr(message, "kind", "digest"),  # digest | failure_report (the admin's daily list)
+        "kind": getattr(message, "kind", OutboxKind.DIGEST),  # or failure_report (the admin's daily list)
         "state": message.state,
         "recipient": message.recipient,
         "recipient_name": names.get(message.recipient, message.recipient),
@@ -29,7 +30,7 @@ def outbox_row(message: OutboxMessage, names: Mapping[str, str], tz: ZoneInfo) -
         "subject": message.subject,
         "send_date": str(message.send_date),
         "attempts": message.attempts,
-        "next_attempt_at": iso(message.next_attempt_at, tz) if message.state == "pending" else None,
+        "next_attempt_at": iso(message.next_attempt_at, tz) if message.state == OutboxState.PENDING else None,
         "sent_at": iso(message.sent_at, tz),
         "last_error": message.last_error,
         "refused": dict(message.refused or {}),
@@ -50,7 +51,7 @@ def outbox_counts(session: Session) -> dict[str, int]:
     counts = {state: 0 for state in OUTBOX_STATES}
     for state, n in session.exec(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)):
         counts[state] = n
-    refused = session.exec(select(OutboxMessage.refused).where(OutboxMessage.state == "sent")).all()
+    refused = session.exec(select(OutboxMessage.refused).where(OutboxMessage.state == OutboxState.SENT)).all()
     counts["refused_recipients"] = sum(len(r or {}) for r in refused)
     counts["total"] = sum(counts[s] for s in OUTBOX_STATES)
     return counts

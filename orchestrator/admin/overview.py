@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from notifications.model import NoticeKind
 from orchestrator.engine.window import local_day
 from orchestrator.store.models import (
     Event,
@@ -24,11 +25,11 @@ from orchestrator.store.models import (
     Program,
     Timer,
 )
-from orchestrator.store.states import OPEN_STATES
+from orchestrator.store.states import OPEN_STATES, ObligationState
+from workflows.schema import DEFAULT_TIMEZONE
 
-STATES = ("pending", "open", "overdue", "done", "waived", "cancelled")
+STATES = tuple(ObligationState)  # in this order in counts and tables
 DUE_SOON_DAYS = 3
-DEFAULT_TZ = "Asia/Shanghai"
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,9 @@ def iso(value: datetime | None, tz: ZoneInfo) -> str | None:
 
 
 def display_tz(session: Session) -> ZoneInfo:
-    """The zone times are shown in: the programs' zone when they share one, else Asia/Shanghai."""
+    """The zone times are shown in: the programs' zone when they share one, else the plans' default zone."""
     zones = set(session.exec(select(Program.timezone).distinct()))
-    return ZoneInfo(zones.pop() if len(zones) == 1 else DEFAULT_TZ)
+    return ZoneInfo(zones.pop() if len(zones) == 1 else DEFAULT_TIMEZONE)
 
 
 def programs_by_id(session: Session) -> dict[int, Program]:
@@ -71,14 +72,14 @@ def timing(obligation: Obligation, today: date) -> dict[str, Any]:
 
 def due_soon(row: Mapping[str, Any]) -> bool:
     return (
-        row["state"] in ("open", "pending")
+        row["state"] in (ObligationState.OPEN, ObligationState.PENDING)
         and row["days_left"] is not None
         and row["days_left"] <= DUE_SOON_DAYS
     )
 
 
 def is_late(row: Mapping[str, Any]) -> bool:
-    return row["state"] == "overdue" or row["days_late"] is not None
+    return row["state"] == ObligationState.OVERDUE or row["days_late"] is not None
 
 
 def obligation_row(
@@ -121,7 +122,7 @@ def task_rows(
         query = query.where(Obligation.program_id.in_(wanted.program_ids))
     if wanted.unit is not None:
         query = query.where(Obligation.unit == wanted.unit)
-    states = wanted.states or tuple(s for s in STATES if s != "cancelled")
+    states = wanted.states or tuple(s for s in STATES if s != ObligationState.CANCELLED)
     query = query.where(Obligation.state.in_(states))
     if wanted.phase is not None:
         query = query.where(Obligation.phase == wanted.phase)
@@ -135,7 +136,7 @@ def count_states(rows: list[Mapping[str, Any]]) -> dict[str, int]:
     counts = {state: 0 for state in STATES}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
-    counts["done_late"] = sum(1 for r in rows if r["state"] == "done" and r["done_late"])
+    counts["done_late"] = sum(1 for r in rows if r["state"] == ObligationState.DONE and r["done_late"])
     counts["total"] = len(rows)
     return counts
 
@@ -164,7 +165,10 @@ def story(
             .join(OutboxMessage, NotificationItem.message_id == OutboxMessage.id, isouter=True)
             .where(
                 (NotificationItem.obligation_id == obligation.id)
-                | (_same_group(NotificationItem, obligation) & (NotificationItem.kind == "escalation"))
+                | (
+                    _same_group(NotificationItem, obligation)
+                    & (NotificationItem.kind == NoticeKind.ESCALATION)
+                )
             )
             .order_by(NotificationItem.send_at, NotificationItem.id)
         ).all()
@@ -207,7 +211,9 @@ def _with_creation(
     if any(e["kind"] == "obligation.added" for e in history):
         return history
     started = session.exec(
-        select(Event).where(Event.program_id == program.id, Event.kind == "program.started").order_by(Event.id)
+        select(Event)
+        .where(Event.program_id == program.id, Event.kind == "program.started")
+        .order_by(Event.id)
     ).first()
     at = started.at if started else program.started_at
     day = local_day(at, tz)

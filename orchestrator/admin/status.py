@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from orchestrator.admin.mail import outbox_counts
 from orchestrator.admin.overview import STATES, display_tz, iso
 from orchestrator.store.models import Heartbeat, Obligation, PhaseRun, Program
+from orchestrator.store.states import ObligationState, ProgramState
 from workflows.errors import DubanError
 
 CalendarOf = Callable[[Program], Any]  # a program → its working-day calendar (may raise DubanError)
@@ -39,7 +40,7 @@ def status_report(
 def calendar_warnings(session: Session, calendar_of: CalendarOf) -> list[str]:
     """One line per (running program, year it touches) without official working-day data."""
     found = []
-    for program in session.exec(select(Program).where(Program.state == "running")):
+    for program in session.exec(select(Program).where(Program.state == ProgramState.RUNNING)):
         try:
             calendar = calendar_of(program)
         except DubanError as exc:
@@ -86,14 +87,14 @@ def program_rows(session: Session) -> list[dict[str, Any]]:
     late_done = dict(
         session.exec(
             select(Obligation.program_id, func.count())
-            .where(Obligation.state == "done", Obligation.done_late.is_(True))
+            .where(Obligation.state == ObligationState.DONE, Obligation.done_late.is_(True))
             .group_by(Obligation.program_id)
         ).all()
     )
     late_units = dict(
         session.exec(
             select(Obligation.program_id, func.count(Obligation.unit.distinct()))
-            .where(Obligation.state == "overdue")
+            .where(Obligation.state == ObligationState.OVERDUE)
             .group_by(Obligation.program_id)
         ).all()
     )

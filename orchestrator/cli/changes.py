@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from notifications.labels import OBLIGATION_STATES
 from orchestrator.cli.common import EXIT_CODES, BadInput, console, current, now
-from orchestrator.cli.labels import STATE_ZH
 from orchestrator.cli.options import Occurrence, Program, Ref, Unit
 
 
@@ -26,7 +26,7 @@ def _apply(change: Callable) -> None:
         result = change(session, names, now(), operator())
         obligation = session.get(Obligation, result.obligation_id)
         label = f"#{obligation.id} {obligation.task} {names.get(obligation.unit, obligation.unit)}"
-    line = Text(f"{label}：{STATE_ZH[result.before]} → {STATE_ZH[result.after]}")
+    line = Text(f"{label}：{OBLIGATION_STATES[result.before]} → {OBLIGATION_STATES[result.after]}")
     if result.done_late is not None:
         line.append(
             "（逾期完成）" if result.done_late else "（按时完成）",

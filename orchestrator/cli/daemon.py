@@ -29,8 +29,8 @@ def run(
     """
     from orchestrator.engine.clock import clock_from_environment
     from orchestrator.service.daemon import run as run_daemon
-    from orchestrator.service.daemon import secrets_of
     from orchestrator.service.logs import configure_daemon
+    from orchestrator.service.runtime import secrets_of
 
     ctx = current()
     settings = ctx.settings

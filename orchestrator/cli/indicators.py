@@ -102,8 +102,8 @@ def indicator_set(
     [bold]duban indicator set complaint_on_time_rate --unit county-police --value 87.5[/] and
     [bold]duban indicator set normative_doc_filing_rate --unit 东溪乡人民政府 --na --reason "本乡未制定规范性文件"[/]
     """
+    from notifications.labels import INDICATOR_STATUSES
     from orchestrator.evaluation.indicators import (
-        STATUS_LABELS,
         check_period,
         find_indicator,
         parse_reading,
@@ -125,7 +125,7 @@ def indicator_set(
             period=period_, note=reason if not_applicable else note, now=now(), actor=operator(),
         )  # fmt: skip
     line = result.line
-    status = STATUS_LABELS[line.status]
+    status = INDICATOR_STATUSES[line.status]
     shown = reading.text(indicator.target.percent)
     suffix = "" if result.changed else "（未变化）"
     target = f"目标 {indicator.target}：{status}" if not reading.not_applicable else f"不计入考评（{reason}）"
@@ -168,7 +168,8 @@ def _print_lines(prog, year, lines) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from orchestrator.evaluation.indicators import STATUS_LABELS, Reading
+    from notifications.labels import INDICATOR_STATUSES
+    from orchestrator.evaluation.indicators import Reading
 
     table = Table(title=f"{prog.title} · {year or prog.year} · 指标填报（{len(lines)}项）")
     for column in ("指标", "名称", "目标", "单位", "数值", "状态", "备注", "填报"):
@@ -183,7 +184,7 @@ def _print_lines(prog, year, lines) -> None:
         updated = f"{stored.updated_by} {stored.updated_at:%Y-%m-%d}" if stored else ""
         table.add_row(
             line.indicator.id, line.indicator.name, str(line.indicator.target), line.unit_name, shown,
-            Text(STATUS_LABELS[line.status], style=styles[line.status]),
+            Text(INDICATOR_STATUSES[line.status], style=styles[line.status]),
             (stored.note or "") if stored else "", updated,
         )  # fmt: skip
     console.print(table)

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from notifications.labels import OUTBOX_STATES, label
 from orchestrator.cli.common import EXIT_CODES, BadInput, console, current, hhmm, now, print_json_lines
-from orchestrator.cli.labels import OUTBOX_ZH
 from orchestrator.cli.options import flag, json_flag
 
 outbox_app = typer.Typer()
@@ -45,11 +45,12 @@ def listing(
         return
     from sqlmodel import Session
 
-    from orchestrator.admin.mail import OUTBOX_STATES, outbox_counts, outbox_rows
+    from orchestrator.admin.mail import OUTBOX_STATES as OUTBOX_ORDER
+    from orchestrator.admin.mail import outbox_counts, outbox_rows
     from orchestrator.admin.overview import display_tz
 
-    if state_ is not None and state_ not in OUTBOX_STATES:
-        raise BadInput(f'--state: unknown state "{state_}" (one of {", ".join(OUTBOX_STATES)})')
+    if state_ is not None and state_ not in OUTBOX_ORDER:
+        raise BadInput(f'--state: unknown state "{state_}" (one of {", ".join(OUTBOX_ORDER)})')
     run = current()
     names = run.unit_names()
     with Session(run.open_engine()) as session:
@@ -64,10 +65,10 @@ def listing(
 def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None) -> None:
     from rich.table import Table
 
-    from orchestrator.admin.mail import OUTBOX_STATES
+    from orchestrator.admin.mail import OUTBOX_STATES as OUTBOX_ORDER
 
-    shown = f"显示 {len(rows)} 封" + (f"（{OUTBOX_ZH[state]}）" if state else "")
-    summary = " · ".join(f"{OUTBOX_ZH[s]} {counts[s]}" for s in OUTBOX_STATES)
+    shown = f"显示 {len(rows)} 封" + (f"（{OUTBOX_STATES[state]}）" if state else "")
+    summary = " · ".join(f"{OUTBOX_STATES[s]} {counts[s]}" for s in OUTBOX_ORDER)
     table = Table(caption=f"{shown}；全部 {counts['total']} 封：{summary}", caption_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("状态", no_wrap=True)
@@ -79,7 +80,7 @@ def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None
     for row in rows:
         table.add_row(
             str(row["id"]),
-            OUTBOX_ZH.get(row["state"], row["state"]),
+            label(OUTBOX_STATES, row["state"]),
             row["recipient_name"],
             row["subject"],
             row["send_date"],
@@ -137,9 +138,7 @@ def _print_detail(found: dict[str, Any]) -> None:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim", no_wrap=True)
     facts.add_column(overflow="fold")
-    facts.add_row(
-        "状态", Text(OUTBOX_ZH.get(found["state"], found["state"]), style=STYLE.get(found["state"], ""))
-    )
+    facts.add_row("状态", Text(label(OUTBOX_STATES, found["state"]), style=STYLE.get(found["state"], "")))
     facts.add_row("收件单位", f"{found['recipient_name']}（{found['recipient']}）")
     facts.add_row("收件地址", ", ".join(found["to"]))
     facts.add_row("发送日", found["send_date"])

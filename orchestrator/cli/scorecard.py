@@ -119,6 +119,7 @@ def scorecard_table(card: Scorecard) -> str:
     from rich.console import Console
     from rich.table import Table
 
+    from notifications.labels import SCORECARD_ITEMS
     from orchestrator.evaluation.indicators import format_number
 
     out = Console(file=io.StringIO(), width=max(console.width, 120), highlight=False, soft_wrap=False)
@@ -154,10 +155,9 @@ def scorecard_table(card: Scorecard) -> str:
     items = Table(title="各单位逾期、缺报、免除事项")
     for column in ("单位", "类别", "编号", "任务", "事项", "截止", "情况"):
         items.add_column(column, overflow="fold")
-    labels = {"late": "逾期完成", "missing": "尚未完成", "waived": "免除"}
     for u in card.units:
         for item in (*u.late, *u.missing, *u.waived):
-            kind = "指标未填报" if item.indicator else labels[item.kind]
+            kind = "指标未填报" if item.indicator else SCORECARD_ITEMS[item.kind]
             items.add_row(
                 u.name, kind, item.ref or "", item.task, item.title, str(item.due or ""), _situation(item)
             )

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from notifications.labels import NOTICE_KINDS, label
 from orchestrator.cli.common import (
     EXIT_CODES,
     BadInput,
@@ -20,7 +21,6 @@ from orchestrator.cli.common import (
     parse_day,
     print_json_lines,
 )
-from orchestrator.cli.labels import KIND_NAMES
 from orchestrator.cli.options import Registers, Units, Workflow, Year, flag, json_flag
 from orchestrator.cli.planning import bundle_for, parse_year_text
 
@@ -153,7 +153,7 @@ def _print_emails(bundle, year: int, emails, tz) -> None:
     for column in ("发送时间", "收件单位", "主题", "内容"):
         table.add_column(column, overflow="fold")
     for email in emails:
-        content = "、".join(f"{KIND_NAMES.get(k, k)}{n}" for k, n in _kinds(email).items())
+        content = "、".join(f"{label(NOTICE_KINDS, k)}{n}" for k, n in _kinds(email).items())
         when = email.send_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
         table.add_row(when, directory.name(email.to_unit), email.subject, content)
     console.print(table)
@@ -163,7 +163,7 @@ def _print_summary(bundle, year: int, emails, tz) -> None:
     """Emails per month with the facts they carry by kind; then emails and facts per unit."""
     from rich.table import Table
 
-    kinds = [k for k in KIND_NAMES if any(k in _kinds(e) for e in emails)]
+    kinds = [k for k in NOTICE_KINDS if any(k in _kinds(e) for e in emails)]
     months: dict[str, list] = {}
     units: dict[str, list] = {}
     for email in emails:
@@ -178,7 +178,7 @@ def _print_summary(bundle, year: int, emails, tz) -> None:
         table.add_column("月份" if heading == "按月" else "收件单位", overflow="fold")
         table.add_column("邮件", justify="right")
         for kind in kinds:
-            table.add_column(KIND_NAMES[kind], justify="right")
+            table.add_column(NOTICE_KINDS[kind], justify="right")
         for key, group in sorted(
             groups.items(), key=lambda kv: (-len(kv[1]), kv[0]) if heading == "按单位" else kv[0]
         ):

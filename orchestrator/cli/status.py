@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from notifications.labels import OBLIGATION_STATES, OUTBOX_STATES, PHASE_STATES, label
 from orchestrator.cli.common import EXIT_CODES, console, current, hhmm, now, print_json_lines
-from orchestrator.cli.labels import OUTBOX_ZH, PHASE_ZH
 from orchestrator.cli.options import json_flag
 
 
@@ -38,9 +38,8 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
 
 def state_summary(counts: dict[str, int]) -> str:
     from orchestrator.admin.overview import STATES
-    from orchestrator.cli.labels import STATE_ZH
 
-    parts = [f"{STATE_ZH[s]} {counts[s]}" for s in STATES if counts.get(s)]
+    parts = [f"{OBLIGATION_STATES[s]} {counts[s]}" for s in STATES if counts.get(s)]
     if counts.get("done_late"):
         parts.append(f"其中逾期完成 {counts['done_late']}")
     return f"共 {counts['total']} 项" + ("：" + " · ".join(parts) if parts else "")
@@ -50,7 +49,7 @@ def _print_status(report: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from orchestrator.admin.mail import OUTBOX_STATES
+    from orchestrator.admin.mail import OUTBOX_STATES as OUTBOX_ORDER
 
     console.print(f"[bold]督办 duban[/] · {hhmm(report['now'])}")
     if not report["programs"]:
@@ -67,7 +66,7 @@ def _print_status(report: dict[str, Any]) -> None:
             table.add_row(
                 Text(phase["name"], style=style),
                 f"{phase['start']} — {phase['end']}",
-                Text(PHASE_ZH.get(phase["state"], phase["state"]), style=style),
+                Text(label(PHASE_STATES, phase["state"]), style=style),
             )
         console.print(table)
         line = Text(f"事项：{state_summary(counts)}")
@@ -77,7 +76,7 @@ def _print_status(report: dict[str, Any]) -> None:
             )
         console.print(line)
     outbox = report["outbox"]
-    line = Text("邮件：" + " · ".join(f"{OUTBOX_ZH[s]} {outbox[s]}" for s in OUTBOX_STATES))
+    line = Text("邮件：" + " · ".join(f"{OUTBOX_STATES[s]} {outbox[s]}" for s in OUTBOX_ORDER))
     if outbox["failed"]:
         line.append("（duban outbox --state failed）", style="red")
     if outbox["refused_recipients"]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from notifications.labels import ITEM_STATES, NOTICE_KINDS, OBLIGATION_STATES, OUTBOX_STATES, label
 from orchestrator.cli.common import (
     EXIT_CODES,
     BadInput,
@@ -17,11 +18,16 @@ from orchestrator.cli.common import (
     parse_day,
     print_json_lines,
 )
-from orchestrator.cli.labels import ITEM_ZH, KIND_NAMES, OUTBOX_ZH, STATE_STYLE, STATE_ZH
 from orchestrator.cli.options import Occurrence, Program, Ref, Unit, json_flag
 from orchestrator.store.states import ObligationState
 
 STATES = tuple(ObligationState)
+STATE_STYLE = {
+    ObligationState.OVERDUE: "red",
+    ObligationState.DONE: "green",
+    ObligationState.WAIVED: "dim",
+    ObligationState.CANCELLED: "dim",
+}
 
 
 def remark(row: Mapping[str, Any]) -> str:
@@ -137,7 +143,7 @@ def _print_tasks(rows: list[dict[str, Any]]) -> None:
             title,
             row["unit_name"],
             row["due"],
-            STATE_ZH.get(row["state"], row["state"]),
+            label(OBLIGATION_STATES, row["state"]),
             remark(row),
             style=row_style(row),
         )
@@ -190,7 +196,7 @@ def _print_story(found: dict[str, Any]) -> None:
     facts.add_row("牵头单位", "、".join(row["lead_names"]) or "—")
     facts.add_row("阶段", row["phase"] or "—")
     facts.add_row("开始 / 到期", f"{row['opens']} / {row['due']}")
-    state = f"{STATE_ZH.get(row['state'], row['state'])}  {remark(row)}"
+    state = f"{label(OBLIGATION_STATES, row['state'])}  {remark(row)}"
     facts.add_row("状态", Text(state, style=row_style(row)))
     if row["evidence"]:
         facts.add_row("完成依据", row["evidence"])
@@ -202,21 +208,20 @@ def _print_story(found: dict[str, Any]) -> None:
     for n in found["notices"]:
         mail = "—"
         if n["outbox_id"] is not None:
-            state = OUTBOX_ZH.get(n["message_state"], n["message_state"])
+            state = label(OUTBOX_STATES, n["message_state"])
             mail = f"#{n['outbox_id']} {state} {hhmm(n['sent_at'])} → {', '.join(n['to'])}"
         notices.add_row(
-            KIND_NAMES.get(n["kind"], n["kind"]),
+            label(NOTICE_KINDS, n["kind"]),
             n["recipient_name"],
             hhmm(n["send_at"]),
-            ITEM_ZH.get(n["state"], n["state"]),
+            label(ITEM_STATES, n["state"]),
             mail,
         )
     console.print(notices if found["notices"] else Text("通知：尚无", style="dim"))
     upcoming = [t for t in found["timers"] if t["fired_at"] is None]
     if upcoming:
         console.print(
-            "计划中的通知："
-            + "，".join(f"{t['on']} {KIND_NAMES.get(t['kind'], t['kind'])}" for t in upcoming),
+            "计划中的通知：" + "，".join(f"{t['on']} {label(NOTICE_KINDS, t['kind'])}" for t in upcoming),
             soft_wrap=True,
         )
     history = Table(title="记录（审计日志）", title_justify="left")

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from workflows.calendar import WorkdayCalendar
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """Where items go into send windows: the working-day calendar of each program and the window."""
+
+    window: tuple[time, time]
+    calendars: dict[str, WorkdayCalendar]
+    default: WorkdayCalendar
+
+    def calendar(self, workflow: str) -> WorkdayCalendar:
+        return self.calendars.get(workflow, self.default)
 
 
 @lru_cache(maxsize=4096)

@@ -26,7 +26,6 @@ from workflows.errors import DubanError, NotFound
 from workflows.schema import Indicator, Task
 
 MET, NOT_MET, MISSING, NOT_APPLICABLE = "met", "not_met", "missing", "not_applicable"
-STATUS_LABELS = {MET: "达标", NOT_MET: "未达标", MISSING: "未填报", NOT_APPLICABLE: "不适用"}
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(%?)\s*$")
 _INTEGER = re.compile(r"^\s*([+-]?\d+)\s*$")
 
@@ -66,7 +65,9 @@ class IndicatorLine:
     @property
     def status(self) -> str:
         stored = self.stored
-        return status_of(self.indicator, stored.value if stored else None, bool(stored and stored.not_applicable))
+        return status_of(
+            self.indicator, stored.value if stored else None, bool(stored and stored.not_applicable)
+        )
 
     def as_json(self, workflow: str) -> dict:
         stored = self.stored

@@ -42,6 +42,7 @@ from orchestrator.evaluation.indicators import (
     stored_values,
 )
 from orchestrator.store.models import Obligation, PhaseRun, Program, Timer
+from orchestrator.store.states import ObligationState, PhaseState, TimerKind
 from workflows.calendar import WorkdayCalendar
 from workflows.catalog import Bundle
 from workflows.schema import Evaluation
@@ -320,7 +321,7 @@ def band_for(score: Decimal, evaluation: Evaluation) -> str:
 
 
 def done_by(fact: ObligationFact, as_of: date) -> bool:
-    return fact.state == "done" and (fact.done_on is None or fact.done_on <= as_of)
+    return fact.state == ObligationState.DONE and (fact.done_on is None or fact.done_on <= as_of)
 
 
 def late_days(fact: ObligationFact, as_of: date, calendar: WorkdayCalendar) -> int:
@@ -339,7 +340,11 @@ def _tally(
     as_of: date,
 ) -> tuple[Tally, Fraction]:
     """The counts, and the summed timeliness loss of the counted obligations."""
-    counted = [o for o in obligations if o.due <= as_of and o.state not in ("waived", "cancelled")]
+    counted = [
+        o
+        for o in obligations
+        if o.due <= as_of and o.state not in (ObligationState.WAIVED, ObligationState.CANCELLED)
+    ]
     full = evaluation.late_days_full_penalty
     on_time = done_late = not_done = overdue = days = 0
     loss = Fraction(0)
@@ -361,7 +366,7 @@ def _tally(
         done_late=done_late,
         not_done=not_done,
         overdue=overdue,
-        waived=sum(1 for o in obligations if o.state == "waived"),
+        waived=sum(1 for o in obligations if o.state == ObligationState.WAIVED),
         late_days=days,
         indicators=len(statuses),
         met=statuses.count(MET),
@@ -408,9 +413,9 @@ def _items(
         base = dict(
             ref=f"#{o.id}", task=o.task, title=o.title, section=o.section, occurrence=o.occurrence, due=o.due
         )
-        if o.state == "waived":
+        if o.state == ObligationState.WAIVED:
             waived.append(Item("waived", reason=o.reason, **base))
-        elif o.state == "cancelled" or o.due > as_of:
+        elif o.state == ObligationState.CANCELLED or o.due > as_of:
             continue
         elif done_by(o, as_of):
             if o.done_on is not None and o.done_on > o.due:
@@ -518,7 +523,7 @@ def _indicator_summaries(indicators: Sequence[IndicatorFact]) -> tuple[Indicator
 def _deadlines(obligations: Sequence[ObligationFact], as_of: date) -> tuple[tuple[date, int, int], ...]:
     days: dict[date, list[int]] = {}
     for o in obligations:
-        if o.state in ("cancelled", "waived"):
+        if o.state in (ObligationState.CANCELLED, ObligationState.WAIVED):
             continue
         entry = days.setdefault(o.due, [0, 0])
         entry[0] += 1
@@ -550,7 +555,9 @@ def obligation_facts(session: Session, program: Program, bundle: Bundle) -> list
     tz = ZoneInfo(program.timezone)
     sections, _ = _sections(bundle)
     rows = session.exec(
-        select(Obligation).where(Obligation.program_id == program.id, Obligation.state != "cancelled")
+        select(Obligation).where(
+            Obligation.program_id == program.id, Obligation.state != ObligationState.CANCELLED
+        )
     )
     return [
         ObligationFact(
@@ -590,7 +597,9 @@ def indicator_facts(session: Session, program: Program, bundle: Bundle) -> list[
                     value=row.value if row else None,
                     count=row.count if row else None,
                     of=row.of if row else None,
-                    status=status_of(indicator, row.value if row else None, row.not_applicable if row else False),
+                    status=status_of(
+                        indicator, row.value if row else None, row.not_applicable if row else False
+                    ),
                     note=row.note if row else None,
                 )
             )
@@ -613,7 +622,7 @@ def build_scorecard(session: Session, program: Program, bundle: Bundle, as_of: d
     """The scorecard of ``program`` on ``as_of`` from the stored obligations and indicator values."""
     obligations = obligation_facts(session, program, bundle)
     runs = session.exec(
-        select(PhaseRun).where(PhaseRun.program_id == program.id, PhaseRun.state != "cancelled")
+        select(PhaseRun).where(PhaseRun.program_id == program.id, PhaseRun.state != PhaseState.CANCELLED)
     )
     phases = sorted((PhaseSpan(r.phase, r.name, r.start, r.end) for r in runs), key=lambda p: (p.start, p.id))
     return score_card(
@@ -638,7 +647,7 @@ def evaluation_day(session: Session, program: Program) -> date:
     """
     day = session.exec(
         select(Timer.on)
-        .where(Timer.program_id == program.id, Timer.kind == "scorecard", Timer.fired_at.is_not(None))
+        .where(Timer.program_id == program.id, Timer.kind == TimerKind.SCORECARD, Timer.fired_at.is_not(None))
         .order_by(Timer.on.desc())
     ).first()
     if day is not None:

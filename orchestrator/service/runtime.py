@@ -1,4 +1,7 @@
-"""What the daemon, ``start`` and ``simulate`` share: bundles, the send policy and the renderer."""
+"""What the daemon, ``start`` and ``simulate`` share: bundles, the send policy, the renderer, the transport.
+
+A ``Runtime`` is everything loaded from files; a reload replaces it as a whole, never in part.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,13 @@ from zoneinfo import ZoneInfo
 
 from notifications.model import Signature
 from notifications.render import Renderer
-from orchestrator.engine.tick import SendPolicy
-from orchestrator.engine.window import local_day
+from notifications.transport import MaildirTransport, SmtpTransport, Transport
+from orchestrator.engine.window import SendPolicy, local_day
 from orchestrator.service.config import ProgramSettings, Settings
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
 from workflows.errors import DefinitionError, DubanError, NotFound, Problem
+from workflows.schema import DEFAULT_TIMEZONE
 
 
 def load_bundle_for(
@@ -76,7 +80,7 @@ def send_policy(settings: Settings, bundles: Mapping[str, Bundle]) -> SendPolicy
     return SendPolicy(settings.mail.window, calendars, default)
 
 
-def make_renderer(settings: Settings, timezone: str = "Asia/Shanghai") -> Renderer:
+def make_renderer(settings: Settings, timezone: str = DEFAULT_TIMEZONE) -> Renderer:
     mail = settings.mail
     signature = None
     if mail.signature is not None:
@@ -108,7 +112,7 @@ def unit_links(settings: Settings) -> Callable[[str], str | None] | None:
     return lambda unit: link_for(settings, unit)
 
 
-def local_today(now: datetime, timezone: str = "Asia/Shanghai") -> date:
+def local_today(now: datetime, timezone: str = DEFAULT_TIMEZONE) -> date:
     """``window.local_day`` for a zone given by name."""
     return local_day(now, ZoneInfo(timezone))
 
@@ -118,3 +122,50 @@ class Loaded:
     bundles: dict[str, Bundle]
     policy: SendPolicy
     renderer: Renderer
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything loaded from files: replaced as a whole by a successful reload, never in part."""
+
+    settings: Settings
+    bundles: dict[str, Bundle]  # by the [[programs]] workflow reference
+    policy: SendPolicy
+    renderer: Renderer
+    timezone: str
+
+
+def load_runtime(settings: Settings, on_assumed: Callable[[int, str], None] | None = None) -> Runtime:
+    """Load every configured bundle; raises ``DefinitionError`` with every problem of every file."""
+    bundles = load_configured_bundles(settings, on_assumed=on_assumed)
+    timezone = next((b.definition.workflow.timezone for b in bundles.values()), DEFAULT_TIMEZONE)
+    return Runtime(
+        settings, bundles, send_policy(settings, bundles), make_renderer(settings, timezone), timezone
+    )
+
+
+def make_transport(settings: Settings) -> Transport:
+    """The configured transport; the SMTP password is read now, from its file or the environment."""
+    mail = settings.mail
+    if mail.transport == "maildir":
+        return MaildirTransport(mail.maildir)
+    smtp = mail.smtp
+    return SmtpTransport(
+        host=smtp.host,
+        port=smtp.port,
+        security=smtp.security,
+        username=smtp.username,
+        password=smtp.password(),
+        timeout=smtp.timeout,
+        verify=smtp.verify,
+        ca_file=smtp.ca_file,
+    )
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """The secret values that must never reach a log line (the SMTP password, when it can be read)."""
+    try:
+        password = settings.mail.smtp.password()
+    except DubanError:
+        return []
+    return [password] if password else []

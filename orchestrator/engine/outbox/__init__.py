@@ -1,0 +1,35 @@
+"""The outbox: claim due items → group → render → send → record.
+
+Two steps, each durable before the next acts:
+
+1. ``enqueue`` (enqueue.py): pending items whose send slot has come are grouped into one
+   ``OutboxMessage`` per recipient and local day, with a Message-ID derived from the item keys.
+2. ``deliver`` (deliver.py): due messages are claimed (claims.py; ``FOR UPDATE SKIP LOCKED`` on
+   PostgreSQL), turned into emails (letters.py) and handed to the transport over one connection;
+   each outcome is committed, with its audit event, right after the transport returns
+   (outcomes.py). A crash between the server's accept and that commit leaves the message claimed;
+   when the claim expires (``CLAIM_SECONDS``) it goes back to pending (the interrupted send counting
+   as an attempt) and is sent again with the same Message-ID.
+
+Failed messages and refused recipients are listed once a day to ``mail.admin`` (failures.py),
+through the outbox like any other email. Nothing is ever deleted.
+"""
+
+from orchestrator.engine.outbox.claims import CLAIM_SECONDS
+from orchestrator.engine.outbox.deliver import DeliverReport, deliver
+from orchestrator.engine.outbox.enqueue import enqueue
+from orchestrator.engine.outbox.failures import ADMIN_RECIPIENT, queue_failure_report, report_failures
+from orchestrator.engine.outbox.outcomes import backoff
+from orchestrator.engine.outbox.policy import MailPolicy
+
+__all__ = [
+    "ADMIN_RECIPIENT",
+    "CLAIM_SECONDS",
+    "DeliverReport",
+    "MailPolicy",
+    "backoff",
+    "deliver",
+    "enqueue",
+    "queue_failure_report",
+    "report_failures",
+]

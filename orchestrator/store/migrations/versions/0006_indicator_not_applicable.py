@@ -17,9 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("indicator_value") as batch:
-        batch.add_column(
-            sa.Column("not_applicable", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+        batch.add_column(sa.Column("not_applicable", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.alter_column("value", existing_type=sa.Float(), nullable=True)
 
 

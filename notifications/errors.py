@@ -1,0 +1,25 @@
+"""What a transport raises: temporary (try again later) or permanent (do not retry), said in one place.
+
+SMTP 4xx, timeouts and lost connections are temporary; SMTP 5xx for the whole message, bad
+credentials and a rejected certificate are permanent. The outbox reads only ``temporary``.
+"""
+
+from __future__ import annotations
+
+
+class TransportError(Exception):
+    """A message could not be handed to the mail system (``str()`` is one line, no secret)."""
+
+    temporary = True
+
+
+class TemporaryFailure(TransportError):
+    """Try again later: SMTP 4xx, a timeout, a dropped or refused connection."""
+
+    temporary = True
+
+
+class PermanentFailure(TransportError):
+    """Do not retry: SMTP 5xx for the whole message, bad credentials, a rejected certificate."""
+
+    temporary = False

@@ -1,0 +1,125 @@
+"""Claims: a process takes due outbox rows for itself, renews them while it sends, and gives back
+what it did not try. A claim that outlives its process (``CLAIM_SECONDS``) is released: the message
+is sent again, with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import case, update
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session, select
+
+from orchestrator.store.audit import DAEMON, record
+from orchestrator.store.db import chunks, transaction
+from orchestrator.store.models import OutboxMessage
+from orchestrator.store.states import OutboxState
+
+log = structlog.get_logger("duban.dispatch")
+
+CLAIM_SECONDS = 300  # a claim older than this belongs to a dead process: the message is sent again
+INTERRUPTED = "the sender stopped while sending (its claim expired): the server may have the message"
+
+
+def outbox_update(*where):
+    """An UPDATE of outbox rows (no ORM session synchronization: the sessions here hold none)."""
+    return update(OutboxMessage).where(*where).execution_options(synchronize_session=False)
+
+
+def claim(
+    engine: Engine, now: datetime, node: str, limit: int, kinds: Sequence[str], max_attempts: int
+) -> tuple[list[int], int]:
+    """Take up to ``limit`` due messages for ``node``: ``(ids in send order, expired claims released)``."""
+    with transaction(engine) as session:
+        reclaimed = release_expired(session, now, max_attempts)
+        due = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.state == OutboxState.PENDING,
+                OutboxMessage.next_attempt_at <= now,
+                OutboxMessage.kind.in_(kinds),
+            )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        if engine.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        claimed = session.execute(
+            outbox_update(
+                OutboxMessage.id.in_(due.scalar_subquery()), OutboxMessage.state == OutboxState.PENDING
+            )
+            .values(
+                state=OutboxState.SENDING,
+                claimed_by=node,
+                claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
+            )
+            .returning(OutboxMessage.id, OutboxMessage.next_attempt_at)
+        ).all()
+    return [i for i, _ in sorted(claimed, key=lambda row: (row[1], row[0]))], reclaimed
+
+
+def release_expired(session: Session, now: datetime, max_attempts: int) -> int:
+    """Claims of a process that died mid-send go back to pending: sent again, with the same Message-ID.
+
+    The interrupted send counts as an attempt (its outcome is unknown), so a message that kills its
+    sender every time ends ``failed`` after ``max_attempts`` instead of blocking the outbox forever.
+    """
+    attempts = OutboxMessage.attempts + 1
+    rows = session.execute(
+        outbox_update(OutboxMessage.state == OutboxState.SENDING, OutboxMessage.claimed_until < now)
+        .values(
+            state=case((attempts >= max_attempts, OutboxState.FAILED), else_=OutboxState.PENDING),
+            attempts=attempts,
+            last_error=INTERRUPTED,
+            claimed_by=None,
+            claimed_until=None,
+        )
+        .returning(OutboxMessage.id, OutboxMessage.message_id, OutboxMessage.recipient, OutboxMessage.state)
+    ).all()
+    for outbox_id, message_id, recipient, state in rows:
+        record(
+            session,
+            at=now,
+            actor=DAEMON,
+            kind="mail.reclaimed",
+            unit=recipient,
+            subject=message_id,
+            before={"state": OutboxState.SENDING},
+            after={"state": state, "outbox_id": outbox_id},
+            detail=INTERRUPTED
+            + ("; sent again with the same Message-ID" if state == OutboxState.PENDING else ""),
+        )
+    if rows:
+        log.warning(
+            "mail.reclaimed", messages=len(rows), failed=sum(r[3] == OutboxState.FAILED for r in rows)
+        )
+    return len(rows)
+
+
+def renew(connection: Connection, now: datetime, node: str, ids: Sequence[int]) -> None:
+    """Extend this node's claims on ``ids`` (a long batch must not look like a dead one)."""
+    with connection.begin():
+        for chunk in chunks(ids):
+            connection.execute(
+                outbox_update(
+                    OutboxMessage.id.in_(chunk),
+                    OutboxMessage.state == OutboxState.SENDING,
+                    OutboxMessage.claimed_by == node,
+                ).values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+            )
+
+
+def release(connection: Connection, node: str, ids: Sequence[int]) -> None:
+    """Give back claims that were not tried (a stop request, an error): pending again, untouched."""
+    with connection.begin():
+        for chunk in chunks(ids):
+            connection.execute(
+                outbox_update(
+                    OutboxMessage.id.in_(chunk),
+                    OutboxMessage.state == OutboxState.SENDING,
+                    OutboxMessage.claimed_by == node,
+                ).values(state=OutboxState.PENDING, claimed_by=None, claimed_until=None)
+            )

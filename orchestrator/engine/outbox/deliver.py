@@ -1,0 +1,224 @@
+"""Deliver: claimed messages sent in order over one opened transport, each outcome committed.
+
+4xx replies, timeouts and lost connections retry with exponential backoff and jitter, up to
+``mail.max_attempts``; a 5xx refusal of some recipients is recorded while the others get the
+message; a message refused outright, or one that cannot be rendered, is ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy.engine import Connection, Engine
+
+from notifications.errors import TransportError
+from notifications.render import Renderer
+from notifications.transport import Transport
+from orchestrator.engine.clock import Clock
+from orchestrator.engine.digest import Scorecard
+from orchestrator.engine.outbox.claims import CLAIM_SECONDS, claim, release, renew
+from orchestrator.engine.outbox.letters import Letter, Letters, load_letters, prepare
+from orchestrator.engine.outbox.outcomes import record_failure, record_sent
+from orchestrator.engine.outbox.policy import MailPolicy
+from orchestrator.store.audit import DAEMON
+from orchestrator.store.states import OutboxKind
+from workflows.catalog import Bundle
+
+log = structlog.get_logger("duban.dispatch")
+
+BREAKER = 3  # this many temporary failures in a row: the mail system is down, stop the batch
+
+
+@dataclass
+class DeliverReport:
+    """What one ``deliver`` run did; ``sent_ids`` are outbox ids in send order."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    refused: int = 0
+    reclaimed: int = 0
+    sent_ids: list[int] = field(default_factory=list)
+
+
+class _Pacer:
+    """At most ``rate`` sends per second (0: no limit), measured on the monotonic clock."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.last: float | None = None
+
+    async def wait(self) -> None:
+        if self.interval and self.last is not None:
+            delay = self.last + self.interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        self.last = time.monotonic()
+
+
+class _Run:
+    """One batch: claimed letters rendered, sent in order over one opened transport, each outcome committed.
+
+    Everything here runs on the event loop, between awaits on the mail server: rendering takes about
+    a millisecond a message and each commit is a short transaction on a connection held for the batch.
+    In worker threads they only contended with the SMTP conversation for the GIL and cost more.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        clock: Clock,
+        transport: Transport,
+        renderer: Renderer | None,
+        mail: MailPolicy,
+        node: str,
+        rng: random.Random,
+        stop: Callable[[], bool],
+    ) -> None:
+        self.connection, self.clock, self.transport, self.renderer = connection, clock, transport, renderer
+        self.mail, self.node, self.rng, self.stop = mail, node, rng, stop
+        self.report = DeliverReport()
+        self.pacer = _Pacer(mail.rate_limit)
+        self.renewed = time.monotonic()
+        self.untried = 0  # letters[untried:] were not started: given back if the batch ends early
+
+    async def run(self, letters: list[Letter]) -> DeliverReport:
+        try:
+            try:
+                await self.transport.open()
+            except TransportError as exc:
+                self.untried = len(letters)
+                self._connection_down(letters, f"cannot open the connection: {exc}")
+                return self.report
+            try:
+                await self._send_all(letters)
+            finally:
+                await self.transport.close()
+        finally:
+            # After a stop request or an error: give back what was not tried (the letter in flight, if
+            # any, keeps its claim: the server may have it; it is sent again when the claim expires).
+            if self.untried < len(letters):
+                release(self.connection, self.node, [x.outbox_id for x in letters[self.untried :]])
+        return self.report
+
+    async def _send_all(self, letters: list[Letter]) -> None:
+        """Render, send, record, one letter after the other; stops early on ``stop()`` or a dead server."""
+        now = self.clock.now()
+        temporary_in_a_row = 0
+        for position, letter in enumerate(letters):
+            if self.stop():
+                return
+            self._keepclaim(letters[position:])
+            self.untried = position + 1
+            prepared = prepare(letter, self.renderer, now)
+            if isinstance(prepared, str):
+                self._failed(letter, prepared, permanent=True)
+                continue
+            await self.pacer.wait()
+            try:
+                result = await self.transport.send(prepared, letter.to)
+            except TransportError as exc:
+                self._failed(letter, str(exc), permanent=not exc.temporary)
+                temporary_in_a_row = temporary_in_a_row + 1 if exc.temporary else 0
+                if temporary_in_a_row >= BREAKER:
+                    self.untried = len(letters)
+                    self._connection_down(letters[position + 1 :], f"not tried: {exc}")
+                    return
+                continue
+            temporary_in_a_row = 0
+            record_sent(self.connection, self.clock.now(), letter, result)
+            self.report.sent += 1
+            self.report.refused += len(result.refused)
+            self.report.sent_ids.append(letter.outbox_id)
+
+    def _failed(self, letter: Letter, error: str, *, permanent: bool) -> None:
+        now = self.clock.now()
+        if record_failure(
+            self.connection, now, letter, error, permanent=permanent, mail=self.mail, rng=self.rng
+        ):
+            self.report.failed += 1
+        else:
+            self.report.retried += 1
+
+    def _connection_down(self, letters: Sequence[Letter], error: str) -> None:
+        """The mail system cannot be reached: a failed, retried attempt for every letter of the batch.
+
+        Even a permanent-looking error here (bad credentials, a rejected certificate) is a problem of
+        the configuration, not of the messages: they are retried, and the error is logged loudly.
+        """
+        log.error("mail.unavailable", error=error, messages=len(letters))
+        for letter in letters:
+            self._failed(letter, error, permanent=False)
+
+    def _keepclaim(self, remaining: Sequence[Letter]) -> None:
+        if time.monotonic() - self.renewed > CLAIM_SECONDS / 3:
+            renew(self.connection, self.clock.now(), self.node, [x.outbox_id for x in remaining])
+            self.renewed = time.monotonic()
+
+
+async def deliver(
+    engine: Engine,
+    clock: Clock,
+    transport: Transport,
+    renderer: Renderer,
+    bundles: Mapping[str, Bundle],
+    mail: MailPolicy,
+    *,
+    node: str = DAEMON,
+    limit: int = 1000,
+    stop: Callable[[], bool] = lambda: False,
+    scorecard: Scorecard | None = None,
+    rng: random.Random | None = None,
+) -> DeliverReport:
+    """Send up to ``limit`` due messages (digests and failure reports) over one connection.
+
+    ``stop()`` is checked between messages: the message in flight is finished and recorded, the rest
+    go back to pending untouched. The claim and the loading of the batch run in worker threads; each
+    message's commit is a short transaction on the event loop, between two SMTP conversations.
+    """
+    return await deliver_batch(
+        engine,
+        clock,
+        transport,
+        mail,
+        Letters(bundles, scorecard, renderer),
+        node=node,
+        limit=limit,
+        stop=stop,
+        rng=rng or random.Random(),
+        kinds=(OutboxKind.DIGEST, OutboxKind.FAILURE_REPORT),
+    )
+
+
+async def deliver_batch(
+    engine: Engine,
+    clock: Clock,
+    transport: Transport,
+    mail: MailPolicy,
+    making: Letters,
+    *,
+    node: str,
+    limit: int,
+    stop: Callable[[], bool],
+    rng: random.Random,
+    kinds: Sequence[str],
+) -> DeliverReport:
+    wanted = (engine, clock.now(), node, limit, kinds, mail.max_attempts)
+    ids, reclaimed = await asyncio.to_thread(claim, *wanted)
+    if not ids:
+        return DeliverReport(reclaimed=reclaimed)
+    with engine.connect() as connection:
+        try:
+            letters = await asyncio.to_thread(load_letters, engine, ids, making.bundles, making.scorecard)
+        except BaseException:
+            release(connection, node, ids)
+            raise
+        runner = _Run(connection, clock, transport, making.renderer, mail, node, rng, stop)
+        report = await runner.run(letters)
+    report.reclaimed = reclaimed
+    return report

@@ -1,0 +1,131 @@
+"""Enqueue: pending items whose send slot has come become outbox messages.
+
+Items are grouped (``digest.group_items``, the grouping ``simulate`` uses) into one message per
+recipient and local day, with a Message-ID derived from the item keys; the messages, the items'
+``queued`` state and a ``mail.queued`` event per message commit in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from notifications.model import digest_message_id
+from notifications.render import Renderer
+from notifications.view import subject_line
+from orchestrator.engine.digest import DigestBuilder, Group, group_items
+from orchestrator.engine.outbox.letters import one_line
+from orchestrator.store.audit import DAEMON, event_row, insert_events
+from orchestrator.store.db import bulk_insert, chunks, executemany, memoized, transaction
+from orchestrator.store.models import NotificationItem, OutboxMessage, Program
+from orchestrator.store.states import ItemState, OutboxKind, OutboxState
+from workflows.catalog import Bundle
+
+log = structlog.get_logger("duban.dispatch")
+
+_ENQUEUE_LOCK = 0x6475626F  # "dubo": PostgreSQL advisory lock class serializing ``enqueue``
+
+
+def timezones(session: Session, program_ids: Iterable[int]) -> dict[int, ZoneInfo]:
+    rows = session.exec(select(Program.id, Program.timezone).where(Program.id.in_(set(program_ids))))
+    return {pid: ZoneInfo(tz) for pid, tz in rows}
+
+
+def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], renderer: Renderer) -> int:
+    """Group every pending item with ``send_at <= now`` into outbox messages; returns how many were created.
+
+    One transaction: the messages, the items' ``queued`` state and link, and a ``mail.queued`` event
+    per message. Concurrent calls are serialized (an advisory lock on PostgreSQL, the single writer on
+    SQLite), so one unit never gets two messages for one day because two processes split its items.
+    """
+    items_table = NotificationItem.__table__
+    with transaction(engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:cls, hashtext(current_schema()))"), {"cls": _ENQUEUE_LOCK}
+            )
+        connection = session.connection()
+        columns = [items_table.c[n] for n in ("id", "key", "kind", "recipient", "program_id", "phase")]
+        items = connection.execute(
+            select(*columns, memoized(items_table.c.send_at), memoized(items_table.c.late))
+            .where(items_table.c.state == ItemState.PENDING, items_table.c.send_at <= now)
+            .order_by(items_table.c.send_at, items_table.c.id)  # the partial index's order
+        ).all()
+        if not items:
+            return 0
+        builder = DigestBuilder(session, bundles)
+        groups = group_items(items, timezones(session, {i.program_id for i in items}))
+        keyed = {digest_message_id((i.key for i in g.items), renderer.domain): g for g in groups}
+        ids = _existing_messages(connection, list(keyed))
+        rows = [
+            _message_row(builder, group, message_id, now)
+            for message_id, group in keyed.items()
+            if message_id not in ids
+        ]
+        if rows:
+            bulk_insert(connection, OutboxMessage.__table__, rows)
+            ids.update(_existing_messages(connection, [row["message_id"] for row in rows]))
+            insert_events(session, [_queued_event(row, ids[row["message_id"]], now) for row in rows])
+        executemany(
+            connection,
+            "UPDATE notification_item SET state = ?, message_id = ? WHERE id = ?",
+            [
+                (ItemState.QUEUED.value, ids[message_id], item.id)
+                for message_id, group in keyed.items()
+                for item in group.items
+            ],
+        )
+    if rows:
+        log.info("mail.queued", messages=len(rows), items=len(items))
+    return len(rows)
+
+
+def _existing_messages(connection, message_ids: list[str]) -> dict[str, int]:
+    """Message-ID → outbox id of those already queued (the same items queued again: not a new email)."""
+    outbox = OutboxMessage.__table__
+    found: dict[str, int] = {}
+    for chunk in chunks(message_ids):
+        query = select(outbox.c.message_id, outbox.c.id).where(outbox.c.message_id.in_(chunk))
+        found.update({message_id: outbox_id for message_id, outbox_id in connection.execute(query)})
+    return found
+
+
+def _message_row(builder: DigestBuilder, group: Group, message_id: str, now) -> dict:
+    """The outbox row of one group. A digest that cannot be built is queued all the same (it fails,
+    with its reason, when it is sent): one broken item must not keep every other email back."""
+    try:
+        to, subject = list(builder.addressee(group).emails), subject_line(builder.summary(group))
+    except Exception as exc:  # any error of one digest: the others are queued all the same
+        log.error("mail.digest_failed", unit=group.recipient, error=one_line(exc))
+        to, subject = [], f"【督办】（{len(group.items)}项通知，无法生成邮件）"
+    return {
+        "message_id": message_id,
+        "recipient": group.recipient,
+        "to": to,
+        "subject": subject,
+        "send_date": group.send_date,
+        "state": OutboxState.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "refused": {},
+        "created_at": now,
+        "kind": OutboxKind.DIGEST,
+    }
+
+
+def _queued_event(row: dict, outbox_id: int, now: datetime) -> dict:
+    return event_row(
+        at=now,
+        actor=DAEMON,
+        kind="mail.queued",
+        unit=row["recipient"],
+        subject=row["message_id"],
+        after={"outbox_id": outbox_id, "to": row["to"], "send_date": str(row["send_date"])},
+        detail=row["subject"],
+    )

@@ -1,0 +1,123 @@
+"""Outcomes: each send's result committed, with its audit event, right after the transport returns."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import bindparam
+from sqlalchemy.engine import Connection
+
+from notifications.transport import SendResult
+from orchestrator.engine.outbox.letters import Letter
+from orchestrator.engine.outbox.policy import MailPolicy
+from orchestrator.store.audit import DAEMON, event_row
+from orchestrator.store.models import Event, OutboxMessage
+from orchestrator.store.states import OutboxState
+
+log = structlog.get_logger("duban.dispatch")
+
+
+def backoff(attempts: int, mail: MailPolicy, rng: random.Random) -> timedelta:
+    """Exponential backoff with ±20 % jitter: retry_base · 2^(attempts−1), capped at retry_max."""
+    seconds = min(mail.retry_max, mail.retry_base * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=seconds * rng.uniform(0.8, 1.2))
+
+
+_SET_OUTCOME = OutboxMessage.__table__.update().where(
+    OutboxMessage.__table__.c.id == bindparam("outbox_id")
+)  # the SET clause comes from the parameters given with it
+
+
+def _commit_outcome(connection: Connection, outbox_id: int, values: dict, events: list[dict]) -> None:
+    """One short transaction: the message's new state and its audit events.
+
+    Core statements built once, on the batch's connection: this runs once per message, and pool
+    checkouts, statement building and the ORM's unit of work cost more than the send itself.
+    """
+    with connection.begin():
+        connection.execute(_SET_OUTCOME, {"outbox_id": outbox_id, **values})
+        connection.execute(Event.__table__.insert(), events)
+
+
+def record_sent(connection: Connection, now: datetime, letter: Letter, result: SendResult) -> None:
+    refused = dict(result.refused)
+    attempts = letter.attempts + 1
+    about = {"at": now, "actor": DAEMON, "unit": letter.recipient, "subject": letter.message_id}
+    events = [
+        event_row(
+            kind="mail.sent",
+            after={"outbox_id": letter.outbox_id, "to": list(result.accepted), "attempts": attempts},
+            **about,
+        )
+    ]
+    if refused:
+        events.append(
+            event_row(
+                kind="mail.refused",
+                after={"outbox_id": letter.outbox_id, "refused": refused},
+                detail="refused for good by the mail server; the other recipients got the message",
+                **about,
+            )
+        )
+    values = {
+        "state": OutboxState.SENT,
+        "sent_at": now,
+        "attempts": attempts,
+        "refused": refused,
+        "last_error": None,
+    }
+    _commit_outcome(
+        connection, letter.outbox_id, values | {"claimed_by": None, "claimed_until": None}, events
+    )
+    log.info(
+        "mail.sent",
+        message=letter.message_id,
+        unit=letter.recipient,
+        attempts=attempts,
+        refused=sorted(refused) or None,
+    )
+
+
+def record_failure(
+    connection: Connection,
+    now: datetime,
+    letter: Letter,
+    error: str,
+    *,
+    permanent: bool,
+    mail: MailPolicy,
+    rng: random.Random,
+) -> bool:
+    """Count a failed attempt: pending again after a backoff, or ``failed``. Returns True when failed."""
+    attempts = letter.attempts + 1
+    failed = permanent or attempts >= mail.max_attempts
+    next_attempt = None if failed else now + backoff(attempts, mail, rng)
+    state = OutboxState.FAILED if failed else OutboxState.PENDING
+    values: dict = {"state": state, "attempts": attempts, "last_error": error[:1000]}
+    values |= {"claimed_by": None, "claimed_until": None}
+    if next_attempt is not None:
+        values["next_attempt_at"] = next_attempt
+    kind = "mail.failed" if failed else "mail.retry"
+    shown = next_attempt.isoformat() if next_attempt else None
+    event = event_row(
+        at=now,
+        actor=DAEMON,
+        kind=kind,
+        unit=letter.recipient,
+        subject=letter.message_id,
+        before={"state": OutboxState.SENDING},
+        after={"outbox_id": letter.outbox_id, "state": state, "attempts": attempts, "next_attempt_at": shown},
+        detail=error[:1000],
+    )
+    _commit_outcome(connection, letter.outbox_id, values, [event])
+    log.warning(
+        kind,
+        message=letter.message_id,
+        unit=letter.recipient,
+        attempts=attempts,
+        next_attempt_at=shown,
+        error=error,
+    )
+    return failed

@@ -1,0 +1,118 @@
+"""The daemon's jobs on APScheduler: a DateTrigger at the next timer, a safety tick, the outbox.
+
+APScheduler only drives the clock (its job store stays in memory; the database is the truth). It
+sleeps on the wall clock, so "at the next timer" is given as "in N seconds" of the daemon's own
+``Clock`` turned into wall time: a shifted test clock (``DUBAN_FAKE_NOW``) works too. Jobs are
+tracked, so that a stop waits for the work in flight instead of cancelling it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from orchestrator.engine.clock import Clock
+from orchestrator.service.config import DaemonSettings
+
+log = structlog.get_logger("duban.daemon")
+
+MIN_DELAY = 0.5  # never re-arm the timer job sooner: a timer that did not fire must not spin
+
+Work = Callable[[], Awaitable[object]]
+
+
+class Jobs:
+    """The scheduler and the jobs it runs: ``tick`` (at the next timer and every interval), ``dispatch``."""
+
+    def __init__(self, clock: Clock, timezone: str, tick: Work, dispatch: Work) -> None:
+        self.clock, self.tz = clock, ZoneInfo(timezone)
+        self._tick, self._dispatch = tick, dispatch
+        self.scheduler: AsyncIOScheduler | None = None
+        self.inflight: set[asyncio.Task] = set()
+        self.closed = False
+
+    def start(self, daemon: DaemonSettings, next_at: datetime | None) -> None:
+        scheduler = AsyncIOScheduler(
+            timezone=self.tz, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
+        )
+        scheduler.add_job(self._tick_job, self._every(daemon.tick_interval), id="tick", name="safety tick")
+        scheduler.add_job(
+            self._dispatch_job,
+            self._every(daemon.dispatch_interval),
+            id="dispatch",
+            name="outbox",
+            next_run_time=datetime.now(self.tz),
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+        self.arm(next_at)
+
+    def arm(self, next_at: datetime | None) -> None:
+        """The DateTrigger job at the next timer's ``fire_at`` (our clock's time, turned into wall time)."""
+        scheduler = self.scheduler
+        if scheduler is None or self.closed:
+            return
+        if next_at is None:
+            if scheduler.get_job("tick-at") is not None:
+                scheduler.remove_job("tick-at")
+            return
+        delay = max((next_at - self.clock.now()).total_seconds(), MIN_DELAY)
+        run_date = datetime.now(UTC) + timedelta(seconds=delay)  # APScheduler sleeps on the wall clock
+        scheduler.add_job(
+            self._tick_job,
+            DateTrigger(run_date=run_date, timezone=self.tz),
+            id="tick-at",
+            name="tick at the next timer",
+            replace_existing=True,
+        )
+
+    def reschedule(self, old: DaemonSettings, new: DaemonSettings) -> None:
+        """A reload that changed an interval: the interval jobs follow."""
+        if self.scheduler is None:
+            return
+        for job, before, after in (
+            ("tick", old.tick_interval, new.tick_interval),
+            ("dispatch", old.dispatch_interval, new.dispatch_interval),
+        ):
+            if before != after:
+                self.scheduler.reschedule_job(job, trigger=self._every(after))
+
+    async def stop(self, grace: float) -> None:
+        """No new runs; wait up to ``grace`` seconds for the jobs in flight; shut the scheduler down."""
+        self.closed = True
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()
+        current = asyncio.current_task()
+        inflight = [t for t in self.inflight if t is not current and not t.done()]
+        if inflight:
+            _, pending = await asyncio.wait(inflight, timeout=grace)
+            if pending:
+                log.warning("daemon.stop_timeout", unfinished=len(pending))
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def _every(self, seconds: float) -> IntervalTrigger:
+        return IntervalTrigger(seconds=seconds, timezone=self.tz)
+
+    async def _tracked(self, work: Work) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
+        try:
+            await work()
+        finally:
+            if task is not None:
+                self.inflight.discard(task)
+
+    async def _tick_job(self) -> None:
+        await self._tracked(self._tick)
+
+    async def _dispatch_job(self) -> None:
+        await self._tracked(self._dispatch)

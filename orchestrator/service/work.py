@@ -1,0 +1,190 @@
+"""The leader's work on the database: take over, tick, dispatch, the daily failure report, reconcile.
+
+Blocking database work runs in a worker thread, one piece at a time (``guarded``): the event loop
+stays free for signals and the watchdog. An unexpected error is logged with its traceback and the
+next run retries; a lost PostgreSQL lead stops the daemon (exit 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from orchestrator.engine.clock import Clock
+from orchestrator.engine.outbox import deliver, enqueue, report_failures
+from orchestrator.engine.tick import TickReport, next_fire_at, tick
+from orchestrator.evaluation import scoring_hook
+from orchestrator.service.leader import Leadership, LeadershipLost
+from orchestrator.service.lifecycle import Lifecycle
+from orchestrator.service.runtime import Runtime, local_today, make_transport
+from orchestrator.service.upkeep import (
+    ProgramChanges,
+    ensure_programs,
+    record_daemon_event,
+    release_stale_claims,
+    write_heartbeat,
+)
+from workflows.errors import DubanError
+
+log = structlog.get_logger("duban.daemon")
+
+
+def node_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def running_status(processed: int, next_at: datetime | None, timezone: str) -> str:
+    """``运行中：已处理 N 个定时器，下一次 2026-06-10 00:00`` (local time)."""
+    when = next_at.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M") if next_at else "无"
+    return f"运行中：已处理 {processed} 个定时器，下一次 {when}"
+
+
+@dataclass
+class TickOutcome:
+    report: TickReport
+    next_at: datetime | None
+    status: str
+    programs: ProgramChanges
+
+
+class Work:
+    """One daemon's database work; ``runtime`` is swapped whole by a reload."""
+
+    def __init__(
+        self, engine: Engine, runtime: Runtime, clock: Clock, leadership: Leadership, life: Lifecycle
+    ) -> None:
+        self.engine, self.runtime, self.clock = engine, runtime, clock
+        self.leadership, self.life = leadership, life
+        self.node = node_name()
+        self.started_at = clock.now()
+        self.processed = 0
+        self.started_programs: set[tuple[str, int]] = set()
+        self._db_lock = asyncio.Lock()
+        self._failures_day: date | None = None
+
+    async def guarded(self, what: str, work: Callable, *args):
+        """Run blocking database work in a thread, one at a time; log failures and return None."""
+        try:
+            async with self._db_lock:
+                if self.life.stopping:
+                    return None
+                return await asyncio.to_thread(work, *args)
+        except LeadershipLost as exc:
+            log.error("leader.lost", error=str(exc))
+            self.life.request_stop("leadership lost", exit_code=1)
+        except SQLAlchemyError as exc:
+            log.error(f"{what}.failed", error=str(exc).splitlines()[0], exc_info=True)
+        except Exception:
+            log.exception(f"{what}.failed")
+        return None
+
+    def takeover(self) -> None:
+        """Just became the leader: record it, hand back a dead predecessor's claims, start programs."""
+        now = self.clock.now()
+        record_daemon_event(self.engine, now, "daemon.leader", self.node, after={"role": "leader"})
+        release_stale_claims(self.engine, now, self.node)
+        self._ensure_programs(now, reconcile=True)
+
+    def tick(self) -> TickOutcome:
+        self.leadership.check()
+        now = self.clock.now()
+        programs = self._ensure_programs(now, reconcile=False)
+        report = tick(self.engine, now, self.runtime.policy)
+        next_at = next_fire_at(self.engine)
+        self.processed += report.fired + report.skipped
+        status = running_status(self.processed, next_at, self.runtime.timezone)
+        self.heartbeat("leader", True, status, now)
+        return TickOutcome(report, next_at, status, programs)
+
+    def reconcile(self) -> ProgramChanges:
+        """After a reload: every program reconciled with the new files, and a ``daemon.reloaded`` event."""
+        now = self.clock.now()
+        self.started_programs.clear()  # should this fail halfway, the next tick reconciles the rest
+        changes = self._ensure_programs(now, reconcile=True)
+        settings = self.runtime.settings
+        after = {"config": str(settings.path) if settings.path else None, "changed": changes.changed}
+        record_daemon_event(self.engine, now, "daemon.reloaded", self.node, after=after)
+        return changes
+
+    def heartbeat(self, role: str, ticked: bool, status: str, now: datetime | None = None) -> None:
+        write_heartbeat(
+            self.engine,
+            self.node,
+            role=role,
+            now=now or self.clock.now(),
+            started_at=self.started_at,
+            ticked=ticked,
+            status=status,
+        )
+
+    def _ensure_programs(self, now: datetime, *, reconcile: bool) -> ProgramChanges:
+        runtime = self.runtime
+        return ensure_programs(
+            self.engine, runtime.settings, runtime.bundles, now, self.started_programs, reconcile=reconcile
+        )
+
+    async def dispatch(self) -> bool:
+        """Enqueue due items, deliver due messages; finishes the message in flight when asked to stop."""
+        if self.life.stopping:
+            return False
+        runtime = self.runtime
+        try:
+            queued = await self.guarded(
+                "enqueue", enqueue, self.engine, self.clock.now(), runtime.bundles, runtime.renderer
+            )
+            if self.life.stopping:
+                return False
+            report = await deliver(
+                self.engine,
+                self.clock,
+                make_transport(runtime.settings),
+                runtime.renderer,
+                runtime.bundles,
+                runtime.settings.mail,
+                node=self.node,
+                stop=lambda: self.life.stopping,
+                scorecard=scoring_hook.scorecard_hook(),
+            )
+            if queued or report.sent or report.retried or report.failed:
+                log.info(
+                    "dispatch.done",
+                    queued=queued or 0,
+                    sent=report.sent,
+                    retried=report.retried,
+                    failed=report.failed,
+                    refused=report.refused,
+                )
+            await self._daily_failure_report(runtime)
+            return True
+        except DubanError as exc:  # e.g. an unreadable password file: one line, retried next run
+            log.error("dispatch.failed", error=str(exc))
+        except SQLAlchemyError as exc:
+            log.error("dispatch.failed", error=str(exc).splitlines()[0], exc_info=True)
+        except Exception:
+            log.exception("dispatch.failed")
+        return False
+
+    async def _daily_failure_report(self, runtime: Runtime) -> None:
+        today = local_today(self.clock.now(), runtime.timezone)
+        if self._failures_day == today or not runtime.settings.mail.admin or self.life.stopping:
+            return
+        self._failures_day = today
+        listed = await report_failures(
+            self.engine,
+            self.clock,
+            make_transport(runtime.settings),
+            runtime.settings.mail,
+            timezone=runtime.timezone,
+            node=self.node,
+        )
+        if listed:
+            log.warning("mail.failures_reported", messages=listed, to=runtime.settings.mail.admin)
