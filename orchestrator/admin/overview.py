@@ -26,7 +26,6 @@ from orchestrator.store.models import (
     Timer,
 )
 from orchestrator.store.states import OPEN_STATES, ObligationState
-from workflows.schema import DEFAULT_TIMEZONE
 
 STATES = tuple(ObligationState)  # in this order in counts and tables
 DUE_SOON_DAYS = 3
@@ -50,7 +49,11 @@ def iso(value: datetime | None, tz: ZoneInfo) -> str | None:
 def display_tz(session: Session) -> ZoneInfo:
     """The zone times are shown in: the programs' zone when they share one, else the plans' default zone."""
     zones = set(session.exec(select(Program.timezone).distinct()))
-    return ZoneInfo(zones.pop() if len(zones) == 1 else DEFAULT_TIMEZONE)
+    if len(zones) == 1:
+        return ZoneInfo(zones.pop())
+    from workflows.schema import DEFAULT_TIMEZONE  # only here: the schema is slow to import
+
+    return ZoneInfo(DEFAULT_TIMEZONE)
 
 
 def programs_by_id(session: Session) -> dict[int, Program]:

@@ -92,6 +92,9 @@ def configured_unit_names(path, on_problem=None) -> dict[str, str]:
     read gives ``{}`` and its first problem to ``on_problem``: listings then show ids."""
     if path is None:
         return {}
+    quick = _names_from_toml(path)  # names only: the full check (``duban validate``) costs more
+    if quick is not None:
+        return quick
     from workflows.loader import load_units
 
     try:
@@ -100,6 +103,30 @@ def configured_unit_names(path, on_problem=None) -> dict[str, str]:
         if on_problem is not None:
             on_problem(f"unit names unavailable, showing ids ({str(exc).splitlines()[0]})")
         return {}
+
+
+def _names_from_toml(path) -> dict[str, str] | None:
+    """id → name read straight from a well-formed units file; None (the full load decides) for
+    anything unexpected: a syntax error, a missing or non-text id or name, a control character."""
+    import tomllib
+    import unicodedata
+
+    try:
+        with open(path, "rb") as file:
+            units = tomllib.load(file).get("units")
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(units, list) or not units:
+        return None
+    names = {}
+    for unit in units:
+        uid, name = (unit.get("id"), unit.get("name")) if isinstance(unit, dict) else (None, None)
+        if not isinstance(uid, str) or not isinstance(name, str) or not name.strip():
+            return None
+        if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in uid + name):
+            return None
+        names[uid.strip()] = name.strip()
+    return names
 
 
 def known_unit(session: Session, text: str | None, names: Mapping[str, str]) -> str | None:

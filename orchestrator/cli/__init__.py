@@ -16,7 +16,7 @@ try:  # typer >= 0.29 vendors click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import ClickException
 
-from orchestrator.cli.common import Context, err_console
+from orchestrator.cli.common import Context, configure_logging, err_console
 from workflows.errors import DefinitionError, DubanError
 
 COMMAND_GROUPS = ("planning", "simulate", "db", "daemon", "status", "tasks", "changes", "log", "calendar",
@@ -72,9 +72,7 @@ def _global(
 ) -> None:
     # A new context for every invocation (main() may run many in one process): settings are loaded once, lazily.
     ctx.obj = Context(config_path=config, debug=debug)
-    from orchestrator.service.logs import configure_cli
-
-    configure_cli(10 if debug else 30)  # logging.DEBUG / WARNING: warnings of lower layers go to stderr
+    configure_logging(10 if debug else 30)  # logging.DEBUG / WARNING
 
 
 def _help_is_a_flag() -> None:

@@ -122,32 +122,33 @@ def tasks(
 
 
 def _print_tasks(rows: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
     from orchestrator.admin.overview import count_states
+    from orchestrator.cli.grid import Column, render
     from orchestrator.cli.status import state_summary
 
-    table = Table(caption=state_summary(count_states(rows)), caption_justify="left")
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("任务", no_wrap=True)
-    table.add_column("事项", overflow="fold", ratio=3)
-    table.add_column("责任单位", overflow="fold", ratio=2)
-    table.add_column("到期日", no_wrap=True)
-    table.add_column("状态", no_wrap=True)
-    table.add_column("说明", overflow="fold", ratio=2)
-    for row in rows:
-        title = row["title"] + (f"（{row['occurrence']}）" if row["occurrence"] else "")
-        table.add_row(
+    columns = (
+        Column("#", right=True),
+        Column("任务"),
+        Column("事项", wrap=3),
+        Column("责任单位", wrap=2),
+        Column("到期日"),
+        Column("状态"),
+        Column("说明", wrap=2),
+    )
+    cells = [
+        (
             str(row["id"]),
             row["task"],
-            title,
+            row["title"] + (f"（{row['occurrence']}）" if row["occurrence"] else ""),
             row["unit_name"],
             row["due"],
             label(OBLIGATION_STATES, row["state"]),
             remark(row),
-            style=row_style(row),
         )
-    console.print(table)
+        for row in rows
+    ]
+    table = render(console, columns, cells, [row_style(r) for r in rows], state_summary(count_states(rows)))
+    console.print(table, soft_wrap=True)
 
 
 def show(

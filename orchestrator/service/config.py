@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from workflows.errors import DefinitionError, Problem
-from workflows.loader import _pydantic_problems, read_toml
+from workflows.source import read_toml
 from workflows.units import _no_control
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -166,6 +166,8 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
+        from workflows.loader import _pydantic_problems  # only for a broken file: loading it costs
+
         raise ConfigError(_pydantic_problems(exc, Settings, str(path), source)) from None
     base = path.resolve().parent
     mail = settings.mail
