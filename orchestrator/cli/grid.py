@@ -50,8 +50,8 @@ def _widths(columns: Sequence[Column], rows: Sequence[Sequence[str]], room: int)
         shares = sum(columns[i].wrap for i in folding)
         fitting = [i for i in folding if natural[i] <= space * columns[i].wrap // shares]
         if not fitting:
-            for i in folding:
-                widths[i] = max(space * columns[i].wrap // shares, 4)
+            for i in folding:  # never narrower than the header
+                widths[i] = max(space * columns[i].wrap // shares, cell_len(columns[i].header), 4)
             break
         space -= sum(natural[i] for i in fitting)
         folding = [i for i in folding if i not in fitting]

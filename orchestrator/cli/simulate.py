@@ -161,7 +161,7 @@ def _print_emails(bundle, year: int, emails, tz) -> None:
 
 def _print_summary(bundle, year: int, emails, tz) -> None:
     """Emails per month with the facts they carry by kind; then emails and facts per unit."""
-    from rich.table import Table
+    from orchestrator.cli.grid import Column, render
 
     kinds = [k for k in NOTICE_KINDS if any(k in _kinds(e) for e in emails)]
     months: dict[str, list] = {}
@@ -169,22 +169,19 @@ def _print_summary(bundle, year: int, emails, tz) -> None:
     for email in emails:
         months.setdefault(email.send_at.astimezone(tz).strftime("%Y-%m"), []).append(email)
         units.setdefault(email.to_unit, []).append(email)
-    title = f"{bundle.definition.workflow.title} · {year} · {len(emails)} 封邮件"
-    for heading, groups, name in (
-        ("按月", months, lambda m: m),
-        ("按单位", units, bundle.units.directory.name),
-    ):
-        table = Table(title=f"{title}（{heading}；各类为事项条数）")
-        table.add_column("月份" if heading == "按月" else "收件单位", overflow="fold")
-        table.add_column("邮件", justify="right")
-        for kind in kinds:
-            table.add_column(NOTICE_KINDS[kind], justify="right")
-        for key, group in sorted(
-            groups.items(), key=lambda kv: (-len(kv[1]), kv[0]) if heading == "按单位" else kv[0]
-        ):
-            counts = [sum(_kinds(e).get(kind, 0) for e in group) for kind in kinds]
-            table.add_row(name(key), str(len(group)), *(str(c) for c in counts))
-        console.print(table)
+    by_unit = sorted(units.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    name = bundle.units.directory.name
+    title = f"{bundle.definition.workflow.title} · {year} · {len(emails)} 封邮件（各类为事项条数）"
+    console.print(title, markup=False)
+    for heading, groups in (("月份", sorted(months.items())), ("收件单位", by_unit)):
+        columns = [Column(heading, wrap=0 if heading == "月份" else 1), Column("邮件", right=True)]
+        columns += [Column(NOTICE_KINDS[kind], right=True) for kind in kinds]
+        rows = [
+            (key if heading == "月份" else name(key), str(len(group)),
+             *(str(sum(_kinds(e).get(kind, 0) for e in group)) for kind in kinds))
+            for key, group in groups
+        ]  # fmt: skip
+        console.print(render(console, columns, rows), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
