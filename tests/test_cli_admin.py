@@ -976,7 +976,7 @@ def test_simulate_one_unit_with_a_summary_and_eml_files(cli, site):
     assert "假设：全年没有任何单位报告办结" in out
     code, out, err = cli("simulate", "admin-test", "--year", "2026", "--summary")
     assert code == 0, err
-    assert "按月" in out and "按单位" in out and "2026-06" in out and "甲镇人民政府" in out
+    assert "月份" in out and "收件单位" in out and "2026-06" in out and "甲镇人民政府" in out
     assert "假设：全年没有任何单位报告办结" in out
     code, _, err = cli("simulate", "admin-test", "--year", "2026", "--unit", "nobody")
     assert code == 2 and 'unknown unit "nobody"' in err
