@@ -15,6 +15,7 @@ OBLIGATION_STATES = {
     "pending": "未开始",
     "open": "办理中",
     "overdue": "已逾期",
+    "submitted": "待审核",
     "done": "已完成",
     "waived": "已免除",
     "cancelled": "已取消",
@@ -33,6 +34,9 @@ NOTICE_KINDS = {
     NoticeKind.ESCALATION: "催办",
     NoticeKind.PHASE_CLOSED: "阶段结束",
     NoticeKind.SCORECARD: "考评结果",
+    NoticeKind.SUBMISSION_APPROVED: "审核通过",
+    NoticeKind.SUBMISSION_RETURNED: "申请退回",
+    NoticeKind.REVIEW_PENDING: "待审核",
 }
 """A notice kind's short name (CLI tables, ``simulate``'s summary)."""
 
@@ -46,6 +50,9 @@ NOTICE_HEADINGS = {
     NoticeKind.PHASE_ENDING: "阶段即将结束",
     NoticeKind.PHASE_CLOSED: "阶段结束",
     NoticeKind.SCORECARD: "综合考评",
+    NoticeKind.REVIEW_PENDING: "待审核",
+    NoticeKind.SUBMISSION_RETURNED: "退回的申请",
+    NoticeKind.SUBMISSION_APPROVED: "审核通过",
 }
 """A notice kind's heading in a digest email (its group of rows)."""
 
@@ -55,6 +62,9 @@ NOTICE_COUNTS = {
     NoticeKind.DUE_TODAY: "{n}项今日到期",
     NoticeKind.REMINDER: "{n}项即将到期",
     NoticeKind.TASK_OPENED: "{n}项新任务",
+    NoticeKind.REVIEW_PENDING: "待审核",
+    NoticeKind.SUBMISSION_RETURNED: "{n}项申请退回",
+    NoticeKind.SUBMISSION_APPROVED: "{n}项审核通过",
 }
 """A deadline kind counted in a digest's subject (``3项逾期``)."""
 

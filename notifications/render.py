@@ -10,6 +10,7 @@ import base64
 import binascii
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from email.headerregistry import Address, BaseHeader
 from email.message import EmailMessage
@@ -77,13 +78,16 @@ class Renderer:
         reply_to: str | None = None,
         domain: str,
         timezone: str,
+        link_for: Callable[[str], str | None] | None = None,
+        office_url: str | None = None,
         calendar: str = "events",
         signature: Signature | None = None,
-        link_for: Callable[[str], str | None] | None = None,
     ) -> None:
-        """``calendar``: deadlines in the ``.ics`` part as ``events``, ``todos`` or ``both``;
-        ``signature``: the office that signs; ``link_for(unit_id)``: the unit's own page where it
-        reports completion (None, or returning None: the digest says how the office records it)."""
+        """``link_for(unit_id)``: the unit's personal link (made by the service: signed), or None;
+        ``office_url``: the office's review page; ``calendar``: deadlines in the ``.ics`` part as
+        ``events``, ``todos`` or ``both``; ``signature``: the office that signs every digest."""
+        self.link_for = link_for
+        self.office_url = office_url
         self.sender = sender
         self.calendar = calendar
         self.signature = signature
@@ -112,8 +116,9 @@ class Renderer:
         if not digest.recipient.emails:
             raise ValueError(f"unit {digest.recipient.unit_id!r} has no email address")
         subject = self.subject(digest)
-        link = self.link_for(digest.recipient.unit_id) if self.link_for else None
-        digest_view = view.build(digest, link=link, signature=self.signature)
+        if digest.link is None and self.link_for is not None:
+            digest = replace(digest, link=self.link_for(digest.recipient.unit_id))
+        digest_view = view.build(digest, self.office_url, signature=self.signature)
         text = self._env.get_template("digest.txt.j2").render(view=digest_view, subject=subject)
         html = self._env.get_template("digest.html.j2").render(view=digest_view, subject=subject)
 

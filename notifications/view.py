@@ -16,6 +16,8 @@ from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem,
 
 # Most urgent first: the order of the groups in the body and of the counts in the subject.
 KIND_ORDER = (
+    NoticeKind.REVIEW_PENDING,
+    NoticeKind.SUBMISSION_RETURNED,
     NoticeKind.OVERDUE,
     NoticeKind.ESCALATION,
     NoticeKind.DUE_TODAY,
@@ -25,6 +27,11 @@ KIND_ORDER = (
     NoticeKind.PHASE_ENDING,
     NoticeKind.PHASE_CLOSED,
     NoticeKind.SCORECARD,
+    NoticeKind.SUBMISSION_APPROVED,
+)
+
+DECISION_KINDS = frozenset(
+    {NoticeKind.SUBMISSION_APPROVED, NoticeKind.SUBMISSION_RETURNED, NoticeKind.REVIEW_PENDING}
 )
 
 SOON_DAYS = 3  # a deadline this close (or closer) is shown amber
@@ -73,6 +80,8 @@ class DigestView:
     counts: str
     groups: tuple[Group, ...]
     reply_hint: bool  # some item carries a reference to quote in replies
+    link: str | None = None  # the recipient's personal page (签收、反馈、办结申请、延期申请)
+    office_url: str | None = None  # the office's review page, when the digest says 待审核
     report_line: str = ""  # how to report completion: the unit's link, or how the office records it
     signature: tuple[str, ...] = ()  # the office's name, phone, address
 
@@ -128,16 +137,16 @@ def subject_line(summary: Summary) -> str:
 def report_line(link: str | None, office: str | None = None) -> str:
     """The one line of every digest on how to report completion."""
     if link:
-        return f"事项办结后，请通过本单位督办页面报送完成情况并上传佐证材料：{link}"
+        return "事项办结后，请通过本单位督办事项页面（链接见本邮件）提交办结申请并上传佐证材料。"
     who = office or "督办办公室"
     return f"事项办结后，请直接回复本邮件，注明事项编号并附完成依据（文号或材料），由{who}登记办结。"
 
 
-def build(digest: Digest, *, link: str | None = None, signature=None) -> DigestView:
+def build(digest: Digest, office_url: str | None = None, *, signature=None) -> DigestView:
     """Group, order and word the items of a digest; deterministic for a given digest.
 
-    ``link``: the unit's own page where it reports completion (None until the portal is
-    configured); ``signature``: the office's ``Signature`` (None: the footer names no office).
+    ``digest.link``: the unit's own page (None until the portal is configured: the digest then
+    says how the office records completion); ``signature``: the office's ``Signature``.
     """
     several_plans = len({item.workflow for item in digest.items}) > 1
     today = digest.send_date
@@ -161,7 +170,9 @@ def build(digest: Digest, *, link: str | None = None, signature=None) -> DigestV
         counts=count_sentence(summarize(digest.items)),
         groups=tuple(groups),
         reply_hint=any(item.ref for item in digest.items),
-        report_line=report_line(link, signature.name if signature else None),
+        link=digest.link,
+        office_url=office_url if any(i.kind == "review_pending" for i in digest.items) else None,
+        report_line=report_line(digest.link, signature.name if signature else None),
         signature=signature.lines() if signature else (),
     )
 
@@ -244,6 +255,20 @@ def _row(item: DigestItem, digest: Digest, several_plans: bool) -> Row:
     plan = item.workflow_title if several_plans else None
     if item.kind in PHASE_KINDS:
         return _phase_row(item, digest.send_date, plan)
+    if item.kind in DECISION_KINDS:
+        return Row(
+            tone="overdue" if item.kind == "submission_returned" else "normal",
+            title="待审核事项"
+            if item.kind == "review_pending"
+            else (item.task_title or item.task or "督办事项"),
+            section=None,
+            detail=None,
+            workflow_title=plan,
+            facts=(("截止日期", zh.day_with_weekday(item.due)),) if item.due else (),
+            status=None,
+            ref=item.ref,
+            summary=item.summary,
+        )
     if item.kind == "scorecard":
         facts = (("附件", item.attachment[0]),) if item.attachment else ()
         return Row(

@@ -85,6 +85,10 @@ def _refuse(obligation: Obligation, action: str, allowed: Collection[str]) -> No
     if state in allowed:
         return
     name = f"#{obligation.id}"
+    if state == ObligationState.SUBMITTED:
+        raise InvalidTransition(
+            f"{name} is in review (待审核): decide it with `duban review approve|return` first"
+        )
     if state == ObligationState.CANCELLED:
         raise InvalidTransition(f"{name} is cancelled (it left the plan): it cannot be {action}")
     if action == "reopened":
@@ -94,7 +98,7 @@ def _refuse(obligation: Obligation, action: str, allowed: Collection[str]) -> No
     raise InvalidTransition(f"{name} is {state}: reopen it first")
 
 
-def _withdraw_notices(session: Session, obligation: Obligation) -> int:
+def withdraw_notices(session: Session, obligation: Obligation) -> int:
     """Skip the obligation's waiting notices, and take it out of the waiting escalations of its task
     (an escalation left with no late unit is skipped)."""
     result = session.execute(
@@ -156,7 +160,7 @@ def mark_done(
     before = obligation.state
     obligation.state, obligation.done_at, obligation.done_late = ObligationState.DONE, now, late
     obligation.evidence, obligation.updated_at = evidence, now
-    withdrawn = _withdraw_notices(session, obligation)
+    withdrawn = withdraw_notices(session, obligation)
     after = {
         "state": ObligationState.DONE,
         "done_at": now.isoformat(timespec="seconds"),
@@ -177,7 +181,7 @@ def waive(
     _refuse(obligation, ObligationState.WAIVED, OPEN_STATES)
     before = obligation.state
     obligation.state, obligation.reason, obligation.updated_at = ObligationState.WAIVED, reason, now
-    withdrawn = _withdraw_notices(session, obligation)
+    withdrawn = withdraw_notices(session, obligation)
     detail = f"{withdrawn} waiting notice(s) withdrawn" if withdrawn else None
     _event(
         session,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from notifications.model import NoticeKind
+from orchestrator.admin.portal import submission_rows
 from orchestrator.engine.window import local_day
 from orchestrator.store.models import (
     Event,
@@ -201,6 +202,7 @@ def story(
         ],
         "notices": [_notice(item, message, names, tz) for item, message in notices],
         "history": _with_creation(session, obligation, program, [event_row(e, tz) for e in events], tz),
+        "submissions": submission_rows(session, obligation.id, tz),
     }
 
 

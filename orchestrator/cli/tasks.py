@@ -225,12 +225,44 @@ def _print_story(found: dict[str, Any]) -> None:
             "计划中的通知：" + "，".join(f"{t['on']} {label(NOTICE_KINDS, t['kind'])}" for t in upcoming),
             soft_wrap=True,
         )
+    if found.get("submissions"):
+        _print_submissions(found["submissions"])
     history = Table(title="记录（审计日志）", title_justify="left")
     for column in ("时间", "操作人", "事件", "变化", "说明"):
         history.add_column(column, overflow="fold")
     for e in found["history"]:
         history.add_row(hhmm(e["at"]), e["actor"], e["kind"], change(e), e["detail"] or "")
     console.print(history)
+
+
+def _print_submissions(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from orchestrator.admin.portal import DECISION_LABELS, KIND_LABELS
+    from orchestrator.cli.review import printable
+
+    table = Table(title="单位提交与审核", title_justify="left")
+    for column in ("#", "种类", "提交时间", "说明", "审核", "材料"):
+        table.add_column(column, overflow="fold")
+    for s in rows:
+        kind = KIND_LABELS.get(s["kind"], s["kind"]) + (f"（至 {s['requested']}）" if s["requested"] else "")
+        decision = "待审核" if s["decision"] is None else DECISION_LABELS.get(s["decision"], s["decision"])
+        if s["decided_at"] and s["decision"] != "noted":
+            decision += f" {hhmm(s['decided_at'])} {printable(s['decided_by'])}"
+            decision += f"：{printable(s['reason'])}" if s["reason"] else ""
+        files = "\n".join(
+            f"#{f['id']} {printable(f['name'])} {f['size']} B sha256 {f['sha256']}" for f in s["files"]
+        )
+        table.add_row(
+            str(s["id"]),
+            kind,
+            hhmm(s["submitted_at"]),
+            Text(printable(s["note"])),
+            Text(decision),
+            Text(files or "—"),
+        )
+    console.print(table)
 
 
 def change(event: Mapping[str, Any]) -> str:

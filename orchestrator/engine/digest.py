@@ -20,8 +20,48 @@ from notifications.model import KINDS, PHASE_KINDS, Digest, DigestItem, NoticeKi
 from notifications.view import Summary
 from orchestrator.engine.window import local_day
 from orchestrator.store.db import chunks
-from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program
+from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program, Submission
 from workflows.catalog import Bundle
+
+SUBMISSION_KINDS = ("submission_approved", "submission_returned", "review_pending")
+
+
+def submission_summary(session: Session, stored: NotificationItem) -> str:
+    """The words of a decision (approved, returned with its reason) or of the office's 待审核 count.
+
+    A decision item's key ends ``/<submission id>/<unit>``; the 待审核 count is taken now (what is
+    still waiting when the digest is written, in the item's program)."""
+    if stored.kind == "review_pending":
+        rows = session.exec(
+            select(Submission.kind)
+            .join(Obligation, Obligation.id == Submission.obligation_id)
+            .where(Submission.decision.is_(None), Obligation.program_id == stored.program_id)
+            .where(Submission.kind.in_(("completion", "extension")))
+        ).all()
+        done, extend = rows.count("completion"), rows.count("extension")
+        if not rows:
+            return "目前没有待审核的申请（已全部处理）。"
+        return (
+            f"待审核 {len(rows)} 项：办结申请 {done} 项，延期申请 {extend} 项。请在审核页面逐项通过或退回。"
+        )
+    try:
+        submission = session.get(Submission, int(stored.key.rsplit("/", 2)[-2]))
+    except ValueError:
+        submission = None
+    if submission is None:
+        return "审核结果见本单位督办事项页面。"
+    what = "办结申请" if submission.kind == "completion" else "延期申请"
+    tz = ZoneInfo(session.get(Program, stored.program_id).timezone)
+    local = zh.day(submission.submitted_at.astimezone(tz).date())
+    reason = (submission.reason or "").rstrip("。.；; ")
+    if submission.decision == "returned":
+        return f"贵单位{local}提交的{what}已被退回。退回理由：{reason}。请补充完善后重新提交。"
+    if submission.kind == "extension":
+        text = f"贵单位{local}提交的延期申请已同意，截止日期调整为{zh.day(stored.due) if stored.due else '新的日期'}。"
+    else:
+        text = f"贵单位{local}提交的办结申请已审核通过，该事项已办结。"
+    return text + (f"审核意见：{reason}。" if reason else "")
+
 
 Scorecard = Callable[[Session, Program, Bundle], tuple[str, tuple[str, str, bytes] | None]]
 
@@ -193,6 +233,8 @@ class DigestBuilder:
         summary = attachment = None
         if stored.kind == NoticeKind.SCORECARD and self.scorecard and bundle:
             summary, attachment = self.scorecard(self.session, program, bundle)
+        elif stored.kind in SUBMISSION_KINDS:
+            summary = submission_summary(self.session, stored)
         return DigestItem(
             key=stored.key,
             kind=stored.kind,

@@ -19,7 +19,14 @@ from orchestrator.engine.window import local_day, local_midnight
 from orchestrator.store.audit import DAEMON, record
 from orchestrator.store.db import IN_LIMIT, bulk_insert
 from orchestrator.store.models import Obligation, PhaseRun, Program, Timer
-from orchestrator.store.states import OPEN_STATES, ObligationState, PhaseState, TimerKind, TimerOutcome
+from orchestrator.store.states import (
+    OPEN_STATES,
+    OWED_STATES,
+    ObligationState,
+    PhaseState,
+    TimerKind,
+    TimerOutcome,
+)
 from workflows.catalog import Bundle
 from workflows.plan import Occurrence, phase_dates, plan
 from workflows.schedule import obligation_notices, phase_notices
@@ -114,12 +121,12 @@ class TimerSync:
             return ("group", timer.task, timer.occurrence, timer.opens, timer.due)
         return ("phase", timer.phase)
 
-    def unfired(self, owner: object, kind: str) -> dict[str, dict]:
-        """The owner's unfired timers of ``kind`` as wanted rows (to keep them as they are)."""
+    def unfired(self, owner: object, kind: str | None) -> dict[str, dict]:
+        """The owner's unfired timers of ``kind`` (None: all) as wanted rows (to keep them as they are)."""
         return {
             key: {"fire_at": t.fire_at, "on": t.on, "recipients": t.recipients}
             for key, t in self.existing.get(owner, {}).items()
-            if t.kind == kind
+            if kind is None or t.kind == kind
         }
 
     def sync_groups(self, groups: dict[tuple, dict[str, dict]]) -> None:
@@ -334,7 +341,10 @@ def start_program(
         obligation = existing.get(key) or new.get(key)
         if obligation is None:
             continue  # beyond the horizon: materialized when the horizon reaches it
-        own = timers.unfired(obligation.id, TimerKind.TASK_OPENED)  # a late joiner's own opening notice
+        # a late joiner's own opening notice; an extended obligation's own timers (engine.extensions)
+        own = timers.unfired(
+            obligation.id, None if getattr(obligation, "extended_to", None) else TimerKind.TASK_OPENED
+        )
         if key in new:
             if not report.created:
                 _audit_added(session, program, obligation, now, actor)
@@ -345,7 +355,7 @@ def start_program(
         timers.sync(obligation.id, own)  # (other timers of one obligation: databases from 0001)
         _group_timers(bundle, program, occ, groups)
     for key, obligation in existing.items():
-        if key not in wanted and obligation.state in OPEN_STATES:
+        if key not in wanted and obligation.state in OWED_STATES:
             _cancel(session, program, obligation, now, actor)
             timers.sync(obligation.id, {})
             report.cancelled += 1
@@ -430,7 +440,7 @@ def _update_obligation(
 ) -> int:
     fields = {
         "opens": occ.opens,
-        "due": occ.due,
+        "due": max(occ.due, obligation.extended_to or occ.due),  # an approved extension stays
         "title": occ.title,
         "phase": occ.phase,
         "lead": list(occ.lead),

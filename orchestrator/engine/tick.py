@@ -25,8 +25,8 @@ from orchestrator.store.audit import DAEMON, event_row, insert_events
 from orchestrator.store.db import bind_value, chunks, executemany, memoized, transaction
 from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program, Timer
 from orchestrator.store.states import (
-    FINISHED_STATES,
     PHASE_TIMER_KINDS,
+    QUIET_STATES,
     REMINDER_KINDS,
     ItemState,
     ObligationState,
@@ -205,10 +205,8 @@ class _Batch:
                 return self._escalation(timer)
             return self._task_occurrence(timer)
         obligation = self.obligations[timer.obligation_id]  # a timer of one obligation (revision 0001)
-        if obligation["state"] in FINISHED_STATES:
-            return (
-                TimerOutcome.SKIPPED
-            )  # nothing more for a finished obligation (its state change is already logged)
+        if obligation["state"] in QUIET_STATES:
+            return TimerOutcome.SKIPPED  # finished, or in review (待审核): its change is already logged
         self._advance(timer, obligation)
         stale = self._stale(timer, obligation["due"], self.latest_notice.get(obligation["id"]))
         if stale:
@@ -332,7 +330,7 @@ class _Batch:
         return TimerOutcome.FIRED if fired else TimerOutcome.SKIPPED
 
     def _late(self, timer) -> list[tuple[int, str]]:
-        late = [(o["id"], o["unit"]) for o in self._members(timer) if o["state"] not in FINISHED_STATES]
+        late = [(o["id"], o["unit"]) for o in self._members(timer) if o["state"] not in QUIET_STATES]
         return sorted(late, key=lambda pair: (pair[1], pair[0]))
 
     def _task_occurrence(self, timer) -> str:
@@ -342,7 +340,7 @@ class _Batch:
         stale = self._stale(timer, timer.due, self.latest_group_notice.get(_task_occurrence_of(timer)))
         fired = waiting = False
         for obligation in self._members(timer):
-            if obligation["state"] in FINISHED_STATES:
+            if obligation["state"] in QUIET_STATES:  # finished, or in review: no state change, no notice
                 continue
             waiting = True
             self._advance(timer, obligation)

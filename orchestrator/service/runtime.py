@@ -11,11 +11,15 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import structlog
+from sqlmodel import Session
+
 from notifications.model import Signature
 from notifications.render import Renderer
 from notifications.transport import MaildirTransport, SmtpTransport, Transport
 from orchestrator.engine.window import SendPolicy, local_day
 from orchestrator.service.config import ProgramSettings, Settings
+from orchestrator.store.db import make_engine
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
 from workflows.errors import DefinitionError, DubanError, NotFound, Problem
@@ -80,8 +84,11 @@ def send_policy(settings: Settings, bundles: Mapping[str, Bundle]) -> SendPolicy
     return SendPolicy(settings.mail.window, calendars, default)
 
 
-def make_renderer(settings: Settings, timezone: str = DEFAULT_TIMEZONE) -> Renderer:
+def make_renderer(settings: Settings, timezone: str = DEFAULT_TIMEZONE, *, links: bool = False) -> Renderer:
+    """The digest renderer; with ``links`` every digest carries its unit's personal link (signed
+    with the ``[web]`` key) and the office's 待审核 notice the review page's address."""
     mail = settings.mail
+    link_for = unit_link_maker(settings) if links else None
     signature = None
     if mail.signature is not None:
         signature = Signature(mail.signature.name, mail.signature.phone, mail.signature.address)
@@ -92,24 +99,31 @@ def make_renderer(settings: Settings, timezone: str = DEFAULT_TIMEZONE) -> Rende
         timezone=timezone,
         calendar=mail.calendar,
         signature=signature,
-        link_for=unit_links(settings),
+        link_for=link_for,
+        office_url=f"{settings.web.base_url.rstrip('/')}/office" if link_for else None,
     )
 
 
-def unit_links(settings: Settings) -> Callable[[str], str | None] | None:
-    """``link_for(unit_id)``: the unit's portal page, once ``[web] base_url`` is configured.
+def unit_link_maker(settings: Settings) -> Callable[[str], str | None] | None:
+    """unit id → its current personal link, or None when the ``[web]`` key cannot be read (a
+    warning, once: the digests then go out without links)."""
+    from orchestrator.admin.links import link_for_unit  # the one place the service signs links
 
-    The hook for the web portal (issue 14): it adds ``[web]`` to the settings and a
-    ``link_for(settings, unit)``; until then every digest says how the office records completion.
-    """
-    web = getattr(settings, "web", None)
-    if web is None or not getattr(web, "base_url", None):
-        return None
+    web = settings.web
     try:
-        from orchestrator.web.links import link_for  # type: ignore[import-not-found]
-    except ImportError:
+        secret = web.secret()
+    except DubanError as exc:
+        structlog.get_logger("duban.daemon").warning("web.links_unavailable", reason=str(exc))
         return None
-    return lambda unit: link_for(settings, unit)
+    engines: list = []
+
+    def link_for(unit: str) -> str | None:
+        if not engines:
+            engines.append(make_engine(settings.database.url))
+        with Session(engines[0]) as session:
+            return link_for_unit(secret, web.base_url, session, unit)
+
+    return link_for
 
 
 def local_today(now: datetime, timezone: str = DEFAULT_TIMEZONE) -> date:
@@ -140,7 +154,11 @@ def load_runtime(settings: Settings, on_assumed: Callable[[int, str], None] | No
     bundles = load_configured_bundles(settings, on_assumed=on_assumed)
     timezone = next((b.definition.workflow.timezone for b in bundles.values()), DEFAULT_TIMEZONE)
     return Runtime(
-        settings, bundles, send_policy(settings, bundles), make_renderer(settings, timezone), timezone
+        settings,
+        bundles,
+        send_policy(settings, bundles),
+        make_renderer(settings, timezone, links=True),
+        timezone,
     )
 
 

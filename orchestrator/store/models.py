@@ -82,6 +82,7 @@ class Obligation(SQLModel, table=True):
     evidence: str | None = None
     reason: str | None = None
     updated_at: datetime
+    extended_to: date | None = None  # an approved 延期申请's due date (kept when the plan is reconciled)
 
 
 class Timer(SQLModel, table=True):
@@ -259,3 +260,69 @@ class SchemaInfo(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     application: str = "duban"
     created_at: datetime
+
+
+class Submission(SQLModel, table=True):
+    """What a unit sent through its page: 签收, 反馈, 办结申请 or 延期申请 (``states.SubmissionKind``).
+
+    A completion or an extension waits for the office (``decision`` NULL) until approved or
+    returned; an acknowledgement or a feedback is ``noted`` at once. ``nonce`` (the form's one-time
+    value) makes a double submit store one row.
+    """
+
+    __table_args__ = (
+        Index("ix_submission_pending", "decision", "submitted_at"),
+        Index("ix_submission_obligation", "obligation_id", "kind"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    obligation_id: int = Field(foreign_key="obligation.id")
+    unit: str = Field(index=True)
+    note: str | None = None
+    requested: date | None = None  # an extension's new due date
+    previous_due: date | None = None  # the due date when it was submitted
+    submitted_at: datetime
+    decided_at: datetime | None = None
+    decision: str | None = None  # approved | returned | noted
+    reason: str | None = None  # the office's word (a return's reason, an approval's note)
+    decided_by: str | None = None
+    client: str | None = None  # the client address of a unit's request
+    user_agent: str | None = None
+    nonce: str | None = Field(default=None, unique=True)
+    reported_at: datetime | None = None  # when the unit's digest told it the decision
+
+
+class Evidence(SQLModel, table=True):
+    """One file sent with a submission, stored under ``evidence_dir`` by its SHA-256 (never by name)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    sha256: str = Field(index=True)
+    size: int
+    media_type: str
+    original_name: str  # sanitised for display; never used as a path
+
+
+class UnitKey(SQLModel, table=True):
+    """A unit's link key version: a link names it; ``revoke`` bumps it (no row: version 1)."""
+
+    __tablename__ = "unit_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit: str = Field(unique=True)
+    version: int = 1
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+
+class OfficeLogin(SQLModel, table=True):
+    """A one-time office login link's nonce: consumed when used (``used_at``)."""
+
+    __tablename__ = "office_login"
+
+    id: int | None = Field(default=None, primary_key=True)
+    nonce: str = Field(unique=True)
+    email: str
+    created_at: datetime
+    used_at: datetime | None = None
