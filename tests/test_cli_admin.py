@@ -252,6 +252,7 @@ def test_status_shows_phases_counts_outbox_and_the_last_tick(cli):
     }  # fmt: skip
     assert report["outbox"] == {
         "pending": 0, "sending": 0, "sent": 4, "failed": 0, "refused_recipients": 0, "total": 4,
+        "channels": {"email": {"pending": 0, "sending": 0, "sent": 4, "failed": 0}},
     }  # fmt: skip
     assert report["daemon_alive"] is False
     assert report["last_tick_at"] == "2026-06-15T10:00:00+08:00"

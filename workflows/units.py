@@ -60,6 +60,15 @@ def _check_unit_id(value: str) -> str:
     return value
 
 
+_ROBOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _check_robot(value: str) -> str:
+    if not _ROBOT.match(value):
+        raise ValueError(f'bad robot name "{value}": use letters, digits, "-", "_" or "."')
+    return value
+
+
 def _check_role(value: str) -> str:
     if not _ROLE.match(value):
         raise ValueError(f'bad role "{value}": use letters, digits, "-" or "_"')
@@ -79,6 +88,8 @@ class Unit(BaseModel):
     name: Annotated[str, NoControl, Field(min_length=1)]
     emails: list[Annotated[str, BeforeValidator(_raw_email)]] = Field(min_length=1)
     roles: list[Annotated[str, NoControl, AfterValidator(_check_role)]] = Field(default_factory=list)
+    robots: list[Annotated[str, NoControl, AfterValidator(_check_robot)]] = Field(default_factory=list)
+    """Group robots (names in the robots file) that get one message per digest besides the email."""
     contact: Annotated[str | None, NoControl, Field(min_length=1, max_length=40)] = None  # a person
     phone: Annotated[str | None, NoControl, AfterValidator(_check_phone)] = None
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from orchestrator.admin.overview import iso
 from orchestrator.store.models import Event, OutboxMessage
-from orchestrator.store.states import OutboxKind, OutboxState
+from orchestrator.store.states import Channel, OutboxKind, OutboxState
 from workflows.errors import NotFound
 
 OUTBOX_STATES = tuple(OutboxState)
@@ -35,6 +35,7 @@ def outbox_row(message: OutboxMessage, names: Mapping[str, str], tz: ZoneInfo) -
         "last_error": message.last_error,
         "refused": dict(message.refused or {}),
         "message_id": message.message_id,
+        "channel": message.channel,  # email | robot:NAME
     }
 
 
@@ -47,13 +48,24 @@ def outbox_rows(
     return [outbox_row(m, names, tz) for m in session.exec(query.order_by(OutboxMessage.id))]
 
 
-def outbox_counts(session: Session) -> dict[str, int]:
-    counts = {state: 0 for state in OUTBOX_STATES}
-    for state, n in session.exec(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)):
-        counts[state] = n
+def outbox_counts(session: Session) -> dict[str, Any]:
+    """Rows by state (every channel), and ``channels``: by state for ``email``, for ``robot`` (all
+    group robots) and for each ``robot:NAME``."""
+    counts: dict[str, Any] = {state: 0 for state in OUTBOX_STATES}
+    channels: dict[str, dict[str, int]] = {"email": {state: 0 for state in OUTBOX_STATES}}
+    query = select(OutboxMessage.channel, OutboxMessage.state, func.count()).group_by(
+        OutboxMessage.channel, OutboxMessage.state
+    )
+    for channel, state, n in session.exec(query):
+        counts[state] = counts.get(state, 0) + n
+        families = [channel] if channel == Channel.EMAIL else ["robot", channel]
+        for family in families:
+            by_state = channels.setdefault(family, {s: 0 for s in OUTBOX_STATES})
+            by_state[state] = by_state.get(state, 0) + n
     refused = session.exec(select(OutboxMessage.refused).where(OutboxMessage.state == OutboxState.SENT)).all()
     counts["refused_recipients"] = sum(len(r or {}) for r in refused)
     counts["total"] = sum(counts[s] for s in OUTBOX_STATES)
+    counts["channels"] = channels
     return counts
 
 

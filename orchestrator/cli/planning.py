@@ -131,7 +131,10 @@ def validate(
     ),
     register: Registers = None,
 ) -> None:
-    """Check definitions, units files and registers against each other; every error as FILE:LINE: message.
+    r"""Check definitions, units files and registers against each other; every error as FILE:LINE: message.
+
+    The robots file (\[im] robots_file) is checked too (its mode, every robot's secrets), and every
+    unit's robots = \[...] against it.
 
     Files are told apart by content. With no FILE, everything config.toml names is checked. A
     definition given without a units file is checked against the configured units file.
@@ -158,7 +161,11 @@ def validate(
     else:
         inputs = configured_inputs()
         inputs.registers.update(parse_registers(register, configured=False))
+    from orchestrator.service.robots import check_robots, robots_path
+
     report = check_inputs(inputs)
+    if report.units or robots_path(settings)[0] is not None:  # the robots file, and the units' robots
+        report.problems = sorted({*report.problems, *check_robots(settings, report.units)})
     for note in inputs.notes:
         warn(note)
     for warning in report.warnings:  # FILE:LINE: warning: …, and the exit code stays 0

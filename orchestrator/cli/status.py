@@ -76,12 +76,20 @@ def _print_status(report: dict[str, Any]) -> None:
             )
         console.print(line)
     outbox = report["outbox"]
-    line = Text("邮件：" + " · ".join(f"{OUTBOX_STATES[s]} {outbox[s]}" for s in OUTBOX_ORDER))
-    if outbox["failed"]:
+    channels = outbox.get("channels", {})
+    email = channels.get("email", outbox)
+    line = Text("邮件：" + " · ".join(f"{OUTBOX_STATES[s]} {email[s]}" for s in OUTBOX_ORDER))
+    if email["failed"]:
         line.append("（duban outbox --state failed）", style="red")
     if outbox["refused_recipients"]:
         line.append(f"；{outbox['refused_recipients']} 个收件地址被拒收", style="red")
     console.print(line)
+    if "robot" in channels:  # the group robots' messages: their own deliveries
+        robots = channels["robot"]
+        line = Text("群机器人：" + " · ".join(f"{OUTBOX_STATES[s]} {robots[s]}" for s in OUTBOX_ORDER))
+        if robots["failed"]:
+            line.append("（duban outbox --state failed）", style="red")
+        console.print(line)
     if not report["daemons"]:
         console.print(Text("守护进程：从未在此数据库上运行（duban run）", style="red"))
     for daemon in report["daemons"]:

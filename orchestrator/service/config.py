@@ -165,6 +165,15 @@ class WebSettings(_Section):
         return host or "127.0.0.1", int(port)
 
 
+class ImSettings(_Section):
+    """Group robots (企业微信 / 钉钉). Their secrets are in the robots file, never here."""
+
+    robots_file: Path | None = None  # else $CREDENTIALS_DIRECTORY/robots.toml under systemd
+    wecom_url: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+    dingtalk_url: str = "https://oapi.dingtalk.com/robot/send"
+    timeout: float = Field(default=10.0, gt=0)
+
+
 class ProgramSettings(_Section):
     workflow: str
     year: int | Literal["current"] = "current"
@@ -178,6 +187,7 @@ class Settings(_Section):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    im: ImSettings = Field(default_factory=ImSettings)
     programs: list[ProgramSettings] = Field(default_factory=list)
 
 
@@ -240,5 +250,6 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
                     "evidence_dir": _resolve(base, settings.web.evidence_dir),
                 }
             ),
+            "im": settings.im.model_copy(update={"robots_file": _resolve(base, settings.im.robots_file)}),
         }
     )

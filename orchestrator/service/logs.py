@@ -10,7 +10,7 @@ The daemon (``configure_daemon``) writes to stdout, which systemd hands to journ
 The standard-library logs of APScheduler and SQLAlchemy go through the same pipeline
 (``ProcessorFormatter(foreign_pre_chain=...)``). Every line passes the ``Redactor``: the values
 of fields named like ``password``, ``secret`` or ``token`` become ``***``, and every known
-secret value (the SMTP password) is blanked wherever it appears.
+secret value (the SMTP password, the robots' keys and tokens) is blanked wherever it appears.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SECRET_NAMES = ("password", "passwd", "secret", "token", "credential")
 PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "warn": 4, "error": 3, "exception": 3, "critical": 2}
 # Chatty stdlib loggers, kept at WARNING unless the daemon runs at DEBUG (SQLAlchemy at INFO logs every statement).
 PASS_THROUGH = frozenset({"exc_info", "stack_info"})  # rendered later; the final text is redacted too
-QUIET_LOGGERS = ("sqlalchemy", "apscheduler", "alembic", "aiosmtplib", "asyncio")
+QUIET_LOGGERS = ("sqlalchemy", "apscheduler", "alembic", "aiosmtplib", "asyncio", "httpx", "httpcore")
 
 
 class _CurrentStderr:

@@ -6,7 +6,7 @@ A ``Runtime`` is everything loaded from files; a reload replaces it as a whole, 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,11 +14,13 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlmodel import Session
 
+from notifications.im import Robot, RobotTransport
 from notifications.model import Signature
 from notifications.render import Renderer
 from notifications.transport import MaildirTransport, SmtpTransport, Transport
 from orchestrator.engine.window import SendPolicy, local_day
 from orchestrator.service.config import ProgramSettings, Settings
+from orchestrator.service.robots import configured_robots, robots_path, unit_robot_problems
 from orchestrator.store.db import make_engine
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
@@ -147,11 +149,14 @@ class Runtime:
     policy: SendPolicy
     renderer: Renderer
     timezone: str
+    robots: dict[str, Robot] = field(default_factory=dict)  # the robots file's, by name
 
 
 def load_runtime(settings: Settings, on_assumed: Callable[[int, str], None] | None = None) -> Runtime:
-    """Load every configured bundle; raises ``DefinitionError`` with every problem of every file."""
+    """Load every configured bundle and the robots file; raises ``DefinitionError`` with every
+    problem of every file (a unit naming a robot the robots file lacks is one)."""
     bundles = load_configured_bundles(settings, on_assumed=on_assumed)
+    robots = load_unit_robots(settings, bundles)
     timezone = next((b.definition.workflow.timezone for b in bundles.values()), DEFAULT_TIMEZONE)
     return Runtime(
         settings,
@@ -159,7 +164,23 @@ def load_runtime(settings: Settings, on_assumed: Callable[[int, str], None] | No
         send_policy(settings, bundles),
         make_renderer(settings, timezone, links=True),
         timezone,
+        robots,
     )
+
+
+def load_unit_robots(settings: Settings, bundles: Mapping[str, Bundle]) -> dict[str, Robot]:
+    """The robots file's robots, checked against every unit that names one."""
+    robots = configured_robots(settings)
+    units = {id(b.units): b.units for b in bundles.values()}.values()
+    problems = unit_robot_problems(units, robots, robots_path(settings)[0])
+    if problems:
+        raise DefinitionError(problems)
+    return robots
+
+
+def make_robot_transport(settings: Settings, robots: Mapping[str, Robot]) -> RobotTransport:
+    im = settings.im
+    return RobotTransport(robots, wecom_url=im.wecom_url, dingtalk_url=im.dingtalk_url, timeout=im.timeout)
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -181,9 +202,17 @@ def make_transport(settings: Settings) -> Transport:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """The secret values that must never reach a log line (the SMTP password, when it can be read)."""
+    """The secret values that must never reach a log line: the SMTP password and the robots'
+    keys, tokens and secrets, when they can be read."""
+    secrets = []
     try:
         password = settings.mail.smtp.password()
     except DubanError:
-        return []
-    return [password] if password else []
+        password = None
+    if password:
+        secrets.append(password)
+    try:
+        robots = configured_robots(settings)
+    except DubanError:
+        robots = {}
+    return secrets + [s for robot in robots.values() for s in robot.secrets]

@@ -20,12 +20,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.engine.clock import Clock
-from orchestrator.engine.outbox import deliver, enqueue, report_failures
+from orchestrator.engine.outbox import deliver, deliver_robots, enqueue, report_failures
 from orchestrator.engine.tick import TickReport, next_fire_at, tick
 from orchestrator.evaluation import scoring_hook
 from orchestrator.service.leader import Leadership, LeadershipLost
 from orchestrator.service.lifecycle import Lifecycle
-from orchestrator.service.runtime import Runtime, local_today, make_transport
+from orchestrator.service.runtime import Runtime, local_today, make_robot_transport, make_transport
 from orchestrator.service.upkeep import (
     ProgramChanges,
     ensure_programs,
@@ -163,6 +163,7 @@ class Work:
                     failed=report.failed,
                     refused=report.refused,
                 )
+            await self._robots(runtime)
             await self._daily_failure_report(runtime)
             return True
         except DubanError as exc:  # e.g. an unreadable password file: one line, retried next run
@@ -172,6 +173,29 @@ class Work:
         except Exception:
             log.exception("dispatch.failed")
         return False
+
+    async def _robots(self, runtime: Runtime) -> None:
+        """The group robots' messages: their own claims and outcomes, after the emails."""
+        if not runtime.robots or self.life.stopping:
+            return
+        report = await deliver_robots(
+            self.engine,
+            self.clock,
+            make_robot_transport(runtime.settings, runtime.robots),
+            runtime.bundles,
+            runtime.settings.mail,
+            links=runtime.renderer.link_for,  # the unit's portal page (None: the office's contact)
+            node=self.node,
+            stop=lambda: self.life.stopping,
+        )
+        if report.sent or report.retried or report.failed or report.paced:
+            log.info(
+                "dispatch.robots",
+                sent=report.sent,
+                retried=report.retried,
+                failed=report.failed,
+                paced=report.paced,
+            )
 
     async def _daily_failure_report(self, runtime: Runtime) -> None:
         today = local_today(self.clock.now(), runtime.timezone)

@@ -21,7 +21,7 @@ from orchestrator.store.states import (
     ProgramState,
 )
 
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0006"  # (its migration follows 0007)
 
 
 class Program(SQLModel, table=True):
@@ -154,14 +154,19 @@ class NotificationItem(SQLModel, table=True):
 
 
 class OutboxMessage(SQLModel, table=True):
-    """One email; kept forever (sent, failed or pending).
+    """One delivery of one message over one channel; kept forever (sent, failed or pending).
 
     ``kind`` is ``digest`` (a unit's items, rendered when sent) or ``failure_report`` (the admin's
     daily list of undeliverable messages, rendered when queued: ``body`` holds its bytes).
+    ``channel`` is ``email`` or ``robot:NAME`` (a group robot): a digest's robot messages are rows
+    of their own (own state, attempts, errors) whose ``parent_id`` is the email carrying the items.
     """
 
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_state", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_state", "state", "next_attempt_at"),
+        Index("ix_outbox_channel_sent", "channel", "sent_at"),  # a robot's sends of the last minute
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(unique=True)
@@ -181,6 +186,8 @@ class OutboxMessage(SQLModel, table=True):
     reported_at: datetime | None = None
     kind: str = OutboxKind.DIGEST  # an OutboxKind
     body: bytes | None = None  # the whole message, for kinds rendered when queued
+    channel: str = Field(default="email", sa_column_kwargs={"server_default": "email"})
+    parent_id: int | None = Field(default=None, foreign_key="outbox_message.id", index=True)
 
 
 class Event(SQLModel, table=True):

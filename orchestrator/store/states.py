@@ -92,6 +92,17 @@ class OutboxKind(StrEnum):
     FAILURE_REPORT = "failure_report"  # the admin's report, rendered when queued
 
 
+class Channel(StrEnum):
+    """How an outbox row reaches its recipient: ``email``, or a group robot (``robot:NAME``)."""
+
+    EMAIL = "email"
+    ROBOT = "robot:"  # the prefix of ``robot:NAME``
+
+    @staticmethod
+    def robot(name: str) -> str:
+        return f"{Channel.ROBOT}{name}"
+
+
 OPEN_STATES = frozenset({ObligationState.PENDING, ObligationState.OPEN, ObligationState.OVERDUE})
 """An obligation still owed: the engine sends notices for it."""
 

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from orchestrator.store.audit import DAEMON, record
 from orchestrator.store.db import chunks, transaction
 from orchestrator.store.models import OutboxMessage
-from orchestrator.store.states import OutboxState
+from orchestrator.store.states import Channel, OutboxState
 
 log = structlog.get_logger("duban.dispatch")
 
@@ -30,9 +30,21 @@ def outbox_update(*where):
 
 
 def claim(
-    engine: Engine, now: datetime, node: str, limit: int, kinds: Sequence[str], max_attempts: int
+    engine: Engine,
+    now: datetime,
+    node: str,
+    limit: int,
+    kinds: Sequence[str],
+    max_attempts: int,
+    *,
+    robots: bool = False,
 ) -> tuple[list[int], int]:
-    """Take up to ``limit`` due messages for ``node``: ``(ids in send order, expired claims released)``."""
+    """Take up to ``limit`` due messages for ``node``: ``(ids in send order, expired claims released)``.
+
+    Email rows, or with ``robots`` the group robots' rows (``channel`` ``robot:NAME``): each
+    channel is sent by its own transport, as its own delivery.
+    """
+    channel = OutboxMessage.channel != Channel.EMAIL if robots else OutboxMessage.channel == Channel.EMAIL
     with transaction(engine) as session:
         reclaimed = release_expired(session, now, max_attempts)
         due = (
@@ -41,6 +53,7 @@ def claim(
                 OutboxMessage.state == OutboxState.PENDING,
                 OutboxMessage.next_attempt_at <= now,
                 OutboxMessage.kind.in_(kinds),
+                channel,
             )
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)

@@ -14,7 +14,7 @@ from orchestrator.engine.outbox.letters import Letter
 from orchestrator.engine.outbox.policy import MailPolicy
 from orchestrator.store.audit import DAEMON, event_row
 from orchestrator.store.models import Event, OutboxMessage
-from orchestrator.store.states import OutboxState
+from orchestrator.store.states import Channel, OutboxState
 
 log = structlog.get_logger("duban.dispatch")
 
@@ -41,14 +41,27 @@ def _commit_outcome(connection: Connection, outbox_id: int, values: dict, events
         connection.execute(Event.__table__.insert(), events)
 
 
+def _family(letter: Letter) -> tuple[str, dict]:
+    """The event kinds' prefix (``mail`` or ``robot``) and what a robot's events add to ``after``."""
+    if letter.channel == Channel.EMAIL:
+        return "mail", {}
+    return "robot", {"channel": letter.channel}
+
+
 def record_sent(connection: Connection, now: datetime, letter: Letter, result: SendResult) -> None:
     refused = dict(result.refused)
     attempts = letter.attempts + 1
     about = {"at": now, "actor": DAEMON, "unit": letter.recipient, "subject": letter.message_id}
+    family, channel = _family(letter)
     events = [
         event_row(
-            kind="mail.sent",
-            after={"outbox_id": letter.outbox_id, "to": list(result.accepted), "attempts": attempts},
+            kind=f"{family}.sent",
+            after={
+                "outbox_id": letter.outbox_id,
+                "to": list(result.accepted),
+                "attempts": attempts,
+                **channel,
+            },
             **about,
         )
     ]
@@ -72,7 +85,7 @@ def record_sent(connection: Connection, now: datetime, letter: Letter, result: S
         connection, letter.outbox_id, values | {"claimed_by": None, "claimed_until": None}, events
     )
     log.info(
-        "mail.sent",
+        f"{family}.sent",
         message=letter.message_id,
         unit=letter.recipient,
         attempts=attempts,
@@ -89,18 +102,23 @@ def record_failure(
     permanent: bool,
     mail: MailPolicy,
     rng: random.Random,
+    wait: float | None = None,
 ) -> bool:
-    """Count a failed attempt: pending again after a backoff, or ``failed``. Returns True when failed."""
+    """Count a failed attempt: pending again after a backoff (at least ``wait`` seconds, when the
+    destination said how long), or ``failed``. Returns True when failed."""
     attempts = letter.attempts + 1
     failed = permanent or attempts >= mail.max_attempts
-    next_attempt = None if failed else now + backoff(attempts, mail, rng)
+    delay = max(backoff(attempts, mail, rng), timedelta(seconds=wait or 0))
+    next_attempt = None if failed else now + delay
     state = OutboxState.FAILED if failed else OutboxState.PENDING
     values: dict = {"state": state, "attempts": attempts, "last_error": error[:1000]}
     values |= {"claimed_by": None, "claimed_until": None}
     if next_attempt is not None:
         values["next_attempt_at"] = next_attempt
-    kind = "mail.failed" if failed else "mail.retry"
+    family, channel = _family(letter)
+    kind = f"{family}.failed" if failed else f"{family}.retry"
     shown = next_attempt.isoformat() if next_attempt else None
+    after = {"outbox_id": letter.outbox_id, "state": state, "attempts": attempts, "next_attempt_at": shown}
     event = event_row(
         at=now,
         actor=DAEMON,
@@ -108,7 +126,7 @@ def record_failure(
         unit=letter.recipient,
         subject=letter.message_id,
         before={"state": OutboxState.SENDING},
-        after={"outbox_id": letter.outbox_id, "state": state, "attempts": attempts, "next_attempt_at": shown},
+        after=after | channel,
         detail=error[:1000],
     )
     _commit_outcome(connection, letter.outbox_id, values, [event])

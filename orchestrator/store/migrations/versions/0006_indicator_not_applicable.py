@@ -1,7 +1,7 @@
 """an indicator value may say "not applicable" (indicator_value.not_applicable, value NULL)
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
