@@ -509,10 +509,10 @@ def test_every_digest_says_how_to_report_completion_with_the_units_link_when_the
     linked = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, timezone=TIMEZONE,
                       link_for=lambda unit: f"https://duban.example.gov.cn/u/token-of-{unit}")  # fmt: skip
     message = linked.render(digest(item("reminder", date(2026, 6, 10))), now=NOW)
-    assert (
-        "督办页面报送完成情况并上传佐证材料：https://duban.example.gov.cn/u/token-of-county-police"
-        in text_of(message)
-    )
+    linked_text = text_of(message)
+    assert "事项办结后，请通过本单位督办事项页面（链接见本邮件）提交办结申请并上传佐证材料。" in linked_text
+    assert "https://duban.example.gov.cn/u/token-of-county-police" in linked_text
+    assert "请直接回复本邮件，注明事项编号并附完成依据" not in linked_text
     assert "https://duban.example.gov.cn/u/token-of-county-police" in html_of(message)
 
 
