@@ -82,6 +82,7 @@ class DigestView:
     reply_hint: bool  # some item carries a reference to quote in replies
     link: str | None = None  # the recipient's personal page (签收、反馈、办结申请、延期申请)
     office_url: str | None = None  # the office's review page, when the digest says 待审核
+    count_sentence: str = ""  # the body's first sentence: 本期共有逾期事项2项、…；「…」开始。
     report_line: str = ""  # how to report completion: the unit's link, or how the office records it
     signature: tuple[str, ...] = ()  # the office's name, phone, address
 
@@ -167,7 +168,8 @@ def build(digest: Digest, office_url: str | None = None, *, signature=None) -> D
         recipient_name=digest.recipient.name,
         send_date=zh.day_with_weekday(today),
         intro=intro,
-        counts=count_sentence(summarize(digest.items)),
+        counts=_join_counts(_count_parts(summarize(digest.items))),
+        count_sentence=count_sentence(summarize(digest.items)),
         groups=tuple(groups),
         reply_hint=any(item.ref for item in digest.items),
         link=digest.link,
@@ -221,12 +223,17 @@ def _count_parts(summary: Summary) -> list[str]:
     return parts
 
 
-def _join_subject(prefix: str, title: str, parts: list[str]) -> str:
+def _join_counts(parts: list[str]) -> str:
     """Counts joined with 、 (``2项逾期、1项催办``); a phase notice (its name may hold a 、) after ，."""
     joined = ""
     for part in parts:
         sep = "、" if joined and part[0].isdigit() and joined[-1] != "」" else "，"
         joined = f"{joined}{sep}{part}" if joined else part
+    return joined
+
+
+def _join_subject(prefix: str, title: str, parts: list[str]) -> str:
+    joined = _join_counts(parts)
     text = f"{prefix}{title}：{joined}" if parts else f"{prefix}{title}"
     return " ".join(text.split())  # a header line: no line breaks from the data
 
