@@ -1,8 +1,10 @@
-"""The ``.ics`` part of a digest: a VTODO per deadline, an all-day VEVENT per phase.
+"""The ``.ics`` part of a digest and ``duban calendar export``: each deadline as an all-day VEVENT
+(what Outlook's and Google's calendars show), a VTODO (what task lists show), or both; each phase
+as an all-day VEVENT spanning its dates. Entries are in date order.
 
 UIDs depend only on what the entry is about (plan, task, unit, occurrence; or plan, phase, year),
 never on the email that carries it, so a calendar client updates the entry it already has
-instead of adding a second one. ``duban calendar export`` should use the same functions.
+instead of adding a second one (a moved due date replaces the old entry).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from notifications import zh
 from notifications.model import DEADLINE_KINDS, PHASE_KINDS, DigestItem
 
 PRODID = "-//duban//督办//ZH-CN"
+CALENDAR_KINDS = ("events", "todos", "both")
 
 
 def todo_uid(item: DigestItem, domain: str) -> str:
@@ -28,31 +31,50 @@ def todo_uid(item: DigestItem, domain: str) -> str:
     return _uid("todo", [item.workflow, item.task or "", item.unit, occurrence], domain)
 
 
+def deadline_uid(item: DigestItem, domain: str) -> str:
+    """The UID of one obligation's all-day event (the same key as its to-do, another kind)."""
+    occurrence = item.occurrence or (f"due-year:{item.due.year}" if item.due else "-")
+    return _uid("deadline", [item.workflow, item.task or "", item.unit, occurrence], domain)
+
+
 def phase_uid(item: DigestItem, domain: str) -> str:
     """The UID of one phase of one program year: plan + phase + the year the phase starts."""
     when = item.phase_start or item.phase_end or item.due
     return _uid("phase", [item.workflow, item.phase or "", str(when.year) if when else "-"], domain)
 
 
-def build_calendar(items: Iterable[DigestItem], *, domain: str, now: datetime) -> bytes | None:
-    """An RFC 5545 calendar (METHOD:PUBLISH) for the dated items, or None if there are none.
+def build_calendar(
+    items: Iterable[DigestItem],
+    *,
+    domain: str,
+    now: datetime,
+    kind: str = "events",
+    allow_empty: bool = False,
+) -> bytes | None:
+    """An RFC 5545 calendar (METHOD:PUBLISH) for the dated items, or None if there are none
+    (an empty calendar with ``allow_empty``: a subscribed feed with nothing left to do).
 
+    ``kind``: each deadline as an all-day ``events`` (VEVENT), ``todos`` (VTODO) or ``both``.
     Written directly (the bytes icalendar 7 writes for the same components: its property order,
     TEXT escaping and 75-octet folding) because icalendar's serializer was a third of the cost of
     rendering an email. ``tests/test_render.py`` parses the result back with icalendar.
     """
+    if kind not in CALENDAR_KINDS:
+        raise ValueError(f"calendar kind {kind!r}: expected one of {', '.join(CALENDAR_KINDS)}")
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    components: dict[str, list[str]] = {}
+    components: dict[str, tuple[date, list[str]]] = {}
     for item in items:
         if item.kind in DEADLINE_KINDS and item.due:
-            uid = todo_uid(item, domain)
-            if uid not in components:
-                components[uid] = _todo(item, uid, stamp)
+            if kind in ("events", "both"):
+                uid = deadline_uid(item, domain)
+                components.setdefault(uid, (item.due, _deadline_event(item, uid, stamp)))
+            if kind in ("todos", "both"):
+                uid = todo_uid(item, domain)
+                components.setdefault(uid, (item.due, _todo(item, uid, stamp)))
         elif item.kind in PHASE_KINDS and item.phase_start and item.phase_end:
             uid = phase_uid(item, domain)
-            if uid not in components:
-                components[uid] = _event(item, uid, stamp)
-    if not components:
+            components.setdefault(uid, (item.phase_start, _event(item, uid, stamp)))
+    if not components and not allow_empty:
         return None
     lines = [
         "BEGIN:VCALENDAR",
@@ -60,9 +82,10 @@ def build_calendar(items: Iterable[DigestItem], *, domain: str, now: datetime) -
         _line("PRODID", _text(PRODID)),
         "CALSCALE:GREGORIAN",
         "METHOD:PUBLISH",
+        _line("X-WR-CALNAME", _text("督办事项")),
     ]
-    for uid in sorted(components):
-        lines.extend(components[uid])
+    for uid in sorted(components, key=lambda u: (components[u][0], u)):
+        lines.extend(components[uid][1])
     lines.append("END:VCALENDAR")
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
@@ -86,6 +109,27 @@ def _todo(item: DigestItem, uid: str, stamp: str) -> list[str]:
         "END:VTODO",
     ]
     return lines
+
+
+def _summary(item: DigestItem) -> str:
+    title = item.task_title or item.task or "任务"
+    return f"【截止】{title}（{item.unit_name}）"
+
+
+def _deadline_event(item: DigestItem, uid: str, stamp: str) -> list[str]:
+    """An all-day VEVENT on the due date (DTEND exclusive), free time (TRANSP), like a to-do."""
+    assert item.due is not None
+    return [
+        "BEGIN:VEVENT",
+        _line("SUMMARY", _text(_summary(item))),
+        f"DTSTART;VALUE=DATE:{_date(item.due)}",
+        f"DTEND;VALUE=DATE:{_date(item.due + timedelta(days=1))}",
+        f"DTSTAMP:{stamp}",
+        _line("UID", _text(uid)),
+        _line("DESCRIPTION", _text(_description(item))),
+        "TRANSP:TRANSPARENT",
+        "END:VEVENT",
+    ]
 
 
 def _event(item: DigestItem, uid: str, stamp: str) -> list[str]:

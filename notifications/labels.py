@@ -71,14 +71,23 @@ NOTICE_COUNTS = {
 }
 """A deadline kind counted in a digest's subject (``3项逾期``)."""
 
-PHASE_NOTICES = {
-    NoticeKind.PHASE_STARTED: "{name}开始",
-    NoticeKind.PHASE_ENDING: "{name}即将结束",
-    NoticeKind.PHASE_CLOSED: "{name}结束",
+NOTICE_SENTENCES = {
+    NoticeKind.OVERDUE: "逾期事项{n}项",
+    NoticeKind.ESCALATION: "催办{n}项",
+    NoticeKind.DUE_TODAY: "今日到期{n}项",
+    NoticeKind.REMINDER: "即将到期{n}项",
+    NoticeKind.TASK_OPENED: "新开始的任务{n}项",
 }
-"""A phase notice in a digest's subject (``第一阶段开始``)."""
+"""A deadline kind counted in a digest's first sentence (``本期共有逾期事项2项、催办1项``)."""
 
-INDICATOR_STATUSES = {"met": "达标", "not_met": "未达标", "missing": "未填报"}
+PHASE_NOTICES = {
+    NoticeKind.PHASE_STARTED: "「{name}」开始",
+    NoticeKind.PHASE_ENDING: "「{name}」即将结束",
+    NoticeKind.PHASE_CLOSED: "「{name}」结束",
+}
+"""A phase notice in a digest's subject and first sentence (``「第一阶段」开始``: a name may hold a 、)."""
+
+INDICATOR_STATUSES = {"met": "达标", "not_met": "未达标", "missing": "未填报", "not_applicable": "不适用"}
 
 SCORECARD_ITEMS = {"late": "逾期完成", "missing": "尚未完成", "waived": "免除"}
 """A unit's listed scorecard item by its kind."""

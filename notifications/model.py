@@ -83,10 +83,29 @@ class DigestItem:
     attachment: tuple[str, str, bytes] | None = None  # (filename, mime type, data)
     summary: str | None = None  # free text for scorecard items
     notify_from: date | None = None  # before_start: the first day duban notified units
+    occurrence_label: str | None = None  # how the occurrence reads: "2026年8月", a register row's title
+    occurrence_is_row: bool = False  # the occurrence is a register row (a document), not a period
+    unit_contact: str | None = None  # whom to call at ``unit`` (its contact person and phone)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"digest item {self.key!r}: unknown kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The supervising office, as it signs every digest (``[mail.signature]`` in config)."""
+
+    name: str
+    phone: str | None = None
+    address: str | None = None
+
+    def lines(self) -> tuple[str, ...]:
+        extra = [
+            f"联系电话：{self.phone}" if self.phone else "",
+            f"地址：{self.address}" if self.address else "",
+        ]
+        return (self.name, *(line for line in extra if line))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from notifications import sheet, view
 from notifications.ics import build_calendar
-from notifications.model import DEADLINE_KINDS, Digest, digest_message_id
+from notifications.model import DEADLINE_KINDS, Digest, Signature, digest_message_id
 
 CALENDAR_FILENAME = "duban.ics"
 
@@ -80,10 +80,18 @@ class Renderer:
         timezone: str,
         link_for: Callable[[str], str | None] | None = None,
         office_url: str | None = None,
+        calendar: str = "events",
+        signature: Signature | None = None,
     ) -> None:
-        self.link_for = link_for  # a unit id → its personal link (made by the service: signed)
+        """``link_for(unit_id)``: the unit's personal link (made by the service: signed), or None;
+        ``office_url``: the office's review page; ``calendar``: deadlines in the ``.ics`` part as
+        ``events``, ``todos`` or ``both``; ``signature``: the office that signs every digest."""
+        self.link_for = link_for
         self.office_url = office_url
         self.sender = sender
+        self.calendar = calendar
+        self.signature = signature
+        self.link_for = link_for
         self.reply_to = reply_to
         self.domain = domain
         self.timezone = ZoneInfo(timezone)
@@ -118,7 +126,7 @@ class Renderer:
             data = sheet.xlsx(listed, digest.send_date, title="启用前已到期事项", for_import=True)
             attachments.append((digest_view.attachment, sheet.XLSX, data))
         else:
-            digest_view, template = view.build(digest, self.office_url), "digest"
+            digest_view, template = view.build(digest, self.office_url, signature=self.signature), "digest"
             if digest_view.attachment:  # more than can be read in full: the whole list attached
                 data = sheet.xlsx(view.by_urgency(digest.items), digest.send_date, title="督办事项清单")
                 attachments.append((digest_view.attachment, sheet.XLSX, data))
@@ -154,7 +162,7 @@ class Renderer:
         # items listed in full (a bounded part; the rest are in the attached list)
         listed = [] if view.is_before_start(digest) else view.listed_in_full(digest)[0]
         own = [i for i in listed if i.unit == digest.recipient.unit_id or i.kind not in DEADLINE_KINDS]
-        ics = build_calendar(own, domain=self.domain, now=now)
+        ics = build_calendar(own, domain=self.domain, now=now, kind=self.calendar)
         if ics is not None:
             message.attach(_text_part(ics.decode("utf-8"), _CALENDAR, _CALENDAR_DISPOSITION))
         for item in sorted(digest.items, key=lambda i: i.key):

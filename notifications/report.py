@@ -114,6 +114,8 @@ def text_width(text: str, size: float) -> float:
 
 def indicator_value(fact: Mapping[str, Any]) -> str:
     """``12/12（100%）``, ``95.5%``, ``3`` or ``未填报``."""
+    if fact.get("status") == "not_applicable":
+        return "不适用"
     if fact["value"] is None:
         return "未填报"
     shown = number(fact["value"]) + ("%" if fact["percent"] else "")
@@ -304,10 +306,11 @@ def heatmap(data: Mapping[str, Any], all_bands: Sequence[Band]) -> dict:
 def indicator_rows(data: Mapping[str, Any]) -> list[dict]:
     rows = []
     for ind in data["indicators"]:
-        total = len(ind["values"]) or 1
+        counted = [v for v in ind["values"] if v["status"] != "not_applicable"]  # neither met nor missing
+        total = len(counted) or 1
         shortfalls = [
             {"name": v["unit_name"], "value": indicator_value(v), "status": v["status"]}
-            for v in ind["values"]
+            for v in counted
             if v["status"] != "met"
         ]
         rows.append(
@@ -318,7 +321,7 @@ def indicator_rows(data: Mapping[str, Any]) -> list[dict]:
                 "met": ind["met"],
                 "not_met": ind["not_met"],
                 "missing": ind["missing"],
-                "reporters": len(ind["values"]),
+                "reporters": len(counted),
                 "met_w": round(ind["met"] / total * 100, 2),
                 "not_met_w": round(ind["not_met"] / total * 100, 2),
                 "missing_w": round(ind["missing"] / total * 100, 2),

@@ -359,10 +359,15 @@ class MaildirTransport:
 
 def maildir_name(message: EmailMessage) -> str:
     """A file name from the Message-ID: ``<abc@example.org>`` gives ``abc@example.org``."""
-    message_id = (message["Message-ID"] or "").strip().strip("<>")
-    if not message_id:
+    name = maildir_file_name(message["Message-ID"] or "")
+    if not name:
         raise PermanentFailure("maildir: a message without Message-ID cannot be stored idempotently")
-    return re.sub(r"[^A-Za-z0-9@._+-]", "_", message_id)[:200]
+    return name
+
+
+def maildir_file_name(message_id: str) -> str:
+    """The file name (without ``.eml``) a Message-ID is stored under; ``""`` for none."""
+    return re.sub(r"[^A-Za-z0-9@._+-]", "_", message_id.strip().strip("<>"))[:200]
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from notifications import zh
-from notifications.labels import NOTICE_COUNTS, NOTICE_HEADINGS, PHASE_NOTICES
+from notifications.labels import NOTICE_COUNTS, NOTICE_HEADINGS, NOTICE_SENTENCES, PHASE_NOTICES
 from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem, NoticeKind
 
 # Most urgent first: the order of the groups in the body and of the counts in the subject.
@@ -45,10 +45,10 @@ class LateUnit:
     """One responsible unit that is late on an escalated obligation."""
 
     unit_name: str
-    since: str  # 逾期自…起
-    status: str  # 已逾期N天
+    status: str  # 逾期N天
     ref: str | None
-    contact: str | None
+    contact: str | None  # that unit's contact person and phone
+    since: str = ""  # the pre-start summary's due date (截止…)
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,9 @@ class DigestView:
     rest: int = 0  # items not listed in full: counted in ``remainder``, all in the attachment
     remainder: tuple[Remainder, ...] = ()
     attachment: str | None = None  # the attached list's file name, when some are not listed in full
+    count_sentence: str = ""  # the body's first sentence: 本期共有逾期事项2项、…；「…」开始。
+    report_line: str = ""  # how to report completion: the unit's link, or how the office records it
+    signature: tuple[str, ...] = ()  # the office's name, phone, address
 
 
 DIGEST_SHEET = "督办事项清单.xlsx"
@@ -177,11 +180,21 @@ def _remainder(rest: list[DigestItem]) -> tuple[Remainder, ...]:
     )
 
 
-def build(digest: Digest, office_url: str | None = None) -> DigestView:
+def report_line(link: str | None, office: str | None = None) -> str:
+    """The one line of every digest on how to report completion."""
+    if link:
+        return "事项办结后，请通过本单位督办事项页面（链接见本邮件）提交办结申请并上传佐证材料。"
+    who = office or "督办办公室"
+    return f"事项办结后，请直接回复本邮件，注明事项编号并附完成依据（文号或材料），由{who}登记办结。"
+
+
+def build(digest: Digest, office_url: str | None = None, *, signature=None) -> DigestView:
     """Group, order and word the items of a digest; deterministic for a given digest.
 
     At most ``LISTED_IN_FULL`` items are shown in full, the most urgent; the rest are counted by kind
-    and task (``remainder``) and the renderer attaches the whole list.
+    and task (``remainder``) and the renderer attaches the whole list. ``digest.link``: the unit's
+    own page (None until the portal is configured: the digest then says how the office records
+    completion); ``signature``: the office's ``Signature``.
     """
     several_plans = len({item.workflow for item in digest.items}) > 1
     today = digest.send_date
@@ -203,14 +216,14 @@ def build(digest: Digest, office_url: str | None = None) -> DigestView:
             rows = tuple(_row(item, digest, several_plans) for item in items)
         groups.append(Group(kind=kind, heading=NOTICE_HEADINGS[kind], rows=rows, count=totals[kind]))
     title = _plan_title(digest.items)
-    intro = f"以下是截至{zh.day_with_weekday(today)}需要贵单位关注的督办事项" + (
-        "。" if several_plans else f"（{title}）。"
-    )
+    source = "" if several_plans else f"根据《{title}》工作安排，"
+    intro = f"{source}现将截至{zh.day_with_weekday(today)}贵单位的督办事项通知如下。"
     return DigestView(
         recipient_name=digest.recipient.name,
         send_date=zh.day_with_weekday(today),
         intro=intro,
-        counts="、".join(_count_parts(summarize(digest.items))),
+        counts=_join_counts(_count_parts(summarize(digest.items))),
+        count_sentence=count_sentence(summarize(digest.items)),
         groups=tuple(groups),
         reply_hint=any(item.ref for item in digest.items),
         link=digest.link,
@@ -218,7 +231,25 @@ def build(digest: Digest, office_url: str | None = None) -> DigestView:
         rest=len(rest),
         remainder=_remainder(rest),
         attachment=DIGEST_SHEET if rest else None,
+        report_line=report_line(digest.link, signature.name if signature else None),
+        signature=signature.lines() if signature else (),
     )
+
+
+def count_sentence(summary: Summary) -> str:
+    """``本期共有逾期事项2项、新开始的任务28项；「建章立制、组织实施阶段」开始。``"""
+    counted = [
+        NOTICE_SENTENCES[kind].format(n=summary.counts[kind])
+        for kind in KIND_ORDER
+        if kind in NOTICE_SENTENCES and summary.counts.get(kind)
+    ]
+    notices = [
+        "随附本年度综合考评结果" if p == "综合考评结果" else p
+        for p in _count_parts(summary)
+        if not p[0].isdigit()
+    ]
+    sentence = "本期共有" + "、".join(counted) if counted else ""
+    return "；".join(p for p in (sentence, *notices) if p) + "。"
 
 
 def _plan_title(items: Iterable[DigestItem]) -> str:
@@ -249,8 +280,18 @@ def _count_parts(summary: Summary) -> list[str]:
     return parts
 
 
+def _join_counts(parts: list[str]) -> str:
+    """Counts joined with 、 (``2项逾期、1项催办``); a phase notice (its name may hold a 、) after ，."""
+    joined = ""
+    for part in parts:
+        sep = "、" if joined and part[0].isdigit() and joined[-1] != "」" else "，"
+        joined = f"{joined}{sep}{part}" if joined else part
+    return joined
+
+
 def _join_subject(prefix: str, title: str, parts: list[str]) -> str:
-    text = f"{prefix}{title}：{'、'.join(parts)}" if parts else f"{prefix}{title}"
+    joined = _join_counts(parts)
+    text = f"{prefix}{title}：{joined}" if parts else f"{prefix}{title}"
     return " ".join(text.split())  # a header line: no line breaks from the data
 
 
@@ -309,7 +350,7 @@ def _row(item: DigestItem, digest: Digest, several_plans: bool) -> Row:
     if item.unit != digest.recipient.unit_id:
         facts.append(("责任单位", item.unit_name))
     if item.occurrence:
-        facts.append(("期次", item.occurrence))
+        facts.append(_occurrence_fact(item))
     if item.kind == "task_opened" and item.opens:
         facts.append(("开始日期", zh.day_with_weekday(item.opens)))
     if item.due:
@@ -326,6 +367,12 @@ def _row(item: DigestItem, digest: Digest, several_plans: bool) -> Row:
         status=zh.days_left(item.due, digest.send_date) if item.due else None,
         ref=item.ref,
     )
+
+
+def _occurrence_fact(item: DigestItem) -> tuple[str, str]:
+    """``期次：2026年8月`` or, for a register row, ``涉及文件：县人社发〔2023〕2号 …``."""
+    label = "涉及文件" if item.occurrence_is_row else "期次"
+    return label, item.occurrence_label or item.occurrence or ""
 
 
 def _task_facts(item: DigestItem) -> list[tuple[str, str]]:
@@ -393,16 +440,15 @@ def _escalation_rows(
         late = tuple(
             LateUnit(
                 unit_name=i.unit_name,
-                since=f"逾期自{zh.day(i.due + timedelta(days=1))}起" if i.due else "已逾期",
-                status=zh.days_left(i.due, today) if i.due else "",
+                status=zh.days_late(i.due, today) if i.due else "已逾期",
                 ref=i.ref,
-                contact=i.contact,
+                contact=i.unit_contact,
             )
             for i in sorted(group, key=lambda i: (i.unit_name, i.key))
         )
         facts: list[tuple[str, str]] = []
         if first.occurrence:
-            facts.append(("期次", first.occurrence))
+            facts.append(_occurrence_fact(first))
         if first.due:
             facts.append(("截止日期", zh.day_with_weekday(first.due)))
         if first.lead_names:

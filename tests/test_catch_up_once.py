@@ -64,7 +64,7 @@ def test_two_steps_firing_together_list_each_late_unit_once(tmp_path: Path) -> N
     assert "2项催办" in str(message["Subject"])  # not 4
     text = message.get_body(("plain",)).get_content()
     assert text.count("2个单位逾期") == 1 and "4个单位逾期" not in text
-    assert text.count("- 执法局一：") == 1 and text.count("- 执法局二：") == 1
+    assert text.count("- 执法局一，") == 1 and text.count("- 执法局二，") == 1
     html = message.get_body(("html",)).get_content()
     assert html.count(">执法局一<") == 1
 

@@ -34,7 +34,7 @@ from icalendar import Calendar
 from rich.console import Console
 from support import DUBAN, towns_plan, unit, units_toml
 
-from orchestrator.cli import admin, main
+from orchestrator.cli import main, tasks
 from orchestrator.store.models import SCHEMA_REVISION
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -235,7 +235,7 @@ def test_tasks_reads_well_unit_names_days_left_or_late_and_totals(cli):
 
 def test_overdue_rows_are_red_and_rows_due_within_three_days_yellow(cli, monkeypatch):
     terminal = Console(force_terminal=True, color_system="standard", width=200, record=True, highlight=False)
-    monkeypatch.setattr(admin, "console", terminal)
+    monkeypatch.setattr(tasks, "console", terminal)
     code, _, err = cli("tasks", now="2026-06-23T10:00:00+08:00")
     assert code == 0, err
     styled = {}
@@ -428,8 +428,8 @@ def test_done_through_the_cli_stops_every_later_notice_at_the_next_tick(cli, sit
 # -- calendar export --------------------------------------------------------------------------------
 
 
-def email_uids(maildir: Path, address: str) -> dict[str, str]:
-    """UID → SUMMARY of every VTODO in the .ics parts of the emails sent to ``address``."""
+def email_uids(maildir: Path, address: str, component: str = "VEVENT") -> dict[str, str]:
+    """UID → SUMMARY of every deadline entry in the .ics parts of the emails sent to ``address``."""
     found = {}
     for path in (maildir / "new").iterdir():
         message = message_from_bytes(path.read_bytes(), policy=default_policy)
@@ -437,13 +437,33 @@ def email_uids(maildir: Path, address: str) -> dict[str, str]:
             continue
         for part in message.walk():
             if part.get_content_type() == "text/calendar":
-                for todo in Calendar.from_ical(part.get_payload(decode=True)).walk("VTODO"):
-                    found[str(todo["UID"])] = str(todo["SUMMARY"])
+                for entry in Calendar.from_ical(part.get_payload(decode=True)).walk(component):
+                    if str(entry["UID"]).startswith(("deadline-", "todo-")):
+                        found[str(entry["UID"])] = str(entry["SUMMARY"])
     return found
 
 
-def test_calendar_export_has_one_todo_per_open_obligation_with_the_emails_uids(cli, site):
+def test_calendar_export_has_one_event_per_open_obligation_with_the_emails_uids(cli, site):
     code, out, err = cli("calendar", "export", "--unit", "甲镇人民政府", "--out", str(site / "town-a.ics"))
+    assert code == 0, err
+    assert out.strip() == f"{site / 'town-a.ics'}: 4 项日程（VEVENT）"
+    calendar = Calendar.from_ical((site / "town-a.ics").read_bytes())
+    events = {str(e["UID"]): e for e in calendar.walk("VEVENT")}
+    open_rows = [
+        r for r in cli.json("tasks", "--unit", "town-a") if r["state"] in ("pending", "open", "overdue")
+    ]
+    assert len(events) == len(open_rows) == 4
+    starts = [e["DTSTART"].dt.isoformat() for e in calendar.walk("VEVENT")]
+    assert starts == sorted(r["due"] for r in open_rows)  # all-day, on the due date, in date order
+    emailed = email_uids(site / "mail", "town-a@example.gov.cn")
+    assert emailed and set(emailed) <= set(events)  # the same entries, not duplicates
+    assert {str(events[uid]["SUMMARY"]) for uid in emailed} == set(emailed.values())
+
+
+def test_calendar_export_kind_todos_has_one_todo_per_open_obligation(cli, site):
+    code, out, err = cli(
+        "calendar", "export", "--unit", "town-a", "--kind", "todos", "--out", str(site / "town-a.ics")
+    )
     assert code == 0, err
     assert out.strip() == f"{site / 'town-a.ics'}: 4 项待办（VTODO）"
     calendar = Calendar.from_ical((site / "town-a.ics").read_bytes())
@@ -453,11 +473,10 @@ def test_calendar_export_has_one_todo_per_open_obligation_with_the_emails_uids(c
     ]
     assert len(todos) == len(open_rows) == 4
     assert {t["DUE"].dt.isoformat() for t in todos.values()} == {r["due"] for r in open_rows}
-    emailed = email_uids(site / "mail", "town-a@example.gov.cn")
-    assert emailed and set(emailed) <= set(todos)  # the same entries, not duplicates
-    assert {str(todos[uid]["SUMMARY"]) for uid in emailed} == set(emailed.values())
-    assert cli("calendar", "export", "--out", str(site / "all.ics"))[0] == 0
+    assert cli("calendar", "export", "--kind", "todos", "--out", str(site / "all.ics"))[0] == 0
     assert len(Calendar.from_ical((site / "all.ics").read_bytes()).walk("VTODO")) == 11
+    code, _, err = cli("calendar", "export", "--kind", "tasks", "--out", str(site / "x.ics"))
+    assert (code, err.strip()) == (2, 'duban: --kind: unknown kind "tasks" (one of events, todos, both)')
 
 
 # -- help -------------------------------------------------------------------------------------------
@@ -803,3 +822,130 @@ def _bring_the_next_day(env) -> None:
         ).rowcount
     engine.dispose()
     assert moved == 3  # T2's reminder, T1's overdue notice and first escalation step (for all towns)
+
+
+# -- issue 15: what people read ---------------------------------------------------------------------
+
+
+def test_version_flag_prints_the_installed_version(cli):
+    from importlib.metadata import version
+
+    code, out, _ = cli("--version")
+    assert (code, out.strip()) == (0, f"duban {version('duban')}")
+
+
+def test_log_hides_skipped_notices_unless_all_and_shows_local_times(cli):
+    shown = cli.json("log")
+    everything = cli.json("log", "--all")
+    skipped = [e for e in everything if e["kind"] == "notice.skipped"]
+    assert skipped, "the catch-up run skips stale reminders"
+    assert not any(e["kind"] == "notice.skipped" for e in shown)
+    assert len(everything) == len(shown) + len(skipped)
+    assert [e["kind"] for e in cli.json("log", "--kind", "notice.skipped")] == ["notice.skipped"] * len(
+        skipped
+    )
+    assert all(e["at"].endswith("+08:00") for e in everything)  # the plan's local time, not UTC
+    code, out, err = cli("log", "--limit", "1")
+    assert code == 0, err
+    (last,) = shown[-1:]
+    assert last["at"][:16].replace("T", " ") in out
+
+
+def test_show_has_a_creation_entry_for_an_obligation_created_already_overdue(cli):
+    code, _, err = cli("start", "admin-test", "--year", "2025")
+    assert code == 0, err
+    story = cli.json("show", "T1", "--unit", "town-a", "--program", "admin-test:2025")[0]
+    first = story["history"][0]
+    assert (first["kind"], first["after"]["state"], first["actor"]) == (
+        "obligation.created",
+        "overdue",
+        "alice",
+    )
+    assert first["at"].startswith("2026-06-15T10:30")
+    code, out, err = cli("show", "T1", "--unit", "甲镇人民政府", "--program", "admin-test:2025")
+    assert code == 0, err
+    assert "obligation.created" in out and "方案启动时创建，创建时已逾期" in out
+
+
+def test_every_unit_option_takes_the_id_or_the_exact_name(cli):
+    by_id = cli.json("tasks", "--unit", "town-a")
+    assert by_id and by_id == cli.json("tasks", "--unit", "甲镇人民政府")
+    assert cli.json("log", "--unit", "town-c") == cli.json("log", "--unit", "丙镇人民政府")
+    code, _, err = cli("tasks", "--unit", "丁镇人民政府")
+    assert (code, err.strip()) == (2, 'duban: --unit: unknown unit "丁镇人民政府"')
+
+
+def test_outbox_show_has_headers_recipients_attempts_and_the_eml_file(cli, site):
+    (first,) = cli.json("outbox")[:1]
+    (found,) = cli.json("outbox", "show", str(first["id"]))
+    assert (found["id"], found["state"], found["to"]) == (first["id"], "sent", first["to"])
+    assert found["headers"]["Message-ID"] == first["message_id"]
+    assert "Subject" in found["headers"] and "From" in found["headers"]
+    assert (
+        found["eml"] and Path(found["eml"]).is_file() and Path(found["eml"]).parent == site / "mail" / "new"
+    )
+    assert [e["kind"] for e in found["events"]] == ["mail.queued", "mail.sent"]
+    code, out, err = cli("outbox", "show", f"#{first['id']}")
+    assert code == 0, err
+    assert found["eml"] in out.replace("\n", "") or Path(found["eml"]).name[:20] in out
+    assert "服务器最后答复" in out and "邮件头" in out
+    code, _, err = cli("outbox", "show", "999")
+    assert (code, err.strip()) == (2, "duban: no outbox message #999 (`duban outbox` lists them)")
+    code, _, err = cli("outbox", "show", "x7")
+    assert (code, err.strip()) == (2, 'duban: outbox show: bad message ID "x7", expected a number such as 7')
+
+
+def test_help_keeps_bracketed_words_and_shows_flags_as_flags(cli):
+    code, out, _ = cli("plan", "--help")
+    assert code == 0
+    assert "[definitions] units in config" in out and "[registers] in config" in out
+    assert "<bool>" not in out
+    code, out, _ = cli("tasks", "--help")
+    assert "<bool>" not in out and "--unit" in out and "UNIT" in out
+
+
+def test_simulate_one_unit_with_a_summary_and_eml_files(cli, site):
+    everything = cli.json("simulate", "admin-test", "--year", "2026")
+    mine = cli.json("simulate", "admin-test", "--year", "2026", "--unit", "甲镇人民政府")
+    assert mine and {e["to_unit"] for e in mine} == {"town-a"}
+    assert mine == [e for e in everything if e["to_unit"] == "town-a"]  # the same emails, fields unchanged
+    assert set(mine[0]) == {"send_at", "to_unit", "to", "subject", "message_id", "items"}
+    folder = site / "eml"
+    folder.mkdir()
+    code, out, err = cli("simulate", "admin-test", "--year", "2026", "--unit", "town-a", "--eml", str(folder))
+    assert code == 0, err
+    files = sorted(folder.iterdir())
+    assert len(files) == len(mine) and f"{len(mine)} 封邮件写入 {folder}" in err
+    first = message_from_bytes(files[0].read_bytes(), policy=default_policy)
+    assert first["Message-ID"] == mine[0]["message_id"] and first["Subject"] == mine[0]["subject"]
+    assert "事项办结后" in first.get_body(("plain",)).get_content()
+    assert "假设：全年没有任何单位报告办结" in out
+    code, out, err = cli("simulate", "admin-test", "--year", "2026", "--summary")
+    assert code == 0, err
+    assert "月份" in out and "收件单位" in out and "2026-06" in out and "甲镇人民政府" in out
+    assert "假设：全年没有任何单位报告办结" in out
+    code, _, err = cli("simulate", "admin-test", "--year", "2026", "--unit", "nobody")
+    assert code == 2 and 'unknown unit "nobody"' in err
+
+
+def test_a_units_calendar_feed_is_one_function_returning_its_bytes(site):
+    from sqlmodel import Session
+
+    from orchestrator.admin.calendars import unit_calendar
+    from orchestrator.service.config import load_settings
+    from orchestrator.service.runtime import program_bundle
+    from orchestrator.store.db import open_database
+
+    settings = load_settings(site / "config.toml")
+    engine = open_database(settings.database.url)
+    at = datetime(2026, 6, 15, 2, tzinfo=UTC)
+    with Session(engine) as session:
+        data = unit_calendar(
+            session, "town-a", lambda p: program_bundle(settings, p), domain="duban.test", now=at
+        )
+        empty = unit_calendar(
+            session, "nobody", lambda p: program_bundle(settings, p), domain="duban.test", now=at
+        )
+    events = Calendar.from_ical(data).walk("VEVENT")
+    assert len(events) == 4 and all(str(e["SUMMARY"]).endswith("（甲镇人民政府）") for e in events)
+    assert Calendar.from_ical(empty).walk("VEVENT") == []  # a feed with nothing left is still a calendar

@@ -244,7 +244,11 @@ async def test_a_digest_arrives_with_recipients_parts_chinese_subject_and_calend
     assert received.mail_from == "duban@example.gov.cn"
     assert sorted(received.rcpt_tos) == ["police-office@example.gov.cn", "police@example.gov.cn"]
     message = received.message
-    assert message["Subject"] == police.subject == "【督办提醒】督办投递测试方案：2项新任务、组织实施阶段开始"
+    assert (
+        message["Subject"]
+        == police.subject
+        == "【督办提醒】督办投递测试方案：2项新任务，「组织实施阶段」开始"
+    )
     assert [a.display_name for a in message["To"].addresses] == ["县公安局", "县公安局"]
     assert [p.get_content_type() for p in message.walk()] == [
         "multipart/mixed",
@@ -259,10 +263,14 @@ async def test_a_digest_arrives_with_recipients_parts_chinese_subject_and_calend
 
     (ics,) = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
     calendar = Calendar.from_ical(ics.get_content())
-    todos = {str(t["SUMMARY"]): t for t in calendar.walk("VTODO")}
-    assert set(todos) == {"报送本单位工作方案（县公安局）", "报送行政执法人员名单（县公安局）"}
-    assert {t.decoded("DUE") for t in todos.values()} == {date(2026, 6, 10)}
-    assert [str(e["SUMMARY"]) for e in calendar.walk("VEVENT")] == ["督办投递测试方案：组织实施阶段"]
+    events = {str(e["SUMMARY"]): e for e in calendar.walk("VEVENT")}  # all-day events, the default
+    assert set(events) == {
+        "督办投递测试方案：组织实施阶段",
+        "【截止】报送本单位工作方案（县公安局）",
+        "【截止】报送行政执法人员名单（县公安局）",
+    }
+    assert events["【截止】报送本单位工作方案（县公安局）"].decoded("DTSTART") == date(2026, 6, 10)
+    assert not calendar.walk("VTODO")
 
     assert {m.state for m in env.outbox()} == {"sent"}
     assert police.attempts == 1 and police.sent_at == NINE and police.claimed_by is None

@@ -139,25 +139,42 @@ def test_list_shows_every_reporting_unit_with_met_not_met_or_missing(site):
     assert "规范性文件备案率" in out and "未填报" in out and "县考评办" in out
 
 
-def test_a_period_is_kept_apart(site):
-    code, _, err = cli(
-        site.config,
-        "indicator",
-        "set",
-        "filing_rate",
-        "--unit",
-        "town-a",
-        "--value",
-        "80",
-        "--period",
-        "2025",
-    )
+def test_a_period_outside_the_programs_years_is_refused_and_nothing_stored(site):
+    args = ("indicator", "set", "filing_rate", "--unit", "town-a", "--value", "80")
+    code, _, err = cli(site.config, *args, "--period", "2025")
+    assert (code, err.strip()) == (2, "duban: --period 2025: ind-test 2026 covers 2026 only")
+    code, _, err = cli(site.config, "indicator", "list", "--period", "2031")
+    assert (code, err.strip()) == (2, "duban: --period 2031: ind-test 2026 covers 2026 only")
+    assert [r["status"] for r in listed(site, "--unit", "town-a")][:1] == ["missing"]
+    code, _, err = cli(site.config, *args, "--period", "2026")
     assert code == 0, err
-    assert [r["status"] for r in listed(site, "--unit", "town-a")][:1] == [
-        "missing"
-    ]  # 2026, the program's year
-    previous = listed(site, "--unit", "town-a", "--period", "2025")
-    assert (previous[0]["period"], previous[0]["value"], previous[0]["status"]) == (2025, 80.0, "not_met")
+    assert listed(site, "--unit", "town-a")[0]["value"] == 80.0
+
+
+def test_not_applicable_needs_a_reason_and_counts_neither_met_nor_missing(site):
+    base = ("indicator", "set", "filing_rate", "--unit", "乙镇")  # a unit by its name
+    code, _, err = cli(site.config, *base, "--na")
+    assert (code, err.strip()) == (2, 'duban: --na needs --reason, e.g. --reason "本乡未制定规范性文件"')
+    code, _, err = cli(site.config, *base, "--na", "--reason", "x", "--value", "3")
+    assert code == 2 and "--na" in err
+    code, out, err = cli(site.config, *base, "--na", "--reason", "本镇未制定规范性文件")
+    assert code == 0, err
+    assert "不适用" in out and "不计入考评（本镇未制定规范性文件）" in out
+    (row,) = [r for r in listed(site, "--unit", "town-b") if r["indicator"] == "filing_rate"]
+    assert (row["status"], row["value"], row["not_applicable"], row["note"]) == (
+        "not_applicable",
+        None,
+        True,
+        "本镇未制定规范性文件",
+    )
+    code, out, err = cli(site.config, "scorecard", "--format", "json")
+    assert code == 0, err
+    card = json.loads(out)
+    (indicator,) = [i for i in card["indicators"] if i["indicator"] == "filing_rate"]
+    assert indicator["not_applicable"] == 1
+    (town_b,) = [u for u in card["units"] if u["unit"] == "town-b"]
+    assert town_b["tally"]["missing"] == sum(1 for i in town_b["missing"] if i["indicator"])
+    assert not any(i["indicator"] == "filing_rate" for i in town_b["missing"])
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 
 from notifications import labels
 from notifications.model import KINDS, NoticeKind
-from orchestrator.evaluation.indicators import MET, MISSING, NOT_MET
+from orchestrator.evaluation.indicators import MET, MISSING, NOT_APPLICABLE, NOT_MET
 from orchestrator.store.states import (
     ACTIVE_STATES,
     FINISHED_STATES,
@@ -36,7 +36,7 @@ def test_every_value_has_a_label(states, table) -> None:
 
 
 def test_indicator_statuses_and_unknown_values() -> None:
-    assert set(labels.INDICATOR_STATUSES) == {MET, NOT_MET, MISSING}
+    assert set(labels.INDICATOR_STATUSES) == {MET, NOT_MET, MISSING, NOT_APPLICABLE}
     assert labels.label(labels.OBLIGATION_STATES, "someday") == "someday"
 
 

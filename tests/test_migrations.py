@@ -332,3 +332,9 @@ def test_timers_of_one_obligation_whose_task_occurrence_timer_exists(empty, tmp_
     tick(empty, local(2026, 6, 10, 1), policy_for(bundle))
     today = stored_items(empty, kind="due_today")
     assert sorted(i.unit for i in today) == ["agency-1", "agency-2"]  # once each
+
+
+def test_the_models_schema_revision_is_the_migrations_head():
+    from orchestrator.store.models import SCHEMA_REVISION
+
+    assert head_revision() == SCHEMA_REVISION  # open_database compares with SCHEMA_REVISION, not Alembic

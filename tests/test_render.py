@@ -20,6 +20,7 @@ DOMAIN = "duban.example.gov.cn"
 NOW = datetime(2026, 6, 8, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, Monday 2026-06-08
 SEND_DATE = date(2026, 6, 8)
 PLAN = "法治政府建设指标体系试点"
+TIMEZONE = "Asia/Shanghai"
 POLICE = Recipient("county-police", "县公安局", ("gaj@example.gov.cn", "gaj-office@example.gov.cn"))
 LEGAL = Recipient("county-legal-office", "县政府法制办", ("fazhiban@example.gov.cn",))
 
@@ -126,7 +127,7 @@ def test_subject_counts_by_kind_most_urgent_first_and_decodes_back(renderer):
             (item("escalation", date(2026, 6, 1), unit="town-a"), item("overdue", date(2026, 6, 5))),
             f"【督办催办】{PLAN}：1项逾期、1项催办",
         ),
-        ((phase_item("phase_started"),), f"【督办通知】{PLAN}：组织实施阶段开始"),
+        ((phase_item("phase_started"),), f"【督办通知】{PLAN}：「组织实施阶段」开始"),
         ((item("task_opened", date(2026, 6, 30)),), f"【督办提醒】{PLAN}：1项新任务"),
     ],
 )
@@ -309,11 +310,12 @@ def test_escalations_are_grouped_by_task_with_each_late_unit_and_since_when(rend
     text = text_of(renderer.render(d, now=NOW))
     assert text.count("T01：建立行政执法公示制度") == 1
     assert "2个单位逾期" in text
-    assert "甲镇：逾期自2026年6月2日起，已逾期7天（事项编号 #7）" in text
-    assert "乙镇：逾期自2026年6月2日起，已逾期7天（事项编号 #8）" in text
-    assert "甲镇：逾期自2026年6月4日起，已逾期5天（事项编号 #9）" in text
+    assert "- 甲镇，逾期7天，事项编号#7" in text
+    assert "- 乙镇，逾期7天，事项编号#8" in text
+    assert "- 甲镇，逾期5天，事项编号#9" in text
+    assert "逾期自" not in text and "已逾期7天" not in text  # said once, not twice
     html = html_of(renderer.render(d, now=NOW))
-    assert "逾期自2026年6月2日起" in html and "乙镇" in html
+    assert "逾期7天" in html and "乙镇" in html
     assert renderer.subject(d) == f"【督办催办】{PLAN}：3项催办"
 
 
@@ -369,7 +371,37 @@ def test_html_is_self_contained_and_marks_overdue_red_and_due_soon_amber(rendere
 # -- calendar ---------------------------------------------------------------------------------
 
 
-def test_calendar_has_a_todo_per_deadline_and_an_event_per_phase(renderer):
+def test_calendar_has_an_all_day_event_per_deadline_by_default_sorted_by_date(renderer):
+    d = digest(
+        item("reminder", date(2026, 6, 10), task="T07"),
+        item("overdue", date(2026, 6, 5), task="T01"),
+        phase_item("phase_started"),
+    )
+    calendar = calendar_of(renderer.render(d, now=NOW))
+    assert not calendar.walk("VTODO")
+    events = calendar.walk("VEVENT")
+    assert [e.decoded("DTSTART") for e in events] == [date(2026, 6, 1), date(2026, 6, 5), date(2026, 6, 10)]
+    deadline = events[2]
+    assert str(deadline["SUMMARY"]) == "【截止】T07：建立行政执法公示制度（县公安局）"
+    assert deadline.decoded("DTEND") == date(2026, 6, 11)
+    assert not isinstance(deadline.decoded("DTSTART"), datetime)  # all day
+
+
+@pytest.mark.parametrize(("kind", "todos", "events"), [("todos", 2, 1), ("both", 2, 3)])
+def test_calendar_kind_todos_or_both(kind, todos, events):
+    r = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, timezone=TIMEZONE, calendar=kind)
+    d = digest(item("overdue", date(2026, 6, 5), task="T01"), item("reminder", date(2026, 6, 10), task="T07"),
+               phase_item("phase_started"))  # fmt: skip
+    calendar = calendar_of(r.render(d, now=NOW))
+    assert (len(calendar.walk("VTODO")), len(calendar.walk("VEVENT"))) == (todos, events)
+    uids_seen = [str(c["UID"]) for c in calendar.walk() if c.name in ("VTODO", "VEVENT")]
+    assert len(set(uids_seen)) == len(uids_seen)
+
+
+def test_calendar_has_a_todo_per_deadline_and_an_event_per_phase():
+    renderer = Renderer(
+        sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, timezone=TIMEZONE, calendar="todos"
+    )
     d = digest(
         item("overdue", date(2026, 6, 5), task="T01"),
         item("reminder", date(2026, 6, 10), task="T07"),
@@ -402,9 +434,9 @@ def test_the_same_obligation_has_the_same_uid_in_every_email(renderer):
     overdue = digest(item("overdue", date(2026, 6, 10)), item("overdue", date(2026, 6, 10), task="T06"))
     first = uids(renderer, reminder, datetime(2026, 6, 3, 1, tzinfo=UTC))
     second = uids(renderer, overdue)
-    summary = "T05：建立行政执法公示制度（县公安局）"
+    summary = "【截止】T05：建立行政执法公示制度（县公安局）"
     assert first[summary] == second[summary]
-    assert second["T06：建立行政执法公示制度（县公安局）"] != second[summary]
+    assert second["【截止】T06：建立行政执法公示制度（县公安局）"] != second[summary]
 
 
 def test_an_escalation_s_calendar_holds_only_the_recipient_s_own_to_dos(renderer):
@@ -414,7 +446,7 @@ def test_an_escalation_s_calendar_holds_only_the_recipient_s_own_to_dos(renderer
     assert [p for p in parse(escalation).walk() if p.get_content_type() == "text/calendar"] == []
     own = item("overdue", date(2026, 6, 5), unit="county-legal-office", unit_name="县政府法制办", key="own")
     mixed = uids(renderer, digest(own, *others, recipient=LEGAL))
-    assert list(mixed) == ["T05：建立行政执法公示制度（县政府法制办）"]
+    assert list(mixed) == ["【截止】T05：建立行政执法公示制度（县政府法制办）"]
 
 
 def test_uid_differs_by_unit_and_occurrence(renderer):
@@ -449,3 +481,72 @@ def test_wire_form_is_7bit_ascii_crlf_with_short_lines(renderer):
     assert raw.count(b"\n") == raw.count(b"\r\n")
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     assert b"Content-Transfer-Encoding: base64\r\n" in raw
+
+
+# -- what an office adds: contacts, names of things, how to report, the signature -------------
+
+
+def test_an_escalation_lists_each_late_unit_with_that_units_own_contact(renderer):
+    d = digest(
+        item("escalation", date(2026, 6, 1), task="T01", unit="town-a", ref="#7", unit_contact="王敏 0571-8888 1234"),
+        item("escalation", date(2026, 6, 1), task="T01", unit="town-b", ref="#8", unit_contact="李强 0571-8888 5678"),
+        recipient=LEGAL,
+    )  # fmt: skip
+    message = renderer.render(d, now=NOW)
+    text, html = text_of(message), html_of(message)
+    assert "- 甲镇，逾期7天，事项编号#7，联系人：王敏 0571-8888 1234" in text
+    assert "- 乙镇，逾期7天，事项编号#8，联系人：李强 0571-8888 5678" in text
+    assert "县司法局法治督察科" not in text  # not the plan's contact repeated on every row
+    assert "联系人：王敏 0571-8888 1234" in html and "联系人：李强 0571-8888 5678" in html
+
+
+def test_a_register_row_and_a_dated_occurrence_are_named_not_their_keys(renderer):
+    row = item("reminder", date(2026, 6, 30), occurrence="rs-2023-02", key="k-row",
+               occurrence_label="县人社发〔2023〕2号 县就业创业补贴资金管理办法", occurrence_is_row=True)  # fmt: skip
+    dated = item("reminder", date(2026, 8, 31), task="D09", occurrence="2026-08-31", key="k-date",
+                 occurrence_label=zh.period("2026-08-31", "YEARLY"))  # fmt: skip
+    text = text_of(renderer.render(digest(row, dated), now=NOW))
+    assert "涉及文件：县人社发〔2023〕2号 县就业创业补贴资金管理办法" in text
+    assert "期次：2026年8月" in text
+    assert "rs-2023-02" not in text and "2026-08-31" not in text
+
+
+def test_every_digest_says_how_to_report_completion_with_the_units_link_when_there_is_one():
+    plain = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, timezone=TIMEZONE)
+    text = text_of(plain.render(digest(item("reminder", date(2026, 6, 10))), now=NOW))
+    assert "事项办结后，请直接回复本邮件，注明事项编号并附完成依据" in text
+    linked = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, timezone=TIMEZONE,
+                      link_for=lambda unit: f"https://duban.example.gov.cn/u/token-of-{unit}")  # fmt: skip
+    message = linked.render(digest(item("reminder", date(2026, 6, 10))), now=NOW)
+    linked_text = text_of(message)
+    assert "事项办结后，请通过本单位督办事项页面（链接见本邮件）提交办结申请并上传佐证材料。" in linked_text
+    assert "https://duban.example.gov.cn/u/token-of-county-police" in linked_text
+    assert "请直接回复本邮件，注明事项编号并附完成依据" not in linked_text
+    assert "https://duban.example.gov.cn/u/token-of-county-police" in html_of(message)
+
+
+def test_the_office_signs_with_name_phone_and_address():
+    from notifications.model import Signature
+
+    r = Renderer(sender="督办系统 <duban@example.gov.cn>", domain=DOMAIN, timezone=TIMEZONE,
+                 signature=Signature("县推进依法行政工作领导小组办公室", "0571-1234567", "县府路1号"))  # fmt: skip
+    message = r.render(digest(item("reminder", date(2026, 6, 10))), now=NOW)
+    text = text_of(message)
+    assert (
+        "县推进依法行政工作领导小组办公室\n联系电话：0571-1234567\n地址：县府路1号\n2026年6月8日（周一）"
+        in text
+    )
+    assert "由县推进依法行政工作领导小组办公室登记办结" in text
+    assert "联系电话：0571-1234567" in html_of(message)
+
+
+def test_texts_read_as_a_notice(renderer):
+    d = digest(
+        item("escalation", date(2026, 6, 1), unit="town-a"), phase_item("phase_started"), recipient=LEGAL
+    )
+    text = text_of(renderer.render(d, now=NOW))
+    assert "本期共有催办1项；「组织实施阶段」开始。" in text
+    assert "〔" not in text  # 〔〕 is for document numbers only
+    assert renderer.subject(d) == f"【督办催办】{PLAN}：1项催办，「组织实施阶段」开始"
+    html = html_of(renderer.render(d, now=NOW))
+    assert 'white-space:nowrap;">事项编号</td>' in html

@@ -262,7 +262,7 @@ async def test_a_digest_goes_out_as_one_email_and_one_group_message_per_robot_ea
     wecom = env.platform.by_robot("police-wecom")[0]
     assert wecom.payload["msgtype"] == "markdown" and set(wecom.payload["markdown"]) == {"content"}
     text_ = wecom.text
-    assert "县公安局" in text_ and "2项新任务" in text_ and "组织实施阶段开始" in text_
+    assert "县公安局" in text_ and "2项新任务" in text_ and "「组织实施阶段」开始" in text_
     assert "报送本单位工作方案" in text_ and "截止2026年6月10日" in text_ and "还有9天" in text_
     assert "县推进依法行政工作领导小组办公室 office@example.gov.cn" in text_  # no portal: whom to ask
     ding = env.platform.by_robot("police-dingtalk")[0]

@@ -29,7 +29,6 @@ from sqlmodel import Session, select
 
 from orchestrator.admin.operations import mark_done, waive
 from orchestrator.cli import main
-from orchestrator.cli.common import state
 from orchestrator.engine.tick import tick
 from orchestrator.engine.window import SendPolicy
 from orchestrator.evaluation.scoring import (
@@ -164,7 +163,6 @@ def cli(
 ) -> tuple[int, str, str]:
     """Run ``duban --config CONFIG ARGS`` in this process; returns (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    state._settings = None  # the CLI caches settings per process; each call reads its --config
     logging = structlog.get_config()  # the CLI configures structlog for the process: put it back after
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DUBAN_FAKE_NOW", now)
@@ -173,7 +171,6 @@ def cli(
         patch.setenv("COLUMNS", "200")
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(["--config", str(config), *args])
-    state._settings = None
     structlog.configure(**logging)
     return code, out.getvalue(), err.getvalue()
 
@@ -595,3 +592,23 @@ def test_without_an_evaluation_section_every_unit_that_owes_something_is_scored(
         50,
         ["优秀", "良好", "合格", "不合格"],
     )
+
+
+def test_the_sections_are_the_plans_areas_and_other_duties_are_routine_work():
+    from orchestrator.evaluation.scoring import DUTY_SECTION, _sections
+    from workflows.catalog import load_bundle
+
+    repo = Path(__file__).resolve().parent.parent
+    bundle = load_bundle(
+        repo / "workflows/definitions/rule_of_law_pilot.toml",
+        repo / "examples/units.example.toml",
+        {"normative_documents": repo / "examples/normative_documents.example.csv"},
+    )
+    by_task, order = _sections(bundle)
+    assert order == [
+        "（一）行政决策法治化", "（二）行政执法法治化", "（三）行政监督法治化",
+        "（四）行政争议化解法治化", "（五）公共服务法治化", "（六）保障措施落实", DUTY_SECTION,
+    ]  # fmt: skip
+    duties = {d.id: d.section for d in bundle.definition.duties}
+    assert all(by_task[d] == s for d, s in duties.items() if s in order)  # a duty of an area counts there
+    assert {by_task[d] for d, s in duties.items() if s.startswith(("三、", "四、"))} == {DUTY_SECTION}

@@ -283,3 +283,26 @@ def test_indicator_reporters_are_checked_too(tmp_path: Path) -> None:
     assert [str(p) for p in problems] == [
         f'{definition_path}:11: tasks[0].indicators[0].reported_by[0]: no unit in {units_path} has role "county"'
     ]
+
+
+def test_a_unit_may_name_its_contact_person_and_phone(tmp_path: Path) -> None:
+    text = one_unit(contact='"王敏"', phone='"0571-8888 1234转801"')
+    units = load_units(write(tmp_path, "units.toml", text))
+    (unit,) = units.directory.units
+    assert (unit.contact, unit.phone) == ("王敏", "0571-8888 1234转801")
+    assert load_units(write(tmp_path, "plain.toml", one_unit())).directory.units[0].contact is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"phone": '"call me"'}, 'units[0].phone: bad phone "call me": expected e.g. "0571-8888 1234"'),
+        ({"contact": '"王敏\\n"'}, "units[0].contact: '王敏\\n' contains a control character"),
+        ({"phone": '"0571\\u2028123"'}, "units[0].phone: '0571\\u2028123' contains a control character"),
+    ],
+)
+def test_bad_contacts_and_phones_are_refused_at_their_line(
+    tmp_path: Path, fields: dict, message: str
+) -> None:
+    (problem,) = unit_problems(tmp_path, one_unit(**fields))
+    assert problem.startswith(f"6: {message}"), problem

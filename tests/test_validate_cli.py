@@ -19,7 +19,6 @@ import pytest
 import structlog
 
 from orchestrator.cli import main
-from orchestrator.cli.common import state
 
 REPO = Path(__file__).resolve().parent.parent
 DUBAN = str(Path(sys.executable).with_name("duban"))
@@ -90,7 +89,6 @@ roles = ["town"]
 def run(*args: str, config: Path | None = None, cwd: Path | None = None) -> tuple[int, str, str]:
     """``duban [--config CONFIG] ARGS`` in this process; returns (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    state._settings = None  # the CLI caches settings per process
     saved_logging = structlog.get_config()  # the CLI binds structlog to this run's stderr: put it back after
     argv = (["--config", str(config)] if config else []) + list(args)
     with pytest.MonkeyPatch.context() as patch:
@@ -100,7 +98,6 @@ def run(*args: str, config: Path | None = None, cwd: Path | None = None) -> tupl
             patch.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(argv)
-    state._settings = None
     structlog.configure(**saved_logging)
     return code, out.getvalue(), err.getvalue()
 
@@ -361,7 +358,7 @@ def test_validate_and_plan_store_nothing(site: Path) -> None:
     "args, message",
     [
         (["validate", "--bogus"], "duban validate: No such option: --bogus (see `duban validate --help`)"),
-        (["plan"], "duban plan: Missing argument 'workflow'. (see `duban plan --help`)"),
+        (["plan"], "duban plan: Missing argument 'WORKFLOW'. (see `duban plan --help`)"),
         (["plan", "mini", "--year", "20x6"], 'duban: --year: bad year "20x6", expected YYYY, e.g. 2026'),
         (["plan", "mini", "--year", "1066"], "duban: --year: bad year 1066, expected YYYY"),
         (["plan", "mini"], "duban: --year: missing, give the program year, e.g. --year 2026"),
@@ -544,3 +541,32 @@ def test_a_folder_is_validated_file_by_file(site: Path) -> None:
     code, out, err = run("validate", str(folder), config=site / "config.toml")
     assert (code, err) == (0, "")
     assert out.strip() == "ok: 1 definition (mini), 1 units file (2 units), 1 register (1 row)"
+
+
+def test_half_width_punctuation_between_chinese_characters_is_a_located_warning(site: Path) -> None:
+    tmp_path = site
+    text = DEFINITION.replace(
+        'title = "报送方案"', 'title = "理清乡(镇)公共服务事项,报送方案"\nsection = "(三)行政监督"'
+    )
+    definition = write(tmp_path, "mini.toml", text)
+    units = write(tmp_path, "units.toml", UNITS)
+    code, out, err = run("validate", str(definition), str(units), config=tmp_path / "config.toml")
+    assert code == 0, err  # a warning: the files are usable
+    assert out.startswith("ok: 1 definition (mini)")
+    assert err.splitlines() == [
+        f'{definition}:7: warning: half-width "(" ")" "," between Chinese characters (= "理清乡(镇)公共服务): '
+        'use "（" "）" "，"',
+        f'{definition}:8: warning: half-width ")" between Chinese characters (= "(三)行政监督"): use "）"',
+    ]
+    clean = write(
+        tmp_path, "clean.toml", DEFINITION.replace("报送方案", "理清乡（镇）公共服务事项，报送方案")
+    )
+    code, _, err = run("validate", str(clean), str(units), config=tmp_path / "config.toml")
+    assert (code, err) == (0, "")
+
+
+def test_the_pilot_has_no_half_width_punctuation_between_chinese_characters() -> None:
+    from workflows.punctuation import half_width_warnings
+
+    pilot = REPO / "workflows" / "definitions" / "rule_of_law_pilot.toml"
+    assert [str(w) for w in half_width_warnings(pilot)] == []

@@ -22,6 +22,7 @@ from workflows.loader import (
     read_definition,
     read_toml,
 )
+from workflows.punctuation import half_width_warnings
 from workflows.registers import Register, load_register
 
 
@@ -92,6 +93,7 @@ class Report:
     registers: dict[str, Register] = field(default_factory=dict)
     calendars: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # shown, but the files are usable
 
     def summary(self) -> str:
         """E.g. ``1 definition (rule-of-law-pilot), 1 units file (43 units), 1 register (12 rows)``."""
@@ -142,6 +144,8 @@ def check_inputs(inputs: Inputs) -> Report:
     for path in inputs.calendars:
         report.problems.extend(_calendar_problems(path))
     report.problems = sorted(set(report.problems))
+    for path in [*inputs.definitions, *inputs.units]:
+        report.warnings.extend(half_width_warnings(path))
     return report
 
 

@@ -10,9 +10,7 @@ on every part of the file that is valid by itself, even when another part is not
 from __future__ import annotations
 
 import difflib
-import hashlib
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from workflows.errors import DefinitionError, Problem
 from workflows.registers import Register, check_register
 from workflows.schema import Definition, Phase, Task
-from workflows.source import SourceMap, format_loc, syntax_error_line, syntax_error_text
+from workflows.source import SourceMap, format_loc, read_toml
 from workflows.units import UnitDirectory, UnitsFile
 
 _BLAMED_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.+)$", re.DOTALL)
@@ -96,38 +94,6 @@ class DefinitionFile:
 
 
 # -- reading ----------------------------------------------------------------------------------
-
-
-def read_toml(path: Path) -> tuple[dict[str, Any], SourceMap, str]:
-    """Parse a TOML file (UTF-8, a byte-order mark allowed).
-
-    Returns the data, its source map and a short digest of the bytes. An unreadable file or a
-    syntax error is a ``DefinitionError`` with one located problem (tomllib stops at the first).
-    """
-    shown = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DefinitionError([Problem(shown, 1, "no such file")]) from None
-    except IsADirectoryError:
-        raise DefinitionError([Problem(shown, 1, "is a directory, expected a TOML file")]) from None
-    except OSError as exc:
-        raise DefinitionError([Problem(shown, 1, f"cannot read: {exc.strerror or exc}")]) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        message = (
-            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save the file as UTF-8"
-        )
-        raise DefinitionError([Problem(shown, line, message)]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        line = syntax_error_line(message) or max(len(text.splitlines()), 1)
-        raise DefinitionError([Problem(shown, line, f"TOML syntax: {syntax_error_text(message)}")]) from None
-    return data, SourceMap(text), hashlib.sha256(raw).hexdigest()[:16]
 
 
 # -- pydantic errors as located problems ------------------------------------------------------

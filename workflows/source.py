@@ -14,8 +14,14 @@ only used on text tomllib has accepted; it never raises, whatever it is given.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
+import tomllib
 from collections.abc import Sequence
+from pathlib import Path as FilePath
+from typing import Any
+
+from workflows.errors import DefinitionError, Problem
 
 Loc = Sequence[str | int]
 Path = tuple[str | int, ...]
@@ -317,3 +323,35 @@ def format_loc(loc: Loc) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def read_toml(path: FilePath) -> tuple[dict[str, Any], SourceMap, str]:
+    """Parse a TOML file (UTF-8, a byte-order mark allowed).
+
+    Returns the data, its source map and a short digest of the bytes. An unreadable file or a
+    syntax error is a ``DefinitionError`` with one located problem (tomllib stops at the first).
+    """
+    shown = str(path)
+    try:
+        raw = FilePath(path).read_bytes()
+    except FileNotFoundError:
+        raise DefinitionError([Problem(shown, 1, "no such file")]) from None
+    except IsADirectoryError:
+        raise DefinitionError([Problem(shown, 1, "is a directory, expected a TOML file")]) from None
+    except OSError as exc:
+        raise DefinitionError([Problem(shown, 1, f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        message = (
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save the file as UTF-8"
+        )
+        raise DefinitionError([Problem(shown, line, message)]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        line = syntax_error_line(message) or max(len(text.splitlines()), 1)
+        raise DefinitionError([Problem(shown, line, f"TOML syntax: {syntax_error_text(message)}")]) from None
+    return data, SourceMap(text), hashlib.sha256(raw).hexdigest()[:16]

@@ -44,6 +44,16 @@ def _raw_email(value: object) -> object:
     return _check_email(_no_control(value)) if isinstance(value, str) else value
 
 
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()\-]{2,30}(?:(?:转|ext\.?|x)[0-9]{1,6})?$")
+
+
+def _check_phone(value: str) -> str:
+    """A phone number: digits, spaces, ``-``, ``(``, ``)``, a leading ``+``, an extension ``转123``."""
+    if not _PHONE.match(value):
+        raise ValueError(f'bad phone "{value}": expected e.g. "0571-8888 1234" or "0571-88881234转801"')
+    return value
+
+
 def _check_unit_id(value: str) -> str:
     if not _UNIT_ID.match(value):
         raise ValueError(f'bad unit id "{value}": use letters, digits, "-", "_" or "."')
@@ -80,6 +90,8 @@ class Unit(BaseModel):
     roles: list[Annotated[str, NoControl, AfterValidator(_check_role)]] = Field(default_factory=list)
     robots: list[Annotated[str, NoControl, AfterValidator(_check_robot)]] = Field(default_factory=list)
     """Group robots (names in the robots file) that get one message per digest besides the email."""
+    contact: Annotated[str | None, NoControl, Field(min_length=1, max_length=40)] = None  # a person
+    phone: Annotated[str | None, NoControl, AfterValidator(_check_phone)] = None
 
 
 class UnitsFile(BaseModel):

@@ -13,31 +13,24 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, false, func, or_
+from sqlalchemy import and_, false, or_
 from sqlmodel import Session, select
 
-from notifications.ics import build_calendar
 from notifications.model import NoticeKind
 from orchestrator.admin.portal import submission_rows
-from orchestrator.engine.digest import DigestBuilder
 from orchestrator.engine.programs import notify_day
 from orchestrator.engine.window import local_day
 from orchestrator.store.models import (
     Event,
-    Heartbeat,
     NotificationItem,
     Obligation,
     OutboxMessage,
-    PhaseRun,
     Program,
     Timer,
 )
-from orchestrator.store.states import OPEN_STATES, Channel, ObligationState, OutboxKind, OutboxState
-from workflows.catalog import Bundle
-from workflows.schema import DEFAULT_TIMEZONE
+from orchestrator.store.states import OPEN_STATES, ObligationState
 
 STATES = tuple(ObligationState)  # in this order in counts and tables
-OUTBOX_STATES = tuple(OutboxState)
 DUE_SOON_DAYS = 3
 
 
@@ -60,7 +53,11 @@ def iso(value: datetime | None, tz: ZoneInfo) -> str | None:
 def display_tz(session: Session) -> ZoneInfo:
     """The zone times are shown in: the programs' zone when they share one, else the plans' default zone."""
     zones = set(session.exec(select(Program.timezone).distinct()))
-    return ZoneInfo(zones.pop() if len(zones) == 1 else DEFAULT_TIMEZONE)
+    if len(zones) == 1:
+        return ZoneInfo(zones.pop())
+    from workflows.schema import DEFAULT_TIMEZONE  # only here: the schema is slow to import
+
+    return ZoneInfo(DEFAULT_TIMEZONE)
 
 
 def programs_by_id(session: Session) -> dict[int, Program]:
@@ -215,7 +212,7 @@ def story(
             for t in timers
         ],
         "notices": [_notice(item, message, names, tz) for item, message in notices],
-        "history": [event_row(e, tz) for e in events],
+        "history": _with_creation(session, obligation, program, [event_row(e, tz) for e in events], tz),
         "submissions": submission_rows(session, obligation.id, tz),
     }
 
@@ -233,6 +230,39 @@ def _once_per_message(notices: list) -> list:
             seen.add(key)
         kept.append((item, message))
     return kept
+
+
+def _with_creation(
+    session: Session, obligation: Obligation, program: Program, history: list[dict[str, Any]], tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    """The history with how it began: an obligation added by a reconcile has its ``obligation.added``
+    event; one created when the program started (in bulk, without an event of its own) gets an
+    ``obligation.created`` entry from the program's start — with the state it had then, so one
+    created already overdue says so."""
+    if any(e["kind"] == "obligation.added" for e in history):
+        return history
+    started = session.exec(
+        select(Event)
+        .where(Event.program_id == program.id, Event.kind == "program.started")
+        .order_by(Event.id)
+    ).first()
+    at = started.at if started else program.started_at
+    day = local_day(at, tz)
+    state = "pending" if day < obligation.opens else ("overdue" if day > obligation.due else "open")
+    entry = {
+        "id": None,
+        "at": iso(at, tz),
+        "actor": started.actor if started else "duban",
+        "kind": "obligation.created",
+        "program_id": program.id,
+        "obligation_id": obligation.id,
+        "unit": obligation.unit,
+        "subject": obligation.key,
+        "before": None,
+        "after": {"state": state, "opens": str(obligation.opens), "due": str(obligation.due)},
+        "detail": "方案启动时创建" + ("，创建时已逾期" if state == "overdue" else ""),
+    }
+    return [entry, *history]
 
 
 def _same_group(model, obligation: Obligation):
@@ -290,10 +320,14 @@ def log_rows(
     kind: str | None = None,
     actor: str | None = None,
     limit: int | None = None,
+    hidden: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Audit events in time order; ``kind`` matches a prefix (``obligation.`` or ``obligation.done``);
-    with ``limit``, the latest ``limit`` events (still in time order)."""
+    events of the ``hidden`` kinds are left out; with ``limit``, the latest ``limit`` events (still
+    in time order)."""
     query = select(Event)
+    if hidden:
+        query = query.where(Event.kind.not_in(hidden))
     if since is not None:
         query = query.where(Event.at >= since)
     if unit is not None:
@@ -307,212 +341,3 @@ def log_rows(
     else:
         events = list(session.exec(query.order_by(Event.at, Event.id)))
     return [event_row(e, tz) for e in events]
-
-
-# -- the outbox ---------------------------------------------------------------------------------
-
-
-def outbox_row(message: OutboxMessage, names: Mapping[str, str], tz: ZoneInfo) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "kind": getattr(message, "kind", OutboxKind.DIGEST),  # or failure_report (the admin's daily list)
-        "state": message.state,
-        "recipient": message.recipient,
-        "recipient_name": names.get(message.recipient, message.recipient),
-        "to": list(message.to),
-        "subject": message.subject,
-        "send_date": str(message.send_date),
-        "attempts": message.attempts,
-        "next_attempt_at": iso(message.next_attempt_at, tz) if message.state == OutboxState.PENDING else None,
-        "sent_at": iso(message.sent_at, tz),
-        "last_error": message.last_error,
-        "refused": dict(message.refused or {}),
-        "message_id": message.message_id,
-        "channel": message.channel,  # email | robot:NAME
-    }
-
-
-def outbox_rows(
-    session: Session, names: Mapping[str, str], tz: ZoneInfo, state: str | None = None
-) -> list[dict[str, Any]]:
-    query = select(OutboxMessage)
-    if state is not None:
-        query = query.where(OutboxMessage.state == state)
-    return [outbox_row(m, names, tz) for m in session.exec(query.order_by(OutboxMessage.id))]
-
-
-def outbox_counts(session: Session) -> dict[str, Any]:
-    """Rows by state (every channel), and ``channels``: by state for ``email``, for ``robot`` (all
-    group robots) and for each ``robot:NAME``."""
-    counts: dict[str, Any] = {state: 0 for state in OUTBOX_STATES}
-    channels: dict[str, dict[str, int]] = {"email": {state: 0 for state in OUTBOX_STATES}}
-    query = select(OutboxMessage.channel, OutboxMessage.state, func.count()).group_by(
-        OutboxMessage.channel, OutboxMessage.state
-    )
-    for channel, state, n in session.exec(query):
-        counts[state] = counts.get(state, 0) + n
-        families = [channel] if channel == Channel.EMAIL else ["robot", channel]
-        for family in families:
-            by_state = channels.setdefault(family, {s: 0 for s in OUTBOX_STATES})
-            by_state[state] = by_state.get(state, 0) + n
-    refused = session.exec(select(OutboxMessage.refused).where(OutboxMessage.state == OutboxState.SENT)).all()
-    counts["refused_recipients"] = sum(len(r or {}) for r in refused)
-    counts["total"] = sum(counts[s] for s in OUTBOX_STATES)
-    counts["channels"] = channels
-    return counts
-
-
-# -- status -------------------------------------------------------------------------------------
-
-
-def daemon_rows(session: Session, now: datetime, tick_interval: float, tz: ZoneInfo) -> list[dict[str, Any]]:
-    """The live daemons on this database, and the last one that stopped (not one row per past run);
-    alive = seen within 3 × tick_interval and not stopped."""
-    rows = []
-    stopped_shown = False
-    for beat in session.exec(select(Heartbeat).order_by(Heartbeat.last_seen_at.desc())):
-        alive = beat.role != "stopped" and now - beat.last_seen_at <= timedelta(seconds=3 * tick_interval)
-        if not alive:
-            if stopped_shown:
-                continue
-            stopped_shown = True
-        rows.append(
-            {
-                "node": beat.node,
-                "host": beat.host,
-                "pid": beat.pid,
-                "role": beat.role,
-                "started_at": iso(beat.started_at, tz),
-                "last_tick_at": iso(beat.last_tick_at, tz),
-                "last_seen_at": iso(beat.last_seen_at, tz),
-                "alive": alive,
-                "status": beat.status,
-            }
-        )
-    return rows
-
-
-def program_rows(session: Session) -> list[dict[str, Any]]:
-    """Programs with their phases and their obligations counted by state."""
-    counts: dict[int, dict[str, int]] = {}
-    for program_id, state, n in session.exec(
-        select(Obligation.program_id, Obligation.state, func.count()).group_by(
-            Obligation.program_id, Obligation.state
-        )
-    ):
-        counts.setdefault(program_id, {s: 0 for s in STATES})[state] = n
-    late_done = dict(
-        session.exec(
-            select(Obligation.program_id, func.count())
-            .where(Obligation.state == ObligationState.DONE, Obligation.done_late.is_(True))
-            .group_by(Obligation.program_id)
-        ).all()
-    )
-    late_units = dict(
-        session.exec(
-            select(Obligation.program_id, func.count(Obligation.unit.distinct()))
-            .where(Obligation.state == ObligationState.OVERDUE)
-            .group_by(Obligation.program_id)
-        ).all()
-    )
-    rows = []
-    for program in session.exec(select(Program).order_by(Program.workflow, Program.year)):
-        tz = ZoneInfo(program.timezone)
-        phases = session.exec(
-            select(PhaseRun).where(PhaseRun.program_id == program.id).order_by(PhaseRun.start, PhaseRun.id)
-        )
-        by_state = counts.get(program.id, {s: 0 for s in STATES})
-        rows.append(
-            {
-                "id": program.id,
-                "workflow": program.workflow,
-                "title": program.title,
-                "year": program.year,
-                "state": program.state,
-                "timezone": program.timezone,
-                "started_at": iso(program.started_at, tz),
-                "phases": [
-                    {
-                        "phase": r.phase,
-                        "name": r.name,
-                        "start": str(r.start),
-                        "end": str(r.end),
-                        "state": r.state,
-                    }
-                    for r in phases
-                ],
-                "obligations": by_state
-                | {"done_late": late_done.get(program.id, 0), "total": sum(by_state.values())},
-                "late_units": late_units.get(program.id, 0),
-            }
-        )
-    return rows
-
-
-def years_touched(session: Session, program: Program) -> list[int]:
-    """Every year a program's phases, obligations or their notices have a date in (the last due
-    date's overdue notice and escalations fall in the next weeks: up to a month after it)."""
-    low, high = session.exec(
-        select(func.min(Obligation.opens), func.max(Obligation.due)).where(
-            Obligation.program_id == program.id
-        )
-    ).one()
-    phase_low, phase_high = session.exec(
-        select(func.min(PhaseRun.start), func.max(PhaseRun.end)).where(PhaseRun.program_id == program.id)
-    ).one()
-    years = {program.year}
-    for day in (low, high, phase_low, phase_high):
-        if day is not None:
-            years.add(day.year)
-    if high is not None:
-        years.add((high + timedelta(days=31)).year)
-    return list(range(min(years), max(years) + 1))
-
-
-# -- the calendar -------------------------------------------------------------------------------
-
-
-def open_obligations(session: Session, unit: str | None = None, program_ids=None) -> list[Obligation]:
-    query = select(Obligation).where(Obligation.state.in_(OPEN_STATES))
-    if unit is not None:
-        query = query.where(Obligation.unit == unit)
-    if program_ids is not None:
-        query = query.where(Obligation.program_id.in_(program_ids))
-    return list(session.exec(query.order_by(Obligation.due, Obligation.unit, Obligation.id)))
-
-
-def calendar_export(
-    session: Session,
-    obligations: list[Obligation],
-    bundles: Mapping[str, Bundle],
-    *,
-    domain: str,
-    now: datetime,
-) -> bytes | None:
-    """One VTODO per obligation, with the UIDs and wording of the emails' ``.ics`` parts (None if none).
-
-    The to-dos are built by the dispatcher's own ``DigestBuilder`` and ``build_calendar``, so a
-    calendar that imported an email's deadline updates that entry instead of adding a second one.
-    """
-    builder = DigestBuilder(session, bundles)
-    items = [builder.item(_as_item(o, now)) for o in obligations]
-    return build_calendar(items, domain=domain, now=now)
-
-
-def _as_item(obligation: Obligation, now: datetime) -> NotificationItem:
-    """A transient (never stored) item about ``obligation``, for the digest builder."""
-    return NotificationItem(
-        key=f"export/{obligation.key}",
-        kind=NoticeKind.TASK_OPENED,
-        recipient=obligation.unit,
-        program_id=obligation.program_id,
-        obligation_id=obligation.id,
-        phase=obligation.phase,
-        task=obligation.task,
-        unit=obligation.unit,
-        occurrence=obligation.occurrence,
-        due=obligation.due,
-        on=obligation.opens,
-        send_at=now,
-        created_at=now,
-    )

@@ -87,6 +87,76 @@ def unit_id(text: str, names: Mapping[str, str]) -> str:
     return by_name[0] if len(by_name) == 1 else text
 
 
+def configured_unit_names(path, on_problem=None) -> dict[str, str]:
+    """Unit id → name from the units file at ``path`` (``{}`` without one). A file that cannot be
+    read gives ``{}`` and its first problem to ``on_problem``: listings then show ids."""
+    if path is None:
+        return {}
+    quick = _names_from_toml(path)  # names only: the full check (``duban validate``) costs more
+    if quick is not None:
+        return quick
+    from workflows.loader import load_units
+
+    try:
+        return {u.id: u.name for u in load_units(path).directory.units}
+    except DubanError as exc:
+        if on_problem is not None:
+            on_problem(f"unit names unavailable, showing ids ({str(exc).splitlines()[0]})")
+        return {}
+
+
+def _names_from_toml(path) -> dict[str, str] | None:
+    """id → name read straight from a well-formed units file; None (the full load decides) for
+    anything unexpected: a syntax error, a missing or non-text id or name, a control character."""
+    import tomllib
+    import unicodedata
+
+    try:
+        with open(path, "rb") as file:
+            units = tomllib.load(file).get("units")
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(units, list) or not units:
+        return None
+    names = {}
+    for unit in units:
+        uid, name = (unit.get("id"), unit.get("name")) if isinstance(unit, dict) else (None, None)
+        if not isinstance(uid, str) or not isinstance(name, str) or not name.strip():
+            return None
+        if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in uid + name):
+            return None
+        names[uid.strip()] = name.strip()
+    return names
+
+
+def known_unit(session: Session, text: str | None, names: Mapping[str, str]) -> str | None:
+    """``--unit`` (a unit id or its exact name) as a unit id; ``NotFound`` when neither the units
+    file nor any obligation or event has it. None stays None (no filter)."""
+    if text is None:
+        return None
+    from orchestrator.store.models import Event
+
+    unit = unit_id(text.strip(), names)
+    if unit in names or session.exec(select(Obligation.id).where(Obligation.unit == unit).limit(1)).first():
+        return unit
+    if session.exec(select(Event.id).where(Event.unit == unit).limit(1)).first():
+        return unit
+    raise NotFound(f'--unit: unknown unit "{text}"')
+
+
+def known_phase(session: Session, phase: str | None, program_ids: Sequence[int]) -> str | None:
+    """``--phase`` checked against the phases of the programs; None stays None."""
+    if phase is None:
+        return None
+    from orchestrator.store.models import PhaseRun
+
+    query = select(PhaseRun.phase).where(PhaseRun.program_id.in_(list(program_ids)))
+    known = sorted(set(session.exec(query)))
+    if phase not in known:
+        raise NotFound(f'--phase: unknown phase "{phase}" (phases: {", ".join(known) or "none"})')
+    return phase
+
+
 def resolve(session: Session, ref: Ref | str | int, names: Mapping[str, str] | None = None) -> Obligation:
     """The one obligation ``ref`` names, or a one-line ``DubanError`` saying why there is not one."""
     if not isinstance(ref, Ref):

@@ -6,7 +6,6 @@ one line on stderr, never a traceback (``--debug`` shows one).
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -17,10 +16,11 @@ try:  # typer >= 0.29 vendors click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import ClickException
 
-from orchestrator.cli import admin, daemon, db, imports, indicators, outbox, planning, review, web
-from orchestrator.cli.common import Context, err_console, state
-from orchestrator.service.logs import configure_cli
+from orchestrator.cli.common import Context, configure_logging, err_console
 from workflows.errors import DefinitionError, DubanError
+
+COMMAND_GROUPS = ("planning", "simulate", "db", "daemon", "status", "tasks", "changes", "log", "calendar", "review",
+                  "outbox", "indicators", "scorecard", "imports", "web")  # fmt: skip
 
 app = typer.Typer(
     name="duban",
@@ -33,29 +33,72 @@ app = typer.Typer(
 )
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("duban")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"duban {version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
+    ctx: typer.Context,
     config: Path | None = typer.Option(
         None,
         "--config",
         "-c",
+        metavar="FILE",
         help="config.toml (default: $DUBAN_CONFIG or ./config.toml).",
         show_default=False,
     ),
-    debug: bool = typer.Option(False, "--debug", help="Show a traceback for errors."),
+    debug: bool = typer.Option(False, "--debug", help="Show a traceback for errors.", metavar=""),
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        help="Show the version and exit.",
+        metavar="",
+        is_eager=True,
+        callback=_print_version,
+    ),
 ) -> None:
-    state.config_path = config
-    state._settings = None  # loaded afresh for every invocation (main() may run many in one process)
-    state.debug = debug
-    configure_cli(logging.DEBUG if debug else logging.WARNING)
+    # A new context for every invocation (main() may run many in one process): settings are loaded once, lazily.
+    ctx.obj = Context(config_path=config, debug=debug)
+    configure_logging(10 if debug else 30)  # logging.DEBUG / WARNING
+
+
+def _help_is_a_flag() -> None:
+    """Show ``-h, --help`` as the flag it is, like every other flag (``--json``), not ``<bool>``."""
+    from typer._click.core import Command
+
+    original = Command.get_help_option
+
+    def get_help_option(self, ctx):
+        option = original(self, ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    Command.get_help_option = get_help_option
 
 
 def _register_commands() -> None:
-    for group in (planning, db, daemon, admin, outbox, indicators, review, imports, web):
-        group.register(app)
+    """Every command group's module is light to import: each command imports what it uses."""
+    for name in COMMAND_GROUPS:
+        module = __import__(f"orchestrator.cli.{name}", fromlist=["register"])
+        module.register(app)
 
 
 _register_commands()
+_help_is_a_flag()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,8 @@
-"""Shared pieces of the CLI: global options, consoles, JSON lines, date arguments."""
+"""Shared pieces of the CLI: the invocation's context, consoles, JSON lines, argument parsing.
+
+Imports stay light (typer, rich's console): ``duban --help`` and ``duban status`` must start in
+well under half a second, so everything a command does not always need is imported where it is used.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,132 @@ import json
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from orchestrator.engine.clock import clock_from_environment
-from orchestrator.service.config import Settings, load_settings
+try:  # typer >= 0.29 vendors click
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import get_current_context
+
 from workflows.errors import DubanError
+
+if TYPE_CHECKING:
+    from orchestrator.service.config import Settings
+    from workflows.catalog import Bundle
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)
 
+EXIT_CODES = (
+    "Exit codes: 0 ok · 1 the action or check failed · 2 bad usage or bad input "
+    "(one line on stderr naming what is wrong; --debug shows a traceback)."
+)
+
 
 @dataclass
 class Context:
+    """One invocation of ``duban``: the global options and what is loaded once for it.
+
+    It is Typer's context object (``ctx.obj``): the global callback makes a new one for every
+    invocation, and ``current()`` finds it from inside a command.
+    """
+
     config_path: Path | None = None
     debug: bool = False
-    _settings: Settings | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+    _names: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from orchestrator.service.config import load_settings
+
             self._settings = load_settings(self.config_path, required=self.config_path is not None)
         return self._settings
 
+    def unit_names(self) -> dict[str, str]:
+        """Unit id → name from the configured units file; ids stand in (with a warning) if it cannot be read."""
+        if self._names is None:
+            from orchestrator.admin.refs import configured_unit_names
 
-state = Context()
+            self._names = configured_unit_names(self.settings.definitions.units, on_problem=warn)
+        return self._names
+
+    def program_bundle(self, program) -> Bundle:
+        """The bundle a program was started from, with the configured units and registers."""
+        from orchestrator.service.runtime import program_bundle
+
+        return program_bundle(self.settings, program, on_assumed=lambda year, message: warn(message))
+
+    def open_engine(self):
+        """The configured database, checked: exists, is duban's, schema at head (else a one-line error)."""
+        from orchestrator.store.db import open_database
+
+        return open_database(self.settings.database.url)
+
+
+class _ConfigureStructlogOnImport:
+    """A ``sys.meta_path`` finder that configures structlog for the CLI right after it is imported.
+
+    Importing structlog costs a fifth of a second (it imports its dev renderer and Rich's
+    tracebacks); ``status`` or ``tasks`` never log, and only the modules that do log import it.
+    So the CLI's logging is set up when — and only if — structlog is first imported.
+    """
+
+    def __init__(self, configure) -> None:
+        self.configure = configure
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "structlog":
+            return None
+        import importlib.machinery
+
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, configure = spec.loader, self.configure
+
+        class Loader(type(loader)):  # type: ignore[misc]
+            def exec_module(self, module) -> None:
+                loader.exec_module(module)
+                configure()
+
+        spec.loader = Loader.__new__(Loader)
+        spec.loader.__dict__.update(loader.__dict__)
+        return spec
+
+
+def configure_logging(level: int) -> None:
+    """Warnings (or, with ``--debug``, everything) of the lower layers as key=value lines on stderr."""
+
+    def configure() -> None:
+        from orchestrator.service.logs import configure_cli
+
+        configure_cli(level)
+
+    for finder in [f for f in sys.meta_path if isinstance(f, _ConfigureStructlogOnImport)]:
+        sys.meta_path.remove(finder)
+    if "structlog" in sys.modules:
+        configure()
+    else:
+        sys.meta_path.insert(0, _ConfigureStructlogOnImport(configure))
+
+
+def current() -> Context:
+    """The context of the running invocation (``ctx.obj`` of the root command)."""
+    ctx = get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    if not isinstance(obj, Context):  # a command called outside ``duban`` (a test): the defaults
+        obj = Context()
+        if ctx is not None:
+            ctx.find_root().obj = obj
+    return obj
 
 
 class BadInput(DubanError):
@@ -50,6 +151,8 @@ def parse_day(text: str, what: str) -> date:
 
 def now() -> datetime:
     """The CLI's clock, aware UTC: the system clock, or the test clock at ``$DUBAN_FAKE_NOW``."""
+    from orchestrator.engine.clock import clock_from_environment
+
     return clock_from_environment(os.environ).now()
 
 
@@ -71,7 +174,14 @@ def warn(message: str) -> None:
 
 
 def open_engine():
-    """The configured database, checked: exists, is duban's, schema at head (else a one-line error)."""
-    from orchestrator.store.db import open_database
+    """The configured database of the running invocation (see ``Context.open_engine``)."""
+    return current().open_engine()
 
-    return open_database(state.settings.database.url)
+
+def unit_names() -> dict[str, str]:
+    return current().unit_names()
+
+
+def hhmm(value: str | None) -> str:
+    """``2026-06-10T09:00:00+08:00`` → ``2026-06-10 09:00`` (the offset is the plan's zone)."""
+    return (value or "")[:16].replace("T", " ")

@@ -7,11 +7,8 @@ import os
 
 import typer
 
-from orchestrator.cli.common import state
-from orchestrator.engine.clock import clock_from_environment
-from orchestrator.service.daemon import run as run_daemon
-from orchestrator.service.logs import configure_daemon
-from orchestrator.service.runtime import plan_timezone, secrets_of
+from orchestrator.cli.common import current
+from orchestrator.cli.options import flag
 
 EXIT_CODES = (
     "Exit codes: 0 ok (a clean stop on SIGTERM) · 1 the action or check failed (another daemon holds the "
@@ -21,9 +18,7 @@ EXIT_CODES = (
 
 
 def run(
-    once: bool = typer.Option(
-        False, "--once", help="One tick and one outbox run, then exit (for cron and tests)."
-    ),
+    once: bool = flag("--once", "One tick and one outbox run, then exit (for cron and tests)."),
 ) -> None:
     """Run the daemon in the foreground until SIGTERM; SIGHUP reloads config, definitions and units.
 
@@ -34,10 +29,16 @@ def run(
 
     Example: [bold]duban run --once[/] · under systemd: [bold]duban --config /etc/duban/config.toml run[/]
     """
-    settings = state.settings
+    from orchestrator.engine.clock import clock_from_environment
+    from orchestrator.service.daemon import run as run_daemon
+    from orchestrator.service.logs import configure_daemon
+    from orchestrator.service.runtime import plan_timezone, secrets_of
+
+    ctx = current()
+    settings = ctx.settings
     clock = clock_from_environment(os.environ)
     redactor = configure_daemon(
-        logging.DEBUG if state.debug else logging.INFO,
+        logging.DEBUG if ctx.debug else logging.INFO,
         secrets=secrets_of(settings),
         timezone=plan_timezone(settings),
     )

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-from orchestrator.cli.common import console, now, open_engine, parse_day, state, warn
-from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, parse_registers, parse_year_text
-from orchestrator.engine.programs import start_program
-from orchestrator.service.runtime import load_bundle_for
-from orchestrator.store.audit import operator
-from orchestrator.store.db import transaction, upgrade_database
+from orchestrator.cli.common import EXIT_CODES, console, current, now, parse_day, warn
+from orchestrator.cli.options import Registers, Units, Workflow, Year
+from orchestrator.cli.planning import parse_registers, parse_year_text
 
 db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", epilog=EXIT_CODES)
 def db_upgrade() -> None:
     """Create the database or bring its schema to this version of duban.
 
     Example: [bold]duban --config /etc/duban/config.toml db upgrade[/]
     """
-    before, after = upgrade_database(state.settings.database.url)
+    from orchestrator.store.db import upgrade_database
+
+    before, after = upgrade_database(current().settings.database.url)
     if before == after:
         console.print(f"database schema is up to date (revision {after})")
     else:
@@ -30,16 +27,15 @@ def db_upgrade() -> None:
 
 
 def start(
-    workflow: str = typer.Argument(
-        ..., help="A workflow id from the definition folders, or a definition file."
-    ),
-    year: str = typer.Option(None, "--year", "-y", help="The program year, YYYY."),
-    units: Path = typer.Option(None, "--units", "-u", help=UNITS_HELP),
-    register: list[str] = typer.Option(None, "--register", "-r", help=REGISTER_HELP),
+    workflow: Workflow,
+    year: Year = None,
+    units: Units = None,
+    register: Registers = None,
     notify_from: str = typer.Option(
         None,
         "--notify-from",
-        help="No unit is told of a date before this day (YYYY-MM-DD); default: when first started.",
+        metavar="YYYY-MM-DD",
+        help="No unit is told of a date before this day; default: when first started.",
         show_default=False,
     ),
 ) -> None:
@@ -53,10 +49,16 @@ def start(
 
     Example: [bold]duban start rule-of-law-pilot --year 2026[/]
     """
-    year = parse_year_text(year)
+    from orchestrator.engine.programs import start_program
+    from orchestrator.service.runtime import load_bundle_for
+    from orchestrator.store.audit import operator
+    from orchestrator.store.db import transaction
+
+    program_year = parse_year_text(year)
+    run = current()
+    settings = run.settings
+    engine = run.open_engine()
     since = parse_day(notify_from, "--notify-from") if notify_from is not None else None
-    settings = state.settings
-    engine = open_engine()
     bundle = load_bundle_for(
         settings, workflow, units=units, registers=parse_registers(register), on_assumed=lambda y, m: warn(m)
     )
@@ -64,7 +66,7 @@ def start(
         report = start_program(
             session,
             bundle,
-            year,
+            program_year,
             now(),
             horizon_days=settings.daemon.horizon_days,
             actor=operator(),
@@ -72,11 +74,11 @@ def start(
         )
     verb = "started" if report.created else "reconciled"
     console.print(
-        f"{bundle.definition.workflow.id} {year} {verb} (program #{report.program_id}): "
+        f"{bundle.definition.workflow.id} {program_year} {verb} (program #{report.program_id}): "
         f"{report.added} added, {report.moved} moved, {report.cancelled} cancelled, {report.unchanged} unchanged"
     )
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
-    app.command("start")(start)
+    app.command("start", epilog=EXIT_CODES)(start)

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from orchestrator.admin.import_status import import_status
-from orchestrator.cli.admin import unit_names
-from orchestrator.cli.common import console, now, open_engine
+from orchestrator.cli.common import console, now, open_engine, unit_names
 from orchestrator.store.audit import operator
 from orchestrator.store.db import transaction
 

@@ -1,4 +1,4 @@
-"""``duban outbox [--state S] [--json]`` and ``duban outbox retry ID|--all-failed``.
+"""``duban outbox [--state S] [--json]``, ``duban outbox show ID`` and ``duban outbox retry ID|--all-failed``.
 
 Every email duban composed is an outbox row, kept forever: pending (waiting for its send
 window or a retry), sending (claimed by a daemon), sent, or failed (refused for good, or out of
@@ -7,43 +7,55 @@ attempts). ``retry`` puts failed messages back to pending, due now, with an audi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
-from sqlmodel import Session
 
 from notifications.labels import OUTBOX_STATES, label
-from orchestrator.admin import operations, overview
-from orchestrator.cli.admin import EXIT_CODES, unit_names
-from orchestrator.cli.common import BadInput, console, now, open_engine, print_json_lines
-from orchestrator.store.audit import operator
-from orchestrator.store.db import transaction
-from orchestrator.store.states import OutboxState
+from orchestrator.cli.common import EXIT_CODES, BadInput, console, current, hhmm, now, print_json_lines
+from orchestrator.cli.options import flag, json_flag
 
 outbox_app = typer.Typer()
-STYLE = {OutboxState.FAILED: "red", OutboxState.PENDING: "yellow", OutboxState.SENDING: "yellow"}
+STYLE = {"failed": "red", "pending": "yellow", "sending": "yellow"}
+MessageId = Annotated[
+    str, typer.Argument(metavar="ID", help="The outbox message id (as `duban outbox` shows).")
+]
+
+
+def _message_id(text: str, command: str) -> int:
+    digits = text.strip().lstrip("#")
+    if not digits.isdigit():
+        raise BadInput(f'{command}: bad message ID "{text}", expected a number such as 7')
+    return int(digits)
 
 
 def listing(
     ctx: typer.Context,
-    state_: str = typer.Option(None, "--state", "-s", help="pending, sending, sent or failed."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
+    state_: Annotated[
+        str | None,
+        typer.Option("--state", "-s", metavar="STATE", help="pending, sending, sent or failed."),
+    ] = None,
+    as_json: bool = json_flag("One JSON object per message."),
 ) -> None:
     """The outbox: every email and group-robot message with its state, recipients, attempts and last error.
 
-    Example: [bold]duban outbox --state failed[/]  ·  [bold]duban outbox retry --all-failed[/]
+    Example: [bold]duban outbox --state failed[/]  ·  [bold]duban outbox show 7[/]  ·  [bold]duban outbox retry --all-failed[/]
     """
     if ctx.invoked_subcommand is not None:
         return
-    if state_ is not None and state_ not in overview.OUTBOX_STATES:
-        raise BadInput(f'--state: unknown state "{state_}" (one of {", ".join(overview.OUTBOX_STATES)})')
-    names = unit_names()
-    with Session(open_engine()) as session:
-        tz = overview.display_tz(session)
-        rows = overview.outbox_rows(session, names, tz, state_)
-        counts = overview.outbox_counts(session)
+    from sqlmodel import Session
+
+    from orchestrator.admin.mail import OUTBOX_STATES as OUTBOX_ORDER
+    from orchestrator.admin.mail import outbox_counts, outbox_rows
+    from orchestrator.admin.overview import display_tz
+
+    if state_ is not None and state_ not in OUTBOX_ORDER:
+        raise BadInput(f'--state: unknown state "{state_}" (one of {", ".join(OUTBOX_ORDER)})')
+    run = current()
+    names = run.unit_names()
+    with Session(run.open_engine()) as session:
+        rows = outbox_rows(session, names, display_tz(session), state_)
+        counts = outbox_counts(session)
     if as_json:
         print_json_lines(rows)
         return
@@ -51,14 +63,16 @@ def listing(
 
 
 def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None) -> None:
+    from rich.table import Table
+
+    from orchestrator.admin.mail import OUTBOX_STATES as OUTBOX_ORDER
+
     robots = counts.get("channels", {}).get("robot")
     unit = "条" if robots else "封"  # emails are 封; with group-robot messages, messages are 条
     shown = f"显示 {len(rows)} {unit}" + (f"（{OUTBOX_STATES[state]}）" if state else "")
-    summary = " · ".join(f"{OUTBOX_STATES[s]} {counts[s]}" for s in overview.OUTBOX_STATES)
+    summary = " · ".join(f"{OUTBOX_STATES[s]} {counts[s]}" for s in OUTBOX_ORDER)
     if robots:
-        summary += "；其中群机器人消息 " + " · ".join(
-            f"{OUTBOX_STATES[s]} {robots[s]}" for s in overview.OUTBOX_STATES
-        )
+        summary += "；其中群机器人消息 " + " · ".join(f"{OUTBOX_STATES[s]} {robots[s]}" for s in OUTBOX_ORDER)
     table = Table(caption=f"{shown}；全部 {counts['total']} {unit}：{summary}", caption_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("状态", no_wrap=True)
@@ -78,7 +92,7 @@ def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None
             row["send_date"],
             str(row["attempts"]),
             _remark(row),
-            style=STYLE.get(row["state"]),
+            style=STYLE.get(row["state"], ""),
         )
     console.print(table)
 
@@ -89,39 +103,106 @@ def channel_label(channel: str) -> str:
 
 
 def _remark(row: dict[str, Any]) -> str:
-    if row["state"] == OutboxState.SENT:
+    if row["state"] == "sent":
         to = ", ".join(row["to"]) or channel_label(row.get("channel", "email"))
-        text = f"{(row['sent_at'] or '')[:16].replace('T', ' ')} → {to}"
+        text = f"{hhmm(row['sent_at'])} → {to}"
         if row["refused"]:
             text += "；拒收：" + "; ".join(f"{a} {c}" for a, c in row["refused"].items())
         return text
-    if row["state"] == OutboxState.FAILED:
+    if row["state"] == "failed":
         return row["last_error"] or ""
     if row["next_attempt_at"]:
-        text = f"{row['next_attempt_at'][:16].replace('T', ' ')} 起发送"
+        text = f"{hhmm(row['next_attempt_at'])} 起发送"
         return text + (f"；上次错误：{row['last_error']}" if row["last_error"] else "")
     return ""
 
 
+def show(
+    message_id: MessageId,
+    as_json: bool = json_flag("One JSON object: the message, its headers, attempts and file."),
+) -> None:
+    """One email: its headers, recipients, attempts, the last server reply and, in maildir mode, its .eml file.
+
+    Example: [bold]duban outbox show 7[/]
+    """
+    from sqlmodel import Session
+
+    from orchestrator.admin.mail import outbox_detail
+    from orchestrator.admin.overview import display_tz
+
+    number = _message_id(message_id, "outbox show")
+    run = current()
+    mail = run.settings.mail
+    maildir = mail.maildir if mail.transport == "maildir" else None
+    with Session(run.open_engine()) as session:
+        found = outbox_detail(session, number, run.unit_names(), display_tz(session), maildir=maildir)
+    if as_json:
+        print_json_lines([found])
+        return
+    _print_detail(found)
+
+
+def _print_detail(found: dict[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print(Text(f"#{found['id']} {found['subject']}", style="bold"))
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim", no_wrap=True)
+    facts.add_column(overflow="fold")
+    facts.add_row("状态", Text(label(OUTBOX_STATES, found["state"]), style=STYLE.get(found["state"], "")))
+    facts.add_row("收件单位", f"{found['recipient_name']}（{found['recipient']}）")
+    facts.add_row("收件地址", ", ".join(found["to"]))
+    facts.add_row("发送日", found["send_date"])
+    facts.add_row("尝试次数", str(found["attempts"]))
+    if found["sent_at"]:
+        facts.add_row("发送时间", hhmm(found["sent_at"]))
+    if found["next_attempt_at"]:
+        facts.add_row("下次发送", hhmm(found["next_attempt_at"]))
+    for address, reply in found["refused"].items():
+        facts.add_row("拒收", f"{address} {reply}")
+    facts.add_row("服务器最后答复", found["last_reply"] or "—")
+    facts.add_row("Message-ID", found["message_id"])
+    if found["eml"]:
+        facts.add_row(".eml 文件", found["eml"])
+    console.print(facts)
+    headers = Table(title="邮件头", title_justify="left", show_header=False)
+    headers.add_column(style="dim", no_wrap=True)
+    headers.add_column(overflow="fold")
+    for name, value in found["headers"].items():
+        headers.add_row(name, value)
+    console.print(headers)
+    if found["events"]:
+        history = Table(title="记录（审计日志）", title_justify="left")
+        for column in ("时间", "操作人", "事件", "答复"):
+            history.add_column(column, overflow="fold")
+        for e in found["events"]:
+            history.add_row(hhmm(e["at"]), e["actor"], e["kind"], e["reply"] or "")
+        console.print(history)
+
+
 def retry(
-    message_id: str = typer.Argument(
-        None, metavar="ID", help="The outbox message id (as `duban outbox` shows)."
-    ),
-    all_failed: bool = typer.Option(False, "--all-failed", help="Every failed message."),
+    message_id: Annotated[
+        str | None, typer.Argument(metavar="ID", help="The outbox message id (as `duban outbox` shows).")
+    ] = None,
+    all_failed: bool = flag("--all-failed", "Every failed message."),
 ) -> None:
     """Send failed messages again: back to pending, due now (the daemon sends them at its next run).
 
     Example: [bold]duban outbox retry 7[/]  ·  [bold]duban outbox retry --all-failed[/]
     """
+    from rich.text import Text
+
+    from orchestrator.admin import operations
+    from orchestrator.store.audit import operator
+    from orchestrator.store.db import transaction
+
     if (message_id is None) == (not all_failed):
         raise BadInput("outbox retry: give one message ID or --all-failed")
     target: int | str = operations.ALL_FAILED
     if message_id is not None:
-        digits = message_id.strip().lstrip("#")
-        if not digits.isdigit():
-            raise BadInput(f'outbox retry: bad message ID "{message_id}", expected a number such as 7')
-        target = int(digits)
-    with transaction(open_engine()) as session:
+        target = _message_id(message_id, "outbox retry")
+    with transaction(current().open_engine()) as session:
         ids = operations.retry_outbox(session, target, now=now(), actor=operator())
     if not ids:
         console.print("no failed message: nothing to retry")
@@ -131,5 +212,6 @@ def retry(
 
 def register(app: typer.Typer) -> None:
     outbox_app.callback(invoke_without_command=True, epilog=EXIT_CODES)(listing)
+    outbox_app.command("show", epilog=EXIT_CODES)(show)
     outbox_app.command("retry", epilog=EXIT_CODES)(retry)
     app.add_typer(outbox_app, name="outbox")

@@ -4,28 +4,37 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from orchestrator.cli.common import BadInput, console, now, parse_year, print_json_lines, state, warn
-from orchestrator.service.robots import check_robots, robots_path
-from orchestrator.service.runtime import program_calendar_warnings
-from workflows.catalog import Bundle, definition_files, definition_folders, find_definition, load_bundle
-from workflows.check import Inputs, check_inputs
-from workflows.errors import DefinitionError, NotFound, Problem
-from workflows.loader import read_toml
-from workflows.plan import Occurrence, plan
-
-REGISTER_HELP = (
-    "A register CSV for anchored duties, as NAME=FILE (repeatable); default: [registers] in config."
+from orchestrator.cli.common import (
+    EXIT_CODES,
+    BadInput,
+    console,
+    current,
+    err_console,
+    now,
+    parse_year,
+    print_json_lines,
+    warn,
 )
-UNITS_HELP = "The units file (default: [definitions] units in config)."
+from orchestrator.cli.options import REGISTER_HELP, UNITS_HELP, Registers, Units, Workflow, Year, json_flag
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from workflows.catalog import Bundle
+    from workflows.check import Inputs
+    from workflows.errors import Problem
+    from workflows.plan import Occurrence
 
 
 def parse_registers(values: list[str] | None, *, configured: bool = True) -> dict[str, Path]:
     """``--register NAME=FILE`` options, over the configured ``[registers]`` when ``configured``."""
-    registers = {name: Path(path) for name, path in state.settings.registers.items()} if configured else {}
+    registers = (
+        {name: Path(path) for name, path in current().settings.registers.items()} if configured else {}
+    )
     for value in values or []:
         name, sep, path = value.partition("=")
         name, path = name.strip(), path.strip()
@@ -40,7 +49,7 @@ def parse_registers(values: list[str] | None, *, configured: bool = True) -> dic
 
 
 def units_path(option: Path | None) -> Path:
-    path = option or state.settings.definitions.units
+    path = option or current().settings.definitions.units
     if path is None:
         raise BadInput("--units: no units file given and none configured ([definitions] units in config)")
     return path
@@ -48,7 +57,9 @@ def units_path(option: Path | None) -> Path:
 
 def bundle_for(workflow: str, units: Path | None, registers: list[str] | None):
     """Load the workflow's bundle; calendar warnings go to stderr once per year."""
-    settings = state.settings
+    from workflows.catalog import definition_folders, find_definition, load_bundle
+
+    settings = current().settings
     register_files = parse_registers(registers)
     path = find_definition(workflow, definition_folders(settings.definitions.paths))
     return load_bundle(
@@ -72,7 +83,11 @@ def parse_year_text(text: str | None) -> int:
 def configured_inputs() -> Inputs:
     """Everything config.toml names: every definition file in the definition folders (the shipped
     ones too), the units file, the registers, the calendar override file, and [[programs]]."""
-    settings = state.settings
+    from workflows.catalog import definition_files, definition_folders, find_definition
+    from workflows.check import Inputs
+    from workflows.errors import NotFound
+
+    settings = current().settings
     inputs = Inputs()
     folders = definition_folders(settings.definitions.paths)
     for path in definition_files(folders):
@@ -96,7 +111,10 @@ def configured_inputs() -> Inputs:
 
 
 def _config_problem(loc: tuple, message: str) -> Problem:
-    path = state.settings.path
+    from workflows.errors import DefinitionError, Problem
+    from workflows.loader import read_toml
+
+    path = current().settings.path
     if path is None:
         return Problem("config.toml", 1, message)
     try:
@@ -112,20 +130,25 @@ def validate(
         help="Definition, units, calendar override (.toml) and register (.csv) files; default: all configured.",
         show_default=False,
     ),
-    register: list[str] = typer.Option(None, "--register", "-r", help=REGISTER_HELP),
+    register: Registers = None,
 ) -> None:
-    """Check definitions, units files and registers against each other; every error as FILE:LINE: message.
+    r"""Check definitions, units files and registers against each other; every error as FILE:LINE: message.
 
-    The robots file ([im] robots_file) is checked too (its mode, every robot's secrets), and every
-    unit's robots = [...] against it.
+    The robots file (\[im] robots_file) is checked too (its mode, every robot's secrets), and every
+    unit's robots = \[...] against it.
 
     Files are told apart by content. With no FILE, everything config.toml names is checked. A
     definition given without a units file is checked against the configured units file.
     A register file is named by its file name up to the first dot (or give --register NAME=FILE).
 
+    Half-width punctuation (, ( ) : ;) between Chinese characters is a warning (FILE:LINE), not an error.
+
     Example: [bold]duban validate workflows/definitions/rule_of_law_pilot.toml examples/units.example.toml[/]
     """
-    settings = state.settings
+    from workflows.check import Inputs, check_inputs
+    from workflows.errors import DefinitionError
+
+    settings = current().settings
     if files:
         inputs = Inputs()
         for path in files:
@@ -139,15 +162,20 @@ def validate(
     else:
         inputs = configured_inputs()
         inputs.registers.update(parse_registers(register, configured=False))
+    from orchestrator.service.robots import check_robots, robots_path
+    from orchestrator.service.runtime import program_calendar_warnings
+
     report = check_inputs(inputs)
     if report.units or robots_path(settings)[0] is not None:  # the robots file, and the units' robots
         report.problems = sorted({*report.problems, *check_robots(settings, report.units)})
     for note in inputs.notes:
         warn(note)
+    for warning in report.warnings:  # FILE:LINE: warning: …, and the exit code stays 0
+        err_console.print(str(warning), markup=False, highlight=False, soft_wrap=True)
     if report.problems:
         raise DefinitionError(report.problems)
     console.print(f"ok: {report.summary()}", markup=False)
-    for message in program_calendar_warnings(settings, now()):
+    for message in program_calendar_warnings(settings, now()):  # make-up days unknown
         warn(message)
     if report.definitions and not report.units:
         warn("no units file given: unit and role references and registers were not checked")
@@ -172,6 +200,8 @@ def _title(bundle: Bundle, o: Occurrence) -> str:
 
 
 def plan_table(bundle: Bundle, year: int, occurrences: list[Occurrence], width: int = 160) -> Table:
+    from rich.table import Table
+
     """The Rich table of ``duban plan``: one row per obligation, in Chinese, names instead of ids.
 
     A due date moved by the working-day rule is marked ``*`` and explained in the caption. Below
@@ -216,18 +246,18 @@ def plan_table(bundle: Bundle, year: int, occurrences: list[Occurrence], width: 
 
 
 def plan_command(
-    workflow: str = typer.Argument(
-        ..., help="A workflow id from the definition folders, or a definition file.", show_default=False
-    ),
-    units: Path = typer.Option(None, "--units", "-u", help=UNITS_HELP),
-    year: str = typer.Option(None, "--year", "-y", help="The program year, YYYY.", show_default=False),
-    register: list[str] = typer.Option(None, "--register", "-r", help=REGISTER_HELP),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per obligation."),
+    workflow: Workflow,
+    units: Units = None,
+    year: Year = None,
+    register: Registers = None,
+    as_json: bool = json_flag("One JSON object per obligation."),
 ) -> None:
     """Every obligation of WORKFLOW for a year with its dates (after the working-day rule); nothing stored.
 
     Example: [bold]duban plan rule-of-law-pilot --units examples/units.example.toml --year 2026 --json[/]
     """
+    from workflows.plan import plan
+
     program_year = parse_year_text(year)
     bundle = bundle_for(workflow, units, register)
     occurrences = plan(
@@ -240,11 +270,8 @@ def plan_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("validate")(validate)
-    app.command("plan")(plan_command)
-    from orchestrator.cli.simulate import simulate  # here: cli.simulate imports this module
-
-    app.command("simulate")(simulate)
+    app.command("validate", epilog=EXIT_CODES)(validate)
+    app.command("plan", epilog=EXIT_CODES)(plan_command)
 
 
-__all__ = ["bundle_for", "parse_registers", "parse_year_text", "register"]
+__all__ = ["REGISTER_HELP", "UNITS_HELP", "bundle_for", "parse_registers", "parse_year_text", "register"]

@@ -13,24 +13,28 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
-from sqlmodel import Session, select
 
-from orchestrator.admin import links
-from orchestrator.admin.evidence import evidence_path
-from orchestrator.admin.portal import DECISION_LABELS, KIND_LABELS, Review
-from orchestrator.admin.submissions import Actor, Desk, approve, pending_reviews, return_submission
-from orchestrator.cli.admin import EXIT_CODES, known_unit, program_bundle, unit_names
-from orchestrator.cli.common import BadInput, console, now, open_engine, parse_day, print_json_lines, state
-from orchestrator.service.runtime import send_policy
-from orchestrator.store.db import transaction
-from orchestrator.store.models import Evidence, Program
-from orchestrator.store.states import ProgramState
+from orchestrator.cli.common import (
+    EXIT_CODES,
+    BadInput,
+    console,
+    current,
+    now,
+    open_engine,
+    parse_day,
+    print_json_lines,
+    unit_names,
+)
 from workflows.errors import DubanError, NotFound
+
+if TYPE_CHECKING:  # imported where used: `duban --help` stays fast
+    from sqlmodel import Session
+
+    from orchestrator.admin.portal import Review
+    from orchestrator.admin.submissions import Desk
 
 review_app = typer.Typer(help="Submissions waiting for the office: list, approve, return.")
 evidence_app = typer.Typer(help="Evidence files sent with submissions.", no_args_is_help=True)
@@ -46,10 +50,18 @@ def printable(text: str | None) -> str:
 
 def _desk(session: Session) -> Desk:
     """The running programs' plans (to re-arm an extended obligation's notices) and the send policy."""
+    from sqlmodel import select
+
+    from orchestrator.admin.submissions import Desk
+    from orchestrator.service.runtime import send_policy
+    from orchestrator.store.models import Program
+    from orchestrator.store.states import ProgramState
+
+    run = current()
     bundles = {}
     for program in session.exec(select(Program).where(Program.state == ProgramState.RUNNING)):
-        bundles[program.workflow] = program_bundle(program)
-    return Desk(bundles, send_policy(state.settings, bundles))
+        bundles[program.workflow] = run.program_bundle(program)
+    return Desk(bundles, send_policy(run.settings, bundles))
 
 
 def review_row(review: Review, names: dict[str, str]) -> dict[str, Any]:
@@ -75,7 +87,7 @@ def review_row(review: Review, names: dict[str, str]) -> dict[str, Any]:
 
 def listing(
     ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per submission."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per submission.", metavar=""),
 ) -> None:
     """The submissions waiting for the office, oldest first: completions and extensions.
 
@@ -83,6 +95,13 @@ def listing(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from rich.table import Table
+    from rich.text import Text
+    from sqlmodel import Session
+
+    from orchestrator.admin.portal import KIND_LABELS
+    from orchestrator.admin.submissions import pending_reviews
+
     names = unit_names()
     with Session(open_engine()) as session:
         rows = [review_row(r, names) for r in pending_reviews(session)]
@@ -125,6 +144,9 @@ def approve_command(
 
     Example: [bold]duban review approve 3[/]  ·  [bold]duban review approve 5 --until 2026-07-15[/]
     """
+    from orchestrator.admin.submissions import Actor, approve
+    from orchestrator.store.db import transaction
+
     granted = parse_day(until, "--until") if until is not None else None
     with transaction(open_engine()) as session:
         decided = approve(
@@ -152,6 +174,10 @@ def return_command(
 
     Example: [bold]duban review return 4 --reason "缺少盖章页，请补充后重新提交"[/]
     """
+    from orchestrator.admin.portal import DECISION_LABELS
+    from orchestrator.admin.submissions import Actor, return_submission
+    from orchestrator.store.db import transaction
+
     if not (reason or "").strip():
         raise BadInput('--reason: say why, e.g. --reason "缺少盖章页"')
     with transaction(open_engine()) as session:
@@ -172,6 +198,11 @@ def evidence_get(
 
     Example: [bold]duban evidence get 7 --out 实施方案.pdf[/]
     """
+    from sqlmodel import Session
+
+    from orchestrator.admin.evidence import evidence_path
+    from orchestrator.store.models import Evidence
+
     if out is None:
         raise BadInput("--out: give the file to write, e.g. --out report.pdf")
     if out.is_dir() or not out.parent.is_dir():
@@ -185,7 +216,7 @@ def evidence_get(
         if row is None:
             raise NotFound(f"no evidence file #{number}")
         sha256, size = row.sha256, row.size
-    source = evidence_path(state.settings.web.evidence_dir, sha256)
+    source = evidence_path(current().settings.web.evidence_dir, sha256)
     if not source.is_file():
         raise DubanError(f"evidence file #{number} is missing from {source.parent}") from None
     temp = out.with_name(f".{out.name}.part")
@@ -206,7 +237,12 @@ def link(unit: str = typer.Argument(..., metavar="UNIT", help="A unit id, or its
 
     Example: [bold]duban unit link town-a[/]
     """
-    web = state.settings.web
+    from sqlmodel import Session
+
+    from orchestrator.admin import links
+    from orchestrator.admin.refs import known_unit
+
+    web = current().settings.web
     secret = web.secret()
     with Session(open_engine()) as session:
         unit_id = known_unit(session, unit, unit_names())
@@ -219,7 +255,12 @@ def revoke(unit: str = typer.Argument(..., metavar="UNIT", help="A unit id, or i
 
     Example: [bold]duban unit revoke town-a[/]
     """
-    web = state.settings.web
+    from orchestrator.admin import links
+    from orchestrator.admin.refs import known_unit
+    from orchestrator.admin.submissions import Actor
+    from orchestrator.store.db import transaction
+
+    web = current().settings.web
     secret = web.secret()
     with transaction(open_engine()) as session:
         unit_id = known_unit(session, unit, unit_names())

@@ -1,71 +1,188 @@
-"""``duban simulate``: every email the plan would send, with a fake clock; nothing stored, nothing sent."""
+"""``duban simulate``: every email the plan would send, with a fake clock; nothing stored, nothing sent.
+
+It assumes that no unit ever reports anything done: every reminder, overdue notice and escalation
+of the year is sent. Use it to see the most a unit can receive, not what it will.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from notifications.labels import NOTICE_KINDS, label
-from orchestrator.cli.common import console, parse_day, print_json_lines, state
-from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, bundle_for, parse_year_text
-from orchestrator.engine.simulate import simulate as run_simulation
-from orchestrator.service.runtime import make_renderer, send_policy
+from orchestrator.cli.common import (
+    EXIT_CODES,
+    BadInput,
+    console,
+    current,
+    err_console,
+    parse_day,
+    print_json_lines,
+)
+from orchestrator.cli.options import Registers, Units, Workflow, Year, flag, json_flag
+from orchestrator.cli.planning import bundle_for, parse_year_text
+
+ASSUMPTION = "假设：全年没有任何单位报告办结，每一条提醒、逾期通知和催办都会发出（这是最多的情况）。"
 
 
 def simulate(
-    workflow: str = typer.Argument(
-        ..., help="A workflow id from the definition folders, or a definition file."
-    ),
-    units: Path = typer.Option(None, "--units", "-u", help=UNITS_HELP),
-    year: str = typer.Option(None, "--year", "-y", help="The program year, YYYY."),
-    from_: str = typer.Option(
-        None, "--from", help="Start the fake clock on this day (YYYY-MM-DD; default 01-01)."
-    ),
-    until: str = typer.Option(
-        None, "--until", help="Stop after this day (YYYY-MM-DD; default 01-31 of next year)."
-    ),
-    register: list[str] = typer.Option(None, "--register", "-r", help=REGISTER_HELP),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per email, in send order."),
+    workflow: Workflow,
+    units: Units = None,
+    year: Year = None,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from", metavar="YYYY-MM-DD", help="Start the fake clock on this day (default 01-01)."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until", metavar="YYYY-MM-DD", help="Stop after this day (default 01-31 of next year)."
+        ),
+    ] = None,
+    register: Registers = None,
+    unit: Annotated[
+        str | None,
+        typer.Option(
+            "--unit", metavar="UNIT", help="Only the emails to this unit (its id or its exact name)."
+        ),
+    ] = None,
+    summary: bool = flag("--summary", "Counts instead of every email: by month and kind, and by unit."),
+    eml: Annotated[
+        Path | None,
+        typer.Option(
+            "--eml",
+            metavar="DIR",
+            help="Also write each email as an .eml file into DIR (to open in a mail program).",
+        ),
+    ] = None,
+    as_json: bool = json_flag("One JSON object per email, in send order."),
 ) -> None:
     """Every email WORKFLOW would send in a year, in send order; runs the real engine on a fake clock.
 
-    Example: [bold]duban simulate rule-of-law-pilot --units examples/units.example.toml --year 2026 --json[/]
+    It assumes that no unit ever reports anything done: every reminder, overdue notice and
+    escalation is sent — the most a unit can receive. Nothing is stored, nothing is sent.
+
+    Example: [bold]duban simulate rule-of-law-pilot --year 2026 --unit 东溪乡人民政府 --eml /tmp/mail[/]
     """
-    year = parse_year_text(year)
+    from zoneinfo import ZoneInfo
+
+    from orchestrator.engine.simulate import simulate as run_simulation
+    from orchestrator.service.runtime import make_renderer, send_policy
+    from orchestrator.store.db import memory_engine
+
+    program_year = parse_year_text(year)
     start = parse_day(from_, "--from") if from_ else None
     end = parse_day(until, "--until") if until else None
     if start and end and end < start:
-        from orchestrator.cli.common import BadInput
-
         raise BadInput(f"--until {end} is before --from {start}")
+    if eml is not None and not eml.is_dir():
+        raise BadInput(f"--eml: {eml} is not a directory")
+    if summary and as_json:
+        raise BadInput("--summary and --json: choose one")
     bundle = bundle_for(workflow, units, register)
-    settings = state.settings
-    bundles = {bundle.definition.workflow.id: bundle}
+    wanted = _unit(bundle, unit)
+    settings = current().settings
     tz = ZoneInfo(bundle.definition.workflow.timezone)
+    engine = memory_engine()
+    renderer = make_renderer(settings, bundle.definition.workflow.timezone)
     emails = run_simulation(
         bundle,
-        year,
+        program_year,
         start=start,
         until=end,
-        policy=send_policy(settings, bundles),
-        renderer=make_renderer(settings, bundle.definition.workflow.timezone),
+        policy=send_policy(settings, {bundle.definition.workflow.id: bundle}),
+        renderer=renderer,
+        engine=engine,
     )
+    emails = (e for e in emails if wanted is None or e.to_unit == wanted)
+    if eml is not None:
+        written = _write_eml(engine, bundle, renderer, wanted, eml, tz)
+        err_console.print(f"{written} 封邮件写入 {eml}", markup=False, highlight=False)
     if as_json:
         print_json_lines(e.as_json(tz) for e in emails)
         return
     emails = list(emails)
+    if summary:
+        _print_summary(bundle, program_year, emails, tz)
+    else:
+        _print_emails(bundle, program_year, emails, tz)
+    console.print(ASSUMPTION, markup=False)
+
+
+def _unit(bundle, text: str | None) -> str | None:
+    from orchestrator.admin.refs import unit_id
+
+    if text is None:
+        return None
+    directory = bundle.units.directory
+    found = unit_id(text.strip(), {u.id: u.name for u in directory.units})
+    if found not in directory.by_id:
+        raise BadInput(f'--unit: unknown unit "{text}" (not in {bundle.units.path})')
+    return found
+
+
+def _write_eml(engine, bundle, renderer, unit, folder: Path, tz) -> int:
+    from orchestrator.engine.simulate import render_messages
+    from orchestrator.evaluation.scoring import scorecard_attachment
+
+    count = 0
+    for count, (email, message) in enumerate(
+        render_messages(engine, bundle, renderer, unit=unit, scorecard=scorecard_attachment), start=1
+    ):
+        name = f"{count:04d}-{email.send_at.astimezone(tz):%Y%m%d}-{email.to_unit}.eml"
+        (folder / name).write_bytes(message.as_bytes())
+    return count
+
+
+def _kinds(email) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for item in email.items:
+        kinds[item["kind"]] = kinds.get(item["kind"], 0) + 1
+    return kinds
+
+
+def _print_emails(bundle, year: int, emails, tz) -> None:
+    from rich.table import Table
+
     directory = bundle.units.directory
     table = Table(title=f"{bundle.definition.workflow.title} · {year} · {len(emails)} 封邮件")
     for column in ("发送时间", "收件单位", "主题", "内容"):
         table.add_column(column, overflow="fold")
     for email in emails:
-        kinds: dict[str, int] = {}
-        for item in email.items:
-            kinds[item["kind"]] = kinds.get(item["kind"], 0) + 1
-        content = "、".join(f"{label(NOTICE_KINDS, k)}{n}" for k, n in kinds.items())
+        content = "、".join(f"{label(NOTICE_KINDS, k)}{n}" for k, n in _kinds(email).items())
         when = email.send_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
         table.add_row(when, directory.name(email.to_unit), email.subject, content)
     console.print(table)
+
+
+def _print_summary(bundle, year: int, emails, tz) -> None:
+    """Emails per month with the facts they carry by kind; then emails and facts per unit."""
+    from orchestrator.cli.grid import Column, render
+
+    kinds = [k for k in NOTICE_KINDS if any(k in _kinds(e) for e in emails)]
+    months: dict[str, list] = {}
+    units: dict[str, list] = {}
+    for email in emails:
+        months.setdefault(email.send_at.astimezone(tz).strftime("%Y-%m"), []).append(email)
+        units.setdefault(email.to_unit, []).append(email)
+    by_unit = sorted(units.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    name = bundle.units.directory.name
+    title = f"{bundle.definition.workflow.title} · {year} · {len(emails)} 封邮件（各类为事项条数）"
+    console.print(title, markup=False)
+    for heading, groups in (("月份", sorted(months.items())), ("收件单位", by_unit)):
+        columns = [Column(heading, wrap=0 if heading == "月份" else 1), Column("邮件", right=True)]
+        columns += [Column(NOTICE_KINDS[kind], right=True) for kind in kinds]
+        rows = [
+            (key if heading == "月份" else name(key), str(len(group)),
+             *(str(sum(_kinds(e).get(kind, 0) for e in group)) for kind in kinds))
+            for key, group in groups
+        ]  # fmt: skip
+        console.print(render(console, columns, rows), soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate", epilog=EXIT_CODES)(simulate)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from sqlmodel import Session
 
-from orchestrator.cli.common import BadInput, console, now, open_engine, state
+from orchestrator.cli.common import BadInput, console, current, now, open_engine
 
 web_app = typer.Typer(
     help="The portal: units answer through their links, the office reviews.",
@@ -27,12 +27,12 @@ def web(
     from orchestrator.service.logs import configure_daemon
     from orchestrator.web.server import make_portal, serve, split_listen
 
-    address = listen or state.settings.web.listen
+    address = listen or current().settings.web.listen
     try:
         split_listen(address)
     except ValueError:
         raise BadInput(f'--listen: bad address "{address}", expected HOST:PORT') from None
-    portal = make_portal(state.settings)
+    portal = make_portal(current().settings)
     configure_daemon(secrets=[portal.key.decode("utf-8", "replace")])
     serve(portal, address)
 
@@ -45,7 +45,7 @@ def login_link(email: str = typer.Argument(..., help="An address listed in \\[we
     """
     from orchestrator.admin import links
 
-    web = state.settings.web
+    web = current().settings.web
     wanted = email.strip().lower()
     if wanted not in {e.lower() for e in web.office_emails}:
         raise BadInput(f'"{email}" is not in [web] office_emails')

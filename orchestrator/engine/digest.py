@@ -6,6 +6,7 @@ one email per unit per day, never a flood.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -99,6 +100,7 @@ class DigestBuilder:
         self._obligations: dict[int, Obligation] = {}
         self._tasks: dict[str, dict] = {}
         self._contacts: dict[str, str | None] = {}
+        self._rows: dict[tuple[str, str], dict[str, str]] = {}  # (workflow, register) → row id → title
 
     def program(self, program_id: int) -> Program:
         if program_id not in self._programs:
@@ -137,6 +139,27 @@ class DigestBuilder:
                 )
             self._contacts[workflow] = contact
         return self._contacts[workflow]
+
+    def occurrence_label(self, program: Program, bundle: Bundle | None, task, occurrence: str | None):
+        """``(label, is_row)``: a register row's title (文号 and name), or the period of a date key."""
+        if occurrence is None:
+            return None, False
+        anchor = task.anchor_register if task is not None else None
+        if anchor is not None and bundle is not None:
+            key = (program.workflow, anchor[0])
+            if key not in self._rows:
+                register = bundle.registers.get(anchor[0])
+                self._rows[key] = {row.id: row.title for row in register.rows} if register else {}
+            return self._rows[key].get(occurrence, occurrence), True
+        rule = getattr(task, "rrule", None) or ""
+        found = re.search(r"FREQ=([A-Z]+)", rule)
+        return zh.period(occurrence, found.group(1) if found else None), False
+
+    def unit_contact(self, bundle: Bundle | None, unit_id: str) -> str | None:
+        unit = bundle.units.directory.by_id.get(unit_id) if bundle else None
+        if unit is None:
+            return None
+        return zh.unit_contact(unit.contact, unit.phone, tuple(unit.emails))
 
     def recipient(self, unit_id: str, bundle: Bundle | None) -> Recipient:
         unit = bundle.units.directory.by_id.get(unit_id) if bundle else None
@@ -234,6 +257,7 @@ class DigestBuilder:
         unit = late[1] if late else (stored.unit or stored.recipient)
         name = directory.name if directory else (lambda u: u)
         contact = self._contact(program.workflow, bundle)
+        label, is_row = self.occurrence_label(program, bundle, task, stored.occurrence)
         summary = attachment = None
         if stored.kind == NoticeKind.SCORECARD and self.scorecard and bundle:
             summary, attachment = self.scorecard(self.session, program, bundle)
@@ -269,4 +293,7 @@ class DigestBuilder:
             attachment=attachment,
             summary=summary,
             notify_from=since,
+            occurrence_label=label,
+            occurrence_is_row=is_row,
+            unit_contact=self.unit_contact(bundle, unit) if late else None,
         )

@@ -174,3 +174,26 @@ def _facts(item, seen: set[tuple]) -> list[dict]:
 
 def _workflow_of(key: str) -> str:
     return key.split("/", 1)[0]
+
+
+def render_messages(engine, bundle: Bundle, renderer, *, unit: str | None = None, scorecard=None):
+    """Every simulated email rendered as the dispatcher would (``(SimulatedEmail, EmailMessage)``,
+    in send order; only those to ``unit`` if given). ``engine`` is the one ``simulate`` ran on."""
+    from orchestrator.engine.digest import DigestBuilder, Group
+
+    bundles = {bundle.definition.workflow.id: bundle}
+    for email in _emails(engine):
+        if unit is not None and email.to_unit != unit:
+            continue
+        with Session(engine) as session:
+            message = session.exec(
+                select(OutboxMessage).where(OutboxMessage.message_id == email.message_id)
+            ).one()
+            stored = session.exec(
+                select(NotificationItem)
+                .where(NotificationItem.message_id == message.id)
+                .order_by(NotificationItem.id)
+            ).all()
+            builder = DigestBuilder(session, bundles, scorecard)
+            digest = builder.digest(Group(message.recipient, message.send_date, tuple(stored)))
+            yield email, renderer.render(digest, now=email.send_at)

@@ -25,7 +25,7 @@ from workflows.catalog import Bundle
 from workflows.errors import DubanError, NotFound
 from workflows.schema import Indicator, Task
 
-MET, NOT_MET, MISSING = "met", "not_met", "missing"
+MET, NOT_MET, MISSING, NOT_APPLICABLE = "met", "not_met", "missing", "not_applicable"
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(%?)\s*$")
 _INTEGER = re.compile(r"^\s*([+-]?\d+)\s*$")
 
@@ -38,12 +38,15 @@ class BadValue(DubanError):
 class Reading:
     """A value to store: ``value`` (a rate in percent, or a plain number) and the counts behind it."""
 
-    value: float
+    value: float | None
     count: int | None = None
     of: int | None = None
+    not_applicable: bool = False
 
     def text(self, percent: bool) -> str:
-        """``12/12 = 100%``, ``95.5%`` or ``3``."""
+        """``12/12 = 100%``, ``95.5%``, ``3`` or ``不适用``."""
+        if self.not_applicable or self.value is None:
+            return "不适用"
         number = format_number(self.value) + ("%" if percent else "")
         return f"{self.count}/{self.of} = {number}" if self.of is not None else number
 
@@ -61,7 +64,10 @@ class IndicatorLine:
 
     @property
     def status(self) -> str:
-        return status_of(self.indicator, self.stored.value if self.stored else None)
+        stored = self.stored
+        return status_of(
+            self.indicator, stored.value if stored else None, bool(stored and stored.not_applicable)
+        )
 
     def as_json(self, workflow: str) -> dict:
         stored = self.stored
@@ -79,6 +85,7 @@ class IndicatorLine:
             "count": stored.count if stored else None,
             "of": stored.of if stored else None,
             "status": self.status,
+            "not_applicable": bool(stored and stored.not_applicable),
             "note": stored.note if stored else None,
             "updated_at": stored.updated_at.isoformat() if stored else None,
             "updated_by": stored.updated_by if stored else None,
@@ -99,8 +106,10 @@ def format_number(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-def status_of(indicator: Indicator, value: float | None) -> str:
-    """``met``, ``not_met`` or ``missing`` (no value)."""
+def status_of(indicator: Indicator, value: float | None, not_applicable: bool = False) -> str:
+    """``met``, ``not_met``, ``missing`` (no value) or ``not_applicable`` (counted neither way)."""
+    if not_applicable:
+        return NOT_APPLICABLE
     if value is None:
         return MISSING
     return MET if indicator.target.met(value) else NOT_MET
@@ -127,8 +136,25 @@ def reporters(bundle: Bundle, task: Task, indicator: Indicator) -> tuple[str, ..
     return directory.expand_all(task.responsible)
 
 
-def parse_reading(indicator: Indicator, value: str | None, count: str | None, of: str | None) -> Reading:
-    """Check the command-line value against the indicator: one of ``value`` or ``count``+``of``."""
+def parse_reading(
+    indicator: Indicator,
+    value: str | None,
+    count: str | None,
+    of: str | None,
+    *,
+    not_applicable: bool = False,
+    reason: str | None = None,
+) -> Reading:
+    """Check the command-line value against the indicator: one of ``value``, ``count``+``of``, or
+    ``not_applicable`` with a ``reason`` (e.g. a township that issues no normative documents)."""
+    if not_applicable:
+        if value is not None or count is not None or of is not None:
+            raise BadValue("--na: a value that does not apply has no number; leave out --value/--count/--of")
+        if reason is None or not reason.strip():
+            raise BadValue('--na needs --reason, e.g. --reason "本乡未制定规范性文件"')
+        return Reading(None, not_applicable=True)
+    if reason is not None:
+        raise BadValue("--reason goes with --na; for a remark on a value use --note")
     if value is not None and (count is not None or of is not None):
         raise BadValue("give either --value or --count with --of, not both")
     if value is None and count is None and of is None:
@@ -191,7 +217,25 @@ def _check_unit(bundle: Bundle, task: Task, indicator: Indicator, unit: str) -> 
 
 
 def _snapshot(row: IndicatorValue) -> dict:
-    return {"value": row.value, "count": row.count, "of": row.of, "note": row.note}
+    snapshot = {"value": row.value, "count": row.count, "of": row.of, "note": row.note}
+    return snapshot | ({"not_applicable": True} if row.not_applicable else {})
+
+
+def check_period(session: Session, program: Program, period: int) -> int:
+    """``--period`` must be a year of the program: its year, or a year one of its obligations is due in."""
+    from sqlalchemy import func
+
+    from orchestrator.store.models import Obligation
+
+    low, high = session.exec(
+        select(func.min(Obligation.due), func.max(Obligation.due)).where(Obligation.program_id == program.id)
+    ).one()
+    years = {program.year} | {d.year for d in (low, high) if d is not None}
+    first, last = min(years), max(years)
+    if not first <= period <= last:
+        span = str(first) if first == last else f"{first}–{last}"
+        raise BadValue(f"--period {period}: {program.workflow} {program.year} covers {span} only")
+    return period
 
 
 def set_value(
@@ -223,6 +267,7 @@ def set_value(
     ).first()
     before = _snapshot(row) if row else None
     after = {"value": reading.value, "count": reading.count, "of": reading.of, "note": note}
+    after |= {"not_applicable": True} if reading.not_applicable else {}
     if row is not None and note is None:
         after["note"] = row.note  # keep an earlier note unless a new one is given
     if before == after:
@@ -234,6 +279,7 @@ def set_value(
         )  # fmt: skip
         session.add(row)
     row.value, row.count, row.of, row.note = reading.value, reading.count, reading.of, after["note"]
+    row.not_applicable = reading.not_applicable
     row.updated_at, row.updated_by = now, actor
     session.flush()
     record(
@@ -245,7 +291,7 @@ def set_value(
         unit=unit,
         subject=f"{indicator.id}/{period}",
         before=before,
-        after=after | {"status": status_of(indicator, reading.value)},
+        after=after | {"status": status_of(indicator, reading.value, reading.not_applicable)},
     )
     return SetResult(True, _line(bundle, task, indicator, unit, period, row), before, after)
 

@@ -32,7 +32,15 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from notifications.report import render_scorecard_html, render_summary
-from orchestrator.evaluation.indicators import MET, MISSING, NOT_MET, reporters, status_of, stored_values
+from orchestrator.evaluation.indicators import (
+    MET,
+    MISSING,
+    NOT_APPLICABLE,
+    NOT_MET,
+    reporters,
+    status_of,
+    stored_values,
+)
 from orchestrator.store.models import Obligation, PhaseRun, Program, Submission, Timer
 from orchestrator.store.states import Decision, ObligationState, PhaseState, SubmissionKind, TimerKind
 from workflows.calendar import WorkdayCalendar
@@ -40,6 +48,7 @@ from workflows.catalog import Bundle
 from workflows.schema import Evaluation
 
 OTHER_SECTION = "其他"
+DUTY_SECTION = "常规工作"  # duties outside the plan's areas (e.g. 「三、工作步骤」): one group of their own
 CENT = Decimal("0.01")
 
 
@@ -74,7 +83,7 @@ class IndicatorFact:
     value: float | None
     count: int | None
     of: int | None
-    status: str  # met | not_met | missing
+    status: str  # met | not_met | missing | not_applicable
     note: str | None = None
 
     def as_json(self) -> dict:
@@ -229,7 +238,8 @@ class IndicatorSummary:
     values: tuple[IndicatorFact, ...]  # every reporting unit, subjects or not
 
     def as_json(self) -> dict:
-        counts = {s: sum(1 for v in self.values if v.status == s) for s in (MET, NOT_MET, MISSING)}
+        statuses = (MET, NOT_MET, MISSING, NOT_APPLICABLE)
+        counts = {s: sum(1 for v in self.values if v.status == s) for s in statuses}
         return {
             "indicator": self.indicator,
             "name": self.name,
@@ -375,7 +385,7 @@ def _tally(
             on_time += 1
         else:
             done_late += 1
-    statuses = [i.status for i in indicators]
+    statuses = [i.status for i in indicators if i.status != NOT_APPLICABLE]  # counted neither way
     tally = Tally(
         counted=len(counted),
         on_time=on_time,
@@ -555,8 +565,16 @@ def evaluation_of(bundle: Bundle) -> Evaluation:
 
 
 def _sections(bundle: Bundle) -> tuple[dict[str, str], list[str]]:
-    by_task = {t.id: t.section or OTHER_SECTION for t in bundle.definition.all_tasks}
-    return by_task, list(dict.fromkeys(by_task.values()))
+    """Task id → section, and the sections in order. The sections are the plan's areas: the
+    sections of its tasks. A duty counts in its area when its section is one; other duties (a
+    chapter such as 「三、工作步骤」) are grouped as 「常规工作」, after the areas."""
+    definition = bundle.definition
+    by_task = {t.id: t.section or OTHER_SECTION for t in definition.tasks}
+    areas = list(dict.fromkeys(by_task.values()))
+    for duty in definition.duties:
+        by_task[duty.id] = duty.section if duty.section in areas else DUTY_SECTION
+    order = [*areas, *([DUTY_SECTION] if DUTY_SECTION in by_task.values() else [])]
+    return by_task, order
 
 
 def obligation_facts(session: Session, program: Program, bundle: Bundle) -> list[ObligationFact]:
@@ -597,7 +615,7 @@ def indicator_facts(session: Session, program: Program, bundle: Bundle) -> list[
                     indicator=indicator.id,
                     name=indicator.name,
                     task=task.id,
-                    section=task.section or OTHER_SECTION,
+                    section=_sections(bundle)[0].get(task.id, OTHER_SECTION),
                     target=str(indicator.target),
                     percent=indicator.target.percent,
                     unit=unit,
@@ -605,7 +623,9 @@ def indicator_facts(session: Session, program: Program, bundle: Bundle) -> list[
                     value=row.value if row else None,
                     count=row.count if row else None,
                     of=row.of if row else None,
-                    status=status_of(indicator, row.value if row else None),
+                    status=status_of(
+                        indicator, row.value if row else None, row.not_applicable if row else False
+                    ),
                     note=row.note if row else None,
                 )
             )

@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from workflows.errors import DefinitionError, Problem
-from workflows.loader import _pydantic_problems, read_toml
+from workflows.source import read_toml
+from workflows.units import _no_control
 
 DEFAULT_CONFIG = Path("config.toml")
 _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
@@ -87,6 +88,14 @@ class SmtpSettings(_Section):
         return None
 
 
+class SignatureSettings(_Section):
+    """The office that signs every digest: ``[mail.signature]`` name, phone, address."""
+
+    name: Annotated[str, AfterValidator(_no_control), Field(min_length=1)]
+    phone: Annotated[str | None, AfterValidator(_no_control)] = None
+    address: Annotated[str | None, AfterValidator(_no_control)] = None
+
+
 class MailSettings(_Section):
     transport: Literal["maildir", "smtp"] = "maildir"
     maildir: Path = Path("var/mail")
@@ -100,6 +109,8 @@ class MailSettings(_Section):
     retry_base: float = Field(default=60.0, gt=0, description="seconds before the first retry")
     retry_max: float = Field(default=3600.0, gt=0)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    calendar: Literal["events", "todos", "both"] = "events"  # deadlines in the .ics part
+    signature: SignatureSettings | None = None
 
     @property
     def window(self) -> tuple[time, time]:
@@ -212,6 +223,8 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
+        from workflows.loader import _pydantic_problems  # only for a broken file: loading it costs
+
         raise ConfigError(_pydantic_problems(exc, Settings, str(path), source)) from None
     base = path.resolve().parent
     mail = settings.mail

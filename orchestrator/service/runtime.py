@@ -16,6 +16,7 @@ import structlog
 from sqlmodel import Session
 
 from notifications.im import Robot, RobotTransport
+from notifications.model import Signature
 from notifications.render import Renderer
 from notifications.transport import MaildirTransport, SmtpTransport, Transport
 from orchestrator.engine.clock import clock_from_environment
@@ -25,7 +26,7 @@ from orchestrator.service.robots import configured_robots, robots_path, unit_rob
 from orchestrator.store.db import make_engine
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
-from workflows.errors import DefinitionError, DubanError, Problem
+from workflows.errors import DefinitionError, DubanError, NotFound, Problem
 from workflows.loader import read_toml
 from workflows.schema import DEFAULT_TIMEZONE
 
@@ -49,6 +50,17 @@ def load_bundle_for(
         overrides=settings.definitions.calendar_overrides,
         on_assumed=on_assumed,
     )
+
+
+def program_bundle(
+    settings: Settings, program, *, on_assumed: Callable[[int, str], None] | None = None
+) -> Bundle:
+    """The bundle a stored program was started from: its workflow id, else the definition file it
+    recorded; with the configured units and registers."""
+    try:
+        return load_bundle_for(settings, program.workflow, on_assumed=on_assumed)
+    except NotFound:
+        return load_bundle_for(settings, program.definition_path, on_assumed=on_assumed)
 
 
 def program_year(entry: ProgramSettings, today: date) -> int:
@@ -82,11 +94,16 @@ def make_renderer(settings: Settings, timezone: str = DEFAULT_TIMEZONE, *, links
     with the ``[web]`` key) and the office's 待审核 notice the review page's address."""
     mail = settings.mail
     link_for = unit_link_maker(settings) if links else None
+    signature = None
+    if mail.signature is not None:
+        signature = Signature(mail.signature.name, mail.signature.phone, mail.signature.address)
     return Renderer(
         sender=mail.sender,
         reply_to=mail.reply_to,
         domain=mail.domain,
         timezone=timezone,
+        calendar=mail.calendar,
+        signature=signature,
         link_for=link_for,
         office_url=f"{settings.web.base_url.rstrip('/')}/office" if link_for else None,
     )

@@ -11,12 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Date, DateTime, String, Table, TypeDecorator, event, inspect, type_coerce
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -24,6 +20,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
 from orchestrator.store import models  # noqa: F401  (registers the tables)
+from orchestrator.store.models import SCHEMA_REVISION
 from workflows.errors import DubanError
 
 T = TypeVar("T")
@@ -82,7 +79,13 @@ def make_engine(url: str, *, create_dir: bool = False) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config  # alembic only to migrate: opening a database stays fast
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -90,18 +93,25 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(None)).get_current_head()  # type: ignore[arg-type]
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision in ``alembic_version`` (what Alembic's ``get_current_revision`` reads), or None."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Bring the schema to head; returns (before, after) revisions."""
     before = current_revision(engine)
     _refuse_foreign(engine, before)
+    from alembic import command
+
     command.upgrade(alembic_config(engine), "head")
     return before, current_revision(engine) or ""
 
@@ -149,7 +159,7 @@ def open_database(url: str) -> Engine:
         raise SchemaError(f"{path}: no such database; run `duban db upgrade` to create it")
     revision = _probe(url)
     engine = make_engine(url)
-    head = head_revision()
+    head = SCHEMA_REVISION  # the migrations' head (tests/test_migrations.py checks they agree)
     if revision is None:
         raise SchemaError(f"{_where(engine)}: the database has no duban schema; run `duban db upgrade`")
     if revision != head:

@@ -21,7 +21,7 @@ from orchestrator.store.states import (
     ProgramState,
 )
 
-SCHEMA_REVISION = "0003"  # the head: 0001 → 0002 → 0005 → 0007 → 0004 → 0003 (chained in the order merged)
+SCHEMA_REVISION = "0006"  # the head: 0001 → 0002 → 0005 → 0007 → 0004 → 0003 → 0006 (chained in the order merged)
 
 
 class Program(SQLModel, table=True):
@@ -240,12 +240,13 @@ class IndicatorValue(SQLModel, table=True):
     indicator: str
     unit: str
     period: int
-    value: float
+    value: float | None  # None when not applicable
     count: int | None = None
     of: int | None = None
-    note: str | None = None
+    note: str | None = None  # a remark; for a not-applicable value, the reason
     updated_at: datetime
     updated_by: str
+    not_applicable: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
 
 class Heartbeat(SQLModel, table=True):
