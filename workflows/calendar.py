@@ -26,6 +26,7 @@ from typing import Any
 import chinese_calendar
 
 from workflows.errors import CalendarError, DefinitionError, Problem
+from workflows.source import TomlRefused, parse_toml
 
 OnAssumed = Callable[[int, str], None]
 """Called as ``on_assumed(year, message)`` the first time a year without official data is used."""
@@ -384,7 +385,9 @@ def load_overrides(path: Path) -> dict[int, YearSchedule]:
     text = _read(path)
     source = _Source(str(path), tuple(text.split("\n")))
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
+    except TomlRefused as exc:
+        raise DefinitionError([source.problem(exc.line, exc.message)]) from None
     except tomllib.TOMLDecodeError as exc:
         raise DefinitionError([_syntax_problem(source, exc)]) from None
     schedules: dict[int, YearSchedule] = {}

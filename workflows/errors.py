@@ -37,14 +37,21 @@ class Problem:
 class DefinitionError(DubanError):
     """One or more problems in definition, units, register or config files.
 
-    Carries every problem found, not only the first; ``str()`` is one line per problem.
+    Carries every problem found, not only the first; ``str()`` is one line per problem. Bad input
+    for any command (exit 2); ``validate`` reports its findings as ``CheckFailed`` (exit 1).
     """
 
-    exit_code = 1
+    exit_code = 2
 
     def __init__(self, problems: list[Problem]):
         self.problems = sorted(set(problems))
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class CheckFailed(DefinitionError):
+    """``duban validate`` found problems: the check failed (exit 1), the command was used right."""
+
+    exit_code = 1
 
 
 class CalendarError(DubanError):

@@ -23,7 +23,14 @@ from pydantic import BaseModel, ValidationError
 from workflows.errors import DefinitionError, Problem
 from workflows.registers import Register, check_register
 from workflows.schema import Definition, Phase, Task
-from workflows.source import SourceMap, format_loc, syntax_error_line, syntax_error_text
+from workflows.source import (
+    SourceMap,
+    TomlRefused,
+    format_loc,
+    parse_toml,
+    syntax_error_line,
+    syntax_error_text,
+)
 from workflows.units import UnitDirectory, UnitsFile
 
 _BLAMED_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.+)$", re.DOTALL)
@@ -122,7 +129,9 @@ def read_toml(path: Path) -> tuple[dict[str, Any], SourceMap, str]:
         )
         raise DefinitionError([Problem(shown, line, message)]) from None
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
+    except TomlRefused as exc:
+        raise DefinitionError([Problem(shown, exc.line, exc.message)]) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         line = syntax_error_line(message) or max(len(text.splitlines()), 1)
@@ -195,6 +204,10 @@ def _type_message(error: Mapping[str, Any]) -> str:
         return f"expected {expected}, got {_describe(value)}"
     if kind in ("too_short", "string_too_short"):
         return "must not be empty"
+    if kind == "string_too_long":
+        return f"too long ({len(value) if isinstance(value, str) else '?'} characters, at most {ctx.get('max_length')})"
+    if kind == "too_long":
+        return f"too many entries (at most {ctx.get('max_length')})"
     if kind in _BOUNDS:
         name, op = _BOUNDS[kind]
         return f"must be {op} {ctx.get(name)}, got {_describe(value)}"

@@ -11,7 +11,7 @@ from rich.table import Table
 from orchestrator.cli.common import BadInput, console, parse_year, print_json_lines, state, warn
 from workflows.catalog import Bundle, definition_files, definition_folders, find_definition, load_bundle
 from workflows.check import Inputs, check_inputs
-from workflows.errors import DefinitionError, NotFound, Problem
+from workflows.errors import CheckFailed, DefinitionError, NotFound, Problem
 from workflows.loader import read_toml
 from workflows.plan import Occurrence, plan
 
@@ -138,7 +138,7 @@ def validate(
     for note in inputs.notes:
         warn(note)
     if report.problems:
-        raise DefinitionError(report.problems)
+        raise CheckFailed(report.problems)
     console.print(f"ok: {report.summary()}", markup=False)
     if report.definitions and not report.units:
         warn("no units file given: unit and role references and registers were not checked")
