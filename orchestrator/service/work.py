@@ -153,6 +153,7 @@ class Work:
                 node=self.node,
                 stop=lambda: self.life.stopping,
                 scorecard=scoring_hook.scorecard_hook(),
+                window=runtime.policy,
             )
             if queued or report.sent or report.retried or report.failed:
                 log.info(

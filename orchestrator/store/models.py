@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0008"
 
 
 class Program(SQLModel, table=True):
@@ -164,6 +164,8 @@ class OutboxMessage(SQLModel, table=True):
     next_attempt_at: datetime
     last_error: str | None = None
     refused: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # the addresses still owed after a 4xx for some recipients at RCPT (None: all of ``to``)
+    owed: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime
     sent_at: datetime | None = None
     claimed_by: str | None = None
