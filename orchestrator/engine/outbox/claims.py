@@ -70,7 +70,10 @@ def claim(
         if window is not None:
             due = _in_window_only(session, due, now, window)
         if engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
+            # a MATERIALIZED CTE: run once. As an IN (subquery) PostgreSQL may rescan it in a nested
+            # loop and, with SKIP LOCKED, claim more than ``limit`` rows (seen: 4 for a limit of 1).
+            chosen = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+            due = select(chosen.c.id)
         claimed = session.execute(
             outbox_update(
                 OutboxMessage.id.in_(due.scalar_subquery()), OutboxMessage.state == OutboxState.PENDING
