@@ -35,6 +35,7 @@ from icalendar import Calendar
 from rich.console import Console
 
 from orchestrator.cli import admin, main
+from orchestrator.store.models import SCHEMA_REVISION
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = "2026-06-15T10:30:00+08:00"
@@ -748,7 +749,7 @@ def test_unusable_databases_are_refused_in_one_line_and_left_as_they_were(site):
         site / "text.db": (["status"], "not a duban database (file is not a database)"),
         old: (
             ["outbox", "retry", "--all-failed"],
-            "the database schema is at revision 0000, this duban needs 0002; run `duban db upgrade`",
+            f"the database schema is at revision 0000, this duban needs {SCHEMA_REVISION}; run `duban db upgrade`",
         ),
     }
     contents = {path: path.read_bytes() for path in cases if path.exists()}

@@ -37,14 +37,14 @@ from orchestrator.admin.refs import Ref, resolve
 from orchestrator.engine.window import local_day
 from orchestrator.store.audit import record
 from orchestrator.store.models import NotificationItem, Obligation, OutboxMessage, Program
-from workflows.errors import DubanError, InvalidTransition, NotFound
+from workflows.errors import DubanError, InvalidTransition, NotFound, one_line_problem
 
 ALL_FAILED: Literal["all-failed"] = "all-failed"
 MAX_TEXT = 2000
 
 
 class MissingText(DubanError):
-    """A required free text (a waiver's reason) is empty or too long (exit 2)."""
+    """A required free text (a waiver's reason) is empty; a free text too long or not one line (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ def _text(value: str | None, what: str, *, required: bool) -> str | None:
         raise MissingText(
             f'{what}: a reason is required (say why, e.g. --reason "not applicable to this unit")'
         )
-    if len(text) > MAX_TEXT:
-        raise MissingText(f"{what}: too long ({len(text)} characters, at most {MAX_TEXT})")
+    problem = one_line_problem(text, what, MAX_TEXT)
+    if problem is not None:
+        raise MissingText(problem)
     return text or None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable
@@ -11,14 +10,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
+from orchestrator.cli.terminal import SafeConsole, json_line
 from orchestrator.engine.clock import clock_from_environment
 from orchestrator.service.config import Settings, load_settings
 from workflows.errors import DubanError
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+console = SafeConsole(highlight=False, soft_wrap=True)
+err_console = SafeConsole(stderr=True, highlight=False)
 
 
 @dataclass
@@ -62,7 +60,7 @@ def parse_year(value: int | None, what: str = "--year") -> int:
 def print_json_lines(rows: Iterable[dict[str, Any]]) -> None:
     out = sys.stdout
     for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        out.write(json_line(row) + "\n")
     out.flush()
 
 

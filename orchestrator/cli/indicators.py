@@ -10,7 +10,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session
 
@@ -26,6 +25,7 @@ from orchestrator.cli.common import (
     state,
     warn,
 )
+from orchestrator.cli.terminal import SafeConsole, neutralise, neutralise_json
 from orchestrator.evaluation.indicators import (
     STATUS_LABELS,
     Reading,
@@ -199,7 +199,8 @@ def scorecard(
         card = build_scorecard(session, prog, bundle, day)
     text = _render(card, fmt)
     if out is None:
-        typer.echo(text, nl=not text.endswith("\n"))
+        shown = neutralise_json(text) if fmt == "json" else neutralise(text)
+        typer.echo(shown, nl=not text.endswith("\n"))
         return
     try:
         out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
@@ -257,7 +258,7 @@ def scorecard_csv(card: Scorecard) -> str:
 
 def scorecard_table(card: Scorecard) -> str:
     """The ranking, the sections and each unit's late, missing and waived items, as Rich tables."""
-    out = Console(file=io.StringIO(), width=max(console.width, 120), highlight=False, soft_wrap=False)
+    out = SafeConsole(file=io.StringIO(), width=max(console.width, 120), highlight=False, soft_wrap=False)
     w = card.evaluation.weights
     ranking = Table(title=f"{card.title} · {card.year}年度综合考评（截至 {card.as_of}）")
     for column in ("名次", "单位", "得分", "等次", f"按期{format_number(w.on_time)}", "按期/应完成",
