@@ -133,7 +133,11 @@ class Work:
         )
 
     async def dispatch(self) -> bool:
-        """Enqueue due items, deliver due messages; finishes the message in flight when asked to stop."""
+        """Enqueue due items, deliver due messages; finishes the message in flight when asked to stop.
+
+        False when it failed, or when every delivery it tried failed (nothing sent, some retried or
+        failed): ``run --once`` exits 1 then.
+        """
         if self.life.stopping:
             return False
         runtime = self.runtime
@@ -165,7 +169,7 @@ class Work:
                     refused=report.refused,
                 )
             await self._daily_failure_report(runtime)
-            return True
+            return bool(report.sent) or not (report.retried or report.failed)
         except DubanError as exc:  # e.g. an unreadable password file: one line, retried next run
             log.error("dispatch.failed", error=str(exc))
         except SQLAlchemyError as exc:
