@@ -7,21 +7,39 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 
-KINDS = (
-    "phase_started",
-    "phase_ending",
-    "task_opened",
-    "reminder",
-    "due_today",
-    "overdue",
-    "escalation",
-    "phase_closed",
-    "scorecard",
+
+class NoticeKind(StrEnum):
+    """What a notification item tells its recipient (its zh-CN words: ``notifications.labels``).
+
+    Named here because the notifications layer imports nothing from ``orchestrator``; the store's
+    states module re-exports it.
+    """
+
+    PHASE_STARTED = "phase_started"
+    PHASE_ENDING = "phase_ending"
+    TASK_OPENED = "task_opened"
+    REMINDER = "reminder"
+    DUE_TODAY = "due_today"
+    OVERDUE = "overdue"
+    ESCALATION = "escalation"
+    PHASE_CLOSED = "phase_closed"
+    SCORECARD = "scorecard"
+
+
+KINDS = tuple(NoticeKind)
+
+DEADLINE_KINDS = frozenset(
+    {
+        NoticeKind.TASK_OPENED,
+        NoticeKind.REMINDER,
+        NoticeKind.DUE_TODAY,
+        NoticeKind.OVERDUE,
+        NoticeKind.ESCALATION,
+    }
 )
-
-DEADLINE_KINDS = frozenset({"task_opened", "reminder", "due_today", "overdue", "escalation"})
-PHASE_KINDS = frozenset({"phase_started", "phase_ending", "phase_closed"})
+PHASE_KINDS = frozenset({NoticeKind.PHASE_STARTED, NoticeKind.PHASE_ENDING, NoticeKind.PHASE_CLOSED})
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class Renderer:
         sender: str,
         reply_to: str | None = None,
         domain: str,
-        timezone: str = "Asia/Shanghai",
+        timezone: str,
     ) -> None:
         self.sender = sender
         self.reply_to = reply_to

@@ -22,7 +22,6 @@ BAND_INK = ("#2e7d32", "#1565c0", "#b26a00", "#6a1b9a", "#c62828")
 BAND_TINT = ("#e3f1e4", "#e1edf9", "#fdf0d9", "#f1e4f5", "#fbe3e3")
 NONE_INK, NONE_TINT = "#78909c", "#eceff1"
 PHASE_FILL = ("#c9d8e8", "#d6e4cf", "#ecdcc4", "#dcd3e8", "#d0e4e4")
-STATUS_TEXT = {"met": "达标", "not_met": "未达标", "missing": "未填报"}
 TIMELINE_WIDTH = 720
 LANE = 26
 AXIS_TOP = 26

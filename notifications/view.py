@@ -11,45 +11,21 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from notifications import zh
-from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem
+from notifications.labels import NOTICE_COUNTS, NOTICE_HEADINGS, PHASE_NOTICES
+from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem, NoticeKind
 
 # Most urgent first: the order of the groups in the body and of the counts in the subject.
 KIND_ORDER = (
-    "overdue",
-    "escalation",
-    "due_today",
-    "reminder",
-    "task_opened",
-    "phase_started",
-    "phase_ending",
-    "phase_closed",
-    "scorecard",
+    NoticeKind.OVERDUE,
+    NoticeKind.ESCALATION,
+    NoticeKind.DUE_TODAY,
+    NoticeKind.REMINDER,
+    NoticeKind.TASK_OPENED,
+    NoticeKind.PHASE_STARTED,
+    NoticeKind.PHASE_ENDING,
+    NoticeKind.PHASE_CLOSED,
+    NoticeKind.SCORECARD,
 )
-
-HEADINGS = {
-    "overdue": "已逾期事项",
-    "escalation": "催办：责任单位逾期未完成",
-    "due_today": "今日到期",
-    "reminder": "即将到期",
-    "task_opened": "新开始的任务",
-    "phase_started": "阶段开始",
-    "phase_ending": "阶段即将结束",
-    "phase_closed": "阶段结束",
-    "scorecard": "综合考评",
-}
-
-_COUNTED = {
-    "overdue": "{n}项逾期",
-    "escalation": "{n}项催办",
-    "due_today": "{n}项今日到期",
-    "reminder": "{n}项即将到期",
-    "task_opened": "{n}项新任务",
-}
-_PHASE_NOTICE = {
-    "phase_started": "{name}开始",
-    "phase_ending": "{name}即将结束",
-    "phase_closed": "{name}结束",
-}
 
 SOON_DAYS = 3  # a deadline this close (or closer) is shown amber
 SUBJECT_MAX = 78
@@ -116,7 +92,7 @@ def summarize(items: Iterable[DigestItem]) -> Summary:
     for item in items:
         counts[item.kind] = counts.get(item.kind, 0) + 1
         plans.add((item.workflow, item.workflow_title))
-        if item.kind in _PHASE_NOTICE:
+        if item.kind in PHASE_NOTICES:
             phases.setdefault(item.kind, set()).add(item.phase_name or item.phase or "阶段")
     return Summary(counts, frozenset(plans), {k: frozenset(v) for k, v in phases.items()})
 
@@ -161,7 +137,7 @@ def build(digest: Digest) -> DigestView:
             rows = _escalation_rows(items, today, several_plans)
         else:
             rows = tuple(_row(item, digest, several_plans) for item in items)
-        groups.append(Group(kind=kind, heading=HEADINGS[kind], rows=rows, count=len(items)))
+        groups.append(Group(kind=kind, heading=NOTICE_HEADINGS[kind], rows=rows, count=len(items)))
     title = _plan_title(digest.items)
     intro = f"以下是截至{zh.day_with_weekday(today)}需要贵单位关注的督办事项" + (
         "。" if several_plans else f"（{title}）。"
@@ -193,12 +169,12 @@ def _count_parts(summary: Summary) -> list[str]:
         count = summary.counts.get(kind)
         if not count:
             continue
-        if kind in _COUNTED:
-            parts.append(_COUNTED[kind].format(n=count))
-        elif kind in _PHASE_NOTICE:
+        if kind in NOTICE_COUNTS:
+            parts.append(NOTICE_COUNTS[kind].format(n=count))
+        elif kind in PHASE_NOTICES:
             names = sorted(summary.phase_names.get(kind, ()))
             name = names[0] if len(names) == 1 else f"{len(names)}个阶段"
-            parts.append(_PHASE_NOTICE[kind].format(name=name))
+            parts.append(PHASE_NOTICES[kind].format(name=name))
         else:
             parts.append("综合考评结果")
     return parts

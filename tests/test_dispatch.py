@@ -204,7 +204,9 @@ def make_env(engine: Engine, folder: Path, units: str = UNITS, **mail_options) -
     )
     with transaction(engine) as session:
         start_program(session, bundle, 2026, local(2026, 5, 20))
-    renderer = Renderer(sender=mail.sender, reply_to=mail.reply_to, domain=mail.domain)
+    renderer = Renderer(
+        sender=mail.sender, reply_to=mail.reply_to, domain=mail.domain, timezone="Asia/Shanghai"
+    )
     policy = SendPolicy(mail.window, {bundle.definition.workflow.id: bundle.calendar}, bundle.calendar)
     return Env(engine, bundle, FakeClock(local(2026, 5, 20)), mail, renderer, policy)
 

@@ -18,7 +18,9 @@ from notifications.transport import CaptureTransport, MaildirTransport, SendResu
 
 NOW = datetime(2026, 6, 8, 1, 0, tzinfo=UTC)
 UNIT = Recipient("town-a", "甲镇人民政府", ("jiazhen@example.gov.cn",))
-RENDERER = Renderer(sender="督办系统 <duban@example.gov.cn>", domain="duban.example.gov.cn")
+RENDERER = Renderer(
+    sender="督办系统 <duban@example.gov.cn>", domain="duban.example.gov.cn", timezone="Asia/Shanghai"
+)
 
 
 def make_message(task: str = "T02", now: datetime = NOW) -> EmailMessage:

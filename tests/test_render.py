@@ -70,7 +70,10 @@ def digest(*items: DigestItem, recipient: Recipient = POLICE, send_date: date = 
 @pytest.fixture
 def renderer() -> Renderer:
     return Renderer(
-        sender="督办系统 <duban@example.gov.cn>", reply_to="fazhiban@example.gov.cn", domain=DOMAIN
+        sender="督办系统 <duban@example.gov.cn>",
+        reply_to="fazhiban@example.gov.cn",
+        domain=DOMAIN,
+        timezone="Asia/Shanghai",
     )
 
 

@@ -193,7 +193,9 @@ async def test_the_evaluate_phase_emails_the_scorecard_to_the_office(tmp_path):
     live_the_year(site)  # ticks on 21 December too: the scorecard timer ([evaluation] send_on) fires
     now = local(EVALUATION_DAY, 10)
     bundles = {"mini-eval": site.bundle}
-    renderer = Renderer(sender="督办系统 <duban@example.gov.cn>", domain="duban.test")
+    renderer = Renderer(
+        sender="督办系统 <duban@example.gov.cn>", domain="duban.test", timezone="Asia/Shanghai"
+    )
     assert enqueue(site.engine, now, bundles, renderer) > 0
     with SmtpServer() as server:
         transport = SmtpTransport(

@@ -19,7 +19,9 @@ from notifications.transport import SendResult, SmtpTransport, Transport, classi
 PASSWORD = "S3cret-pa55-未公开"
 NOW = datetime(2026, 6, 8, 1, 0, tzinfo=UTC)
 UNIT = Recipient("county-police", "县公安局", ("gaj@example.gov.cn", "gaj-office@example.gov.cn"))
-RENDERER = Renderer(sender="督办系统 <duban@example.gov.cn>", domain="duban.example.gov.cn")
+RENDERER = Renderer(
+    sender="督办系统 <duban@example.gov.cn>", domain="duban.example.gov.cn", timezone="Asia/Shanghai"
+)
 
 
 def make_message(task: str = "T05", recipient: Recipient = UNIT):

@@ -28,6 +28,8 @@ _DTSTART = re.compile(r"^DTSTART(?:;VALUE=DATE)?:(\d{8})(?:T(\d{6}))?$", re.IGNO
 _RRULE_PART = re.compile(r"^([A-Za-z]+)=(.*)$")
 _DAY_FREQS = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY")
 _MAX_OFFSET = {"d": 3660, "wd": 2610, "mo": 120}
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+"""A plan's time zone when its ``[workflow]`` names none; also the zone shown where no plan says one."""
 """The farthest an offset may reach (about ten years): plans are about a year, not a century."""
 
 
@@ -266,7 +268,7 @@ class WorkflowInfo(_Strict):
     id: Id
     title: Line
     description: Text | None = None
-    timezone: Annotated[str, AfterValidator(_timezone)] = "Asia/Shanghai"
+    timezone: Annotated[str, AfterValidator(_timezone)] = DEFAULT_TIMEZONE
     calendar: Literal["cn-workdays", "weekdays"] = "cn-workdays"
     reminders: list[OffsetValue] = Field(default_factory=lambda: [parse_offset("-7d"), parse_offset("-1wd")])
     escalation: list[EscalationStep] = Field(default_factory=list)

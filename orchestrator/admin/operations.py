@@ -25,6 +25,7 @@ overdue at once without a new ``overdue`` email (the escalation steps still ahea
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -33,11 +34,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from notifications.model import NoticeKind
 from orchestrator.admin.refs import Ref, resolve
+from orchestrator.engine.programs import state_for
 from orchestrator.engine.window import local_day
 from orchestrator.store.audit import record
 from orchestrator.store.models import NotificationItem, Obligation, OutboxMessage, Program
+from orchestrator.store.states import OPEN_STATES, ItemState, ObligationState, OutboxState
 from workflows.errors import DubanError, InvalidTransition, NotFound, one_line_problem
+from workflows.schema import DEFAULT_TIMEZONE
 
 ALL_FAILED: Literal["all-failed"] = "all-failed"
 MAX_TEXT = 2000
@@ -73,15 +78,15 @@ def _text(value: str | None, what: str, *, required: bool) -> str | None:
 
 def _local_today(session: Session, obligation: Obligation, now: datetime):
     program = session.get(Program, obligation.program_id)
-    return local_day(now, ZoneInfo(program.timezone if program else "Asia/Shanghai"))
+    return local_day(now, ZoneInfo(program.timezone if program else DEFAULT_TIMEZONE))
 
 
-def _refuse(obligation: Obligation, action: str, allowed: tuple[str, ...]) -> None:
+def _refuse(obligation: Obligation, action: str, allowed: Collection[str]) -> None:
     state = obligation.state
     if state in allowed:
         return
     name = f"#{obligation.id}"
-    if state == "cancelled":
+    if state == ObligationState.CANCELLED:
         raise InvalidTransition(f"{name} is cancelled (it left the plan): it cannot be {action}")
     if action == "reopened":
         raise InvalidTransition(f"{name} is {state}: only a done or waived obligation can be reopened")
@@ -95,16 +100,16 @@ def _withdraw_notices(session: Session, obligation: Obligation) -> int:
     (an escalation left with no late unit is skipped)."""
     result = session.execute(
         update(NotificationItem)
-        .where(NotificationItem.obligation_id == obligation.id, NotificationItem.state == "pending")
-        .values(state="skipped")
+        .where(NotificationItem.obligation_id == obligation.id, NotificationItem.state == ItemState.PENDING)
+        .values(state=ItemState.SKIPPED)
         .execution_options(synchronize_session=False)
     )
     withdrawn = result.rowcount or 0
     item = NotificationItem.__table__.c
     escalations = session.connection().execute(
         select(item.id, item.late).where(
-            item.state == "pending",
-            item.kind == "escalation",
+            item.state == ItemState.PENDING,
+            item.kind == NoticeKind.ESCALATION,
             item.obligation_id.is_(None),
             item.program_id == obligation.program_id,
             item.task == obligation.task,
@@ -115,7 +120,7 @@ def _withdraw_notices(session: Session, obligation: Obligation) -> int:
         rest = [pair for pair in late or () if pair[0] != obligation.id]
         if len(rest) == len(late or ()):
             continue
-        values = {"late": rest} if rest else {"state": "skipped"}
+        values = {"late": rest} if rest else {"state": ItemState.SKIPPED}
         session.connection().execute(
             NotificationItem.__table__.update().where(item.id == item_id).values(**values)
         )
@@ -147,21 +152,21 @@ def mark_done(
     """pending | open | overdue → done; records evidence and whether it was late."""
     evidence = _text(evidence, "--evidence", required=False)
     obligation = resolve(session, ref, names)
-    _refuse(obligation, "done", ("pending", "open", "overdue"))
+    _refuse(obligation, ObligationState.DONE, OPEN_STATES)
     late = _local_today(session, obligation, now) > obligation.due
     before = obligation.state
-    obligation.state, obligation.done_at, obligation.done_late = "done", now, late
+    obligation.state, obligation.done_at, obligation.done_late = ObligationState.DONE, now, late
     obligation.evidence, obligation.updated_at = evidence, now
     withdrawn = _withdraw_notices(session, obligation)
     after = {
-        "state": "done",
+        "state": ObligationState.DONE,
         "done_at": now.isoformat(timespec="seconds"),
         "done_late": late,
         "evidence": evidence,
     }
     detail = f"{withdrawn} waiting notice(s) withdrawn" if withdrawn else None
     _event(session, obligation, "obligation.done", now, actor, {"state": before}, after, detail)
-    return Change(obligation.id, obligation.key, before, "done", late, withdrawn)
+    return Change(obligation.id, obligation.key, before, ObligationState.DONE, late, withdrawn)
 
 
 def waive(
@@ -170,9 +175,9 @@ def waive(
     """pending | open | overdue → waived; the reason is required."""
     reason = _text(reason, "--reason", required=True)
     obligation = resolve(session, ref, names)
-    _refuse(obligation, "waived", ("pending", "open", "overdue"))
+    _refuse(obligation, ObligationState.WAIVED, OPEN_STATES)
     before = obligation.state
-    obligation.state, obligation.reason, obligation.updated_at = "waived", reason, now
+    obligation.state, obligation.reason, obligation.updated_at = ObligationState.WAIVED, reason, now
     withdrawn = _withdraw_notices(session, obligation)
     detail = f"{withdrawn} waiting notice(s) withdrawn" if withdrawn else None
     _event(
@@ -182,17 +187,10 @@ def waive(
         now,
         actor,
         {"state": before},
-        {"state": "waived", "reason": reason},
+        {"state": ObligationState.WAIVED, "reason": reason},
         detail,
     )
-    return Change(obligation.id, obligation.key, before, "waived", None, withdrawn)
-
-
-def reopened_state(opens, due, today) -> str:
-    """The state of a reopened obligation on ``today``: pending before it opens, overdue after its due date."""
-    if today < opens:
-        return "pending"
-    return "open" if today <= due else "overdue"
+    return Change(obligation.id, obligation.key, before, ObligationState.WAIVED, None, withdrawn)
 
 
 def reopen(
@@ -207,8 +205,8 @@ def reopen(
     """done | waived → pending, open or overdue by today's date; clears evidence, reason and done time."""
     reason = _text(reason, "--reason", required=False)
     obligation = resolve(session, ref, names)
-    _refuse(obligation, "reopened", ("done", "waived"))
-    state = reopened_state(obligation.opens, obligation.due, _local_today(session, obligation, now))
+    _refuse(obligation, "reopened", (ObligationState.DONE, ObligationState.WAIVED))
+    state = state_for(obligation.opens, obligation.due, _local_today(session, obligation, now))
     before = {
         "state": obligation.state,
         "done_at": obligation.done_at.isoformat(timespec="seconds") if obligation.done_at else None,
@@ -233,21 +231,23 @@ def retry_outbox(
     if target == ALL_FAILED:
         messages = list(
             session.exec(
-                select(OutboxMessage).where(OutboxMessage.state == "failed").order_by(OutboxMessage.id)
+                select(OutboxMessage)
+                .where(OutboxMessage.state == OutboxState.FAILED)
+                .order_by(OutboxMessage.id)
             )
         )
     else:
         message = session.get(OutboxMessage, int(target))
         if message is None:
             raise NotFound(f"no outbox message #{target} (`duban outbox` lists them)")
-        if message.state != "failed":
+        if message.state != OutboxState.FAILED:
             raise InvalidTransition(
                 f"outbox message #{message.id} is {message.state}: only a failed message can be retried"
             )
         messages = [message]
     for message in messages:
-        before = {"state": "failed", "attempts": message.attempts, "last_error": message.last_error}
-        message.state, message.next_attempt_at = "pending", now
+        before = {"state": OutboxState.FAILED, "attempts": message.attempts, "last_error": message.last_error}
+        message.state, message.next_attempt_at = OutboxState.PENDING, now
         message.claimed_by = message.claimed_until = message.reported_at = None
         record(
             session,
@@ -257,7 +257,7 @@ def retry_outbox(
             unit=message.recipient,
             subject=message.message_id,
             before=before,
-            after={"state": "pending", "next_attempt_at": now.isoformat(timespec="seconds")},
+            after={"state": OutboxState.PENDING, "next_attempt_at": now.isoformat(timespec="seconds")},
             detail=f"outbox #{message.id}",
         )
     return [m.id for m in messages]

@@ -17,8 +17,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from notifications.ics import build_calendar
+from notifications.model import NoticeKind
 from orchestrator.engine.digest import DigestBuilder
-from orchestrator.engine.programs import OPEN_STATES
 from orchestrator.engine.window import local_day
 from orchestrator.store.models import (
     Event,
@@ -30,12 +30,13 @@ from orchestrator.store.models import (
     Program,
     Timer,
 )
+from orchestrator.store.states import OPEN_STATES, ObligationState, OutboxKind, OutboxState
 from workflows.catalog import Bundle
+from workflows.schema import DEFAULT_TIMEZONE
 
-STATES = ("pending", "open", "overdue", "done", "waived", "cancelled")
-OUTBOX_STATES = ("pending", "sending", "sent", "failed")
+STATES = tuple(ObligationState)  # in this order in counts and tables
+OUTBOX_STATES = tuple(OutboxState)
 DUE_SOON_DAYS = 3
-DEFAULT_TZ = "Asia/Shanghai"
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,9 @@ def iso(value: datetime | None, tz: ZoneInfo) -> str | None:
 
 
 def display_tz(session: Session) -> ZoneInfo:
-    """The zone times are shown in: the programs' zone when they share one, else Asia/Shanghai."""
+    """The zone times are shown in: the programs' zone when they share one, else the plans' default zone."""
     zones = set(session.exec(select(Program.timezone).distinct()))
-    return ZoneInfo(zones.pop() if len(zones) == 1 else DEFAULT_TZ)
+    return ZoneInfo(zones.pop() if len(zones) == 1 else DEFAULT_TIMEZONE)
 
 
 def programs_by_id(session: Session) -> dict[int, Program]:
@@ -78,14 +79,14 @@ def timing(obligation: Obligation, today: date) -> dict[str, Any]:
 
 def due_soon(row: Mapping[str, Any]) -> bool:
     return (
-        row["state"] in ("open", "pending")
+        row["state"] in (ObligationState.OPEN, ObligationState.PENDING)
         and row["days_left"] is not None
         and row["days_left"] <= DUE_SOON_DAYS
     )
 
 
 def is_late(row: Mapping[str, Any]) -> bool:
-    return row["state"] == "overdue" or row["days_late"] is not None
+    return row["state"] == ObligationState.OVERDUE or row["days_late"] is not None
 
 
 def obligation_row(
@@ -128,7 +129,7 @@ def task_rows(
         query = query.where(Obligation.program_id.in_(wanted.program_ids))
     if wanted.unit is not None:
         query = query.where(Obligation.unit == wanted.unit)
-    states = wanted.states or tuple(s for s in STATES if s != "cancelled")
+    states = wanted.states or tuple(s for s in STATES if s != ObligationState.CANCELLED)
     query = query.where(Obligation.state.in_(states))
     if wanted.phase is not None:
         query = query.where(Obligation.phase == wanted.phase)
@@ -142,7 +143,7 @@ def count_states(rows: list[Mapping[str, Any]]) -> dict[str, int]:
     counts = {state: 0 for state in STATES}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
-    counts["done_late"] = sum(1 for r in rows if r["state"] == "done" and r["done_late"])
+    counts["done_late"] = sum(1 for r in rows if r["state"] == ObligationState.DONE and r["done_late"])
     counts["total"] = len(rows)
     return counts
 
@@ -171,7 +172,10 @@ def story(
             .join(OutboxMessage, NotificationItem.message_id == OutboxMessage.id, isouter=True)
             .where(
                 (NotificationItem.obligation_id == obligation.id)
-                | (_same_group(NotificationItem, obligation) & (NotificationItem.kind == "escalation"))
+                | (
+                    _same_group(NotificationItem, obligation)
+                    & (NotificationItem.kind == NoticeKind.ESCALATION)
+                )
             )
             .order_by(NotificationItem.send_at, NotificationItem.id)
         ).all()
@@ -284,7 +288,7 @@ def log_rows(
 def outbox_row(message: OutboxMessage, names: Mapping[str, str], tz: ZoneInfo) -> dict[str, Any]:
     return {
         "id": message.id,
-        "kind": getattr(message, "kind", "digest"),  # digest | failure_report (the admin's daily list)
+        "kind": getattr(message, "kind", OutboxKind.DIGEST),  # or failure_report (the admin's daily list)
         "state": message.state,
         "recipient": message.recipient,
         "recipient_name": names.get(message.recipient, message.recipient),
@@ -292,7 +296,7 @@ def outbox_row(message: OutboxMessage, names: Mapping[str, str], tz: ZoneInfo) -
         "subject": message.subject,
         "send_date": str(message.send_date),
         "attempts": message.attempts,
-        "next_attempt_at": iso(message.next_attempt_at, tz) if message.state == "pending" else None,
+        "next_attempt_at": iso(message.next_attempt_at, tz) if message.state == OutboxState.PENDING else None,
         "sent_at": iso(message.sent_at, tz),
         "last_error": message.last_error,
         "refused": dict(message.refused or {}),
@@ -313,7 +317,7 @@ def outbox_counts(session: Session) -> dict[str, int]:
     counts = {state: 0 for state in OUTBOX_STATES}
     for state, n in session.exec(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)):
         counts[state] = n
-    refused = session.exec(select(OutboxMessage.refused).where(OutboxMessage.state == "sent")).all()
+    refused = session.exec(select(OutboxMessage.refused).where(OutboxMessage.state == OutboxState.SENT)).all()
     counts["refused_recipients"] = sum(len(r or {}) for r in refused)
     counts["total"] = sum(counts[s] for s in OUTBOX_STATES)
     return counts
@@ -355,14 +359,14 @@ def program_rows(session: Session) -> list[dict[str, Any]]:
     late_done = dict(
         session.exec(
             select(Obligation.program_id, func.count())
-            .where(Obligation.state == "done", Obligation.done_late.is_(True))
+            .where(Obligation.state == ObligationState.DONE, Obligation.done_late.is_(True))
             .group_by(Obligation.program_id)
         ).all()
     )
     late_units = dict(
         session.exec(
             select(Obligation.program_id, func.count(Obligation.unit.distinct()))
-            .where(Obligation.state == "overdue")
+            .where(Obligation.state == ObligationState.OVERDUE)
             .group_by(Obligation.program_id)
         ).all()
     )
@@ -451,7 +455,7 @@ def _as_item(obligation: Obligation, now: datetime) -> NotificationItem:
     """A transient (never stored) item about ``obligation``, for the digest builder."""
     return NotificationItem(
         key=f"export/{obligation.key}",
-        kind="task_opened",
+        kind=NoticeKind.TASK_OPENED,
         recipient=obligation.unit,
         program_id=obligation.program_id,
         obligation_id=obligation.id,

@@ -21,6 +21,14 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session, select
 
+from notifications.labels import (
+    ITEM_STATES,
+    NOTICE_KINDS,
+    OBLIGATION_STATES,
+    OUTBOX_STATES,
+    PHASE_STATES,
+    label,
+)
 from orchestrator.admin import operations, overview
 from orchestrator.admin.refs import Ref, find_programs, resolve, unit_id
 from orchestrator.cli.common import (
@@ -33,11 +41,11 @@ from orchestrator.cli.common import (
     state,
     warn,
 )
-from orchestrator.cli.simulate import KIND_NAMES
 from orchestrator.service.runtime import load_bundle_for
 from orchestrator.store.audit import operator
 from orchestrator.store.db import transaction
 from orchestrator.store.models import Event, Obligation, PhaseRun, Program
+from orchestrator.store.states import ObligationState, OutboxState, PhaseState, ProgramState
 from workflows.catalog import Bundle
 from workflows.errors import DubanError, NotFound
 from workflows.loader import load_units
@@ -46,18 +54,12 @@ EXIT_CODES = (
     "Exit codes: 0 ok · 1 the action or check failed · 2 bad usage or bad input "
     "(one line on stderr naming what is wrong; --debug shows a traceback)."
 )
-STATE_ZH = {
-    "pending": "未开始",
-    "open": "办理中",
-    "overdue": "已逾期",
-    "done": "已完成",
-    "waived": "已免除",
-    "cancelled": "已取消",
+STATE_STYLE = {
+    ObligationState.OVERDUE: "red",
+    ObligationState.DONE: "green",
+    ObligationState.WAIVED: "dim",
+    ObligationState.CANCELLED: "dim",
 }
-PHASE_ZH = {"pending": "未开始", "active": "进行中", "closed": "已结束", "cancelled": "已取消"}
-OUTBOX_ZH = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}
-ITEM_ZH = {"pending": "待发送", "queued": "已编入邮件", "skipped": "未发送（已撤回或过时）"}
-STATE_STYLE = {"overdue": "red", "done": "green", "waived": "dim", "cancelled": "dim"}
 
 REF_HELP = "An obligation id (12 or #12), an obligation key, or a TASK_ID with --unit."
 UNIT_HELP = "A unit id, or its exact name from the units file."
@@ -112,14 +114,14 @@ def _styled(value: str, style: str | None) -> Text:
 
 def remark(row: Mapping[str, Any]) -> str:
     """The 说明 column: days left or late, when it was done, or why it was waived."""
-    if row["state"] == "done":
+    if row["state"] == ObligationState.DONE:
         when = (row["done_at"] or "")[:10]
         return f"{when} 完成" + ("（逾期完成）" if row["done_late"] else "")
-    if row["state"] == "waived":
+    if row["state"] == ObligationState.WAIVED:
         return f"免除：{row['reason'] or ''}"
     if row["days_late"] is not None:
         return f"逾期 {row['days_late']} 天"
-    if row["state"] == "pending":
+    if row["state"] == ObligationState.PENDING:
         return f"{row['opens']} 开始" + (f"，还剩 {row['days_left']} 天" if overview.due_soon(row) else "")
     if row["days_left"] == 0:
         return "今日到期"
@@ -135,7 +137,7 @@ def row_style(row: Mapping[str, Any]) -> str | None:
 
 
 def state_summary(counts: Mapping[str, int]) -> str:
-    parts = [f"{STATE_ZH[s]} {counts[s]}" for s in overview.STATES if counts.get(s)]
+    parts = [f"{OBLIGATION_STATES[s]} {counts[s]}" for s in overview.STATES if counts.get(s)]
     if counts.get("done_late"):
         parts.append(f"其中逾期完成 {counts['done_late']}")
     return f"共 {counts['total']} 项" + ("：" + " · ".join(parts) if parts else "")
@@ -185,7 +187,7 @@ def status(
 def calendar_warnings(session: Session) -> list[str]:
     """One line per (running program, year it touches) without official working-day data."""
     found = []
-    for program in session.exec(select(Program).where(Program.state == "running")):
+    for program in session.exec(select(Program).where(Program.state == ProgramState.RUNNING)):
         try:
             calendar = program_bundle(program).calendar
         except DubanError as exc:
@@ -211,22 +213,26 @@ def _print_status(report: dict[str, Any]) -> None:
         for column in ("阶段", "起止", "状态"):
             table.add_column(column)
         for phase in program["phases"]:
-            style = "bold" if phase["state"] == "active" else ("dim" if phase["state"] != "pending" else None)
+            style = (
+                "bold"
+                if phase["state"] == PhaseState.ACTIVE
+                else ("dim" if phase["state"] != PhaseState.PENDING else None)
+            )
             table.add_row(
                 _styled(phase["name"], style),
                 f"{phase['start']} — {phase['end']}",
-                _styled(PHASE_ZH.get(phase["state"], phase["state"]), style),
+                _styled(label(PHASE_STATES, phase["state"]), style),
             )
         console.print(table)
         line = Text(f"事项：{state_summary(counts)}")
-        if counts["overdue"]:
+        if counts[ObligationState.OVERDUE]:
             line.append(
                 f"；{program['late_units']} 个单位有逾期事项（duban tasks --state overdue）", style="red"
             )
         console.print(line)
     outbox = report["outbox"]
-    line = Text("邮件：" + " · ".join(f"{OUTBOX_ZH[s]} {outbox[s]}" for s in overview.OUTBOX_STATES))
-    if outbox["failed"]:
+    line = Text("邮件：" + " · ".join(f"{OUTBOX_STATES[s]} {outbox[s]}" for s in overview.OUTBOX_STATES))
+    if outbox[OutboxState.FAILED]:
         line.append("（duban outbox --state failed）", style="red")
     if outbox["refused_recipients"]:
         line.append(f"；{outbox['refused_recipients']} 个收件地址被拒收", style="red")
@@ -326,7 +332,7 @@ def _print_tasks(rows: list[dict[str, Any]]) -> None:
             title,
             row["unit_name"],
             row["due"],
-            STATE_ZH.get(row["state"], row["state"]),
+            label(OBLIGATION_STATES, row["state"]),
             remark(row),
             style=row_style(row),
         )
@@ -375,7 +381,7 @@ def _print_story(found: dict[str, Any]) -> None:
     facts.add_row("牵头单位", "、".join(row["lead_names"]) or "—")
     facts.add_row("阶段", row["phase"] or "—")
     facts.add_row("开始 / 到期", f"{row['opens']} / {row['due']}")
-    facts.add_row("状态", _styled(f"{STATE_ZH.get(row['state'], row['state'])}  {remark(row)}", style))
+    facts.add_row("状态", _styled(f"{label(OBLIGATION_STATES, row['state'])}  {remark(row)}", style))
     if row["evidence"]:
         facts.add_row("完成依据", row["evidence"])
     facts.add_row("编号", row["key"])
@@ -387,20 +393,21 @@ def _print_story(found: dict[str, Any]) -> None:
         mail = "—"
         if n["outbox_id"] is not None:
             sent = (n["sent_at"] or "")[:16].replace("T", " ")
-            mail = f"#{n['outbox_id']} {OUTBOX_ZH.get(n['message_state'], n['message_state'])} {sent} → {', '.join(n['to'])}"
+            mail = (
+                f"#{n['outbox_id']} {label(OUTBOX_STATES, n['message_state'])} {sent} → {', '.join(n['to'])}"
+            )
         notices.add_row(
-            KIND_NAMES.get(n["kind"], n["kind"]),
+            label(NOTICE_KINDS, n["kind"]),
             n["recipient_name"],
             (n["send_at"] or "")[:16].replace("T", " "),
-            ITEM_ZH.get(n["state"], n["state"]),
+            label(ITEM_STATES, n["state"]),
             mail,
         )
     console.print(notices if found["notices"] else Text("通知：尚无", style="dim"))
     upcoming = [t for t in found["timers"] if t["fired_at"] is None]
     if upcoming:
         console.print(
-            "计划中的通知："
-            + "，".join(f"{t['on']} {KIND_NAMES.get(t['kind'], t['kind'])}" for t in upcoming),
+            "计划中的通知：" + "，".join(f"{t['on']} {label(NOTICE_KINDS, t['kind'])}" for t in upcoming),
             soft_wrap=True,
         )
     history = Table(title="记录（审计日志）", title_justify="left")
@@ -431,7 +438,7 @@ def _apply(change: Callable[[Session, Mapping[str, str]], operations.Change]) ->
         result = change(session, names)
         obligation = session.get(Obligation, result.obligation_id)
         label = f"#{obligation.id} {obligation.task} {names.get(obligation.unit, obligation.unit)}"
-    line = Text(f"{label}：{STATE_ZH[result.before]} → {STATE_ZH[result.after]}")
+    line = Text(f"{label}：{OBLIGATION_STATES[result.before]} → {OBLIGATION_STATES[result.after]}")
     if result.done_late is not None:
         line.append(
             "（逾期完成）" if result.done_late else "（按时完成）",

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 from sqlmodel import Session
 
+from notifications.labels import INDICATOR_STATUSES, SCORECARD_ITEMS
 from notifications.report import render_scorecard_html
 from orchestrator.admin.refs import find_programs
 from orchestrator.cli.common import (
@@ -27,7 +28,6 @@ from orchestrator.cli.common import (
 )
 from orchestrator.cli.terminal import SafeConsole, neutralise, neutralise_json
 from orchestrator.evaluation.indicators import (
-    STATUS_LABELS,
     Reading,
     find_indicator,
     format_number,
@@ -128,7 +128,7 @@ def indicator_set(
             period=year or prog.year, note=note, now=now(), actor=operator(),
         )  # fmt: skip
     line = result.line
-    status = STATUS_LABELS[line.status]
+    status = INDICATOR_STATUSES[line.status]
     shown = reading.text(indicator.target.percent)
     suffix = "" if result.changed else "（未变化）"
     console.print(
@@ -168,7 +168,7 @@ def indicator_list(
         updated = f"{stored.updated_by} {stored.updated_at:%Y-%m-%d}" if stored else ""
         table.add_row(
             line.indicator.id, line.indicator.name, str(line.indicator.target), line.unit_name, shown,
-            f"[{style}]{STATUS_LABELS[line.status]}[/]", (stored.note or "") if stored else "", updated,
+            f"[{style}]{INDICATOR_STATUSES[line.status]}[/]", (stored.note or "") if stored else "", updated,
         )  # fmt: skip
     console.print(table)
 
@@ -291,10 +291,9 @@ def scorecard_table(card: Scorecard) -> str:
     items = Table(title="各单位逾期、缺报、免除事项")
     for column in ("单位", "类别", "编号", "任务", "事项", "截止", "情况"):
         items.add_column(column, overflow="fold")
-    labels = {"late": "逾期完成", "missing": "尚未完成", "waived": "免除"}
     for u in card.units:
         for item in (*u.late, *u.missing, *u.waived):
-            kind = "指标未填报" if item.indicator else labels[item.kind]
+            kind = "指标未填报" if item.indicator else SCORECARD_ITEMS[item.kind]
             items.add_row(
                 u.name, kind, item.ref or "", item.task, item.title, str(item.due or ""), _situation(item)
             )

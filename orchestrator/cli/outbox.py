@@ -14,14 +14,16 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session
 
+from notifications.labels import OUTBOX_STATES, label
 from orchestrator.admin import operations, overview
-from orchestrator.cli.admin import EXIT_CODES, OUTBOX_ZH, unit_names
+from orchestrator.cli.admin import EXIT_CODES, unit_names
 from orchestrator.cli.common import BadInput, console, now, open_engine, print_json_lines
 from orchestrator.store.audit import operator
 from orchestrator.store.db import transaction
+from orchestrator.store.states import OutboxState
 
 outbox_app = typer.Typer()
-STYLE = {"failed": "red", "pending": "yellow", "sending": "yellow"}
+STYLE = {OutboxState.FAILED: "red", OutboxState.PENDING: "yellow", OutboxState.SENDING: "yellow"}
 
 
 def listing(
@@ -49,8 +51,8 @@ def listing(
 
 
 def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None) -> None:
-    shown = f"显示 {len(rows)} 封" + (f"（{OUTBOX_ZH[state]}）" if state else "")
-    summary = " · ".join(f"{OUTBOX_ZH[s]} {counts[s]}" for s in overview.OUTBOX_STATES)
+    shown = f"显示 {len(rows)} 封" + (f"（{OUTBOX_STATES[state]}）" if state else "")
+    summary = " · ".join(f"{OUTBOX_STATES[s]} {counts[s]}" for s in overview.OUTBOX_STATES)
     table = Table(caption=f"{shown}；全部 {counts['total']} 封：{summary}", caption_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("状态", no_wrap=True)
@@ -62,7 +64,7 @@ def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None
     for row in rows:
         table.add_row(
             str(row["id"]),
-            OUTBOX_ZH.get(row["state"], row["state"]),
+            label(OUTBOX_STATES, row["state"]),
             row["recipient_name"],
             row["subject"],
             row["send_date"],
@@ -74,12 +76,12 @@ def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None
 
 
 def _remark(row: dict[str, Any]) -> str:
-    if row["state"] == "sent":
+    if row["state"] == OutboxState.SENT:
         text = f"{(row['sent_at'] or '')[:16].replace('T', ' ')} → {', '.join(row['to'])}"
         if row["refused"]:
             text += "；拒收：" + "; ".join(f"{a} {c}" for a, c in row["refused"].items())
         return text
-    if row["state"] == "failed":
+    if row["state"] == OutboxState.FAILED:
         return row["last_error"] or ""
     if row["next_attempt_at"]:
         text = f"{row['next_attempt_at'][:16].replace('T', ' ')} 起发送"

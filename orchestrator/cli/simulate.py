@@ -8,22 +8,11 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
+from notifications.labels import NOTICE_KINDS, label
 from orchestrator.cli.common import console, parse_day, print_json_lines, state
 from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, bundle_for, parse_year_text
 from orchestrator.engine.simulate import simulate as run_simulation
 from orchestrator.service.runtime import make_renderer, send_policy
-
-KIND_NAMES = {
-    "phase_started": "阶段开始",
-    "phase_ending": "阶段即将结束",
-    "task_opened": "任务开始",
-    "reminder": "提醒",
-    "due_today": "今日到期",
-    "overdue": "逾期",
-    "escalation": "催办",
-    "phase_closed": "阶段结束",
-    "scorecard": "考评结果",
-}
 
 
 def simulate(
@@ -76,7 +65,7 @@ def simulate(
         kinds: dict[str, int] = {}
         for item in email.items:
             kinds[item["kind"]] = kinds.get(item["kind"], 0) + 1
-        content = "、".join(f"{KIND_NAMES.get(k, k)}{n}" for k, n in kinds.items())
+        content = "、".join(f"{label(NOTICE_KINDS, k)}{n}" for k, n in kinds.items())
         when = email.send_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
         table.add_row(when, directory.name(email.to_unit), email.subject, content)
     console.print(table)

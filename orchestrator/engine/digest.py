@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from notifications.model import KINDS, PHASE_KINDS, Digest, DigestItem, Recipient
+from notifications.model import KINDS, PHASE_KINDS, Digest, DigestItem, NoticeKind, Recipient
 from notifications.view import Summary
 from orchestrator.engine.window import local_day
 from orchestrator.store.db import chunks
@@ -166,7 +166,7 @@ class DigestBuilder:
         name = directory.name if directory else (lambda u: u)
         contact = self._contact(program.workflow, bundle)
         summary = attachment = None
-        if stored.kind == "scorecard" and self.scorecard and bundle:
+        if stored.kind == NoticeKind.SCORECARD and self.scorecard and bundle:
             summary, attachment = self.scorecard(self.session, program, bundle)
         return DigestItem(
             key=stored.key,

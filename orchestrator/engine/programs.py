@@ -14,17 +14,20 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from notifications.model import NoticeKind
 from orchestrator.engine.window import local_day, local_midnight
 from orchestrator.store.audit import DAEMON, record
 from orchestrator.store.db import IN_LIMIT, bulk_insert
 from orchestrator.store.models import Obligation, PhaseRun, Program, Timer
+from orchestrator.store.states import OPEN_STATES, ObligationState, PhaseState, TimerKind, TimerOutcome
 from workflows.catalog import Bundle
 from workflows.plan import Occurrence, phase_dates, plan
 from workflows.schedule import obligation_notices, phase_notices
 
-OPEN_STATES = ("pending", "open", "overdue")
 PROGRAM_PHASE = "__program__"  # the owner of program-level timers (the scorecard)
-FINAL_STATES = ("done", "waived", "cancelled")
+PHASE_NOTICE = {TimerKind.PHASE_START: NoticeKind.PHASE_STARTED, TimerKind.PHASE_END: NoticeKind.PHASE_CLOSED}
+"""A phase timer's notice kind where the two names differ (``phase_ending`` is both)."""
+PHASE_TIMER = {notice: timer for timer, notice in PHASE_NOTICE.items()}
 
 
 @dataclass
@@ -46,8 +49,8 @@ def obligation_key(workflow: str, year: int, occ: Occurrence) -> str:
 def state_for(opens: date, due: date, today: date) -> str:
     """The state an untouched obligation has on ``today``."""
     if today < opens:
-        return "pending"
-    return "open" if today <= due else "overdue"
+        return ObligationState.PENDING
+    return ObligationState.OPEN if today <= due else ObligationState.OVERDUE
 
 
 def _program(session: Session, bundle: Bundle, year: int, now: datetime, actor: str, report: StartReport):
@@ -131,7 +134,7 @@ class TimerSync:
         for key, timer in existing.items():
             target = wanted.get(key)
             if target is None:
-                timer.fired_at, timer.outcome = self.now, "cancelled"
+                timer.fired_at, timer.outcome = self.now, TimerOutcome.CANCELLED
                 self.changed += 1
             elif (timer.fire_at, timer.on, timer.recipients) != (
                 target["fire_at"],
@@ -213,16 +216,20 @@ def _phase_runs(session, bundle, program, now, actor, timers: TimerSync) -> None
                 before=before,
                 after={"start": str(run.start), "end": str(run.end)},
             )
-            if run.state != "closed" or today <= run.end:
-                run.state = "pending" if today < run.start else ("active" if today <= run.end else run.state)
+            if run.state != PhaseState.CLOSED or today <= run.end:
+                run.state = (
+                    PhaseState.PENDING
+                    if today < run.start
+                    else (PhaseState.ACTIVE if today <= run.end else run.state)
+                )
         wanted = {}
         for notice in phase_notices(dates, wf, bundle.calendar):
-            kind = {"phase_started": "phase_start", "phase_closed": "phase_end"}.get(notice.kind, notice.kind)
+            kind = PHASE_TIMER.get(notice.kind, notice.kind)
             key = f"{program.workflow}/{program.year}/phase/{phase.id}/{kind}/{notice.on}"
             wanted[key] = _timer_row(key, kind, program, notice.on, tz, phase=phase.id)
         timers.sync(("phase", phase.id), wanted)
     for run in runs.values():  # a phase that left the definition
-        if run.state != "cancelled":
+        if run.state != PhaseState.CANCELLED:
             record(
                 session,
                 at=now,
@@ -231,9 +238,9 @@ def _phase_runs(session, bundle, program, now, actor, timers: TimerSync) -> None
                 program_id=program.id,
                 subject=run.phase,
                 before={"state": run.state},
-                after={"state": "cancelled"},
+                after={"state": PhaseState.CANCELLED},
             )
-            run.state = "cancelled"
+            run.state = PhaseState.CANCELLED
             timers.sync(("phase", run.phase), {})
 
 
@@ -247,7 +254,7 @@ def _program_timers(bundle, program, timers: TimerSync) -> None:
         recipients = bundle.units.directory.expand_all(evaluation.recipients)
         key = f"{program.workflow}/{program.year}/program/scorecard/{day}"
         wanted[key] = _timer_row(
-            key, "scorecard", program, day, tz, phase=PROGRAM_PHASE, recipients=recipients
+            key, TimerKind.SCORECARD, program, day, tz, phase=PROGRAM_PHASE, recipients=recipients
         )
     timers.sync(("phase", PROGRAM_PHASE), wanted)
 
@@ -259,7 +266,7 @@ def _joiner_timer(program: Program, obligation_id: int, key: str, occ: Occurrenc
     timer_key = f"{key}/task_opened/0/{occ.opens}"
     tz = ZoneInfo(program.timezone)
     row = _timer_row(
-        timer_key, "task_opened", program, occ.opens, tz, obligation_id=obligation_id, phase=occ.phase
+        timer_key, TimerKind.TASK_OPENED, program, occ.opens, tz, obligation_id=obligation_id, phase=occ.phase
     )
     return {timer_key: row}
 
@@ -289,7 +296,7 @@ def _group_timers(bundle: Bundle, program: Program, occ: Occurrence, groups: dic
             tz,
             phase=occ.phase,
             step=notice.step,
-            recipients=notice.to if notice.kind == "escalation" else (),  # () : each unit itself
+            recipients=notice.to if notice.kind == TimerKind.ESCALATION else (),  # () : each unit itself
             task=occ.task,
             occurrence=occ.occurrence,
             due=occ.due,
@@ -327,7 +334,7 @@ def start_program(
         obligation = existing.get(key) or new.get(key)
         if obligation is None:
             continue  # beyond the horizon: materialized when the horizon reaches it
-        own = timers.unfired(obligation.id, "task_opened")  # a late joiner's own opening notice
+        own = timers.unfired(obligation.id, TimerKind.TASK_OPENED)  # a late joiner's own opening notice
         if key in new:
             if not report.created:
                 _audit_added(session, program, obligation, now, actor)
@@ -412,10 +419,10 @@ def _cancel(session, program, obligation: Obligation, now: datetime, actor: str)
         unit=obligation.unit,
         subject=obligation.key,
         before={"state": obligation.state},
-        after={"state": "cancelled"},
+        after={"state": ObligationState.CANCELLED},
         detail="no longer in the plan (definition, units or register changed)",
     )
-    obligation.state, obligation.updated_at = "cancelled", now
+    obligation.state, obligation.updated_at = ObligationState.CANCELLED, now
 
 
 def _update_obligation(
@@ -429,7 +436,7 @@ def _update_obligation(
         "lead": list(occ.lead),
     }
     before = {k: getattr(obligation, k) for k in fields}
-    revive = obligation.state == "cancelled"
+    revive = obligation.state == ObligationState.CANCELLED
     if before == fields and not revive:
         return 0
     for name, value in fields.items():

@@ -24,6 +24,7 @@ from orchestrator.engine.tick import tick
 from orchestrator.engine.window import SendPolicy
 from orchestrator.store.db import chunks, memoized, memory_engine, transaction
 from orchestrator.store.models import NotificationItem, OutboxMessage, Timer
+from orchestrator.store.states import ItemState, OutboxState
 from workflows.catalog import Bundle
 
 
@@ -53,10 +54,12 @@ def next_event(engine, after: datetime) -> datetime | None:
         candidates = [
             session.exec(select(func.min(Timer.fire_at)).where(Timer.fired_at.is_(None))).one(),
             session.exec(
-                select(func.min(NotificationItem.send_at)).where(NotificationItem.state == "pending")
+                select(func.min(NotificationItem.send_at)).where(NotificationItem.state == ItemState.PENDING)
             ).one(),
             session.exec(
-                select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.state == "pending")
+                select(func.min(OutboxMessage.next_attempt_at)).where(
+                    OutboxMessage.state == OutboxState.PENDING
+                )
             ).one(),
         ]
     found = [c for c in candidates if c is not None]
@@ -107,8 +110,8 @@ def _mark_sent(engine, now: datetime) -> None:
     with transaction(engine) as session:
         session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_at <= now)
-            .values(state="sent", sent_at=now, attempts=1)
+            .where(OutboxMessage.state == OutboxState.PENDING, OutboxMessage.next_attempt_at <= now)
+            .values(state=OutboxState.SENT, sent_at=now, attempts=1)
         )
 
 
@@ -122,7 +125,7 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
     with engine.connect() as connection:
         sent = connection.execute(
             select(*(messages.c[n] for n in ("id", "sent_at", "recipient", "to", "subject", "message_id")))
-            .where(messages.c.state == "sent")
+            .where(messages.c.state == OutboxState.SENT)
             .order_by(messages.c.sent_at, messages.c.id)
         ).all()
         for chunk in chunks(sent):

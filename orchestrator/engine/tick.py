@@ -18,14 +18,22 @@ from sqlalchemy import String, cast, func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from orchestrator.engine.programs import insert_ignoring_duplicates
+from notifications.model import NoticeKind
+from orchestrator.engine.programs import PHASE_NOTICE, insert_ignoring_duplicates
 from orchestrator.engine.window import SendPolicy, local_day, send_slot
 from orchestrator.store.audit import DAEMON, event_row, insert_events
 from orchestrator.store.db import bind_value, chunks, executemany, memoized, transaction
 from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program, Timer
-
-REMINDER_KINDS = ("task_opened", "reminder", "due_today")
-PHASE_KINDS = ("phase_start", "phase_ending", "phase_end")  # the timers behind phase notices
+from orchestrator.store.states import (
+    FINISHED_STATES,
+    PHASE_TIMER_KINDS,
+    REMINDER_KINDS,
+    ItemState,
+    ObligationState,
+    PhaseState,
+    TimerKind,
+    TimerOutcome,
+)
 
 
 @dataclass
@@ -87,7 +95,6 @@ TIMER_COLUMNS = [
 ]
 OBLIGATION_FIELDS = ("id", "key", "program_id", "task", "phase", "unit", "occurrence", "due", "state")
 OBLIGATION_COLUMNS = [memoized(OBLIGATION.c[n]) if n == "due" else OBLIGATION.c[n] for n in OBLIGATION_FIELDS]
-FINISHED = ("done", "waived", "cancelled")
 BUDGET = 50_000  # items and events one batch writes at most (then the rest of its timers wait)
 
 
@@ -111,19 +118,19 @@ class _Latest:
         due = (TIMER.c.fired_at.is_(None), TIMER.c.fire_at <= now)
         notice = connection.execute(
             select(TIMER.c.obligation_id, func.max(TIMER.c.fire_at))
-            .where(*due, TIMER.c.obligation_id.is_not(None), TIMER.c.kind.in_(REMINDER_KINDS))
+            .where(*due, TIMER.c.obligation_id.is_not(None), TIMER.c.kind.in_(sorted(REMINDER_KINDS)))
             .group_by(TIMER.c.obligation_id)
             .having(func.count() > 1)
         ).all()
         phase = connection.execute(
             select(TIMER.c.program_id, func.max(TIMER.c.fire_at))
-            .where(*due, TIMER.c.obligation_id.is_(None), TIMER.c.kind.in_(PHASE_KINDS))
+            .where(*due, TIMER.c.obligation_id.is_(None), TIMER.c.kind.in_(sorted(PHASE_TIMER_KINDS)))
             .group_by(TIMER.c.program_id)
         ).all()
         c = TIMER.c
         group = connection.execute(
             select(c.program_id, c.task, c.occurrence, c.opens, c.due, func.max(c.fire_at))
-            .where(*due, c.obligation_id.is_(None), c.task.is_not(None), c.kind.in_(REMINDER_KINDS))
+            .where(*due, c.obligation_id.is_(None), c.task.is_not(None), c.kind.in_(sorted(REMINDER_KINDS)))
             .group_by(c.program_id, c.task, c.occurrence, c.opens, c.due)
             .having(func.count() > 1)
         ).all()
@@ -159,7 +166,7 @@ class _Batch:
     def apply(self) -> int:
         """Apply the timers in order until the budget is spent; returns how many were applied (the
         others stay unfired for the next batch)."""
-        outcomes: dict[str, list[int]] = {"fired": [], "skipped": []}
+        outcomes: dict[str, list[int]] = {TimerOutcome.FIRED: [], TimerOutcome.SKIPPED: []}
         applied = 0
         for timer in self.timers:
             outcome = self._apply(timer)
@@ -168,8 +175,8 @@ class _Batch:
             applied += 1
             if len(self.items) + len(self.events) >= BUDGET:
                 break
-        self.report.fired += len(outcomes["fired"])
-        self.report.skipped += len(outcomes["skipped"])
+        self.report.fired += len(outcomes[TimerOutcome.FIRED])
+        self.report.skipped += len(outcomes[TimerOutcome.SKIPPED])
         connection = self.session.connection()
         if self.state_changes:
             at = bind_value(connection, OBLIGATION.c.updated_at, self.now)
@@ -194,37 +201,43 @@ class _Batch:
         if timer.obligation_id is None:
             if timer.task is None:
                 return self._program_timer(timer)
-            if timer.kind == "escalation":
+            if timer.kind == TimerKind.ESCALATION:
                 return self._escalation(timer)
             return self._task_occurrence(timer)
         obligation = self.obligations[timer.obligation_id]  # a timer of one obligation (revision 0001)
-        if obligation["state"] in FINISHED:
-            return "skipped"  # nothing more for a finished obligation (its state change is already logged)
+        if obligation["state"] in FINISHED_STATES:
+            return (
+                TimerOutcome.SKIPPED
+            )  # nothing more for a finished obligation (its state change is already logged)
         self._advance(timer, obligation)
         stale = self._stale(timer, obligation["due"], self.latest_notice.get(obligation["id"]))
         if stale:
             return self._skip(timer, stale, obligation)
         for recipient in timer.recipients or [obligation["unit"]]:
             self._item(timer, timer.kind, recipient, obligation=obligation)
-        return "fired"
+        return TimerOutcome.FIRED
 
     def _advance(self, timer, obligation: dict) -> None:
         """The state change a notice brings (opened, overdue) to an unfinished obligation."""
         state = obligation["state"]
-        if timer.kind == "task_opened" and state == "pending":
-            self._transition(obligation, "open")
-        if timer.kind == "overdue" and state in ("pending", "open"):
-            self._transition(obligation, "overdue")
+        if timer.kind == TimerKind.TASK_OPENED and state == ObligationState.PENDING:
+            self._transition(obligation, ObligationState.OPEN)
+        if timer.kind == TimerKind.OVERDUE and state in (ObligationState.PENDING, ObligationState.OPEN):
+            self._transition(obligation, ObligationState.OVERDUE)
 
     def _stale(self, timer, due, latest: datetime | None) -> str | None:
         """Why a notice is no longer true today (catch-up after downtime), or None; ``latest`` is
         the fire time of the latest reminder-kind notice of the same obligation(s) due now."""
         today = self.today[timer.program_id]
-        if timer.kind in ("task_opened", "reminder") and today >= due:
+        if timer.kind in (TimerKind.TASK_OPENED, TimerKind.REMINDER) and today >= due:
             return f"caught up on {today}: the obligation is already due ({due})"
-        if timer.kind == "due_today" and today > due:
+        if timer.kind == TimerKind.DUE_TODAY and today > due:
             return f"caught up on {today}: the due date {due} has passed"
-        if timer.kind in ("task_opened", "reminder") and latest is not None and latest > timer.fire_at:
+        if (
+            timer.kind in (TimerKind.TASK_OPENED, TimerKind.REMINDER)
+            and latest is not None
+            and latest > timer.fire_at
+        ):
             return "superseded by a later reminder due at the same tick"
         return None
 
@@ -260,7 +273,7 @@ class _Batch:
                 detail=why,
             )
         )
-        return "skipped"
+        return TimerOutcome.SKIPPED
 
     def _item(
         self, timer, kind: str, recipient: str, *, obligation: dict | None = None, phase=None, late=None
@@ -285,7 +298,7 @@ class _Batch:
                 "due": o.get("due", timer.due),
                 "on": timer.on,
                 "send_at": slot,
-                "state": "pending",
+                "state": ItemState.PENDING,
                 "message_id": None,
                 "created_at": self.now,
                 "late": late,
@@ -314,12 +327,12 @@ class _Batch:
         for recipient in timer.recipients:
             others = [[oid, unit] for oid, unit in late if unit != recipient]
             if others:
-                self._item(timer, "escalation", recipient, phase=timer.phase, late=others)
+                self._item(timer, NoticeKind.ESCALATION, recipient, phase=timer.phase, late=others)
                 fired = True
-        return "fired" if fired else "skipped"
+        return TimerOutcome.FIRED if fired else TimerOutcome.SKIPPED
 
     def _late(self, timer) -> list[tuple[int, str]]:
-        late = [(o["id"], o["unit"]) for o in self._members(timer) if o["state"] not in FINISHED]
+        late = [(o["id"], o["unit"]) for o in self._members(timer) if o["state"] not in FINISHED_STATES]
         return sorted(late, key=lambda pair: (pair[1], pair[0]))
 
     def _task_occurrence(self, timer) -> str:
@@ -329,7 +342,7 @@ class _Batch:
         stale = self._stale(timer, timer.due, self.latest_group_notice.get(_task_occurrence_of(timer)))
         fired = waiting = False
         for obligation in self._members(timer):
-            if obligation["state"] in FINISHED:
+            if obligation["state"] in FINISHED_STATES:
                 continue
             waiting = True
             self._advance(timer, obligation)
@@ -338,7 +351,7 @@ class _Batch:
                 fired = True
         if stale and waiting:
             return self._skip(timer, stale)
-        return "fired" if fired else "skipped"
+        return TimerOutcome.FIRED if fired else TimerOutcome.SKIPPED
 
     def _members(self, timer) -> list[dict]:
         """The obligations of the timer's task occurrence, as this batch sees them (read once a
@@ -369,28 +382,28 @@ class _Batch:
     def _program_timer(self, timer) -> str:
         session = self.session
         today = self.today[timer.program_id]
-        if timer.kind == "scorecard":
+        if timer.kind == TimerKind.SCORECARD:
             for recipient in timer.recipients:
-                self._item(timer, "scorecard", recipient)
-            return "fired"
+                self._item(timer, NoticeKind.SCORECARD, recipient)
+            return TimerOutcome.FIRED
         run = session.exec(
             select(PhaseRun).where(PhaseRun.program_id == timer.program_id, PhaseRun.phase == timer.phase)
         ).first()
-        if run is None or run.state == "cancelled":
-            return "skipped"
-        if timer.kind == "phase_start" and run.state == "pending":
-            self._phase_state(run, "active")
-        if timer.kind == "phase_end" and run.state != "closed":
-            self._phase_state(run, "closed")
-        if timer.kind in ("phase_start", "phase_ending") and today > run.end:
+        if run is None or run.state == PhaseState.CANCELLED:
+            return TimerOutcome.SKIPPED
+        if timer.kind == TimerKind.PHASE_START and run.state == PhaseState.PENDING:
+            self._phase_state(run, PhaseState.ACTIVE)
+        if timer.kind == TimerKind.PHASE_END and run.state != PhaseState.CLOSED:
+            self._phase_state(run, PhaseState.CLOSED)
+        if timer.kind in (TimerKind.PHASE_START, TimerKind.PHASE_ENDING) and today > run.end:
             return self._skip(timer, f"caught up on {today}: phase {run.phase} already ended {run.end}")
         latest = self.latest_phase_notice.get(timer.program_id)
         if latest is not None and latest > timer.fire_at:
             return self._skip(timer, f"caught up on {today}: superseded by a later phase notice")
-        kind = {"phase_start": "phase_started", "phase_end": "phase_closed"}.get(timer.kind, timer.kind)
+        kind = PHASE_NOTICE.get(timer.kind, timer.kind)
         for recipient in _phase_audience(session, timer.program_id, run.phase):
             self._item(timer, kind, recipient, phase=run.phase)
-        return "fired"
+        return TimerOutcome.FIRED
 
     def _phase_state(self, run: PhaseRun, state: str) -> None:
         self.events.append(
@@ -416,7 +429,7 @@ def _task_occurrence_of(timer) -> tuple:
 def _phase_audience(session: Session, program_id: int, phase: str) -> list[str]:
     """Units that owe something in the phase, and the lead units of those tasks."""
     o = OBLIGATION.c
-    where = (o.program_id == program_id, o.phase == phase, o.state != "cancelled")
+    where = (o.program_id == program_id, o.phase == phase, o.state != ObligationState.CANCELLED)
     connection = session.connection()
     units = set(connection.execute(select(o.unit).where(*where).distinct()).scalars())
     for lead in connection.execute(select(cast(o.lead, String)).where(*where).distinct()).scalars():

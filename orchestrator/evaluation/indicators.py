@@ -26,7 +26,6 @@ from workflows.errors import DubanError, NotFound, one_line_problem
 from workflows.schema import Indicator, Task
 
 MET, NOT_MET, MISSING = "met", "not_met", "missing"
-STATUS_LABELS = {MET: "达标", NOT_MET: "未达标", MISSING: "未填报"}
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(%?)\s*$")
 _INTEGER = re.compile(r"^\s*([+-]?\d+)\s*$")
 

@@ -34,6 +34,7 @@ from sqlmodel import Session, select
 from notifications.report import render_scorecard_html, render_summary
 from orchestrator.evaluation.indicators import MET, MISSING, NOT_MET, reporters, status_of, stored_values
 from orchestrator.store.models import Obligation, PhaseRun, Program, Timer
+from orchestrator.store.states import ObligationState, PhaseState, TimerKind
 from workflows.calendar import WorkdayCalendar
 from workflows.catalog import Bundle
 from workflows.schema import Evaluation
@@ -310,7 +311,7 @@ def band_for(score: Decimal, evaluation: Evaluation) -> str:
 
 
 def done_by(fact: ObligationFact, as_of: date) -> bool:
-    return fact.state == "done" and (fact.done_on is None or fact.done_on <= as_of)
+    return fact.state == ObligationState.DONE and (fact.done_on is None or fact.done_on <= as_of)
 
 
 def late_days(fact: ObligationFact, as_of: date, calendar: WorkdayCalendar) -> int:
@@ -329,7 +330,11 @@ def _tally(
     as_of: date,
 ) -> tuple[Tally, Fraction]:
     """The counts, and the summed timeliness loss of the counted obligations."""
-    counted = [o for o in obligations if o.due <= as_of and o.state not in ("waived", "cancelled")]
+    counted = [
+        o
+        for o in obligations
+        if o.due <= as_of and o.state not in (ObligationState.WAIVED, ObligationState.CANCELLED)
+    ]
     full = evaluation.late_days_full_penalty
     on_time = done_late = not_done = overdue = days = 0
     loss = Fraction(0)
@@ -351,7 +356,7 @@ def _tally(
         done_late=done_late,
         not_done=not_done,
         overdue=overdue,
-        waived=sum(1 for o in obligations if o.state == "waived"),
+        waived=sum(1 for o in obligations if o.state == ObligationState.WAIVED),
         late_days=days,
         indicators=len(statuses),
         met=statuses.count(MET),
@@ -398,9 +403,9 @@ def _items(
         base = dict(
             ref=f"#{o.id}", task=o.task, title=o.title, section=o.section, occurrence=o.occurrence, due=o.due
         )
-        if o.state == "waived":
+        if o.state == ObligationState.WAIVED:
             waived.append(Item("waived", reason=o.reason, **base))
-        elif o.state == "cancelled" or o.due > as_of:
+        elif o.state == ObligationState.CANCELLED or o.due > as_of:
             continue
         elif done_by(o, as_of):
             if o.done_on is not None and o.done_on > o.due:
@@ -508,7 +513,7 @@ def _indicator_summaries(indicators: Sequence[IndicatorFact]) -> tuple[Indicator
 def _deadlines(obligations: Sequence[ObligationFact], as_of: date) -> tuple[tuple[date, int, int], ...]:
     days: dict[date, list[int]] = {}
     for o in obligations:
-        if o.state in ("cancelled", "waived"):
+        if o.state in (ObligationState.CANCELLED, ObligationState.WAIVED):
             continue
         entry = days.setdefault(o.due, [0, 0])
         entry[0] += 1
@@ -532,7 +537,9 @@ def obligation_facts(session: Session, program: Program, bundle: Bundle) -> list
     tz = ZoneInfo(program.timezone)
     sections, _ = _sections(bundle)
     rows = session.exec(
-        select(Obligation).where(Obligation.program_id == program.id, Obligation.state != "cancelled")
+        select(Obligation).where(
+            Obligation.program_id == program.id, Obligation.state != ObligationState.CANCELLED
+        )
     )
     return [
         ObligationFact(
@@ -595,7 +602,7 @@ def build_scorecard(session: Session, program: Program, bundle: Bundle, as_of: d
     """The scorecard of ``program`` on ``as_of`` from the stored obligations and indicator values."""
     obligations = obligation_facts(session, program, bundle)
     runs = session.exec(
-        select(PhaseRun).where(PhaseRun.program_id == program.id, PhaseRun.state != "cancelled")
+        select(PhaseRun).where(PhaseRun.program_id == program.id, PhaseRun.state != PhaseState.CANCELLED)
     )
     phases = sorted((PhaseSpan(r.phase, r.name, r.start, r.end) for r in runs), key=lambda p: (p.start, p.id))
     return score_card(
@@ -620,7 +627,7 @@ def evaluation_day(session: Session, program: Program) -> date:
     """
     day = session.exec(
         select(Timer.on)
-        .where(Timer.program_id == program.id, Timer.kind == "scorecard", Timer.fired_at.is_not(None))
+        .where(Timer.program_id == program.id, Timer.kind == TimerKind.SCORECARD, Timer.fired_at.is_not(None))
         .order_by(Timer.on.desc())
     ).first()
     if day is not None:

@@ -18,6 +18,7 @@ from orchestrator.service.config import ProgramSettings, Settings
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
 from workflows.errors import DefinitionError, DubanError, Problem
+from workflows.schema import DEFAULT_TIMEZONE
 
 
 def load_bundle_for(
@@ -67,12 +68,12 @@ def send_policy(settings: Settings, bundles: Mapping[str, Bundle]) -> SendPolicy
     return SendPolicy(settings.mail.window, calendars, default)
 
 
-def make_renderer(settings: Settings, timezone: str = "Asia/Shanghai") -> Renderer:
+def make_renderer(settings: Settings, timezone: str = DEFAULT_TIMEZONE) -> Renderer:
     mail = settings.mail
     return Renderer(sender=mail.sender, reply_to=mail.reply_to, domain=mail.domain, timezone=timezone)
 
 
-def local_today(now: datetime, timezone: str = "Asia/Shanghai") -> date:
+def local_today(now: datetime, timezone: str = DEFAULT_TIMEZONE) -> date:
     """``window.local_day`` for a zone given by name."""
     return local_day(now, ZoneInfo(timezone))
 
@@ -82,9 +83,6 @@ class Loaded:
     bundles: dict[str, Bundle]
     policy: SendPolicy
     renderer: Renderer
-
-
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from orchestrator.service.runtime import local_today, program_year
 from orchestrator.store.audit import DAEMON, record
 from orchestrator.store.db import transaction
 from orchestrator.store.models import Heartbeat, OutboxMessage, Program
+from orchestrator.store.states import OutboxState, ProgramState
 from workflows.catalog import Bundle
 
 log = structlog.get_logger("duban.daemon")
@@ -93,7 +94,7 @@ def _extend_horizons(
 ) -> None:
     """Re-run ``start_program`` for each running program whose rolling horizon has moved (about daily)."""
     with Session(engine) as session:
-        programs = list(session.exec(select(Program).where(Program.state == "running")))
+        programs = list(session.exec(select(Program).where(Program.state == ProgramState.RUNNING)))
     for program in programs:
         bundle = bundles.get(program.workflow)
         if bundle is None or (program.workflow, program.year) in touched:
@@ -116,7 +117,7 @@ def release_stale_claims(engine: Engine, now: datetime, node: str) -> list[int]:
         stale = list(
             session.exec(
                 select(OutboxMessage).where(
-                    OutboxMessage.state == "sending",
+                    OutboxMessage.state == OutboxState.SENDING,
                     (OutboxMessage.claimed_by != node) | OutboxMessage.claimed_by.is_(None),
                 )
             )
@@ -127,7 +128,7 @@ def release_stale_claims(engine: Engine, now: datetime, node: str) -> list[int]:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids))
-            .values(state="pending", claimed_by=None, claimed_until=None, next_attempt_at=now)
+            .values(state=OutboxState.PENDING, claimed_by=None, claimed_until=None, next_attempt_at=now)
         )
         record(
             session,

@@ -292,7 +292,7 @@ def _json_key(value) -> Any:
     and 1.0 == 1 in Python). An audit event's before/after, e.g. {"state": "open"}, qualifies."""
     if type(value) is list and all(type(v) is str for v in value):
         return tuple(value)
-    if type(value) is dict and all(type(v) is str for v in value.values()):
+    if type(value) is dict and all(isinstance(v, str) for v in value.values()):  # (a StrEnum too)
         return (dict, *value.items())
     return _UNCACHED
 

@@ -12,6 +12,15 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from orchestrator.store.states import (
+    ItemState,
+    ObligationState,
+    OutboxKind,
+    OutboxState,
+    PhaseState,
+    ProgramState,
+)
+
 SCHEMA_REVISION = "0008"
 
 
@@ -28,7 +37,7 @@ class Program(SQLModel, table=True):
     definition_path: str
     definition_digest: str
     units_digest: str
-    state: str = "running"  # running | finished
+    state: str = ProgramState.RUNNING  # a ProgramState
     started_at: datetime
     reconciled_at: datetime
     materialized_until: date
@@ -44,7 +53,7 @@ class PhaseRun(SQLModel, table=True):
     name: str
     start: date
     end: date
-    state: str = "pending"  # pending | active | closed
+    state: str = PhaseState.PENDING  # a PhaseState
 
 
 class Obligation(SQLModel, table=True):
@@ -67,7 +76,7 @@ class Obligation(SQLModel, table=True):
     occurrence: str | None = None
     opens: date
     due: date
-    state: str = "pending"  # pending | open | overdue | done | waived | cancelled
+    state: str = ObligationState.PENDING  # an ObligationState
     done_at: datetime | None = None
     done_late: bool | None = None
     evidence: str | None = None
@@ -89,7 +98,7 @@ class Timer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True)
     fire_at: datetime
-    kind: str
+    kind: str  # a TimerKind
     program_id: int = Field(foreign_key="program.id", index=True)
     obligation_id: int | None = Field(default=None, foreign_key="obligation.id", index=True)
     phase: str | None = None
@@ -97,7 +106,7 @@ class Timer(SQLModel, table=True):
     on: date
     recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     fired_at: datetime | None = None
-    outcome: str | None = None  # fired | skipped | cancelled
+    outcome: str | None = None  # a TimerOutcome
     task: str | None = None  # a task occurrence's timer: its task, occurrence, due and opening dates
     occurrence: str | None = None
     due: date | None = None
@@ -116,14 +125,14 @@ class NotificationItem(SQLModel, table=True):
         Index(
             "ix_item_pending",
             "send_at",
-            sqlite_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),  # ItemState.PENDING, as migration 0002 wrote it
             postgresql_where=text("state = 'pending'"),
         ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True)
-    kind: str
+    kind: str  # a NoticeKind
     recipient: str
     program_id: int = Field(foreign_key="program.id")
     obligation_id: int | None = Field(default=None, foreign_key="obligation.id", index=True)
@@ -134,7 +143,7 @@ class NotificationItem(SQLModel, table=True):
     due: date | None = None
     on: date
     send_at: datetime
-    state: str = "pending"  # pending | queued | skipped
+    state: str = ItemState.PENDING  # an ItemState
     message_id: int | None = Field(default=None, foreign_key="outbox_message.id", index=True)
     created_at: datetime
     # an escalation: the late obligations it reports, [[obligation id, unit id], …] by unit id
@@ -159,7 +168,7 @@ class OutboxMessage(SQLModel, table=True):
     to: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     subject: str
     send_date: date
-    state: str = "pending"  # pending | sending | sent | failed
+    state: str = OutboxState.PENDING  # an OutboxState
     attempts: int = 0
     next_attempt_at: datetime
     last_error: str | None = None
@@ -171,7 +180,7 @@ class OutboxMessage(SQLModel, table=True):
     claimed_by: str | None = None
     claimed_until: datetime | None = None
     reported_at: datetime | None = None
-    kind: str = "digest"  # digest | failure_report
+    kind: str = OutboxKind.DIGEST  # an OutboxKind
     body: bytes | None = None  # the whole message, for kinds rendered when queued
 
 

@@ -20,6 +20,7 @@ class PhaseState(StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
     CLOSED = "closed"
+    CANCELLED = "cancelled"  # the phase left the definition
 
 
 class ObligationState(StrEnum):
@@ -37,6 +38,26 @@ class ItemState(StrEnum):
     PENDING = "pending"  # waits for its send window
     QUEUED = "queued"  # grouped into an outbox message
     SKIPPED = "skipped"  # withdrawn or stale: recorded, never sent
+
+
+class TimerKind(StrEnum):
+    """What a timer does when it fires (the notice kinds it makes are ``NoticeKind``)."""
+
+    PHASE_START = "phase_start"  # the phase becomes active: a phase_started notice
+    PHASE_ENDING = "phase_ending"
+    PHASE_END = "phase_end"  # the phase closes: a phase_closed notice
+    TASK_OPENED = "task_opened"  # the obligations open
+    REMINDER = "reminder"
+    DUE_TODAY = "due_today"
+    OVERDUE = "overdue"  # the obligations not finished become overdue
+    ESCALATION = "escalation"
+    SCORECARD = "scorecard"
+
+
+class TimerOutcome(StrEnum):
+    FIRED = "fired"
+    SKIPPED = "skipped"  # its notice was no longer true (recorded as a notice.skipped event)
+    CANCELLED = "cancelled"  # the plan no longer wants it
 
 
 class OutboxState(StrEnum):
@@ -59,3 +80,9 @@ FINISHED_STATES = frozenset({ObligationState.DONE, ObligationState.WAIVED, Oblig
 
 ACTIVE_STATES = frozenset({ObligationState.OPEN, ObligationState.OVERDUE})
 """Open for work: what an operator can mark done or waive, and what a unit is reminded of."""
+
+REMINDER_KINDS = frozenset({TimerKind.TASK_OPENED, TimerKind.REMINDER, TimerKind.DUE_TODAY})
+"""Timers of which only the latest due at one tick is sent (catch-up): a later one supersedes."""
+
+PHASE_TIMER_KINDS = frozenset({TimerKind.PHASE_START, TimerKind.PHASE_ENDING, TimerKind.PHASE_END})
+"""The timers behind phase notices."""

@@ -74,8 +74,12 @@ def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], render
             insert_events(session, [_queued_event(row, ids[row["message_id"]], now) for row in rows])
         executemany(
             connection,
-            "UPDATE notification_item SET state = 'queued', message_id = ? WHERE id = ?",
-            [(ids[message_id], item.id) for message_id, group in keyed.items() for item in group.items],
+            "UPDATE notification_item SET state = ?, message_id = ? WHERE id = ?",
+            [
+                (ItemState.QUEUED.value, ids[message_id], item.id)
+                for message_id, group in keyed.items()
+                for item in group.items
+            ],
         )
     if rows:
         log.info("mail.queued", messages=len(rows), items=len(items))

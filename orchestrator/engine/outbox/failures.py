@@ -29,6 +29,7 @@ from orchestrator.store.audit import DAEMON, record
 from orchestrator.store.db import chunks, transaction
 from orchestrator.store.models import OutboxMessage
 from orchestrator.store.states import OutboxKind, OutboxState
+from workflows.schema import DEFAULT_TIMEZONE
 
 log = structlog.get_logger("duban.dispatch")
 
@@ -147,7 +148,7 @@ async def report_failures(
     transport: Transport,
     mail: MailPolicy,
     *,
-    timezone: str = "Asia/Shanghai",
+    timezone: str = DEFAULT_TIMEZONE,
     node: str = DAEMON,
 ) -> int:
     """Queue today's failure report (``queue_failure_report``) and send every pending one now.

@@ -1,0 +1,76 @@
+"""Every zh-CN word for a state, a notice kind or an indicator status: one table the CLI, the emails
+and the reports all read.
+
+Keyed by the plain values (``orchestrator.store.states`` names them; a ``StrEnum`` member looks up
+as its string). ``label(table, value)`` shows an unknown value as it is rather than failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from notifications.model import NoticeKind
+
+OBLIGATION_STATES = {
+    "pending": "未开始",
+    "open": "办理中",
+    "overdue": "已逾期",
+    "done": "已完成",
+    "waived": "已免除",
+    "cancelled": "已取消",
+}
+PHASE_STATES = {"pending": "未开始", "active": "进行中", "closed": "已结束", "cancelled": "已取消"}
+OUTBOX_STATES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}
+ITEM_STATES = {"pending": "待发送", "queued": "已编入邮件", "skipped": "未发送（已撤回或过时）"}
+
+NOTICE_KINDS = {
+    NoticeKind.PHASE_STARTED: "阶段开始",
+    NoticeKind.PHASE_ENDING: "阶段即将结束",
+    NoticeKind.TASK_OPENED: "任务开始",
+    NoticeKind.REMINDER: "提醒",
+    NoticeKind.DUE_TODAY: "今日到期",
+    NoticeKind.OVERDUE: "逾期",
+    NoticeKind.ESCALATION: "催办",
+    NoticeKind.PHASE_CLOSED: "阶段结束",
+    NoticeKind.SCORECARD: "考评结果",
+}
+"""A notice kind's short name (CLI tables, ``simulate``'s summary)."""
+
+NOTICE_HEADINGS = {
+    NoticeKind.OVERDUE: "已逾期事项",
+    NoticeKind.ESCALATION: "催办：责任单位逾期未完成",
+    NoticeKind.DUE_TODAY: "今日到期",
+    NoticeKind.REMINDER: "即将到期",
+    NoticeKind.TASK_OPENED: "新开始的任务",
+    NoticeKind.PHASE_STARTED: "阶段开始",
+    NoticeKind.PHASE_ENDING: "阶段即将结束",
+    NoticeKind.PHASE_CLOSED: "阶段结束",
+    NoticeKind.SCORECARD: "综合考评",
+}
+"""A notice kind's heading in a digest email (its group of rows)."""
+
+NOTICE_COUNTS = {
+    NoticeKind.OVERDUE: "{n}项逾期",
+    NoticeKind.ESCALATION: "{n}项催办",
+    NoticeKind.DUE_TODAY: "{n}项今日到期",
+    NoticeKind.REMINDER: "{n}项即将到期",
+    NoticeKind.TASK_OPENED: "{n}项新任务",
+}
+"""A deadline kind counted in a digest's subject (``3项逾期``)."""
+
+PHASE_NOTICES = {
+    NoticeKind.PHASE_STARTED: "{name}开始",
+    NoticeKind.PHASE_ENDING: "{name}即将结束",
+    NoticeKind.PHASE_CLOSED: "{name}结束",
+}
+"""A phase notice in a digest's subject (``第一阶段开始``)."""
+
+INDICATOR_STATUSES = {"met": "达标", "not_met": "未达标", "missing": "未填报"}
+
+SCORECARD_ITEMS = {"late": "逾期完成", "missing": "尚未完成", "waived": "免除"}
+"""A unit's listed scorecard item by its kind."""
+
+
+def label(table: Mapping[str, str], value: str) -> str:
+    """``table``'s word for ``value``, or ``value`` itself when the table has none."""
+    return table.get(value, value)
