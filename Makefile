@@ -11,7 +11,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+var/web-secret:
+	mkdir -p var
+	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))" > $@
+
+run: $(STAMP) var/web-secret
 	$(BIN)/duban --config config.toml db upgrade
 	$(BIN)/duban --config config.toml run
 

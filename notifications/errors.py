@@ -23,3 +23,12 @@ class PermanentFailure(TransportError):
     """Do not retry: SMTP 5xx for the whole message, bad credentials, a rejected certificate."""
 
     temporary = False
+
+
+class RateLimited(TemporaryFailure):
+    """One destination asks to slow down (a robot over its 20 messages a minute): try again after
+    ``retry_after`` seconds. Not a sign that the whole system is down."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

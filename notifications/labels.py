@@ -15,6 +15,7 @@ OBLIGATION_STATES = {
     "pending": "未开始",
     "open": "办理中",
     "overdue": "已逾期",
+    "submitted": "待审核",
     "done": "已完成",
     "waived": "已免除",
     "cancelled": "已取消",
@@ -33,10 +34,15 @@ NOTICE_KINDS = {
     NoticeKind.ESCALATION: "催办",
     NoticeKind.PHASE_CLOSED: "阶段结束",
     NoticeKind.SCORECARD: "考评结果",
+    NoticeKind.SUBMISSION_APPROVED: "审核通过",
+    NoticeKind.SUBMISSION_RETURNED: "申请退回",
+    NoticeKind.REVIEW_PENDING: "待审核",
+    NoticeKind.BEFORE_START: "启用前已到期汇总",
 }
 """A notice kind's short name (CLI tables, ``simulate``'s summary)."""
 
 NOTICE_HEADINGS = {
+    NoticeKind.BEFORE_START: "启用前已到期事项",
     NoticeKind.OVERDUE: "已逾期事项",
     NoticeKind.ESCALATION: "催办：责任单位逾期未完成",
     NoticeKind.DUE_TODAY: "今日到期",
@@ -46,15 +52,22 @@ NOTICE_HEADINGS = {
     NoticeKind.PHASE_ENDING: "阶段即将结束",
     NoticeKind.PHASE_CLOSED: "阶段结束",
     NoticeKind.SCORECARD: "综合考评",
+    NoticeKind.REVIEW_PENDING: "待审核",
+    NoticeKind.SUBMISSION_RETURNED: "退回的申请",
+    NoticeKind.SUBMISSION_APPROVED: "审核通过",
 }
 """A notice kind's heading in a digest email (its group of rows)."""
 
 NOTICE_COUNTS = {
+    NoticeKind.BEFORE_START: "启用前已到期{n}项",
     NoticeKind.OVERDUE: "{n}项逾期",
     NoticeKind.ESCALATION: "{n}项催办",
     NoticeKind.DUE_TODAY: "{n}项今日到期",
     NoticeKind.REMINDER: "{n}项即将到期",
     NoticeKind.TASK_OPENED: "{n}项新任务",
+    NoticeKind.REVIEW_PENDING: "待审核",
+    NoticeKind.SUBMISSION_RETURNED: "{n}项申请退回",
+    NoticeKind.SUBMISSION_APPROVED: "{n}项审核通过",
 }
 """A deadline kind counted in a digest's subject (``3项逾期``)."""
 

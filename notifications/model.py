@@ -26,6 +26,10 @@ class NoticeKind(StrEnum):
     ESCALATION = "escalation"
     PHASE_CLOSED = "phase_closed"
     SCORECARD = "scorecard"
+    SUBMISSION_APPROVED = "submission_approved"  # the office approved a unit's 办结申请 or 延期申请
+    SUBMISSION_RETURNED = "submission_returned"  # … or returned it, with a reason
+    REVIEW_PENDING = "review_pending"  # the office: submissions waiting for review (待审核 N 项)
+    BEFORE_START = "before_start"  # the office's one summary of what fell due before duban notified anyone
 
 
 KINDS = tuple(NoticeKind)
@@ -78,6 +82,7 @@ class DigestItem:
     phase_end: date | None = None
     attachment: tuple[str, str, bytes] | None = None  # (filename, mime type, data)
     summary: str | None = None  # free text for scorecard items
+    notify_from: date | None = None  # before_start: the first day duban notified units
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -91,6 +96,7 @@ class Digest:
     recipient: Recipient
     send_date: date  # the local day of the send window
     items: tuple[DigestItem, ...]
+    link: str | None = None  # the recipient's personal link to its page (签收、反馈、办结、延期)
 
 
 def digest_message_id(item_keys: Iterable[str], domain: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from email.headerregistry import Address, BaseHeader
 from email.message import EmailMessage
@@ -18,9 +20,9 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from notifications import view
+from notifications import sheet, view
 from notifications.ics import build_calendar
-from notifications.model import Digest, digest_message_id
+from notifications.model import DEADLINE_KINDS, Digest, digest_message_id
 
 CALENDAR_FILENAME = "duban.ics"
 
@@ -76,7 +78,11 @@ class Renderer:
         reply_to: str | None = None,
         domain: str,
         timezone: str,
+        link_for: Callable[[str], str | None] | None = None,
+        office_url: str | None = None,
     ) -> None:
+        self.link_for = link_for  # a unit id → its personal link (made by the service: signed)
+        self.office_url = office_url
         self.sender = sender
         self.reply_to = reply_to
         self.domain = domain
@@ -102,9 +108,22 @@ class Renderer:
         if not digest.recipient.emails:
             raise ValueError(f"unit {digest.recipient.unit_id!r} has no email address")
         subject = self.subject(digest)
-        digest_view = view.build(digest)
-        text = self._env.get_template("digest.txt.j2").render(view=digest_view, subject=subject)
-        html = self._env.get_template("digest.html.j2").render(view=digest_view, subject=subject)
+        if digest.link is None and self.link_for is not None:
+            digest = replace(digest, link=self.link_for(digest.recipient.unit_id))
+        attachments: list[tuple[str, str, bytes]] = []
+        if view.is_before_start(digest):
+            digest_view = view.build_before_start(digest)
+            template = "before_start"
+            listed = view.before_start_items(digest)
+            data = sheet.xlsx(listed, digest.send_date, title="启用前已到期事项", for_import=True)
+            attachments.append((digest_view.attachment, sheet.XLSX, data))
+        else:
+            digest_view, template = view.build(digest, self.office_url), "digest"
+            if digest_view.attachment:  # more than can be read in full: the whole list attached
+                data = sheet.xlsx(view.by_urgency(digest.items), digest.send_date, title="督办事项清单")
+                attachments.append((digest_view.attachment, sheet.XLSX, data))
+        text = self._env.get_template(f"{template}.txt.j2").render(view=digest_view, subject=subject)
+        html = self._env.get_template(f"{template}.html.j2").render(view=digest_view, subject=subject)
 
         # Every header is written here already encoded and folded (``set_raw``), so that flattening
         # the message copies it instead of re-folding it with the email package (several ms per
@@ -131,12 +150,18 @@ class Renderer:
         alternative.attach(_text_part(text, _PLAIN))
         alternative.attach(_text_part(html, _HTML))
         message.attach(alternative)
-        ics = build_calendar(digest.items, domain=self.domain, now=now)
+        # the calendar: the recipient's own to-dos (never the late units' of an escalation), of the
+        # items listed in full (a bounded part; the rest are in the attached list)
+        listed = [] if view.is_before_start(digest) else view.listed_in_full(digest)[0]
+        own = [i for i in listed if i.unit == digest.recipient.unit_id or i.kind not in DEADLINE_KINDS]
+        ics = build_calendar(own, domain=self.domain, now=now)
         if ics is not None:
             message.attach(_text_part(ics.decode("utf-8"), _CALENDAR, _CALENDAR_DISPOSITION))
         for item in sorted(digest.items, key=lambda i: i.key):
             if item.attachment is not None:
                 _attach(message, *item.attachment)
+        for attachment in attachments:
+            _attach(message, *attachment)
         message.set_raw("Content-Language", "zh-CN")
         return message
 

@@ -422,7 +422,24 @@ def build_view(data: Mapping[str, Any]) -> dict:
         "indicators": indicator_rows(data),
         "details": details,
         "clean": clean,
+        "extensions": extension_rows(data),
     }
+
+
+def extension_rows(data: Mapping[str, Any]) -> list[dict]:
+    """The approved extensions (延期), by unit: the due date before and after, and the unit's reason."""
+    names = {u["unit"]: u["name"] for u in data["units"]}
+    return [
+        {
+            "unit": names.get(e["unit"], e["unit"]),
+            "task": e["task"],
+            "title": e["title"] + (f"（{e['occurrence']}）" if e["occurrence"] else ""),
+            "before": zh.day(date.fromisoformat(e["before"])),
+            "after": zh.day(date.fromisoformat(e["after"])),
+            "reason": e["reason"] or "",
+        }
+        for e in data.get("extensions", ())
+    ]
 
 
 def render_scorecard_html(data: Mapping[str, Any]) -> str:

@@ -16,6 +16,9 @@ from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem,
 
 # Most urgent first: the order of the groups in the body and of the counts in the subject.
 KIND_ORDER = (
+    NoticeKind.REVIEW_PENDING,
+    NoticeKind.SUBMISSION_RETURNED,
+    NoticeKind.BEFORE_START,
     NoticeKind.OVERDUE,
     NoticeKind.ESCALATION,
     NoticeKind.DUE_TODAY,
@@ -25,9 +28,15 @@ KIND_ORDER = (
     NoticeKind.PHASE_ENDING,
     NoticeKind.PHASE_CLOSED,
     NoticeKind.SCORECARD,
+    NoticeKind.SUBMISSION_APPROVED,
+)
+
+DECISION_KINDS = frozenset(
+    {NoticeKind.SUBMISSION_APPROVED, NoticeKind.SUBMISSION_RETURNED, NoticeKind.REVIEW_PENDING}
 )
 
 SOON_DAYS = 3  # a deadline this close (or closer) is shown amber
+LISTED_IN_FULL = 30  # a summary (or a digest) lists at most this many items in full; the rest are counted
 SUBJECT_MAX = 78
 
 
@@ -67,6 +76,16 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Remainder:
+    """Items of one kind and task not listed in full (past ``LISTED_IN_FULL``)."""
+
+    heading: str
+    task: str
+    title: str
+    count: int
+
+
+@dataclass(frozen=True)
 class DigestView:
     recipient_name: str
     send_date: str
@@ -74,6 +93,14 @@ class DigestView:
     counts: str
     groups: tuple[Group, ...]
     reply_hint: bool  # some item carries a reference to quote in replies
+    link: str | None = None  # the recipient's personal page (签收、反馈、办结申请、延期申请)
+    office_url: str | None = None  # the office's review page, when the digest says 待审核
+    rest: int = 0  # items not listed in full: counted in ``remainder``, all in the attachment
+    remainder: tuple[Remainder, ...] = ()
+    attachment: str | None = None  # the attached list's file name, when some are not listed in full
+
+
+DIGEST_SHEET = "督办事项清单.xlsx"
 
 
 @dataclass(frozen=True)
@@ -124,20 +151,57 @@ def subject_line(summary: Summary) -> str:
     return _join_subject(prefix, title[: max(room, 0)] + "…", shown)
 
 
-def build(digest: Digest) -> DigestView:
-    """Group, order and word the items of a digest; deterministic for a given digest."""
+def by_urgency(items: Iterable[DigestItem]) -> list[DigestItem]:
+    """The items most urgent first: by kind (``KIND_ORDER``), then due date, plan, task, unit."""
+    rank = {kind: n for n, kind in enumerate(KIND_ORDER)}
+    return sorted(items, key=lambda i: (rank.get(i.kind, len(rank)), *_order(i)))
+
+
+def listed_in_full(digest: Digest) -> tuple[list[DigestItem], list[DigestItem]]:
+    """``(shown, rest)``: the ``LISTED_IN_FULL`` most urgent items and the others."""
+    ordered = by_urgency(digest.items)
+    return ordered[:LISTED_IN_FULL], ordered[LISTED_IN_FULL:]
+
+
+def _remainder(rest: list[DigestItem]) -> tuple[Remainder, ...]:
+    counts: dict[tuple[str, str, str], int] = {}
+    for item in rest:
+        key = (item.kind, item.task or item.phase or "", item.task_title or item.phase_name or "")
+        counts[key] = counts.get(key, 0) + 1
+    rank = {kind: n for n, kind in enumerate(KIND_ORDER)}
+    return tuple(
+        Remainder(NOTICE_HEADINGS.get(kind, kind), task, title, n)
+        for (kind, task, title), n in sorted(
+            counts.items(), key=lambda kv: (rank.get(kv[0][0], 99), kv[0][1])
+        )
+    )
+
+
+def build(digest: Digest, office_url: str | None = None) -> DigestView:
+    """Group, order and word the items of a digest; deterministic for a given digest.
+
+    At most ``LISTED_IN_FULL`` items are shown in full, the most urgent; the rest are counted by kind
+    and task (``remainder``) and the renderer attaches the whole list.
+    """
     several_plans = len({item.workflow for item in digest.items}) > 1
     today = digest.send_date
+    shown, rest = listed_in_full(digest)
+    totals: dict[str, int] = {}
+    late_units: dict[tuple, set] = {}
+    for item in digest.items:
+        totals[item.kind] = totals.get(item.kind, 0) + 1
+        if item.kind == NoticeKind.ESCALATION:
+            late_units.setdefault(_escalated(item), set()).add((item.unit, item.ref))
     groups = []
     for kind in KIND_ORDER:
-        items = sorted((i for i in digest.items if i.kind == kind), key=_order)
+        items = sorted((i for i in shown if i.kind == kind), key=_order)
         if not items:
             continue
         if kind == "escalation":
-            rows = _escalation_rows(items, today, several_plans)
+            rows = _escalation_rows(items, today, several_plans, {k: len(v) for k, v in late_units.items()})
         else:
             rows = tuple(_row(item, digest, several_plans) for item in items)
-        groups.append(Group(kind=kind, heading=NOTICE_HEADINGS[kind], rows=rows, count=len(items)))
+        groups.append(Group(kind=kind, heading=NOTICE_HEADINGS[kind], rows=rows, count=totals[kind]))
     title = _plan_title(digest.items)
     intro = f"以下是截至{zh.day_with_weekday(today)}需要贵单位关注的督办事项" + (
         "。" if several_plans else f"（{title}）。"
@@ -149,6 +213,11 @@ def build(digest: Digest) -> DigestView:
         counts="、".join(_count_parts(summarize(digest.items))),
         groups=tuple(groups),
         reply_hint=any(item.ref for item in digest.items),
+        link=digest.link,
+        office_url=office_url if any(i.kind == "review_pending" for i in digest.items) else None,
+        rest=len(rest),
+        remainder=_remainder(rest),
+        attachment=DIGEST_SHEET if rest else None,
     )
 
 
@@ -209,6 +278,20 @@ def _row(item: DigestItem, digest: Digest, several_plans: bool) -> Row:
     plan = item.workflow_title if several_plans else None
     if item.kind in PHASE_KINDS:
         return _phase_row(item, digest.send_date, plan)
+    if item.kind in DECISION_KINDS:
+        return Row(
+            tone="overdue" if item.kind == "submission_returned" else "normal",
+            title="待审核事项"
+            if item.kind == "review_pending"
+            else (item.task_title or item.task or "督办事项"),
+            section=None,
+            detail=None,
+            workflow_title=plan,
+            facts=(("截止日期", zh.day_with_weekday(item.due)),) if item.due else (),
+            status=None,
+            ref=item.ref,
+            summary=item.summary,
+        )
     if item.kind == "scorecard":
         facts = (("附件", item.attachment[0]),) if item.attachment else ()
         return Row(
@@ -281,14 +364,32 @@ def _phase_row(item: DigestItem, today: date, plan: str | None) -> Row:
     )
 
 
-def _escalation_rows(items: list[DigestItem], today: date, several_plans: bool) -> tuple[Row, ...]:
-    """One row per escalated obligation group (same plan, task, occurrence and due date)."""
+def _late_count(listed: int, total: int) -> str:
+    if total > listed:
+        return f"{total}个单位逾期，此处列出{listed}个，其余见附件"
+    return f"{total}个单位逾期"
+
+
+def _escalated(item: DigestItem) -> tuple:
+    """The task occurrence an escalation item is about (plan, task, occurrence, due date)."""
+    return (item.workflow, item.task, item.occurrence, item.due)
+
+
+def _escalation_rows(
+    items: list[DigestItem], today: date, several_plans: bool, totals: dict[tuple, int] | None = None
+) -> tuple[Row, ...]:
+    """One row per escalated obligation group (same plan, task, occurrence and due date); ``totals``:
+    how many units are late on each in the whole digest (some may not be listed in full)."""
     by_task: dict[tuple, list[DigestItem]] = {}
     for item in items:
-        by_task.setdefault((item.workflow, item.task, item.occurrence, item.due), []).append(item)
+        by_task.setdefault(_escalated(item), []).append(item)
     rows = []
-    for group in by_task.values():
+    for task_occurrence, group in by_task.items():
         first = group[0]
+        once: dict[tuple, DigestItem] = {}  # several steps of one escalation: each late unit once
+        for item in group:
+            once.setdefault((item.unit, item.ref), item)
+        group = list(once.values())
         late = tuple(
             LateUnit(
                 unit_name=i.unit_name,
@@ -316,9 +417,91 @@ def _escalation_rows(items: list[DigestItem], today: date, several_plans: bool) 
                 detail=first.detail,
                 workflow_title=first.workflow_title if several_plans else None,
                 facts=tuple(facts),
-                status=f"{len(late)}个单位逾期",
+                status=_late_count(len(late), (totals or {}).get(task_occurrence, len(late))),
                 ref=None,
                 late=late,
             )
         )
     return tuple(rows)
+
+
+# -- the office's summary of what fell due before duban notified anyone -------------------------
+
+
+@dataclass(frozen=True)
+class TaskCount:
+    task: str
+    title: str
+    count: int
+
+
+@dataclass(frozen=True)
+class BeforeStartView:
+    recipient_name: str
+    send_date: str
+    title: str  # the plan's title
+    notify_from: str  # 2026年12月2日
+    count: int
+    intro: str
+    by_task: tuple[TaskCount, ...]  # most first
+    rows: tuple[LateUnit, ...]  # the first LISTED_IN_FULL, longest overdue first
+    row_titles: tuple[str, ...]  # the task title of each row
+    rest: int  # how many more are in the attachment only
+    attachment: str  # the attached list's file name
+
+
+BEFORE_START_SHEET = "启用前已到期事项.xlsx"
+
+
+def is_before_start(digest: Digest) -> bool:
+    """A digest that is the office's before-start summary (it is always an email of its own)."""
+    return bool(digest.items) and all(item.kind == NoticeKind.BEFORE_START for item in digest.items)
+
+
+def before_start_items(digest: Digest) -> list[DigestItem]:
+    """The summary's obligations, most overdue first (then task, unit)."""
+    return sorted(digest.items, key=lambda i: (i.due or date.max, i.task or "", i.unit_name, i.key))
+
+
+def build_before_start(digest: Digest) -> BeforeStartView:
+    items = before_start_items(digest)
+    today = digest.send_date
+    start = next((i.notify_from for i in items if i.notify_from), today)
+    counts: dict[tuple[str, str], int] = {}
+    for item in items:
+        key = (item.task or "", item.task_title or item.task or "")
+        counts[key] = counts.get(key, 0) + 1
+    by_task = tuple(
+        TaskCount(task, title, n)
+        for (task, title), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    shown = items[:LISTED_IN_FULL]
+    rows = tuple(
+        LateUnit(
+            unit_name=i.unit_name,
+            since=f"截止{zh.day(i.due)}" if i.due else "",
+            status=zh.days_left(i.due, today) if i.due else "",
+            ref=i.ref,
+            contact=None,
+        )
+        for i in shown
+    )
+    title = _plan_title(items)
+    intro = (
+        f"督办系统自{zh.day(start)}起对“{title}”向各责任单位发送通知。在此之前已到截止日期、"
+        f"尚未记录办结的事项共{len(items)}项：系统已按实际日期记为逾期，但未向责任单位发送这些事项的"
+        "提醒、逾期通知或催办。请核实各事项的实际办理情况。"
+    )
+    return BeforeStartView(
+        recipient_name=digest.recipient.name,
+        send_date=zh.day_with_weekday(today),
+        title=title,
+        notify_from=zh.day(start),
+        count=len(items),
+        intro=intro,
+        by_task=by_task,
+        rows=rows,
+        row_titles=tuple(i.task_title or i.task or "" for i in shown),
+        rest=max(len(items) - len(shown), 0),
+        attachment=BEFORE_START_SHEET,
+    )

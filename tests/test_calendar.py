@@ -20,6 +20,7 @@ from workflows.calendar import (
     YearSchedule,
     load_overrides,
     make_calendar,
+    statutory_holidays,
 )
 from workflows.errors import CalendarError, DefinitionError
 
@@ -221,28 +222,69 @@ def test_a_year_has_about_250_working_days(cal: CnWorkdays) -> None:
 # -- years without official data ----------------------------------------------------------------
 
 
-def test_unknown_years_assume_weekdays_and_report_once_per_year() -> None:
+def test_unknown_years_use_the_statutory_holidays_and_report_once_per_year() -> None:
     recorder = Recorder()
     cal = CnWorkdays(on_assumed=recorder)
-    assert cal.is_workday(D("2027-01-01"))  # a Friday: assumed working (no holiday data)
+    assert not cal.is_workday(D("2027-01-01"))  # 元旦, a Friday: a holiday by the law itself
     assert not cal.is_workday(D("2027-01-02"))
-    assert cal.next_workday(D("2027-10-02")) == D("2027-10-04")
-    assert cal.is_workday(D("2030-10-01"))
-    assert not cal.is_workday(D("2030-10-05"))
+    assert cal.next_workday(D("2027-10-02")) == D("2027-10-04")  # 10-01..10-03 statutory
+    assert not cal.is_workday(D("2030-10-01"))
+    assert cal.is_workday(D("2030-10-04"))  # no bridging days: only what the law fixes
+    assert not cal.is_workday(D("2030-10-05"))  # no make-up working day either (unknown)
     assert cal.add_workdays(D("2030-12-27"), 1) == D("2030-12-30")
     assert [year for year, _ in recorder.calls] == [2027, 2030]
     for year, message in recorder.calls:
         assert str(year) in message
-        assert "assuming Monday–Friday are working days and no holidays" in message
+        assert f"the make-up working days (调休) of {year} are UNKNOWN" in message
         assert f"add [{year}]" in message
     assert cal.assumed_years() == {2027, 2030}
+
+
+# 《全国年节及纪念日放假办法》 (2024): 元旦 1, 春节 4 from 除夕, 清明 1, 劳动节 2, 端午 1, 中秋 1, 国庆 3.
+# The weekdays of 2027 that the law makes holidays (the issue's list), and the whole of 2030.
+STATUTORY = [
+    (2027, ["2027-01-01", "2027-02-05", "2027-02-06", "2027-02-07", "2027-02-08", "2027-04-05",
+            "2027-05-01", "2027-05-02", "2027-06-09", "2027-09-15", "2027-10-01", "2027-10-02",
+            "2027-10-03"]),
+    (2030, ["2030-01-01", "2030-02-02", "2030-02-03", "2030-02-04", "2030-02-05", "2030-04-05",
+            "2030-05-01", "2030-05-02", "2030-06-05", "2030-09-12", "2030-10-01", "2030-10-02",
+            "2030-10-03"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("year", "days"), STATUTORY, ids=[str(y) for y, _ in STATUTORY])
+def test_the_statutory_holidays_of_a_year_without_data(year: int, days: list[str]) -> None:
+    assert sorted(statutory_holidays(year)) == [D(d) for d in days]
+    cal = CnWorkdays(on_assumed=lambda *_: None)
+    assert [d for d in days if cal.is_workday(D(d))] == []
+    weekdays = [D(d) for d in days if D(d).weekday() < 5]
+    assert all(not cal.is_workday(d) for d in weekdays)
+
+
+def test_the_statutory_rule_agrees_with_every_official_year_s_own_festivals() -> None:
+    """In 2025–2026 (the 2024 revision) every statutory day is off in the official schedule too."""
+    for year in (2025, 2026):
+        for day in statutory_holidays(year):
+            assert not chinese_calendar.is_workday(day), day
+        assert len(statutory_holidays(year)) == 13
+
+
+def test_an_override_file_still_wins_over_the_statutory_rule() -> None:
+    schedule = YearSchedule(2027, frozenset({D("2027-02-09")}), frozenset({D("2027-02-20")}))
+    recorder = Recorder()
+    cal = CnWorkdays({2027: schedule}, on_assumed=recorder)
+    assert cal.is_workday(D("2027-01-01"))  # the override does not list it: a working day
+    assert not cal.is_workday(D("2027-02-09"))
+    assert cal.is_workday(D("2027-02-20"))  # a Saturday, a make-up working day
+    assert recorder.calls == []
 
 
 def test_the_warning_text() -> None:
     assert CnWorkdays({}).warning_for(2027) == (
         "2027: no official PRC working-day schedule (chinese-calendar knows 2004–2026 and the override "
-        "file has no 2027) — assuming Monday–Friday are working days and no holidays; add [2027] to the "
-        "calendar override file"
+        "file has no 2027) — using the statutory holidays of 《全国年节及纪念日放假办法》 only; the make-up "
+        "working days (调休) of 2027 are UNKNOWN and the State Council's bridging days are missing: add "
+        "[2027] to the calendar override file once its schedule is published"
     )
     assert "no calendar override file is loaded" in CnWorkdays().warning_for(2027)
 
@@ -256,7 +298,7 @@ def test_a_leap_day_in_an_unknown_year(cal: CnWorkdays) -> None:
 def test_crossing_into_an_unknown_year_reports_it() -> None:
     recorder = Recorder()
     cal = CnWorkdays(on_assumed=recorder)
-    assert cal.add_workdays(D("2026-12-31"), 1) == D("2027-01-01")
+    assert cal.add_workdays(D("2026-12-31"), 1) == D("2027-01-04")  # 2027-01-01 is 元旦
     assert [year for year, _ in recorder.calls] == [2027]
 
 

@@ -33,7 +33,7 @@ REFUSED = {
 }
 OUTBOX_FIELDS = [
     "id", "kind", "state", "recipient", "recipient_name", "to", "subject", "send_date", "attempts",
-    "next_attempt_at", "sent_at", "last_error", "refused", "message_id",
+    "next_attempt_at", "sent_at", "last_error", "refused", "message_id", "channel",
 ]  # fmt: skip
 
 

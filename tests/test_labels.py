@@ -11,6 +11,7 @@ from orchestrator.store.states import (
     ACTIVE_STATES,
     FINISHED_STATES,
     OPEN_STATES,
+    PAUSED_STATES,
     ItemState,
     ObligationState,
     OutboxState,
@@ -40,7 +41,8 @@ def test_indicator_statuses_and_unknown_values() -> None:
 
 
 def test_the_sets_partition_the_obligation_states() -> None:
-    assert set(ObligationState) == OPEN_STATES | FINISHED_STATES
+    assert set(ObligationState) == OPEN_STATES | PAUSED_STATES | FINISHED_STATES
     assert not OPEN_STATES & FINISHED_STATES
+    assert not PAUSED_STATES & (OPEN_STATES | FINISHED_STATES)
     assert ACTIVE_STATES < OPEN_STATES
     assert tuple(NoticeKind) == KINDS

@@ -95,7 +95,7 @@ CASES = [
             (
                 "a",
                 'tasks[0]: unknown key "colour" (allowed: id, title, section, detail, phase, lead, '
-                "responsible, due, rrule, anchor, window, reminders, escalation, deliverable, indicators)",
+                "responsible, due, rrule, anchor, window, roll, reminders, escalation, deliverable, indicators)",
             )
         ],
     ),

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflows.calendar import CnWorkdays, make_calendar
+from workflows.calendar import CnWorkdays, make_calendar, statutory_holidays
 from workflows.catalog import load_bundle
 from workflows.plan import phase_dates, plan
 from workflows.schema import Definition
@@ -374,8 +374,8 @@ def test_pilot_register_rows_due_in_2026(pilot) -> None:
     d04 = [(o.occurrence, o.unit, str(o.opens), str(o.due)) for o in by_task(occurrences, "D04")]
     assert d04 == [
         ("rs-2023-02", "county-human-resources-bureau", "2025-12-30", "2026-06-30"),
-        ("cg-2023-05", "county-urban-management-bureau", "2026-02-24", "2026-08-17"),
-        ("ga-2021-03", "county-public-security-bureau", "2026-04-01", "2026-10-08"),
+        ("cg-2023-05", "county-urban-management-bureau", "2026-02-24", "2026-08-14"),  # 08-15 Sat: before
+        ("ga-2021-03", "county-public-security-bureau", "2026-04-01", "2026-09-30"),  # 10-01 国庆: before
         ("sj-2021-11", "county-market-regulation-bureau", "2026-06-01", "2026-11-30"),
         ("xfl-2016-17", "county-government-office", "2026-06-30", "2026-12-31"),
     ]
@@ -451,7 +451,7 @@ def test_duban_plan_json_lists_every_obligation_of_the_pilot() -> None:
     d03 = [r for r in rows if r["task"] == "D03"]
     assert {r["due"] for r in d03} == {"2026-06-10"}
     assert {r["due"] for r in rows if r["task"] == "D02"} == {"2026-06-01"}  # 05-30 is a Saturday
-    assert {r["due"] for r in rows if r["occurrence"] == "ga-2021-03"} == {"2026-10-08"}  # National Day
+    assert {r["due"] for r in rows if r["occurrence"] == "ga-2021-03"} == {"2026-09-30"}  # before 国庆
 
 
 def test_duban_plan_for_a_year_without_calendar_data_warns_and_still_works() -> None:
@@ -463,7 +463,42 @@ def test_duban_plan_for_a_year_without_calendar_data_warns_and_still_works() -> 
     assert warnings and all(
         line.startswith("duban: warning: 2027: no official PRC working-day schedule") for line in warnings
     )
-    assert "assuming Monday–Friday" in warnings[0]
+    assert "the make-up working days (调休) of 2027 are UNKNOWN" in warnings[0]
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert {(r["task"], r["unit"], r["occurrence"]) for r in rows} == expected_pilot_obligations(2027)
     assert all(D(r["due"]).weekday() < 5 for r in rows if r["due"].startswith("2027"))
+    # No due date on a day the law itself makes a holiday (the weekdays of 2027 among them).
+    statutory = {d.isoformat() for d in statutory_holidays(2027)}
+    assert {"2027-01-01", "2027-02-05", "2027-02-08", "2027-04-05", "2027-06-09", "2027-09-15"} <= statutory
+    assert [r for r in rows if r["due"] in statutory or r["opens"] in statutory] == []
+    table = run_duban("plan", "rule-of-law-pilot", "--units", "examples/units.example.toml", "--year", "2027")
+    assert (
+        "调休上班日未知" in table.stdout and "make-up working days (调休) of 2027 are UNKNOWN" in table.stderr
+    )
+
+
+@pytest.mark.parametrize("year", [2026, 2027, 2028])
+def test_a_document_review_is_due_on_or_before_the_document_expires(year: int) -> None:
+    """D04 has roll = "backward": 2026-08-15 (Saturday) gives 08-14, 2026-10-01 (国庆) 09-30."""
+    bundle = load_bundle(
+        PILOT, EXAMPLE_UNITS, {"normative_documents": EXAMPLE_REGISTER}, on_assumed=lambda *_: None
+    )
+    expiry = {row.id: d for row, d in bundle.registers["normative_documents"].dates("expires_on")}
+    rows = [o for o in plan(bundle.definition, bundle.units.directory, year, bundle.calendar, bundle.registers)
+            if o.task == "D04"]  # fmt: skip
+    assert rows
+    for o in rows:
+        assert o.due <= expiry[o.occurrence] and bundle.calendar.is_workday(o.due), o
+        assert o.due == bundle.calendar.prev_workday(expiry[o.occurrence])
+    if year == 2026:
+        assert {o.occurrence: o.due for o in rows}["cg-2023-05"] == D("2026-08-14")
+        assert {o.occurrence: o.due for o in rows}["ga-2021-03"] == D("2026-09-30")
+
+
+def test_duban_plan_marks_a_date_moved_back() -> None:
+    result = run_duban(
+        "plan", "rule-of-law-pilot", "--units", "examples/units.example.toml", "--year", "2026"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2026-08-14†" in result.stdout and "2026-09-30†" in result.stdout
+    assert "提前至前一个工作日" in result.stdout

@@ -400,13 +400,21 @@ def uids(renderer, d: Digest, now: datetime = NOW) -> dict[str, str]:
 def test_the_same_obligation_has_the_same_uid_in_every_email(renderer):
     reminder = digest(item("reminder", date(2026, 6, 10)), send_date=date(2026, 6, 3))
     overdue = digest(item("overdue", date(2026, 6, 10)), item("overdue", date(2026, 6, 10), task="T06"))
-    escalation = digest(item("escalation", date(2026, 6, 10)), recipient=LEGAL)
     first = uids(renderer, reminder, datetime(2026, 6, 3, 1, tzinfo=UTC))
     second = uids(renderer, overdue)
-    third = uids(renderer, escalation)
     summary = "T05：建立行政执法公示制度（县公安局）"
-    assert first[summary] == second[summary] == third[summary]
+    assert first[summary] == second[summary]
     assert second["T06：建立行政执法公示制度（县公安局）"] != second[summary]
+
+
+def test_an_escalation_s_calendar_holds_only_the_recipient_s_own_to_dos(renderer):
+    """The late units' to-dos are theirs, not the office's (one December escalation carried 1,065)."""
+    others = [item("escalation", date(2026, 6, 10), unit=f"town-{n}", key=f"e{n}") for n in range(40)]
+    escalation = renderer.render(digest(*others, recipient=LEGAL), now=NOW)
+    assert [p for p in parse(escalation).walk() if p.get_content_type() == "text/calendar"] == []
+    own = item("overdue", date(2026, 6, 5), unit="county-legal-office", unit_name="县政府法制办", key="own")
+    mixed = uids(renderer, digest(own, *others, recipient=LEGAL))
+    assert list(mixed) == ["T05：建立行政执法公示制度（县政府法制办）"]
 
 
 def test_uid_differs_by_unit_and_occurrence(renderer):
@@ -416,7 +424,8 @@ def test_uid_differs_by_unit_and_occurrence(renderer):
         dataclasses.replace(base, unit="town-a", unit_name="甲镇", key="k2"),
         dataclasses.replace(base, occurrence="2027-12-31", key="k3"),
     ]
-    seen = {next(iter(uids(renderer, digest(v)).values())) for v in variants}
+    own = [digest(v, recipient=Recipient(v.unit, v.unit_name, ("x@example.gov.cn",))) for v in variants]
+    seen = {next(iter(uids(renderer, d).values())) for d in own}
     assert len(seen) == 3
 
 

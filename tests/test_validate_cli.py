@@ -105,8 +105,10 @@ def run(*args: str, config: Path | None = None, cwd: Path | None = None) -> tupl
     return code, out.getvalue(), err.getvalue()
 
 
-def run_process(*args: str, cwd: Path = REPO, columns: int = 200) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": str(columns)}
+def run_process(
+    *args: str, cwd: Path = REPO, columns: int = 200, fake_now: str = "2025-06-01T09:00:00+08:00"
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": str(columns), "DUBAN_FAKE_NOW": fake_now}
     env.pop("DUBAN_CONFIG", None)
     return subprocess.run([DUBAN, *args], cwd=cwd, capture_output=True, text=True, timeout=60, env=env)
 
@@ -138,7 +140,19 @@ def test_validate_with_no_arguments_checks_the_shipped_config_and_accepts_the_pi
     result = run_process("validate")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"ok: 1 definition (rule-of-law-pilot), {EXAMPLE_COUNTS}"
-    assert result.stderr == ""
+    assert result.stderr == ""  # 2025 and 2026 have official schedules
+
+
+def test_validate_warns_that_the_make_up_days_of_a_year_the_program_touches_are_unknown() -> None:
+    result = run_process("validate", fake_now="2026-12-02T09:00:00+08:00")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "duban: warning: rule-of-law-pilot 2026: 2027: no official PRC working-day schedule (chinese-calendar "
+        "knows 2004–2026 and no calendar override file is loaded) — using the statutory holidays of "
+        "《全国年节及纪念日放假办法》 only; the make-up working days (调休) of 2027 are UNKNOWN and the State "
+        "Council's bridging days are missing: add [2027] to a calendar override file once its schedule is "
+        "published"
+    ]
 
 
 def test_validate_the_pilot_with_the_example_units_and_register_named_by_file(site: Path) -> None:

@@ -3,7 +3,9 @@
 A day is a working day iff it is a listed make-up working day (调休上班), or it is Monday–Friday
 and not a listed holiday. ``cn-workdays`` takes the lists from the PRC's official schedule
 (``chinese_calendar``, 2004–2026), from an override file for the years an office adds or corrects,
-and for any other year assumes Monday–Friday with no holidays, and says so loudly, once per year.
+and for any other year from the law itself: the statutory holidays of 《全国年节及纪念日放假办法》
+(the lunar and solar-term dates computed by the ``holidays`` package), with no make-up working
+days — which only the State Council's yearly notice fixes — and says so loudly, once per year.
 
 Every calendar precomputes, lazily and once per year, a table of the year's working days, so a
 lookup is a dict access plus an index, and ``add_workdays`` is a few list indexings.
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import chinese_calendar
+import holidays
 
 from workflows.errors import CalendarError, DefinitionError, Problem
 from workflows.source import TomlRefused, parse_toml
@@ -33,7 +36,7 @@ OnAssumed = Callable[[int, str], None]
 
 
 class AssumedScheduleWarning(UserWarning):
-    """A year had no official schedule and no ``on_assumed`` callback was given: Monday–Friday assumed."""
+    """A year had no official schedule and no ``on_assumed`` callback was given: a fallback was assumed."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,9 @@ class WorkdayCalendar:
 
     Subclasses provide ``name``, ``has_official_data`` and ``_schedule``; everything else is
     computed here from per-year tables. A year whose ``_schedule`` is ``None`` is assumed to have
-    Monday–Friday working days and no holidays; it is reported once through ``on_assumed`` (or,
-    without one, as an ``AssumedScheduleWarning``) and listed by ``assumed_years()``.
+    the ``_fallback`` schedule (here: Monday–Friday working days and no holidays); it is reported
+    once through ``on_assumed`` (or, without one, as an ``AssumedScheduleWarning``) and listed by
+    ``assumed_years()``.
     All methods are safe to call from several threads.
     """
 
@@ -109,8 +113,12 @@ class WorkdayCalendar:
         """``year``'s schedule, or ``None`` when there is no data for it."""
         raise NotImplementedError
 
+    def _fallback(self, year: int) -> YearSchedule:
+        """The schedule assumed for a year without data: Monday–Friday, no holidays."""
+        return YearSchedule(year, frozenset(), frozenset())
+
     def warning_for(self, year: int) -> str:
-        """The message reported when ``year`` has no data and Monday–Friday is assumed."""
+        """The message reported when ``year`` has no data and the fallback is assumed."""
         return (
             f"{year}: no working-day schedule in calendar {self.name!r} — "
             "assuming Monday–Friday are working days and no holidays"
@@ -202,7 +210,7 @@ class WorkdayCalendar:
             schedule = self._schedule(year)
             assumed = schedule is None
             if schedule is None:
-                schedule = YearSchedule(year, frozenset(), frozenset())
+                schedule = self._fallback(year)
                 self._assumed.add(year)
             table = self._tables[year] = _YearTable.build(schedule)
         if assumed:
@@ -239,11 +247,31 @@ LIBRARY_YEARS = range(min(_LIBRARY), max(_LIBRARY) + 1)
 """The years chinese_calendar has official data for (2004–2026 in 1.11.0)."""
 
 
+STATUTORY_NAMES = frozenset({"元旦", "农历除夕", "春节", "清明节", "劳动节", "端午节", "中秋节", "国庆节"})
+"""The ``holidays`` package's zh_CN names of the days 《全国年节及纪念日放假办法》 itself makes
+holidays for everyone (元旦 1 day, 春节 4 from 除夕, 清明 1, 劳动节 2, 端午 1, 中秋 1, 国庆 3 since the
+2024 revision). Its other entries — the State Council's bridging days (休息日（由 … 调休）) and, with
+``observed``, its guessed 补假 — are not the law's and are left out."""
+
+
+def statutory_holidays(year: int) -> frozenset[date]:
+    """The statutory holidays of ``year`` by the law alone: no bridging days, no make-up days.
+
+    The lunar dates (除夕, 春节, 端午, 中秋) and the solar term 清明 come from the ``holidays``
+    package (its Chinese lunisolar calendar and its encoding of the law's revisions).
+    """
+    found = holidays.country_holidays("CN", years=year, observed=False, language="zh_CN")
+    return frozenset(
+        day for day in found if day.year == year and STATUTORY_NAMES.intersection(found.get_list(day))
+    )
+
+
 class CnWorkdays(WorkdayCalendar):
     """The PRC's working days: statutory holidays and make-up working days (调休).
 
     For a year in ``overrides`` the override replaces the library's data; otherwise the library's
-    official data is used; otherwise Monday–Friday is assumed and reported (see ``warning_for``).
+    official data is used; otherwise the statutory holidays alone (``statutory_holidays``, no
+    make-up working days) are assumed and reported (see ``warning_for``).
     """
 
     name = "cn-workdays"
@@ -266,8 +294,12 @@ class CnWorkdays(WorkdayCalendar):
             return self._overrides[year]
         return _LIBRARY.get(year)
 
+    def _fallback(self, year: int) -> YearSchedule:
+        """The law's statutory holidays of ``year``, and no make-up working days (unknown)."""
+        return YearSchedule(year, statutory_holidays(year), frozenset())
+
     def warning_for(self, year: int) -> str:
-        """E.g. ``"2027: no official PRC working-day schedule (…) — assuming …; add [2027] to …"``."""
+        """E.g. ``"2027: no official PRC working-day schedule (…) — using …; MAKE-UP DAYS UNKNOWN …"``."""
         known = f"chinese-calendar knows {LIBRARY_YEARS[0]}–{LIBRARY_YEARS[-1]}"
         if self._has_override_file:
             overrides, where = f"the override file has no {year}", "the calendar override file"
@@ -275,7 +307,9 @@ class CnWorkdays(WorkdayCalendar):
             overrides, where = "no calendar override file is loaded", "a calendar override file"
         return (
             f"{year}: no official PRC working-day schedule ({known} and {overrides}) — "
-            f"assuming Monday–Friday are working days and no holidays; add [{year}] to {where}"
+            "using the statutory holidays of 《全国年节及纪念日放假办法》 only; "
+            f"the make-up working days (调休) of {year} are UNKNOWN and the State Council's bridging "
+            f"days are missing: add [{year}] to {where} once its schedule is published"
         )
 
 

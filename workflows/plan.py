@@ -1,7 +1,8 @@
 """``plan()``: definition + units + registers + year → every obligation with its dates.
 
 Deterministic: no clock, no database. Due dates follow the working-day rule (a due date on a
-non-working day moves to the next working day); an obligation opens ``window`` before its
+non-working day moves to the next working day — or, for a task with ``roll = "backward"``, a
+deadline to be met *before* a date such as a document's expiry, to the working day before it); an obligation opens ``window`` before its
 nominal due date if the task has a window, else at its phase's start (``-30d`` before the due date
 for a duty outside any phase), rolled forward to a working day but never after its due date.
 An occurrence belongs to the year of its *nominal* date (a rrule date, a register row's date),
@@ -107,7 +108,7 @@ def plan(
         lead = units.expand_all(task.lead)
         responsible = units.expand_all(task.responsible)
         for key, nominal, register_unit in _nominal_dues(task, phase, year, registers):
-            due = cal.next_workday(nominal)
+            due = cal.prev_workday(nominal) if task.roll == "backward" else cal.next_workday(nominal)
             opens = min(cal.next_workday(_opens(task, phase, year, nominal, cal)), due)
             owners = (register_unit,) if register_unit is not None else responsible
             for unit in owners:

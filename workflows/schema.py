@@ -296,6 +296,7 @@ class Task(_Strict):
     rrule: Annotated[str, AfterValidator(_rrule)] | None = None
     anchor: Annotated[str, AfterValidator(_anchor)] | None = None
     window: WindowValue | None = None
+    roll: Literal["forward", "backward"] = "forward"
     reminders: list[OffsetValue] | None = None
     escalation: list[EscalationStep] | None = None
     deliverable: Text | None = None

@@ -50,6 +50,15 @@ def _check_unit_id(value: str) -> str:
     return value
 
 
+_ROBOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _check_robot(value: str) -> str:
+    if not _ROBOT.match(value):
+        raise ValueError(f'bad robot name "{value}": use letters, digits, "-", "_" or "."')
+    return value
+
+
 def _check_role(value: str) -> str:
     if not _ROLE.match(value):
         raise ValueError(f'bad role "{value}": use letters, digits, "-" or "_"')
@@ -75,6 +84,10 @@ class Unit(BaseModel):
     roles: list[Annotated[str, NoControl, Field(max_length=MAX_UNIT_ID), AfterValidator(_check_role)]] = (
         Field(default_factory=list)
     )
+    robots: list[Annotated[str, NoControl, Field(max_length=MAX_UNIT_ID), AfterValidator(_check_robot)]] = (
+        Field(default_factory=list)
+    )
+    """Group robots (names in the robots file) that get one message per digest besides the email."""
 
 
 class UnitsFile(BaseModel):

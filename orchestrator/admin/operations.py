@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -37,7 +37,7 @@ from sqlmodel import Session, select
 from notifications.model import NoticeKind
 from orchestrator.admin.refs import Ref, resolve
 from orchestrator.engine.programs import state_for
-from orchestrator.engine.window import local_day
+from orchestrator.engine.window import local_day, local_midnight
 from orchestrator.store.audit import record
 from orchestrator.store.models import NotificationItem, Obligation, OutboxMessage, Program
 from orchestrator.store.states import OPEN_STATES, ItemState, ObligationState, OutboxState
@@ -76,6 +76,11 @@ def _text(value: str | None, what: str, *, required: bool) -> str | None:
     return text or None
 
 
+def check_text(value: str | None, what: str, *, required: bool) -> str | None:
+    """A free text as stored (stripped; None if empty); ``MissingText`` if required and empty, or too long."""
+    return _text(value, what, required=required)
+
+
 def _local_today(session: Session, obligation: Obligation, now: datetime):
     program = session.get(Program, obligation.program_id)
     return local_day(now, ZoneInfo(program.timezone if program else DEFAULT_TIMEZONE))
@@ -86,6 +91,10 @@ def _refuse(obligation: Obligation, action: str, allowed: Collection[str]) -> No
     if state in allowed:
         return
     name = f"#{obligation.id}"
+    if state == ObligationState.SUBMITTED:
+        raise InvalidTransition(
+            f"{name} is in review (待审核): decide it with `duban review approve|return` first"
+        )
     if state == ObligationState.CANCELLED:
         raise InvalidTransition(f"{name} is cancelled (it left the plan): it cannot be {action}")
     if action == "reopened":
@@ -95,7 +104,7 @@ def _refuse(obligation: Obligation, action: str, allowed: Collection[str]) -> No
     raise InvalidTransition(f"{name} is {state}: reopen it first")
 
 
-def _withdraw_notices(session: Session, obligation: Obligation) -> int:
+def withdraw_notices(session: Session, obligation: Obligation) -> int:
     """Skip the obligation's waiting notices, and take it out of the waiting escalations of its task
     (an escalation left with no late unit is skipped)."""
     result = session.execute(
@@ -147,30 +156,60 @@ def _event(
 
 
 def mark_done(
-    session: Session, ref: Ref | str | int, *, evidence: str | None, now: datetime, actor: str, names=None
+    session: Session,
+    ref: Ref | str | int,
+    *,
+    evidence: str | None,
+    now: datetime,
+    actor: str,
+    names=None,
+    done_on: date | None = None,
+    detail: str | None = None,
 ) -> Change:
-    """pending | open | overdue → done; records evidence and whether it was late."""
+    """pending | open | overdue → done; records evidence and whether it was late.
+
+    ``done_on``: the day it was really done (an import of what happened before duban was used):
+    the done time is that day's start and lateness is counted from it, not from ``now``.
+    """
     evidence = _text(evidence, "--evidence", required=False)
     obligation = resolve(session, ref, names)
     _refuse(obligation, ObligationState.DONE, OPEN_STATES)
-    late = _local_today(session, obligation, now) > obligation.due
+    if done_on is None:
+        late, done_at = _local_today(session, obligation, now) > obligation.due, now
+    else:
+        program = session.get(Program, obligation.program_id)
+        late, done_at = done_on > obligation.due, local_midnight(done_on, ZoneInfo(program.timezone))
     before = obligation.state
-    obligation.state, obligation.done_at, obligation.done_late = ObligationState.DONE, now, late
+    obligation.state, obligation.done_at, obligation.done_late = ObligationState.DONE, done_at, late
     obligation.evidence, obligation.updated_at = evidence, now
-    withdrawn = _withdraw_notices(session, obligation)
+    withdrawn = withdraw_notices(session, obligation)
     after = {
         "state": ObligationState.DONE,
-        "done_at": now.isoformat(timespec="seconds"),
+        "done_at": done_at.isoformat(timespec="seconds"),
         "done_late": late,
         "evidence": evidence,
     }
-    detail = f"{withdrawn} waiting notice(s) withdrawn" if withdrawn else None
+    detail = _detail(detail, withdrawn)
     _event(session, obligation, "obligation.done", now, actor, {"state": before}, after, detail)
     return Change(obligation.id, obligation.key, before, ObligationState.DONE, late, withdrawn)
 
 
+def _detail(detail: str | None, withdrawn: int) -> str | None:
+    parts = [detail] if detail else []
+    if withdrawn:
+        parts.append(f"{withdrawn} waiting notice(s) withdrawn")
+    return "; ".join(parts) or None
+
+
 def waive(
-    session: Session, ref: Ref | str | int, *, reason: str | None, now: datetime, actor: str, names=None
+    session: Session,
+    ref: Ref | str | int,
+    *,
+    reason: str | None,
+    now: datetime,
+    actor: str,
+    names=None,
+    detail: str | None = None,
 ) -> Change:
     """pending | open | overdue → waived; the reason is required."""
     reason = _text(reason, "--reason", required=True)
@@ -178,8 +217,8 @@ def waive(
     _refuse(obligation, ObligationState.WAIVED, OPEN_STATES)
     before = obligation.state
     obligation.state, obligation.reason, obligation.updated_at = ObligationState.WAIVED, reason, now
-    withdrawn = _withdraw_notices(session, obligation)
-    detail = f"{withdrawn} waiting notice(s) withdrawn" if withdrawn else None
+    withdrawn = withdraw_notices(session, obligation)
+    detail = _detail(detail, withdrawn)
     _event(
         session,
         obligation,

@@ -13,12 +13,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import and_, false, func, or_
 from sqlmodel import Session, select
 
 from notifications.ics import build_calendar
 from notifications.model import NoticeKind
+from orchestrator.admin.portal import submission_rows
 from orchestrator.engine.digest import DigestBuilder
+from orchestrator.engine.programs import notify_day
 from orchestrator.engine.window import local_day
 from orchestrator.store.models import (
     Event,
@@ -30,7 +32,7 @@ from orchestrator.store.models import (
     Program,
     Timer,
 )
-from orchestrator.store.states import OPEN_STATES, ObligationState, OutboxKind, OutboxState
+from orchestrator.store.states import OPEN_STATES, Channel, ObligationState, OutboxKind, OutboxState
 from workflows.catalog import Bundle
 from workflows.schema import DEFAULT_TIMEZONE
 
@@ -48,6 +50,7 @@ class TaskFilter:
     states: tuple[str, ...] | None = None
     phase: str | None = None
     due_before: date | None = None
+    before_start: bool = False  # only those due before their program's notify-from day
 
 
 def iso(value: datetime | None, tz: ZoneInfo) -> str | None:
@@ -135,8 +138,15 @@ def task_rows(
         query = query.where(Obligation.phase == wanted.phase)
     if wanted.due_before is not None:
         query = query.where(Obligation.due <= wanted.due_before)
+    if wanted.before_start:
+        query = query.where(or_(*(before_start(p) for p in programs.values())) if programs else false())
     query = query.order_by(Obligation.due, Obligation.unit, Obligation.task, Obligation.id)
     return [obligation_row(o, programs[o.program_id], names, now) for o in session.exec(query)]
+
+
+def before_start(program: Program):
+    """The condition "an obligation of ``program`` due before its notify-from day"."""
+    return and_(Obligation.program_id == program.id, Obligation.due < notify_day(program))
 
 
 def count_states(rows: list[Mapping[str, Any]]) -> dict[str, int]:
@@ -181,6 +191,7 @@ def story(
         ).all()
         if item.late is None or any(oid == obligation.id for oid, _ in item.late)
     ]
+    notices = _once_per_message(notices)
     message_ids = sorted({m.message_id for _, m in notices if m is not None})
     history = select(Event).where(Event.obligation_id == obligation.id)
     if message_ids:
@@ -205,7 +216,23 @@ def story(
         ],
         "notices": [_notice(item, message, names, tz) for item, message in notices],
         "history": [event_row(e, tz) for e in events],
+        "submissions": submission_rows(session, obligation.id, tz),
     }
+
+
+def _once_per_message(notices: list) -> list:
+    """One escalation notice per recipient and message: several steps of one escalation that reached
+    a recipient together (catch-up, or both roles) told it once, in one listing."""
+    seen: set[tuple] = set()
+    kept = []
+    for item, message in notices:
+        if item.kind == NoticeKind.ESCALATION:
+            key = (item.recipient, message.id if message is not None else item.send_at)
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append((item, message))
+    return kept
 
 
 def _same_group(model, obligation: Obligation):
@@ -301,6 +328,7 @@ def outbox_row(message: OutboxMessage, names: Mapping[str, str], tz: ZoneInfo) -
         "last_error": message.last_error,
         "refused": dict(message.refused or {}),
         "message_id": message.message_id,
+        "channel": message.channel,  # email | robot:NAME
     }
 
 
@@ -313,13 +341,24 @@ def outbox_rows(
     return [outbox_row(m, names, tz) for m in session.exec(query.order_by(OutboxMessage.id))]
 
 
-def outbox_counts(session: Session) -> dict[str, int]:
-    counts = {state: 0 for state in OUTBOX_STATES}
-    for state, n in session.exec(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)):
-        counts[state] = n
+def outbox_counts(session: Session) -> dict[str, Any]:
+    """Rows by state (every channel), and ``channels``: by state for ``email``, for ``robot`` (all
+    group robots) and for each ``robot:NAME``."""
+    counts: dict[str, Any] = {state: 0 for state in OUTBOX_STATES}
+    channels: dict[str, dict[str, int]] = {"email": {state: 0 for state in OUTBOX_STATES}}
+    query = select(OutboxMessage.channel, OutboxMessage.state, func.count()).group_by(
+        OutboxMessage.channel, OutboxMessage.state
+    )
+    for channel, state, n in session.exec(query):
+        counts[state] = counts.get(state, 0) + n
+        families = [channel] if channel == Channel.EMAIL else ["robot", channel]
+        for family in families:
+            by_state = channels.setdefault(family, {s: 0 for s in OUTBOX_STATES})
+            by_state[state] = by_state.get(state, 0) + n
     refused = session.exec(select(OutboxMessage.refused).where(OutboxMessage.state == OutboxState.SENT)).all()
     counts["refused_recipients"] = sum(len(r or {}) for r in refused)
     counts["total"] = sum(counts[s] for s in OUTBOX_STATES)
+    counts["channels"] = channels
     return counts
 
 
@@ -327,10 +366,16 @@ def outbox_counts(session: Session) -> dict[str, int]:
 
 
 def daemon_rows(session: Session, now: datetime, tick_interval: float, tz: ZoneInfo) -> list[dict[str, Any]]:
-    """Every daemon that has run on this database; alive = seen within 3 × tick_interval and not stopped."""
+    """The live daemons on this database, and the last one that stopped (not one row per past run);
+    alive = seen within 3 × tick_interval and not stopped."""
     rows = []
+    stopped_shown = False
     for beat in session.exec(select(Heartbeat).order_by(Heartbeat.last_seen_at.desc())):
         alive = beat.role != "stopped" and now - beat.last_seen_at <= timedelta(seconds=3 * tick_interval)
+        if not alive:
+            if stopped_shown:
+                continue
+            stopped_shown = True
         rows.append(
             {
                 "node": beat.node,
@@ -405,7 +450,8 @@ def program_rows(session: Session) -> list[dict[str, Any]]:
 
 
 def years_touched(session: Session, program: Program) -> list[int]:
-    """Every year a program's phases or obligations have a date in."""
+    """Every year a program's phases, obligations or their notices have a date in (the last due
+    date's overdue notice and escalations fall in the next weeks: up to a month after it)."""
     low, high = session.exec(
         select(func.min(Obligation.opens), func.max(Obligation.due)).where(
             Obligation.program_id == program.id
@@ -418,6 +464,8 @@ def years_touched(session: Session, program: Program) -> list[int]:
     for day in (low, high, phase_low, phase_high):
         if day is not None:
             years.add(day.year)
+    if high is not None:
+        years.add((high + timedelta(days=31)).year)
     return list(range(min(years), max(years) + 1))
 
 

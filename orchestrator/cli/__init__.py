@@ -53,7 +53,7 @@ def _register_commands() -> None:
     from orchestrator.cli import planning
 
     planning.register(app)
-    for name in ("db", "daemon", "admin", "outbox", "indicators"):
+    for name in ("db", "daemon", "admin", "outbox", "indicators", "review", "imports"):
         try:
             module = __import__(f"orchestrator.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

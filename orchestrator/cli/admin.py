@@ -41,6 +41,7 @@ from orchestrator.cli.common import (
     state,
     warn,
 )
+from orchestrator.engine.outbox.waiting import waiting
 from orchestrator.service.runtime import load_bundle_for
 from orchestrator.store.audit import operator
 from orchestrator.store.db import transaction
@@ -168,11 +169,13 @@ def status(
         programs = overview.program_rows(session)
         outbox = overview.outbox_counts(session)
         daemons = overview.daemon_rows(session, at, settings.daemon.tick_interval, tz)
+        pending = waiting(session, at).as_json(lambda t: overview.iso(t, tz))
         warnings = calendar_warnings(session)
     report = {
         "now": overview.iso(at, tz),
         "programs": programs,
         "outbox": outbox,
+        "waiting": pending,
         "daemons": daemons,
         "daemon_alive": any(d["alive"] for d in daemons),
         "last_tick_at": max((d["last_tick_at"] for d in daemons if d["last_tick_at"]), default=None),
@@ -231,12 +234,27 @@ def _print_status(report: dict[str, Any]) -> None:
             )
         console.print(line)
     outbox = report["outbox"]
-    line = Text("邮件：" + " · ".join(f"{OUTBOX_STATES[s]} {outbox[s]}" for s in overview.OUTBOX_STATES))
-    if outbox[OutboxState.FAILED]:
+    channels = outbox.get("channels", {})
+    email = channels.get("email", outbox)
+    line = Text("邮件：" + " · ".join(f"{OUTBOX_STATES[s]} {email[s]}" for s in overview.OUTBOX_STATES))
+    if email[OutboxState.FAILED]:
         line.append("（duban outbox --state failed）", style="red")
     if outbox["refused_recipients"]:
         line.append(f"；{outbox['refused_recipients']} 个收件地址被拒收", style="red")
     console.print(line)
+    pending = report["waiting"]
+    line = Text(f"待发：{pending['notices']} 条通知尚未归入邮件，{pending['messages']} 封邮件等待发送")
+    if pending["next_send_at"]:
+        line.append(f"；下次发送 {pending['next_send_at'][:16].replace('T', ' ')}", style="bold")
+    console.print(line)
+    if "robot" in channels:  # the group robots' messages: their own deliveries
+        robots = channels["robot"]
+        line = Text(
+            "群机器人：" + " · ".join(f"{OUTBOX_STATES[s]} {robots[s]}" for s in overview.OUTBOX_STATES)
+        )
+        if robots[OutboxState.FAILED]:
+            line.append("（duban outbox --state failed）", style="red")
+        console.print(line)
     if not report["daemons"]:
         console.print(Text("守护进程：从未在此数据库上运行（duban run）", style="red"))
     for daemon in report["daemons"]:
@@ -287,6 +305,9 @@ def tasks(
     ),
     phase: str = typer.Option(None, "--phase", help="A phase id, e.g. implement."),
     due_before: str = typer.Option(None, "--due-before", help="Due on or before this day (YYYY-MM-DD)."),
+    before_start: bool = typer.Option(
+        False, "--before-start", help="Only those due before duban notified anyone (notify-from)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per obligation."),
 ) -> None:
     """The obligations, by due date: who owes what, how many days are left or late.
@@ -307,6 +328,7 @@ def tasks(
             states=states,
             phase=_phase(session, phase, program_ids),
             due_before=before,
+            before_start=before_start,
         )
         rows = overview.task_rows(session, wanted, names, at)
     if as_json:
@@ -410,12 +432,41 @@ def _print_story(found: dict[str, Any]) -> None:
             "计划中的通知：" + "，".join(f"{t['on']} {label(NOTICE_KINDS, t['kind'])}" for t in upcoming),
             soft_wrap=True,
         )
+    if found["submissions"]:
+        _print_submissions(found["submissions"])
     history = Table(title="记录（审计日志）", title_justify="left")
     for column in ("时间", "操作人", "事件", "变化", "说明"):
         history.add_column(column, overflow="fold")
     for e in found["history"]:
         history.add_row(e["at"][:16].replace("T", " "), e["actor"], e["kind"], _change(e), e["detail"] or "")
     console.print(history)
+
+
+def _print_submissions(rows: list[dict[str, Any]]) -> None:
+    from orchestrator.admin.portal import DECISION_LABELS, KIND_LABELS
+    from orchestrator.cli.review import printable
+
+    table = Table(title="单位提交与审核", title_justify="left")
+    for column in ("#", "种类", "提交时间", "说明", "审核", "材料"):
+        table.add_column(column, overflow="fold")
+    for s in rows:
+        kind = KIND_LABELS.get(s["kind"], s["kind"]) + (f"（至 {s['requested']}）" if s["requested"] else "")
+        decision = "待审核" if s["decision"] is None else DECISION_LABELS.get(s["decision"], s["decision"])
+        if s["decided_at"] and s["decision"] != "noted":
+            decision += f" {s['decided_at'][:16].replace('T', ' ')} {printable(s['decided_by'])}"
+            decision += f"：{printable(s['reason'])}" if s["reason"] else ""
+        files = "\n".join(
+            f"#{f['id']} {printable(f['name'])} {f['size']} B sha256 {f['sha256']}" for f in s["files"]
+        )
+        table.add_row(
+            str(s["id"]),
+            kind,
+            s["submitted_at"][:16].replace("T", " "),
+            Text(printable(s["note"])),
+            Text(decision),
+            Text(files or "—"),
+        )
+    console.print(table)
 
 
 def _change(event: Mapping[str, Any]) -> str:

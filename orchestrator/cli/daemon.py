@@ -11,7 +11,7 @@ from orchestrator.cli.common import state
 from orchestrator.engine.clock import clock_from_environment
 from orchestrator.service.daemon import run as run_daemon
 from orchestrator.service.logs import configure_daemon
-from orchestrator.service.runtime import secrets_of
+from orchestrator.service.runtime import plan_timezone, secrets_of
 
 EXIT_CODES = (
     "Exit codes: 0 ok (a clean stop on SIGTERM) · 1 the action or check failed (another daemon holds the "
@@ -27,14 +27,20 @@ def run(
 ) -> None:
     """Run the daemon in the foreground until SIGTERM; SIGHUP reloads config, definitions and units.
 
-    Logs go to stdout: JSON lines with journald priorities, or key=value on a terminal.
+    Logs go to stdout: JSON lines with journald priorities (UTC), or key=value on a terminal (in the
+    plan's local time). At start it says where emails go, the send window, the next send time and
+    how many notices wait for it.
     Under systemd ([bold]Type=notify[/]) it reports READY, STATUS, WATCHDOG, RELOADING and STOPPING.
 
     Example: [bold]duban run --once[/] · under systemd: [bold]duban --config /etc/duban/config.toml run[/]
     """
     settings = state.settings
     clock = clock_from_environment(os.environ)
-    redactor = configure_daemon(logging.DEBUG if state.debug else logging.INFO, secrets=secrets_of(settings))
+    redactor = configure_daemon(
+        logging.DEBUG if state.debug else logging.INFO,
+        secrets=secrets_of(settings),
+        timezone=plan_timezone(settings),
+    )
     code = run_daemon(settings, clock=clock, once=once, redactor=redactor)
     if code:
         raise typer.Exit(code)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from orchestrator.cli.common import console, now, open_engine, state, warn
+from orchestrator.cli.common import console, now, open_engine, parse_day, state, warn
 from orchestrator.cli.planning import REGISTER_HELP, UNITS_HELP, parse_registers, parse_year_text
 from orchestrator.engine.programs import start_program
 from orchestrator.service.runtime import load_bundle_for
@@ -36,8 +36,17 @@ def start(
     year: str = typer.Option(None, "--year", "-y", help="The program year, YYYY."),
     units: Path = typer.Option(None, "--units", "-u", help=UNITS_HELP),
     register: list[str] = typer.Option(None, "--register", "-r", help=REGISTER_HELP),
+    notify_from: str = typer.Option(
+        None,
+        "--notify-from",
+        help="No unit is told of a date before this day (YYYY-MM-DD); default: when first started.",
+        show_default=False,
+    ),
 ) -> None:
     """Start a program (a plan for a year): its phases, obligations and timers. Idempotent.
+
+    Obligations whose dates lie before --notify-from (default: now, the first start) are created in
+    their true state, but no unit is told of them; the office gets one summary with the list.
 
     Run again after a definition, units or register change to reconcile: new obligations are added,
     removed ones cancelled, moved dates moved — all in the audit log.
@@ -45,6 +54,7 @@ def start(
     Example: [bold]duban start rule-of-law-pilot --year 2026[/]
     """
     year = parse_year_text(year)
+    since = parse_day(notify_from, "--notify-from") if notify_from is not None else None
     settings = state.settings
     engine = open_engine()
     bundle = load_bundle_for(
@@ -52,7 +62,13 @@ def start(
     )
     with transaction(engine) as session:
         report = start_program(
-            session, bundle, year, now(), horizon_days=settings.daemon.horizon_days, actor=operator()
+            session,
+            bundle,
+            year,
+            now(),
+            horizon_days=settings.daemon.horizon_days,
+            actor=operator(),
+            notify_from=since,
         )
     verb = "started" if report.created else "reconciled"
     console.print(

@@ -31,7 +31,7 @@ def listing(
     state_: str = typer.Option(None, "--state", "-s", help="pending, sending, sent or failed."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per message."),
 ) -> None:
-    """The outbox: every email with its state, recipients, attempts and last error.
+    """The outbox: every email and group-robot message with its state, recipients, attempts and last error.
 
     Example: [bold]duban outbox --state failed[/]  ·  [bold]duban outbox retry --all-failed[/]
     """
@@ -51,11 +51,18 @@ def listing(
 
 
 def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None) -> None:
-    shown = f"显示 {len(rows)} 封" + (f"（{OUTBOX_STATES[state]}）" if state else "")
+    robots = counts.get("channels", {}).get("robot")
+    unit = "条" if robots else "封"  # emails are 封; with group-robot messages, messages are 条
+    shown = f"显示 {len(rows)} {unit}" + (f"（{OUTBOX_STATES[state]}）" if state else "")
     summary = " · ".join(f"{OUTBOX_STATES[s]} {counts[s]}" for s in overview.OUTBOX_STATES)
-    table = Table(caption=f"{shown}；全部 {counts['total']} 封：{summary}", caption_justify="left")
+    if robots:
+        summary += "；其中群机器人消息 " + " · ".join(
+            f"{OUTBOX_STATES[s]} {robots[s]}" for s in overview.OUTBOX_STATES
+        )
+    table = Table(caption=f"{shown}；全部 {counts['total']} {unit}：{summary}", caption_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("状态", no_wrap=True)
+    table.add_column("渠道", overflow="fold", no_wrap=False)
     table.add_column("收件单位", overflow="fold", ratio=2)
     table.add_column("主题", overflow="fold", ratio=3)
     table.add_column("日期", no_wrap=True)
@@ -65,6 +72,7 @@ def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None
         table.add_row(
             str(row["id"]),
             label(OUTBOX_STATES, row["state"]),
+            channel_label(row.get("channel", "email")),
             row["recipient_name"],
             row["subject"],
             row["send_date"],
@@ -75,9 +83,15 @@ def _print(rows: list[dict[str, Any]], counts: dict[str, int], state: str | None
     console.print(table)
 
 
+def channel_label(channel: str) -> str:
+    """``邮件`` or ``群机器人 NAME``."""
+    return "邮件" if channel == "email" else f"群机器人 {channel.removeprefix('robot:')}"
+
+
 def _remark(row: dict[str, Any]) -> str:
     if row["state"] == OutboxState.SENT:
-        text = f"{(row['sent_at'] or '')[:16].replace('T', ' ')} → {', '.join(row['to'])}"
+        to = ", ".join(row["to"]) or channel_label(row.get("channel", "email"))
+        text = f"{(row['sent_at'] or '')[:16].replace('T', ' ')} → {to}"
         if row["refused"]:
             text += "；拒收：" + "; ".join(f"{a} {c}" for a, c in row["refused"].items())
         return text

@@ -8,7 +8,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from orchestrator.cli.common import BadInput, console, parse_year, print_json_lines, state, warn
+from orchestrator.cli.common import BadInput, console, now, parse_year, print_json_lines, state, warn
+from orchestrator.service.robots import check_robots, robots_path
+from orchestrator.service.runtime import program_calendar_warnings
 from workflows.catalog import Bundle, definition_files, definition_folders, find_definition, load_bundle
 from workflows.check import Inputs, check_inputs
 from workflows.errors import CheckFailed, DefinitionError, NotFound, Problem
@@ -114,6 +116,9 @@ def validate(
 ) -> None:
     """Check definitions, units files and registers against each other; every error as FILE:LINE: message.
 
+    The robots file ([im] robots_file) is checked too (its mode, every robot's secrets), and every
+    unit's robots = [...] against it.
+
     Files are told apart by content. With no FILE, everything config.toml names is checked. A
     definition given without a units file is checked against the configured units file.
     A register file is named by its file name up to the first dot (or give --register NAME=FILE).
@@ -135,17 +140,24 @@ def validate(
         inputs = configured_inputs()
         inputs.registers.update(parse_registers(register, configured=False))
     report = check_inputs(inputs)
+    if report.units or robots_path(settings)[0] is not None:  # the robots file, and the units' robots
+        report.problems = sorted({*report.problems, *check_robots(settings, report.units)})
     for note in inputs.notes:
         warn(note)
     if report.problems:
         raise CheckFailed(report.problems)
     console.print(f"ok: {report.summary()}", markup=False)
+    for message in program_calendar_warnings(settings, now()):
+        warn(message)
     if report.definitions and not report.units:
         warn("no units file given: unit and role references and registers were not checked")
 
 
 def _rolled(o: Occurrence) -> str:
-    return f"{o.due}*" if o.due != o.nominal_due else str(o.due)
+    """The due date, marked ``*`` if moved forward to a working day, ``†`` if moved back."""
+    if o.due == o.nominal_due:
+        return str(o.due)
+    return f"{o.due}*" if o.due > o.nominal_due else f"{o.due}†"
 
 
 def _title(bundle: Bundle, o: Occurrence) -> str:
@@ -185,8 +197,21 @@ def plan_table(bundle: Bundle, year: int, occurrences: list[Occurrence], width: 
             phase = definition.phase(o.phase)
             cells += [phase.name if phase else "—", "、".join(directory.name(u) for u in o.lead) or "—"]
         table.add_row(*cells)
-    if any(o.due != o.nominal_due for o in occurrences):
-        table.caption = "* 原定截止日逢法定节假日或周末，顺延至下一个工作日"
+    captions = []
+    if any(o.due > o.nominal_due for o in occurrences):
+        captions.append("* 原定截止日逢法定节假日或周末，顺延至下一个工作日")
+    if any(o.due < o.nominal_due for o in occurrences):
+        captions.append(
+            "† 须在原定日期前完成（如规范性文件有效期届满前），逢法定节假日或周末提前至前一个工作日"
+        )
+    assumed = sorted(bundle.calendar.assumed_years())
+    if assumed:
+        years = "、".join(str(y) for y in assumed)
+        captions.append(
+            f"注意：{years}年尚无国务院公布的放假安排，仅按《全国年节及纪念日放假办法》计法定节假日，调休上班日未知"
+        )
+    if captions:
+        table.caption = "\n".join(captions)
     return table
 
 

@@ -14,12 +14,54 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from notifications import zh
 from notifications.model import KINDS, PHASE_KINDS, Digest, DigestItem, NoticeKind, Recipient
 from notifications.view import Summary
+from orchestrator.engine.programs import notify_day
 from orchestrator.engine.window import local_day
 from orchestrator.store.db import chunks
-from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program
+from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program, Submission
 from workflows.catalog import Bundle
+
+SUBMISSION_KINDS = ("submission_approved", "submission_returned", "review_pending")
+
+
+def submission_summary(session: Session, stored: NotificationItem) -> str:
+    """The words of a decision (approved, returned with its reason) or of the office's 待审核 count.
+
+    A decision item's key ends ``/<submission id>/<unit>``; the 待审核 count is taken now (what is
+    still waiting when the digest is written, in the item's program)."""
+    if stored.kind == "review_pending":
+        rows = session.exec(
+            select(Submission.kind)
+            .join(Obligation, Obligation.id == Submission.obligation_id)
+            .where(Submission.decision.is_(None), Obligation.program_id == stored.program_id)
+            .where(Submission.kind.in_(("completion", "extension")))
+        ).all()
+        done, extend = rows.count("completion"), rows.count("extension")
+        if not rows:
+            return "目前没有待审核的申请（已全部处理）。"
+        return (
+            f"待审核 {len(rows)} 项：办结申请 {done} 项，延期申请 {extend} 项。请在审核页面逐项通过或退回。"
+        )
+    try:
+        submission = session.get(Submission, int(stored.key.rsplit("/", 2)[-2]))
+    except ValueError:
+        submission = None
+    if submission is None:
+        return "审核结果见本单位督办事项页面。"
+    what = "办结申请" if submission.kind == "completion" else "延期申请"
+    tz = ZoneInfo(session.get(Program, stored.program_id).timezone)
+    local = zh.day(submission.submitted_at.astimezone(tz).date())
+    reason = (submission.reason or "").rstrip("。.；; ")
+    if submission.decision == "returned":
+        return f"贵单位{local}提交的{what}已被退回。退回理由：{reason}。请补充完善后重新提交。"
+    if submission.kind == "extension":
+        text = f"贵单位{local}提交的延期申请已同意，截止日期调整为{zh.day(stored.due) if stored.due else '新的日期'}。"
+    else:
+        text = f"贵单位{local}提交的办结申请已审核通过，该事项已办结。"
+    return text + (f"审核意见：{reason}。" if reason else "")
+
 
 Scorecard = Callable[[Session, Program, Bundle], tuple[str, tuple[str, str, bytes] | None]]
 
@@ -32,16 +74,17 @@ class Group:
 
 
 def group_items(items: Sequence[NotificationItem], timezones: Mapping[int, ZoneInfo]) -> list[Group]:
-    """One group per (recipient, local day of the send slot), in send order."""
-    groups: dict[tuple[str, date], list[NotificationItem]] = {}
+    """One group per (recipient, local day of the send slot), in send order; the office's summary of
+    what fell due before the start (``before_start``) is always an email of its own."""
+    groups: dict[tuple[str, date, bool], list[NotificationItem]] = {}
     days: dict[tuple[datetime, int], date] = {}  # most items of a run share a few send slots
     for item in sorted(items, key=attrgetter("send_at", "recipient", "id")):  # stored items: ids set
         slot = (item.send_at, item.program_id)
         day = days.get(slot)
         if day is None:
             day = days[slot] = local_day(item.send_at, timezones[item.program_id])
-        groups.setdefault((item.recipient, day), []).append(item)
-    return [Group(r, d, tuple(members)) for (r, d), members in groups.items()]
+        groups.setdefault((item.recipient, day, item.kind == NoticeKind.BEFORE_START), []).append(item)
+    return [Group(r, d, tuple(members)) for (r, d, _), members in groups.items()]
 
 
 class DigestBuilder:
@@ -110,7 +153,7 @@ class DigestBuilder:
 
     def _load_obligations(self, ids: list[int]) -> None:
         table = Obligation.__table__
-        columns = [table.c[n] for n in ("id", "title", "opens", "lead")]
+        columns = [table.c[n] for n in ("id", "title", "opens", "lead", "task", "due", "occurrence")]
         connection = self.session.connection()
         for chunk in chunks(ids):
             rows = connection.execute(select(*columns).where(table.c.id.in_(chunk)))
@@ -132,11 +175,15 @@ class DigestBuilder:
         counts: dict[str, int] = {}
         plans: set[tuple[str, str]] = set()
         phases: dict[str, set[str]] = {}
+        seen: set[tuple] = set()
         for stored in group.items:
             kind = stored.kind
             if kind not in KINDS:
                 raise ValueError(f"digest item {stored.key!r}: unknown kind {kind!r}")
-            counts[kind] = counts.get(kind, 0) + (len(stored.late) if stored.late else 1)
+            pairs = self._late_pairs(stored, seen)
+            if pairs is not None and not pairs:
+                continue  # every late unit of it is listed already (another step of the same escalation)
+            counts[kind] = counts.get(kind, 0) + (len(pairs) if pairs is not None else 1)
             program = self.program(stored.program_id)
             plans.add((program.workflow, program.title))
             if kind in PHASE_KINDS:
@@ -144,8 +191,30 @@ class DigestBuilder:
                 phases.setdefault(kind, set()).add((run.name if run else None) or stored.phase or "阶段")
         return Summary(counts, frozenset(plans), {k: frozenset(v) for k, v in phases.items()})
 
+    @staticmethod
+    def _late_pairs(stored: NotificationItem, seen: set[tuple]) -> list | None:
+        """The late units of an escalation (or summary) item not yet listed in this digest (``seen``
+        collects them): several steps of one task occurrence's escalation that reach one recipient
+        together (catch-up, or a recipient holding both roles) list each late unit once. None for an
+        item that lists no units."""
+        if not stored.late:
+            return None
+        fresh = []
+        for oid, unit in stored.late:  # an obligation id names its task occurrence too
+            if (stored.kind, oid) not in seen:
+                seen.add((stored.kind, oid))
+                fresh.append((oid, unit))
+        return fresh
+
     def digest(self, group: Group) -> Digest:
-        items = [item for stored in group.items for item in self.items(stored)]
+        seen: set[tuple] = set()
+        items = []
+        for stored in group.items:
+            pairs = self._late_pairs(stored, seen)
+            if pairs is None:
+                items.append(self.item(stored))
+            else:
+                items.extend(self.item(stored, late=pair) for pair in pairs)
         return Digest(self.addressee(group), group.send_date, tuple(items))
 
     def items(self, stored: NotificationItem) -> list[DigestItem]:
@@ -168,6 +237,13 @@ class DigestBuilder:
         summary = attachment = None
         if stored.kind == NoticeKind.SCORECARD and self.scorecard and bundle:
             summary, attachment = self.scorecard(self.session, program, bundle)
+        elif stored.kind in SUBMISSION_KINDS:
+            summary = submission_summary(self.session, stored)
+        task_id, due, occurrence, since = stored.task, stored.due, stored.occurrence, None
+        if stored.kind == NoticeKind.BEFORE_START and obligation is not None:  # one item lists many tasks
+            task_id, due, occurrence = obligation.task, obligation.due, obligation.occurrence
+            task = self._task(program.workflow, definition, task_id)
+            since = notify_day(program)
         return DigestItem(
             key=stored.key,
             kind=stored.kind,
@@ -175,14 +251,14 @@ class DigestBuilder:
             workflow_title=program.title,
             phase=stored.phase,
             phase_name=run.name if run else None,
-            task=stored.task,
+            task=task_id,
             task_title=obligation.title if obligation else (task.title if task else None),
             section=task.section if task else None,
             detail=task.detail if task else None,
             unit=unit,
             unit_name=name(unit),
-            occurrence=stored.occurrence,
-            due=stored.due,
+            occurrence=occurrence,
+            due=due,
             opens=obligation.opens if obligation else None,
             lead_names=tuple(name(u) for u in (obligation.lead if obligation else ())),
             deliverable=task.deliverable if task else None,
@@ -192,4 +268,5 @@ class DigestBuilder:
             phase_end=run.end if run else None,
             attachment=attachment,
             summary=summary,
+            notify_from=since,
         )

@@ -19,7 +19,14 @@ from orchestrator.engine.window import local_day, local_midnight
 from orchestrator.store.audit import DAEMON, record
 from orchestrator.store.db import IN_LIMIT, bulk_insert
 from orchestrator.store.models import Obligation, PhaseRun, Program, Timer
-from orchestrator.store.states import OPEN_STATES, ObligationState, PhaseState, TimerKind, TimerOutcome
+from orchestrator.store.states import (
+    OPEN_STATES,
+    OWED_STATES,
+    ObligationState,
+    PhaseState,
+    TimerKind,
+    TimerOutcome,
+)
 from workflows.catalog import Bundle
 from workflows.plan import Occurrence, phase_dates, plan
 from workflows.schedule import obligation_notices, phase_notices
@@ -53,8 +60,26 @@ def state_for(opens: date, due: date, today: date) -> str:
     return ObligationState.OPEN if today <= due else ObligationState.OVERDUE
 
 
-def _program(session: Session, bundle: Bundle, year: int, now: datetime, actor: str, report: StartReport):
+def notify_day(program: Program) -> date:
+    """The first local day whose notices are sent: dates before it are history (see ``notify_from``;
+    a program started before revision 0004 has none: ``date.min``)."""
+    if program.notify_from is None:
+        return date.min
+    return local_day(program.notify_from, ZoneInfo(program.timezone))
+
+
+def _program(
+    session: Session,
+    bundle: Bundle,
+    year: int,
+    now: datetime,
+    actor: str,
+    report: StartReport,
+    notify_from: date | None,
+):
     wf = bundle.definition.workflow
+    tz = ZoneInfo(wf.timezone)
+    wanted_from = local_midnight(notify_from, tz) if notify_from is not None else None
     program = session.exec(select(Program).where(Program.workflow == wf.id, Program.year == year)).first()
     if program is None:
         program = Program(
@@ -68,6 +93,7 @@ def _program(session: Session, bundle: Bundle, year: int, now: datetime, actor: 
             started_at=now,
             reconciled_at=now,
             materialized_until=date(year, 1, 1),
+            notify_from=wanted_from or now,
         )
         session.add(program)
         session.flush()
@@ -79,9 +105,28 @@ def _program(session: Session, bundle: Bundle, year: int, now: datetime, actor: 
             kind="program.started",
             program_id=program.id,
             subject=f"{wf.id} {year}",
-            after={"workflow": wf.id, "year": year, "title": wf.title},
+            after={
+                "workflow": wf.id,
+                "year": year,
+                "title": wf.title,
+                "notify_from": program.notify_from.isoformat(),
+            },
         )
     else:
+        if wanted_from is not None and wanted_from != program.notify_from:
+            before = program.notify_from.isoformat() if program.notify_from else None
+            program.notify_from = wanted_from
+            record(
+                session,
+                at=now,
+                actor=actor,
+                kind="program.notify_from",
+                program_id=program.id,
+                subject=f"{wf.id} {year}",
+                before={"notify_from": before},
+                after={"notify_from": wanted_from.isoformat()},
+                detail="notices not yet sent or skipped follow the new date",
+            )
         program.title, program.timezone = wf.title, wf.timezone
         program.definition_path = bundle.loaded.path
         program.definition_digest, program.units_digest = bundle.loaded.digest, bundle.units.digest
@@ -114,12 +159,12 @@ class TimerSync:
             return ("group", timer.task, timer.occurrence, timer.opens, timer.due)
         return ("phase", timer.phase)
 
-    def unfired(self, owner: object, kind: str) -> dict[str, dict]:
-        """The owner's unfired timers of ``kind`` as wanted rows (to keep them as they are)."""
+    def unfired(self, owner: object, kind: str | None) -> dict[str, dict]:
+        """The owner's unfired timers of ``kind`` (None: all) as wanted rows (to keep them as they are)."""
         return {
             key: {"fire_at": t.fire_at, "on": t.on, "recipients": t.recipients}
             for key, t in self.existing.get(owner, {}).items()
-            if t.kind == kind
+            if kind is None or t.kind == kind
         }
 
     def sync_groups(self, groups: dict[tuple, dict[str, dict]]) -> None:
@@ -244,11 +289,27 @@ def _phase_runs(session, bundle, program, now, actor, timers: TimerSync) -> None
             timers.sync(("phase", run.phase), {})
 
 
+def office_units(bundle: Bundle) -> tuple[str, ...]:
+    """The supervising office: the workflow's ``contact`` units (who gets the before-start summary)."""
+    contact = bundle.definition.workflow.contact
+    return tuple(bundle.units.directory.expand(contact)) if contact else ()
+
+
 def _program_timers(bundle, program, timers: TimerSync) -> None:
-    """Program-level timers: the scorecard to the supervising office (``[evaluation] send_on``)."""
+    """Program-level timers: the summary of what was due before ``notify_from`` to the office, and
+    the scorecard to the supervising office (``[evaluation] send_on``)."""
     evaluation = bundle.definition.evaluation
     tz = ZoneInfo(program.timezone)
     wanted = {}
+    office = office_units(bundle)
+    if office and program.notify_from is not None:
+        start = program.notify_from
+        day = local_day(start, tz)
+        key = f"{program.workflow}/{program.year}/program/before_start/{day}"
+        row = _timer_row(
+            key, TimerKind.BEFORE_START, program, day, tz, phase=PROGRAM_PHASE, recipients=office
+        )
+        wanted[key] = row | {"fire_at": start}  # at the instant itself: after every notice before it
     if evaluation and evaluation.send_on and evaluation.recipients:
         day = bundle.calendar.next_workday(evaluation.send_on.in_year(program.year))
         recipients = bundle.units.directory.expand_all(evaluation.recipients)
@@ -313,10 +374,17 @@ def start_program(
     *,
     horizon_days: int = 400,
     actor: str = DAEMON,
+    notify_from: date | None = None,
 ) -> StartReport:
-    """Materialize (or reconcile) the program of ``bundle`` for ``year`` as of ``now``."""
+    """Materialize (or reconcile) the program of ``bundle`` for ``year`` as of ``now``.
+
+    ``notify_from``: the first local day whose notices units get (default: ``now``, when the program
+    is first started; given for a program already started, it moves). Obligations whose dates lie
+    before it are created in their true state but no unit is told of them; the office gets one
+    summary (the ``before_start`` timer, at that instant).
+    """
     report = StartReport(program_id=0)
-    program = _program(session, bundle, year, now, actor, report)
+    program = _program(session, bundle, year, now, actor, report, notify_from)
     report.program_id = program.id
     tz = ZoneInfo(program.timezone)
     today = local_day(now, tz)
@@ -334,7 +402,10 @@ def start_program(
         obligation = existing.get(key) or new.get(key)
         if obligation is None:
             continue  # beyond the horizon: materialized when the horizon reaches it
-        own = timers.unfired(obligation.id, TimerKind.TASK_OPENED)  # a late joiner's own opening notice
+        # a late joiner's own opening notice; an extended obligation's own timers (engine.extensions)
+        own = timers.unfired(
+            obligation.id, None if getattr(obligation, "extended_to", None) else TimerKind.TASK_OPENED
+        )
         if key in new:
             if not report.created:
                 _audit_added(session, program, obligation, now, actor)
@@ -345,7 +416,7 @@ def start_program(
         timers.sync(obligation.id, own)  # (other timers of one obligation: databases from 0001)
         _group_timers(bundle, program, occ, groups)
     for key, obligation in existing.items():
-        if key not in wanted and obligation.state in OPEN_STATES:
+        if key not in wanted and obligation.state in OWED_STATES:
             _cancel(session, program, obligation, now, actor)
             timers.sync(obligation.id, {})
             report.cancelled += 1
@@ -430,7 +501,7 @@ def _update_obligation(
 ) -> int:
     fields = {
         "opens": occ.opens,
-        "due": occ.due,
+        "due": max(occ.due, obligation.extended_to or occ.due),  # an approved extension stays
         "title": occ.title,
         "phase": occ.phase,
         "lead": list(occ.lead),

@@ -135,8 +135,9 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
                 .where(items.c.message_id.in_([m.id for m in chunk]))
                 .order_by(items.c.id)
             )
+            seen: set[tuple] = set()  # one late unit once per message (several escalation steps)
             for item in connection.execute(query).all():
-                carried.setdefault(item.message_id, []).extend(_facts(item))
+                carried.setdefault(item.message_id, []).extend(_facts(item, seen))
             for message in chunk:
                 yield SimulatedEmail(
                     send_at=message.sent_at,
@@ -148,8 +149,9 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
                 )
 
 
-def _facts(item) -> list[dict]:
-    """The JSON items of one stored item: one per unit it is about (an escalation: each late unit)."""
+def _facts(item, seen: set[tuple]) -> list[dict]:
+    """The JSON items of one stored item: one per unit it is about (an escalation: each late unit
+    not already listed in the same message for the same task occurrence, as the digest lists them)."""
     fact = {
         "kind": item.kind,
         "workflow": _workflow_of(item.key),
@@ -161,7 +163,13 @@ def _facts(item) -> list[dict]:
     }
     if not item.late:
         return [fact]
-    return [fact | {"unit": unit} for _, unit in item.late]
+    facts = []
+    for oid, unit in item.late:
+        key = (item.message_id, item.kind, item.task, item.occurrence, item.due, oid)
+        if key not in seen:
+            seen.add(key)
+            facts.append(fact | {"unit": unit})
+    return facts
 
 
 def _workflow_of(key: str) -> str:

@@ -19,14 +19,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from notifications.model import NoticeKind
-from orchestrator.engine.programs import PHASE_NOTICE, insert_ignoring_duplicates
+from orchestrator.engine.programs import PHASE_NOTICE, insert_ignoring_duplicates, notify_day
 from orchestrator.engine.window import SendPolicy, local_day, send_slot
 from orchestrator.store.audit import DAEMON, event_row, insert_events
 from orchestrator.store.db import bind_value, chunks, executemany, memoized, transaction
 from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program, Timer
 from orchestrator.store.states import (
-    FINISHED_STATES,
     PHASE_TIMER_KINDS,
+    QUIET_STATES,
     REMINDER_KINDS,
     ItemState,
     ObligationState,
@@ -150,6 +150,7 @@ class _Batch:
         self.programs = {p.id: p for p in session.exec(select(Program).where(Program.id.in_(program_ids)))}
         self.zones = {pid: ZoneInfo(p.timezone) for pid, p in self.programs.items()}
         self.today = {pid: local_day(now, tz) for pid, tz in self.zones.items()}
+        self.notify_day = {pid: notify_day(p) for pid, p in self.programs.items()}
         ids = sorted({t.obligation_id for t in timers if t.obligation_id is not None})
         self.obligations: dict[int, dict] = {}
         for chunk in chunks(ids):
@@ -205,10 +206,8 @@ class _Batch:
                 return self._escalation(timer)
             return self._task_occurrence(timer)
         obligation = self.obligations[timer.obligation_id]  # a timer of one obligation (revision 0001)
-        if obligation["state"] in FINISHED_STATES:
-            return (
-                TimerOutcome.SKIPPED
-            )  # nothing more for a finished obligation (its state change is already logged)
+        if obligation["state"] in QUIET_STATES:
+            return TimerOutcome.SKIPPED  # finished, or in review (待审核): its change is already logged
         self._advance(timer, obligation)
         stale = self._stale(timer, obligation["due"], self.latest_notice.get(obligation["id"]))
         if stale:
@@ -229,6 +228,9 @@ class _Batch:
         """Why a notice is no longer true today (catch-up after downtime), or None; ``latest`` is
         the fire time of the latest reminder-kind notice of the same obligation(s) due now."""
         today = self.today[timer.program_id]
+        start = self.notify_day[timer.program_id]
+        if due is not None and due < start:
+            return f"before notify-from {start}: due {due}, before duban notified anyone (in the office's summary)"
         if timer.kind in (TimerKind.TASK_OPENED, TimerKind.REMINDER) and today >= due:
             return f"caught up on {today}: the obligation is already due ({due})"
         if timer.kind == TimerKind.DUE_TODAY and today > due:
@@ -318,6 +320,13 @@ class _Batch:
         Late means not done, waived or cancelled by now (states changed earlier in this batch
         included); a recipient is never told about its own obligation.
         """
+        start = self.notify_day[timer.program_id]
+        if timer.due is not None and timer.due < start:
+            return self._skip(
+                timer,
+                f"before notify-from {start}: {timer.task} was due {timer.due}, before duban notified "
+                "anyone (in the office's summary)",
+            )
         late = self._late(timer)
         if not late:
             return self._skip(
@@ -332,7 +341,7 @@ class _Batch:
         return TimerOutcome.FIRED if fired else TimerOutcome.SKIPPED
 
     def _late(self, timer) -> list[tuple[int, str]]:
-        late = [(o["id"], o["unit"]) for o in self._members(timer) if o["state"] not in FINISHED_STATES]
+        late = [(o["id"], o["unit"]) for o in self._members(timer) if o["state"] not in QUIET_STATES]
         return sorted(late, key=lambda pair: (pair[1], pair[0]))
 
     def _task_occurrence(self, timer) -> str:
@@ -342,7 +351,7 @@ class _Batch:
         stale = self._stale(timer, timer.due, self.latest_group_notice.get(_task_occurrence_of(timer)))
         fired = waiting = False
         for obligation in self._members(timer):
-            if obligation["state"] in FINISHED_STATES:
+            if obligation["state"] in QUIET_STATES:  # finished, or in review: no state change, no notice
                 continue
             waiting = True
             self._advance(timer, obligation)
@@ -386,6 +395,8 @@ class _Batch:
             for recipient in timer.recipients:
                 self._item(timer, NoticeKind.SCORECARD, recipient)
             return TimerOutcome.FIRED
+        if timer.kind == TimerKind.BEFORE_START:
+            return self._before_start(timer)
         run = session.exec(
             select(PhaseRun).where(PhaseRun.program_id == timer.program_id, PhaseRun.phase == timer.phase)
         ).first()
@@ -397,6 +408,9 @@ class _Batch:
             self._phase_state(run, PhaseState.CLOSED)
         if timer.kind in (TimerKind.PHASE_START, TimerKind.PHASE_ENDING) and today > run.end:
             return self._skip(timer, f"caught up on {today}: phase {run.phase} already ended {run.end}")
+        start = self.notify_day[timer.program_id]
+        if timer.on < start:
+            return self._skip(timer, f"before notify-from {start}: phase notice of {timer.on}")
         latest = self.latest_phase_notice.get(timer.program_id)
         if latest is not None and latest > timer.fire_at:
             return self._skip(timer, f"caught up on {today}: superseded by a later phase notice")
@@ -404,6 +418,38 @@ class _Batch:
         for recipient in _phase_audience(session, timer.program_id, run.phase):
             self._item(timer, kind, recipient, phase=run.phase)
         return TimerOutcome.FIRED
+
+    def _before_start(self, timer) -> str:
+        """The office's one summary of what fell due before ``notify_from`` and is not finished: one
+        item per office unit listing those obligations (by due date), or skipped if there are none."""
+        start = self.notify_day[timer.program_id]
+        o = OBLIGATION.c
+        rows = self.session.connection().execute(
+            select(o.id, o.unit, o.due, o.state)
+            .where(o.program_id == timer.program_id, o.due < start)
+            .order_by(o.due, o.task, o.unit, o.id)
+        )
+        listed = []
+        for oid, unit, _due, state in rows.all():
+            state = self.state_changes.get(oid, state)
+            if state not in QUIET_STATES:
+                listed.append([oid, unit])
+        if not listed:
+            return self._skip(timer, f"nothing was due before notify-from {start}")
+        for recipient in timer.recipients:
+            self._item(timer, NoticeKind.BEFORE_START, recipient, phase=None, late=listed)
+        self.events.append(
+            event_row(
+                at=self.now,
+                actor=self.actor,
+                kind="program.before_start",
+                program_id=timer.program_id,
+                subject=timer.key,
+                after={"obligations": len(listed), "to": list(timer.recipients)},
+                detail=f"{len(listed)} obligations were due before notify-from {start}: summarized to the office",
+            )
+        )
+        return "fired"
 
     def _phase_state(self, run: PhaseRun, state: str) -> None:
         self.events.append(

@@ -23,7 +23,7 @@ from the database; ``scorecard_attachment`` is the evaluate phase's email hook.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -33,8 +33,8 @@ from sqlmodel import Session, select
 
 from notifications.report import render_scorecard_html, render_summary
 from orchestrator.evaluation.indicators import MET, MISSING, NOT_MET, reporters, status_of, stored_values
-from orchestrator.store.models import Obligation, PhaseRun, Program, Timer
-from orchestrator.store.states import ObligationState, PhaseState, TimerKind
+from orchestrator.store.models import Obligation, PhaseRun, Program, Submission, Timer
+from orchestrator.store.states import Decision, ObligationState, PhaseState, SubmissionKind, TimerKind
 from workflows.calendar import WorkdayCalendar
 from workflows.catalog import Bundle
 from workflows.schema import Evaluation
@@ -250,6 +250,30 @@ class PhaseSpan:
 
 
 @dataclass(frozen=True)
+class Extension:
+    """An approved 延期申请: the obligation is scored against its new due date (listed in the appendix)."""
+
+    unit: str
+    task: str
+    title: str
+    occurrence: str | None
+    before: date  # the due date when the unit asked
+    after: date  # the due date the office approved
+    reason: str | None
+
+    def as_json(self) -> dict:
+        return {
+            "unit": self.unit,
+            "task": self.task,
+            "title": self.title,
+            "occurrence": self.occurrence,
+            "before": self.before.isoformat(),
+            "after": self.after.isoformat(),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
 class Scorecard:
     workflow: str
     title: str
@@ -262,6 +286,7 @@ class Scorecard:
     overall: Score  # all subjects together
     indicators: tuple[IndicatorSummary, ...]
     deadlines: tuple[tuple[date, int, int], ...]  # (due date, obligations, of them not done by as_of)
+    extensions: tuple[Extension, ...] = ()  # approved 延期申请, by unit and task
 
     def as_json(self) -> dict:
         ev = self.evaluation
@@ -288,6 +313,7 @@ class Scorecard:
             "deadlines": [
                 {"due": d.isoformat(), "count": n, "not_done": late} for d, n, late in self.deadlines
             ],
+            "extensions": [e.as_json() for e in self.extensions],
         }
 
 
@@ -605,7 +631,7 @@ def build_scorecard(session: Session, program: Program, bundle: Bundle, as_of: d
         select(PhaseRun).where(PhaseRun.program_id == program.id, PhaseRun.state != PhaseState.CANCELLED)
     )
     phases = sorted((PhaseSpan(r.phase, r.name, r.start, r.end) for r in runs), key=lambda p: (p.start, p.id))
-    return score_card(
+    card = score_card(
         workflow=program.workflow,
         title=program.title,
         year=program.year,
@@ -618,6 +644,25 @@ def build_scorecard(session: Session, program: Program, bundle: Bundle, as_of: d
         indicators=indicator_facts(session, program, bundle),
         phases=phases,
     )
+    return replace(card, extensions=extensions_of(session, program))
+
+
+def extensions_of(session: Session, program: Program) -> tuple[Extension, ...]:
+    """The program's approved extensions (延期), each with the due date before and after."""
+    rows = session.exec(
+        select(Submission, Obligation)
+        .join(Obligation, Obligation.id == Submission.obligation_id)
+        .where(
+            Obligation.program_id == program.id,
+            Submission.kind == SubmissionKind.EXTENSION,
+            Submission.decision == Decision.APPROVED,
+        )
+    )
+    found = [
+        Extension(o.unit, o.task, o.title, o.occurrence, s.previous_due or o.due, o.due, s.note)
+        for s, o in rows
+    ]
+    return tuple(sorted(found, key=lambda e: (e.unit, e.task, e.occurrence or "", e.before)))
 
 
 def evaluation_day(session: Session, program: Program) -> date:

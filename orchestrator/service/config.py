@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -109,9 +109,64 @@ class MailSettings(_Section):
         return time(h1, m1), (time(23, 59, 59) if h2 == 24 else time(h2, m2))
 
 
+class WebSettings(_Section):
+    """``[web]``: the portal. The signing key is never in this file: ``secret_file`` (``make run``
+    creates ``var/web-secret``) or the environment variable ``secret_env``."""
+
+    listen: str = "127.0.0.1:8080"
+    base_url: str = "http://127.0.0.1:8080"
+    secret_file: Path | None = Path("var/web-secret")
+    secret_env: str | None = None
+    evidence_dir: Path = Path("var/evidence")
+    max_file_mb: float = Field(default=20.0, gt=0, le=1024)
+    max_files: int = Field(default=10, ge=1, le=100)
+    office_emails: list[str] = Field(default_factory=list)
+    link_days: int = Field(default=456, ge=1, description="a unit link's validity: a year and a margin")
+
+    def secret(self) -> str:
+        """Read the signing key now (environment first, then the file); never logged, never stored."""
+        from workflows.errors import DubanError
+
+        if self.secret_env and os.environ.get(self.secret_env):
+            value = os.environ[self.secret_env].strip()
+        elif self.secret_file is not None:
+            try:
+                value = self.secret_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise DubanError(f"[web] secret_file {self.secret_file}: {exc.strerror}") from None
+        else:
+            raise DubanError("[web]: no signing key: set secret_file or secret_env")
+        if len(value) < 32:
+            raise DubanError("[web]: the signing key is too short (at least 32 characters)")
+        return value
+
+    @property
+    def link_seconds(self) -> int:
+        return self.link_days * 86400
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+
+class ImSettings(_Section):
+    """Group robots (企业微信 / 钉钉). Their secrets are in the robots file, never here."""
+
+    robots_file: Path | None = None  # else $CREDENTIALS_DIRECTORY/robots.toml under systemd
+    wecom_url: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+    dingtalk_url: str = "https://oapi.dingtalk.com/robot/send"
+    timeout: float = Field(default=10.0, gt=0)
+
+
 class ProgramSettings(_Section):
     workflow: str
     year: int | Literal["current"] = "current"
+    notify_from: date | None = None  # no unit is told of a date before it (default: the first start)
 
 
 class Settings(_Section):
@@ -121,6 +176,8 @@ class Settings(_Section):
     registers: dict[str, Path] = Field(default_factory=dict)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    im: ImSettings = Field(default_factory=ImSettings)
     programs: list[ProgramSettings] = Field(default_factory=list)
 
 
@@ -175,5 +232,12 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
             ),
             "registers": {k: _resolve(base, v) for k, v in settings.registers.items()},
             "mail": mail.model_copy(update={"maildir": _resolve(base, mail.maildir), "smtp": smtp}),
+            "web": settings.web.model_copy(
+                update={
+                    "secret_file": _resolve(base, settings.web.secret_file),
+                    "evidence_dir": _resolve(base, settings.web.evidence_dir),
+                }
+            ),
+            "im": settings.im.model_copy(update={"robots_file": _resolve(base, settings.im.robots_file)}),
         }
     )

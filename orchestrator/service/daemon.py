@@ -30,7 +30,12 @@ from orchestrator.service.config import Settings
 from orchestrator.service.leader import AlreadyRunning, Leadership, leadership_for
 from orchestrator.service.lifecycle import Lifecycle
 from orchestrator.service.logs import Redactor
-from orchestrator.service.runtime import load_runtime, make_transport, secrets_of
+from orchestrator.service.runtime import (
+    load_runtime,
+    make_transport,
+    program_calendar_warnings,
+    secrets_of,
+)
 from orchestrator.service.scheduling import Jobs
 from orchestrator.service.systemd import Notifier
 from orchestrator.service.upkeep import record_daemon_event
@@ -134,6 +139,21 @@ class Daemon:
         status = self._status()
         self.life.send_ready(status)
         log.info("daemon.ready", node=self.work.node, status=status)
+        await self._say_what_happens_next()
+
+    async def _say_what_happens_next(self) -> None:
+        """One line: where emails go, the send window, the next send time, what waits for it; and the
+        years whose make-up working days are unknown, again (loudly, at every start)."""
+        assert self.work is not None
+        try:
+            outlook = await asyncio.to_thread(self.work.outlook)
+        except SQLAlchemyError as exc:
+            log.warning("daemon.outlook_failed", error=str(exc).splitlines()[0])
+            return
+        log.info("mail.outlook", **outlook)
+        warnings = await asyncio.to_thread(program_calendar_warnings, self.settings, self.clock.now())
+        for message in warnings:
+            log.warning("calendar.assumed", detail=message)
 
     def _status(self) -> str:
         assert self.work is not None

@@ -10,7 +10,7 @@ The daemon (``configure_daemon``) writes to stdout, which systemd hands to journ
 The standard-library logs of APScheduler and SQLAlchemy go through the same pipeline
 (``ProcessorFormatter(foreign_pre_chain=...)``). Every line passes the ``Redactor``: the values
 of fields named like ``password``, ``secret`` or ``token`` become ``***``, and every known
-secret value (the SMTP password) is blanked wherever it appears.
+secret value (the SMTP password, the robots' keys and tokens) is blanked wherever it appears.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
@@ -28,7 +30,7 @@ SECRET_NAMES = ("password", "passwd", "secret", "token", "credential")
 PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "warn": 4, "error": 3, "exception": 3, "critical": 2}
 # Chatty stdlib loggers, kept at WARNING unless the daemon runs at DEBUG (SQLAlchemy at INFO logs every statement).
 PASS_THROUGH = frozenset({"exc_info", "stack_info"})  # rendered later; the final text is redacted too
-QUIET_LOGGERS = ("sqlalchemy", "apscheduler", "alembic", "aiosmtplib", "asyncio")
+QUIET_LOGGERS = ("sqlalchemy", "apscheduler", "alembic", "aiosmtplib", "asyncio", "httpx", "httpcore")
 
 
 class _CurrentStderr:
@@ -128,11 +130,13 @@ def configure_daemon(
     secrets: Iterable[str | None] = (),
     stream: IO[str] | None = None,
     json_lines: bool | None = None,
+    timezone: str | None = None,
 ) -> Redactor:
     """Route structlog and the standard library to ``stream`` (default stdout); returns the redactor.
 
-    ``json_lines`` defaults to "``stream`` is not a terminal". Idempotent: a second call replaces
-    the handler installed by the first.
+    ``json_lines`` defaults to "``stream`` is not a terminal". JSON lines carry UTC timestamps (for
+    journald); lines for a terminal carry the local time of ``timezone`` (the plan's), e.g.
+    ``2026-12-02 15:00:01+08:00``. Idempotent: a second call replaces the handler installed by the first.
     """
     stream = sys.stdout if stream is None else stream
     if json_lines is None:
@@ -142,7 +146,7 @@ def configure_daemon(
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.TimeStamper(fmt="iso", utc=True) if json_lines else LocalTime(timezone),
     ]
     if json_lines:
         final = [
@@ -180,6 +184,18 @@ def configure_daemon(
         cache_logger_on_first_use=False,
     )
     return redactor
+
+
+class LocalTime:
+    """A structlog processor: ``timestamp`` as the wall time in ``timezone`` (default UTC), to the second."""
+
+    def __init__(self, timezone: str | None) -> None:
+        self.zone = ZoneInfo(timezone) if timezone else UTC
+
+    def __call__(self, _logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+        now = datetime.now(self.zone)
+        event_dict["timestamp"] = now.isoformat(sep=" ", timespec="seconds")
+        return event_dict
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -6,18 +6,25 @@ A ``Runtime`` is everything loaded from files; a reload replaces it as a whole, 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import structlog
+from sqlmodel import Session
+
+from notifications.im import Robot, RobotTransport
 from notifications.render import Renderer
 from notifications.transport import MaildirTransport, SmtpTransport, Transport
 from orchestrator.engine.window import SendPolicy, local_day
 from orchestrator.service.config import ProgramSettings, Settings
+from orchestrator.service.robots import configured_robots, robots_path, unit_robot_problems
+from orchestrator.store.db import make_engine
 from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
 from workflows.errors import DefinitionError, DubanError, Problem
+from workflows.loader import read_toml
 from workflows.schema import DEFAULT_TIMEZONE
 
 
@@ -68,9 +75,41 @@ def send_policy(settings: Settings, bundles: Mapping[str, Bundle]) -> SendPolicy
     return SendPolicy(settings.mail.window, calendars, default)
 
 
-def make_renderer(settings: Settings, timezone: str = DEFAULT_TIMEZONE) -> Renderer:
+def make_renderer(settings: Settings, timezone: str = DEFAULT_TIMEZONE, *, links: bool = False) -> Renderer:
+    """The digest renderer; with ``links`` every digest carries its unit's personal link (signed
+    with the ``[web]`` key) and the office's 待审核 notice the review page's address."""
     mail = settings.mail
-    return Renderer(sender=mail.sender, reply_to=mail.reply_to, domain=mail.domain, timezone=timezone)
+    link_for = unit_link_maker(settings) if links else None
+    return Renderer(
+        sender=mail.sender,
+        reply_to=mail.reply_to,
+        domain=mail.domain,
+        timezone=timezone,
+        link_for=link_for,
+        office_url=f"{settings.web.base_url.rstrip('/')}/office" if link_for else None,
+    )
+
+
+def unit_link_maker(settings: Settings) -> Callable[[str], str | None] | None:
+    """unit id → its current personal link, or None when the ``[web]`` key cannot be read (a
+    warning, once: the digests then go out without links)."""
+    from orchestrator.admin.links import link_for_unit  # the one place the service signs links
+
+    web = settings.web
+    try:
+        secret = web.secret()
+    except DubanError as exc:
+        structlog.get_logger("duban.daemon").warning("web.links_unavailable", reason=str(exc))
+        return None
+    engines: list = []
+
+    def link_for(unit: str) -> str | None:
+        if not engines:
+            engines.append(make_engine(settings.database.url))
+        with Session(engines[0]) as session:
+            return link_for_unit(secret, web.base_url, session, unit)
+
+    return link_for
 
 
 def local_today(now: datetime, timezone: str = DEFAULT_TIMEZONE) -> date:
@@ -94,15 +133,38 @@ class Runtime:
     policy: SendPolicy
     renderer: Renderer
     timezone: str
+    robots: dict[str, Robot] = field(default_factory=dict)  # the robots file's, by name
 
 
 def load_runtime(settings: Settings, on_assumed: Callable[[int, str], None] | None = None) -> Runtime:
-    """Load every configured bundle; raises ``DefinitionError`` with every problem of every file."""
+    """Load every configured bundle and the robots file; raises ``DefinitionError`` with every
+    problem of every file (a unit naming a robot the robots file lacks is one)."""
     bundles = load_configured_bundles(settings, on_assumed=on_assumed)
+    robots = load_unit_robots(settings, bundles)
     timezone = next((b.definition.workflow.timezone for b in bundles.values()), DEFAULT_TIMEZONE)
     return Runtime(
-        settings, bundles, send_policy(settings, bundles), make_renderer(settings, timezone), timezone
+        settings,
+        bundles,
+        send_policy(settings, bundles),
+        make_renderer(settings, timezone, links=True),
+        timezone,
+        robots,
     )
+
+
+def load_unit_robots(settings: Settings, bundles: Mapping[str, Bundle]) -> dict[str, Robot]:
+    """The robots file's robots, checked against every unit that names one."""
+    robots = configured_robots(settings)
+    units = {id(b.units): b.units for b in bundles.values()}.values()
+    problems = unit_robot_problems(units, robots, robots_path(settings)[0])
+    if problems:
+        raise DefinitionError(problems)
+    return robots
+
+
+def make_robot_transport(settings: Settings, robots: Mapping[str, Robot]) -> RobotTransport:
+    im = settings.im
+    return RobotTransport(robots, wecom_url=im.wecom_url, dingtalk_url=im.dingtalk_url, timeout=im.timeout)
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -124,9 +186,59 @@ def make_transport(settings: Settings) -> Transport:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """The secret values that must never reach a log line (the SMTP password, when it can be read)."""
+    """The secret values that must never reach a log line: the SMTP password and the robots'
+    keys, tokens and secrets, when they can be read."""
+    secrets = []
     try:
         password = settings.mail.smtp.password()
     except DubanError:
-        return []
-    return [password] if password else []
+        password = None
+    if password:
+        secrets.append(password)
+    try:
+        robots = configured_robots(settings)
+    except DubanError:
+        robots = {}
+    return secrets + [s for robot in robots.values() for s in robot.secrets]
+
+
+def program_calendar_warnings(settings: Settings, now: datetime) -> list[str]:
+    """One line per configured program and year it touches (its own and the next) with no official
+    working-day schedule: the make-up days of that year are unknown. A program whose files do not
+    load is left out (``validate`` reports those files' problems)."""
+    found: list[str] = []
+    for entry in settings.programs:
+        try:
+            bundle = load_bundle_for(settings, entry.workflow, on_assumed=lambda *_: None)
+        except DubanError:
+            continue
+        tz = ZoneInfo(bundle.definition.workflow.timezone)
+        year = program_year(entry, local_day(now, tz))
+        for touched in (year, year + 1):
+            if not bundle.calendar.has_official_data(touched):
+                found.append(f"{entry.workflow} {year}: {bundle.calendar.warning_for(touched)}")
+    return found
+
+
+def mail_destination(settings: Settings) -> dict[str, str]:
+    """Where emails go, for a log line: the maildir path, or the SMTP server (never a password)."""
+    mail = settings.mail
+    if mail.transport == "maildir":
+        return {"transport": "maildir", "to": str(mail.maildir)}
+    smtp = mail.smtp
+    return {"transport": "smtp", "to": f"{smtp.host}:{smtp.port}", "security": smtp.security}
+
+
+def plan_timezone(settings: Settings) -> str:
+    """The time zone of the first configured plan (for log lines on a terminal), read cheaply from its
+    ``[workflow]`` table; ``Asia/Shanghai`` if there is none or it cannot be read (the daemon's own
+    loading reports any problem)."""
+    for entry in settings.programs:
+        try:
+            path = find_definition(entry.workflow, definition_folders(settings.definitions.paths))
+            zone = read_toml(path)[0].get("workflow", {}).get("timezone", DEFAULT_TIMEZONE)
+            ZoneInfo(zone)
+        except (DubanError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        return zone
+    return DEFAULT_TIMEZONE

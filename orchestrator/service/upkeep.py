@@ -61,7 +61,9 @@ def ensure_programs(
         if key in touched or (key in started and not reconcile):
             continue
         with transaction(engine) as session:
-            report = start_program(session, bundle, key[1], now, horizon_days=horizon)
+            report = start_program(
+                session, bundle, key[1], now, horizon_days=horizon, notify_from=entry.notify_from
+            )
         started.add(key)
         touched.add(key)
         summary = f"{key[0]} {key[1]}"

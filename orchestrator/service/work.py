@@ -18,14 +18,22 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from orchestrator.engine.clock import Clock
-from orchestrator.engine.outbox import deliver, enqueue, report_failures
+from orchestrator.engine.outbox import deliver, deliver_robots, enqueue, report_failures
+from orchestrator.engine.outbox.waiting import waiting
 from orchestrator.engine.tick import TickReport, next_fire_at, tick
 from orchestrator.evaluation import scoring_hook
 from orchestrator.service.leader import Leadership, LeadershipLost
 from orchestrator.service.lifecycle import Lifecycle
-from orchestrator.service.runtime import Runtime, local_today, make_transport
+from orchestrator.service.runtime import (
+    Runtime,
+    local_today,
+    mail_destination,
+    make_robot_transport,
+    make_transport,
+)
 from orchestrator.service.upkeep import (
     ProgramChanges,
     ensure_programs,
@@ -126,6 +134,27 @@ class Work:
             status=status,
         )
 
+    def outlook(self) -> dict:
+        """What happens next, for the start line of the log: where emails go (never a password),
+        the send window, the next send time and how many notices and emails wait for it."""
+        now = self.clock.now()
+        settings = self.runtime.settings
+        with Session(self.engine) as session:
+            pending = waiting(session, now)
+        tz = ZoneInfo(self.runtime.timezone)
+        next_at = (
+            pending.next_send_at.astimezone(tz).isoformat(timespec="minutes")
+            if pending.next_send_at
+            else None
+        )
+        return {
+            **mail_destination(settings),
+            "send_window": settings.mail.send_window,
+            "next_send_at": next_at,
+            "notices_waiting": pending.notices,
+            "messages_waiting": pending.messages,
+        }
+
     def _ensure_programs(self, now: datetime, *, reconcile: bool) -> ProgramChanges:
         runtime = self.runtime
         return ensure_programs(
@@ -168,6 +197,7 @@ class Work:
                     failed=report.failed,
                     refused=report.refused,
                 )
+            await self._robots(runtime)
             await self._daily_failure_report(runtime)
             return bool(report.sent) or not (report.retried or report.failed)
         except DubanError as exc:  # e.g. an unreadable password file: one line, retried next run
@@ -177,6 +207,30 @@ class Work:
         except Exception:
             log.exception("dispatch.failed")
         return False
+
+    async def _robots(self, runtime: Runtime) -> None:
+        """The group robots' messages: their own claims and outcomes, after the emails."""
+        if not runtime.robots or self.life.stopping:
+            return
+        report = await deliver_robots(
+            self.engine,
+            self.clock,
+            make_robot_transport(runtime.settings, runtime.robots),
+            runtime.bundles,
+            runtime.settings.mail,
+            links=runtime.renderer.link_for,  # the unit's portal page (None: the office's contact)
+            node=self.node,
+            stop=lambda: self.life.stopping,
+            window=runtime.policy,
+        )
+        if report.sent or report.retried or report.failed or report.paced:
+            log.info(
+                "dispatch.robots",
+                sent=report.sent,
+                retried=report.retried,
+                failed=report.failed,
+                paced=report.paced,
+            )
 
     async def _daily_failure_report(self, runtime: Runtime) -> None:
         today = local_today(self.clock.now(), runtime.timezone)

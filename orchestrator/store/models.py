@@ -41,6 +41,9 @@ class Program(SQLModel, table=True):
     started_at: datetime
     reconciled_at: datetime
     materialized_until: date
+    # no unit is told of a date before this instant's local day; the office gets one summary of what
+    # was due before it (None: a program started before revision 0004, which has no such limit)
+    notify_from: datetime | None = None
 
 
 class PhaseRun(SQLModel, table=True):
@@ -82,6 +85,7 @@ class Obligation(SQLModel, table=True):
     evidence: str | None = None
     reason: str | None = None
     updated_at: datetime
+    extended_to: date | None = None  # an approved 延期申请's due date (kept when the plan is reconciled)
 
 
 class Timer(SQLModel, table=True):
@@ -153,14 +157,19 @@ class NotificationItem(SQLModel, table=True):
 
 
 class OutboxMessage(SQLModel, table=True):
-    """One email; kept forever (sent, failed or pending).
+    """One delivery of one message over one channel; kept forever (sent, failed or pending).
 
     ``kind`` is ``digest`` (a unit's items, rendered when sent) or ``failure_report`` (the admin's
     daily list of undeliverable messages, rendered when queued: ``body`` holds its bytes).
+    ``channel`` is ``email`` or ``robot:NAME`` (a group robot): a digest's robot messages are rows
+    of their own (own state, attempts, errors) whose ``parent_id`` is the email carrying the items.
     """
 
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_state", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_state", "state", "next_attempt_at"),
+        Index("ix_outbox_channel_sent", "channel", "sent_at"),  # a robot's sends of the last minute
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(unique=True)
@@ -182,6 +191,8 @@ class OutboxMessage(SQLModel, table=True):
     reported_at: datetime | None = None
     kind: str = OutboxKind.DIGEST  # an OutboxKind
     body: bytes | None = None  # the whole message, for kinds rendered when queued
+    channel: str = Field(default="email", sa_column_kwargs={"server_default": "email"})
+    parent_id: int | None = Field(default=None, foreign_key="outbox_message.id", index=True)
 
 
 class Event(SQLModel, table=True):
@@ -260,3 +271,69 @@ class SchemaInfo(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     application: str = "duban"
     created_at: datetime
+
+
+class Submission(SQLModel, table=True):
+    """What a unit sent through its page: 签收, 反馈, 办结申请 or 延期申请 (``states.SubmissionKind``).
+
+    A completion or an extension waits for the office (``decision`` NULL) until approved or
+    returned; an acknowledgement or a feedback is ``noted`` at once. ``nonce`` (the form's one-time
+    value) makes a double submit store one row.
+    """
+
+    __table_args__ = (
+        Index("ix_submission_pending", "decision", "submitted_at"),
+        Index("ix_submission_obligation", "obligation_id", "kind"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    obligation_id: int = Field(foreign_key="obligation.id")
+    unit: str = Field(index=True)
+    note: str | None = None
+    requested: date | None = None  # an extension's new due date
+    previous_due: date | None = None  # the due date when it was submitted
+    submitted_at: datetime
+    decided_at: datetime | None = None
+    decision: str | None = None  # approved | returned | noted
+    reason: str | None = None  # the office's word (a return's reason, an approval's note)
+    decided_by: str | None = None
+    client: str | None = None  # the client address of a unit's request
+    user_agent: str | None = None
+    nonce: str | None = Field(default=None, unique=True)
+    reported_at: datetime | None = None  # when the unit's digest told it the decision
+
+
+class Evidence(SQLModel, table=True):
+    """One file sent with a submission, stored under ``evidence_dir`` by its SHA-256 (never by name)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    sha256: str = Field(index=True)
+    size: int
+    media_type: str
+    original_name: str  # sanitised for display; never used as a path
+
+
+class UnitKey(SQLModel, table=True):
+    """A unit's link key version: a link names it; ``revoke`` bumps it (no row: version 1)."""
+
+    __tablename__ = "unit_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit: str = Field(unique=True)
+    version: int = 1
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+
+class OfficeLogin(SQLModel, table=True):
+    """A one-time office login link's nonce: consumed when used (``used_at``)."""
+
+    __tablename__ = "office_login"
+
+    id: int | None = Field(default=None, primary_key=True)
+    nonce: str = Field(unique=True)
+    email: str
+    created_at: datetime
+    used_at: datetime | None = None

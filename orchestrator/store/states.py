@@ -27,6 +27,7 @@ class ObligationState(StrEnum):
     PENDING = "pending"  # not open yet
     OPEN = "open"
     OVERDUE = "overdue"
+    SUBMITTED = "submitted"  # 待审核: a unit's 办结申请 waits for the office (notices paused)
     DONE = "done"
     WAIVED = "waived"
     CANCELLED = "cancelled"  # the plan or the units file no longer asks for it
@@ -52,12 +53,32 @@ class TimerKind(StrEnum):
     OVERDUE = "overdue"  # the obligations not finished become overdue
     ESCALATION = "escalation"
     SCORECARD = "scorecard"
+    BEFORE_START = "before_start"  # at notify-from: the office's summary of what fell due before it
 
 
 class TimerOutcome(StrEnum):
     FIRED = "fired"
     SKIPPED = "skipped"  # its notice was no longer true (recorded as a notice.skipped event)
     CANCELLED = "cancelled"  # the plan no longer wants it
+
+
+class SubmissionKind(StrEnum):
+    """What a unit sent through its page. 签收 and 反馈 are events for the obligation (its state does
+    not change) but rows here all the same: one place holds what a unit did, with its note, files,
+    time, client address and user agent, and "who has not acknowledged" is one query."""
+
+    ACKNOWLEDGE = "acknowledge"  # 签收
+    FEEDBACK = "feedback"  # 反馈: a progress note, optionally with files
+    COMPLETION = "completion"  # 办结申请: the obligation → submitted until the office decides
+    EXTENSION = "extension"  # 延期申请: a new due date, pending until the office decides
+
+
+class Decision(StrEnum):
+    """The office's word on a completion or an extension (NULL while pending)."""
+
+    APPROVED = "approved"
+    RETURNED = "returned"
+    NOTED = "noted"  # 签收 and 反馈 need no review: recorded as noted at once
 
 
 class OutboxState(StrEnum):
@@ -70,6 +91,17 @@ class OutboxState(StrEnum):
 class OutboxKind(StrEnum):
     DIGEST = "digest"  # a recipient's items, rendered when sent
     FAILURE_REPORT = "failure_report"  # the admin's report, rendered when queued
+
+
+class Channel(StrEnum):
+    """How an outbox row reaches its recipient: ``email``, or a group robot (``robot:NAME``)."""
+
+    EMAIL = "email"
+    ROBOT = "robot:"  # the prefix of ``robot:NAME``
+
+    @staticmethod
+    def robot(name: str) -> str:
+        return f"{Channel.ROBOT}{name}"
 
 
 OPEN_STATES = frozenset({ObligationState.PENDING, ObligationState.OPEN, ObligationState.OVERDUE})
@@ -86,3 +118,18 @@ REMINDER_KINDS = frozenset({TimerKind.TASK_OPENED, TimerKind.REMINDER, TimerKind
 
 PHASE_TIMER_KINDS = frozenset({TimerKind.PHASE_START, TimerKind.PHASE_ENDING, TimerKind.PHASE_END})
 """The timers behind phase notices."""
+
+PAUSED_STATES = frozenset({ObligationState.SUBMITTED})
+"""Owed but in review: no reminder, due-today, overdue notice or escalation is sent for it (the
+tick skips it like a finished one, and does not move its state); returned, it goes back to open
+or overdue as its dates say, and the notices still ahead of it fire as usual. It is neither open
+nor finished: a plan change that drops it cancels it like an open one."""
+
+OWED_STATES = OPEN_STATES | PAUSED_STATES
+"""Still owed, in review or not: what a unit's page lists as to do and a plan change may cancel."""
+
+REVIEW_KINDS = frozenset({SubmissionKind.COMPLETION, SubmissionKind.EXTENSION})
+"""The submissions the office decides (the others are noted at once)."""
+
+QUIET_STATES = FINISHED_STATES | PAUSED_STATES
+"""Nothing is sent for these: finished, or in review (待审核)."""

@@ -11,6 +11,9 @@ Two steps, each durable before the next acts:
    when the claim expires (``CLAIM_SECONDS``) it goes back to pending (the interrupted send counting
    as an attempt) and is sent again with the same Message-ID.
 
+A unit's group robots get their own rows beside its email (``channel`` ``robot:NAME``), sent by
+``deliver_robots`` (robots.py) over a ``RobotTransport``, paced per robot.
+
 Failed messages and refused recipients are listed once a day to ``mail.admin`` (failures.py),
 through the outbox like any other email. Nothing is ever deleted.
 """
@@ -21,6 +24,7 @@ from orchestrator.engine.outbox.enqueue import enqueue
 from orchestrator.engine.outbox.failures import ADMIN_RECIPIENT, queue_failure_report, report_failures
 from orchestrator.engine.outbox.outcomes import backoff
 from orchestrator.engine.outbox.policy import MailPolicy
+from orchestrator.engine.outbox.robots import deliver_robots
 
 __all__ = [
     "ADMIN_RECIPIENT",
@@ -29,6 +33,7 @@ __all__ = [
     "MailPolicy",
     "backoff",
     "deliver",
+    "deliver_robots",
     "enqueue",
     "queue_failure_report",
     "report_failures",

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import case, exists, or_, update
+from sqlalchemy import case, exists, func, or_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
@@ -29,7 +29,7 @@ from orchestrator.engine.window import SendPolicy, in_send_window
 from orchestrator.store.audit import DAEMON, record
 from orchestrator.store.db import chunks, transaction
 from orchestrator.store.models import NotificationItem, OutboxMessage, Program
-from orchestrator.store.states import OutboxKind, OutboxState
+from orchestrator.store.states import Channel, OutboxKind, OutboxState
 
 log = structlog.get_logger("duban.dispatch")
 
@@ -50,11 +50,16 @@ def claim(
     kinds: Sequence[str],
     max_attempts: int,
     window: SendPolicy | None = None,
+    *,
+    robots: bool = False,
 ) -> tuple[list[int], int]:
     """Take up to ``limit`` due messages for ``node``: ``(ids in send order, expired claims released)``.
 
-    With ``window``, digests only of programs whose send window is open at ``now`` (see above).
+    Email rows, or with ``robots`` the group robots' rows (``channel`` ``robot:NAME``): each
+    channel is sent by its own transport, as its own delivery. With ``window``, digests only of
+    programs whose send window is open at ``now`` (see above).
     """
+    channel = OutboxMessage.channel != Channel.EMAIL if robots else OutboxMessage.channel == Channel.EMAIL
     with transaction(engine) as session:
         reclaimed = release_expired(session, now, max_attempts)
         due = (
@@ -63,6 +68,7 @@ def claim(
                 OutboxMessage.state == OutboxState.PENDING,
                 OutboxMessage.next_attempt_at <= now,
                 OutboxMessage.kind.in_(kinds),
+                channel,
             )
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)
@@ -99,9 +105,8 @@ def _in_window_only(session: Session, due, now: datetime, window: SendPolicy):
     if len(open_ids) == len(programs):
         return due  # inside every program's window (the usual case in working hours): no filter
     items = NotificationItem.__table__.c
-    in_open_program = exists().where(
-        items.message_id == OutboxMessage.id, items.program_id.in_(open_ids or [-1])
-    )
+    email_row = func.coalesce(OutboxMessage.parent_id, OutboxMessage.id)  # a robot's row: its email's
+    in_open_program = exists().where(items.message_id == email_row, items.program_id.in_(open_ids or [-1]))
     return due.where(or_(OutboxMessage.kind != OutboxKind.DIGEST, in_open_program))
 
 

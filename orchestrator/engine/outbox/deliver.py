@@ -13,11 +13,13 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from notifications.errors import TransportError
+from notifications.errors import RateLimited, TransportError
 from notifications.render import Renderer
 from notifications.transport import Transport
 from orchestrator.engine.clock import Clock
@@ -47,6 +49,7 @@ class DeliverReport:
     deferred: int = 0  # recipients refused for now (4xx at RCPT): tried again later
     lost: int = 0  # claims found taken by another node right before sending (the batch stopped)
     reclaimed: int = 0
+    paced: int = 0  # given back, due later, to keep a robot within its messages a minute
     sent_ids: list[int] = field(default_factory=list)
 
 
@@ -119,7 +122,9 @@ class _Run:
                 return
             self._keepclaim(letters[position:])
             self.untried = position + 1
-            prepared = prepare(letter, self.renderer, now)
+            if self.hold(letter):
+                continue
+            prepared = self.prepare(letter, now)
             if isinstance(prepared, str):
                 self._failed(letter, prepared, permanent=True)
                 continue
@@ -133,6 +138,10 @@ class _Run:
                 return
             try:
                 result = await self.transport.send(prepared, letter.to)
+            except RateLimited as exc:  # this destination only: not a sign the system is down
+                self._failed(letter, str(exc), permanent=False, wait=exc.retry_after)
+                self.limited(letter, exc)
+                continue
             except TransportError as exc:
                 self._failed(letter, str(exc), permanent=not exc.temporary)
                 temporary_in_a_row = temporary_in_a_row + 1 if exc.temporary else 0
@@ -142,18 +151,34 @@ class _Run:
                     return
                 continue
             temporary_in_a_row = 0
-            done = record_sent(
-                self.connection, self.clock.now(), letter, result, mail=self.mail, rng=self.rng
-            )
+            sent_at = self.clock.now()
+            done = record_sent(self.connection, sent_at, letter, result, mail=self.mail, rng=self.rng)
+            self.delivered(letter, sent_at)
             self.report.sent += 1
             self.report.refused += len(result.refused)
             self.report.deferred += len(result.deferred) if not done else 0
             self.report.sent_ids.append(letter.outbox_id)
 
-    def _failed(self, letter: Letter, error: str, *, permanent: bool) -> None:
+    # What a channel may change (the robots' runner does: robots.py).
+
+    def prepare(self, letter: Letter, now: datetime) -> Any:
+        """The message to hand to the transport, or the one-line reason it cannot be made."""
+        return prepare(letter, self.renderer, now)
+
+    def hold(self, letter: Letter) -> bool:
+        """True when ``letter`` must wait (it has been given back, due later): not sent now."""
+        return False
+
+    def delivered(self, letter: Letter, at: datetime) -> None:
+        """``letter`` was accepted at ``at``."""
+
+    def limited(self, letter: Letter, error: RateLimited) -> None:
+        """The destination of ``letter`` asked to slow down."""
+
+    def _failed(self, letter: Letter, error: str, *, permanent: bool, wait: float | None = None) -> None:
         now = self.clock.now()
         if record_failure(
-            self.connection, now, letter, error, permanent=permanent, mail=self.mail, rng=self.rng
+            self.connection, now, letter, error, permanent=permanent, mail=self.mail, rng=self.rng, wait=wait
         ):
             self.report.failed += 1
         else:
@@ -225,9 +250,12 @@ async def deliver_batch(
     rng: random.Random,
     kinds: Sequence[str],
     window: SendPolicy | None = None,
+    robots: bool = False,
+    runner: type[_Run] = _Run,
 ) -> DeliverReport:
+    """Claim due rows of one channel family (email, or ``robots``), load them, send them with ``runner``."""
     wanted = (engine, clock.now(), node, limit, kinds, mail.max_attempts, window)
-    ids, reclaimed = await asyncio.to_thread(claim, *wanted)
+    ids, reclaimed = await asyncio.to_thread(claim, *wanted, robots=robots)
     if not ids:
         return DeliverReport(reclaimed=reclaimed)
     with engine.connect() as connection:
@@ -236,7 +264,7 @@ async def deliver_batch(
         except BaseException:
             release(connection, node, ids)
             raise
-        runner = _Run(connection, clock, transport, making.renderer, mail, node, rng, stop)
-        report = await runner.run(letters)
+        run = runner(connection, clock, transport, making.renderer, mail, node, rng, stop)
+        report = await run.run(letters)
     report.reclaimed = reclaimed
     return report

@@ -18,13 +18,14 @@ from sqlmodel import Session, select
 
 from notifications.model import digest_message_id
 from notifications.render import Renderer
+from notifications.robots import robot_message_id
 from notifications.view import subject_line
 from orchestrator.engine.digest import DigestBuilder, Group, group_items
 from orchestrator.engine.outbox.letters import one_line
 from orchestrator.store.audit import DAEMON, event_row, insert_events
 from orchestrator.store.db import bulk_insert, chunks, executemany, memoized, transaction
 from orchestrator.store.models import NotificationItem, OutboxMessage, Program
-from orchestrator.store.states import ItemState, OutboxKind, OutboxState
+from orchestrator.store.states import Channel, ItemState, OutboxKind, OutboxState
 from workflows.catalog import Bundle
 
 log = structlog.get_logger("duban.dispatch")
@@ -72,6 +73,11 @@ def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], render
             bulk_insert(connection, OutboxMessage.__table__, rows)
             ids.update(_existing_messages(connection, [row["message_id"] for row in rows]))
             insert_events(session, [_queued_event(row, ids[row["message_id"]], now) for row in rows])
+            robot_rows = _robot_rows(builder, keyed, rows, ids)
+            if robot_rows:
+                bulk_insert(connection, OutboxMessage.__table__, robot_rows)
+                queued = _existing_messages(connection, [row["message_id"] for row in robot_rows])
+                insert_events(session, [_queued_event(r, queued[r["message_id"]], now) for r in robot_rows])
         executemany(
             connection,
             "UPDATE notification_item SET state = ?, message_id = ? WHERE id = ?",
@@ -119,13 +125,42 @@ def _message_row(builder: DigestBuilder, group: Group, message_id: str, now) -> 
     }
 
 
+def _robot_rows(
+    builder: DigestBuilder, keyed: dict[str, Group], rows: list[dict], ids: dict[str, int]
+) -> list[dict]:
+    """One row per robot of the recipient unit for each new email: the same digest, its own delivery
+    (state, attempts, errors), found again by the email it goes with (``parent_id``)."""
+    robot_rows = []
+    for row in rows:
+        group = keyed[row["message_id"]]
+        for name in _robots_of(builder, group):
+            robot_rows.append(
+                row
+                | {
+                    "message_id": robot_message_id(row["message_id"], name),
+                    "to": [],
+                    "channel": Channel.robot(name),
+                    "parent_id": ids[row["message_id"]],
+                }
+            )
+    return robot_rows
+
+
+def _robots_of(builder: DigestBuilder, group: Group) -> list[str]:
+    bundle = builder.bundle(builder.program(group.items[0].program_id))
+    unit = bundle.units.directory.by_id.get(group.recipient) if bundle else None
+    return list(dict.fromkeys(unit.robots)) if unit else []
+
+
 def _queued_event(row: dict, outbox_id: int, now: datetime) -> dict:
+    channel = row.get("channel", Channel.EMAIL)
+    after = {"outbox_id": outbox_id, "to": row["to"], "send_date": str(row["send_date"])}
     return event_row(
         at=now,
         actor=DAEMON,
-        kind="mail.queued",
+        kind="mail.queued" if channel == Channel.EMAIL else "robot.queued",
         unit=row["recipient"],
         subject=row["message_id"],
-        after={"outbox_id": outbox_id, "to": row["to"], "send_date": str(row["send_date"])},
+        after=after if channel == Channel.EMAIL else after | {"channel": channel},
         detail=row["subject"],
     )

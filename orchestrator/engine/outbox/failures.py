@@ -28,7 +28,7 @@ from orchestrator.engine.window import local_day
 from orchestrator.store.audit import DAEMON, record
 from orchestrator.store.db import chunks, transaction
 from orchestrator.store.models import OutboxMessage
-from orchestrator.store.states import OutboxKind, OutboxState
+from orchestrator.store.states import Channel, OutboxKind, OutboxState
 from workflows.schema import DEFAULT_TIMEZONE
 
 log = structlog.get_logger("duban.dispatch")
@@ -103,11 +103,14 @@ def failure_message(
     """The report's email (plain text, zh-CN): each message, its recipients, and what went wrong."""
     assert mail.admin
     local = now.astimezone(tz)
-    failed = [m for m in rows if m.state == OutboxState.FAILED]
-    refused = [m for m in rows if m.state != OutboxState.FAILED]
-    lines = [f"截至{zh.day(local.date())} {local:%H:%M}，以下督办邮件未能投递，请核查：", ""]
+    by_robot = [m for m in rows if m.channel != Channel.EMAIL]
+    failed = [m for m in rows if m.state == OutboxState.FAILED and m.channel == Channel.EMAIL]
+    refused = [m for m in rows if m.state != OutboxState.FAILED and m.channel == Channel.EMAIL]
+    what = "督办邮件及群机器人消息" if by_robot else "督办邮件"
+    lines = [f"截至{zh.day(local.date())} {local:%H:%M}，以下{what}未能投递，请核查：", ""]
+    numbers = iter("一二三")
     if failed:
-        lines += [f"一、投递失败的邮件（{len(failed)}封）", ""]
+        lines += [f"{next(numbers)}、投递失败的邮件（{len(failed)}封）", ""]
         for m in failed:
             lines += [
                 f"#{m.id} 致 {m.recipient}（{', '.join(m.to) or '无地址'}）",
@@ -116,15 +119,26 @@ def failure_message(
                 "",
             ]
     if refused:
-        lines += [f"{'二' if failed else '一'}、已投递但有收件人被拒收的邮件（{len(refused)}封）", ""]
+        lines += [f"{next(numbers)}、已投递但有收件人被拒收的邮件（{len(refused)}封）", ""]
         for m in refused:
             lines += [f"#{m.id} 致 {m.recipient}，主题：{m.subject}"]
             lines += [f"    {address}：{reply}" for address, reply in sorted(m.refused.items())]
             lines += [""]
+    if by_robot:
+        lines += [f"{next(numbers)}、发送失败的群机器人消息（{len(by_robot)}条）", ""]
+        for m in by_robot:
+            lines += [
+                f"#{m.id} 群机器人 {m.channel.removeprefix(Channel.ROBOT)}，致 {m.recipient}",
+                f"    内容：{m.subject}",
+                f"    尝试：{m.attempts}次；原因：{m.last_error or '未知'}",
+                "",
+            ]
     lines += [
         "处理办法：",
         "- 查看：duban outbox --state failed",
-        "- 排除原因（如核对单位文件中的电子邮箱、邮件服务器设置）后重发：",
+        "- 排除原因（如核对单位文件中的电子邮箱、邮件服务器设置"
+        + ("，机器人文件中的key、access_token、secret" if by_robot else "")
+        + "）后重发：",
         "  duban outbox retry 编号，或 duban outbox retry --all-failed",
         "",
         "--",
@@ -134,7 +148,10 @@ def failure_message(
     message = EmailMessage(policy=SMTP)
     message["From"] = mail.sender
     message["To"] = mail.admin
-    message["Subject"] = f"【督办系统】{len(rows)}封邮件投递失败或被拒收"
+    emails = len(rows) - len(by_robot)
+    count = f"{emails}封邮件" if emails else ""
+    count += ("、" if emails else "") + f"{len(by_robot)}条群机器人消息" if by_robot else ""
+    message["Subject"] = f"【督办系统】{count}投递失败或被拒收"
     message["Date"] = format_datetime(local)
     message["Message-ID"] = f"<failures-{local:%Y%m%d}-{digest}@{mail.domain}>"
     message["Auto-Submitted"] = "auto-generated"

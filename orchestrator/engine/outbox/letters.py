@@ -17,6 +17,7 @@ from notifications.render import Renderer
 from orchestrator.engine.digest import DigestBuilder, Group, Scorecard
 from orchestrator.store.db import chunks
 from orchestrator.store.models import NotificationItem, OutboxMessage
+from orchestrator.store.states import Channel
 from workflows.catalog import Bundle
 
 
@@ -34,6 +35,7 @@ class Letter:
     digest: Digest | None
     problem: str | None  # set when no message can be made (e.g. the digest cannot be built)
     refused: Mapping[str, str] = field(default_factory=dict)  # refused for good by earlier attempts
+    channel: str = Channel.EMAIL  # or robot:NAME
 
 
 def load_letters(
@@ -49,12 +51,15 @@ def load_letters(
             rows.update(
                 {row.id: row for row in connection.execute(select(outbox).where(outbox.c.id.in_(chunk)))}
             )
+        # A robot message carries the items of its email (``parent_id``): the same digest.
+        carriers = sorted({row.parent_id or row.id for row in rows.values()})
+        for chunk in chunks(carriers):
             query = select(items_table).where(items_table.c.message_id.in_(chunk)).order_by(items_table.c.id)
             for item in connection.execute(query):
                 items.setdefault(item.message_id, []).append(item)
         builder = DigestBuilder(session, bundles, scorecard)
         builder.prefetch([i for group in items.values() for i in group])
-        return [_letter(rows[i], items.get(i, []), builder) for i in ids if i in rows]
+        return [_letter(rows[i], items.get(rows[i].parent_id or i, []), builder) for i in ids if i in rows]
 
 
 def _letter(row: Row, items: list[Row], builder: DigestBuilder) -> Letter:
@@ -78,6 +83,7 @@ def _letter(row: Row, items: list[Row], builder: DigestBuilder) -> Letter:
         digest=digest,
         problem=problem,
         refused=dict(row.refused or {}),
+        channel=row.channel,
     )
 
 

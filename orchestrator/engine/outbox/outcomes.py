@@ -14,7 +14,7 @@ from orchestrator.engine.outbox.letters import Letter
 from orchestrator.engine.outbox.policy import MailPolicy
 from orchestrator.store.audit import DAEMON, event_row
 from orchestrator.store.models import Event, OutboxMessage
-from orchestrator.store.states import OutboxState
+from orchestrator.store.states import Channel, OutboxState
 
 log = structlog.get_logger("duban.dispatch")
 
@@ -41,6 +41,13 @@ def _commit_outcome(connection: Connection, outbox_id: int, values: dict, events
         connection.execute(Event.__table__.insert(), events)
 
 
+def _family(letter: Letter) -> tuple[str, dict]:
+    """The event kinds' prefix (``mail`` or ``robot``) and what a robot's events add to ``after``."""
+    if letter.channel == Channel.EMAIL:
+        return "mail", {}
+    return "robot", {"channel": letter.channel}
+
+
 def record_sent(
     connection: Connection,
     now: datetime,
@@ -64,10 +71,16 @@ def record_sent(
     result_refused = dict(result.refused)
     refused = dict(letter.refused) | result_refused
     about = {"at": now, "actor": DAEMON, "unit": letter.recipient, "subject": letter.message_id}
+    family, channel = _family(letter)
     events = [
         event_row(
-            kind="mail.sent",
-            after={"outbox_id": letter.outbox_id, "to": list(result.accepted), "attempts": attempts},
+            kind=f"{family}.sent",
+            after={
+                "outbox_id": letter.outbox_id,
+                "to": list(result.accepted),
+                "attempts": attempts,
+                **channel,
+            },
             **about,
         )
     ]
@@ -114,7 +127,7 @@ def record_sent(
         values |= {"state": OutboxState.SENT, "owed": None, "last_error": None}
     _commit_outcome(connection, letter.outbox_id, values, events)
     log.info(
-        "mail.sent",
+        f"{family}.sent",
         message=letter.message_id,
         unit=letter.recipient,
         attempts=attempts,
@@ -134,18 +147,23 @@ def record_failure(
     permanent: bool,
     mail: MailPolicy,
     rng: random.Random,
+    wait: float | None = None,
 ) -> bool:
-    """Count a failed attempt: pending again after a backoff, or ``failed``. Returns True when failed."""
+    """Count a failed attempt: pending again after a backoff (at least ``wait`` seconds, when the
+    destination said how long), or ``failed``. Returns True when failed."""
     attempts = letter.attempts + 1
     failed = permanent or attempts >= mail.max_attempts
-    next_attempt = None if failed else now + backoff(attempts, mail, rng)
+    delay = max(backoff(attempts, mail, rng), timedelta(seconds=wait or 0))
+    next_attempt = None if failed else now + delay
     state = OutboxState.FAILED if failed else OutboxState.PENDING
     values: dict = {"state": state, "attempts": attempts, "last_error": error[:1000]}
     values |= {"claimed_by": None, "claimed_until": None}
     if next_attempt is not None:
         values["next_attempt_at"] = next_attempt
-    kind = "mail.failed" if failed else "mail.retry"
+    family, channel = _family(letter)
+    kind = f"{family}.failed" if failed else f"{family}.retry"
     shown = next_attempt.isoformat() if next_attempt else None
+    after = {"outbox_id": letter.outbox_id, "state": state, "attempts": attempts, "next_attempt_at": shown}
     event = event_row(
         at=now,
         actor=DAEMON,
@@ -153,7 +171,7 @@ def record_failure(
         unit=letter.recipient,
         subject=letter.message_id,
         before={"state": OutboxState.SENDING},
-        after={"outbox_id": letter.outbox_id, "state": state, "attempts": attempts, "next_attempt_at": shown},
+        after=after | channel,
         detail=error[:1000],
     )
     _commit_outcome(connection, letter.outbox_id, values, [event])
