@@ -189,7 +189,9 @@ def prepare(engine: Engine, folder: Path, units: int, tasks: int):
 
 
 async def run_duban(engine, bundles, mail, port: int) -> tuple[Figures, list, int]:
-    renderer = Renderer(sender="督办系统 <duban@example.gov.cn>", domain="duban.example.gov.cn")
+    renderer = Renderer(
+        sender="督办系统 <duban@example.gov.cn>", domain="duban.example.gov.cn", timezone="Asia/Shanghai"
+    )
     transport = Recording(SmtpTransport(host=HOST, port=port, security="none", local_hostname="bench"))
     clock = FakeClock(OPEN_DAY)
     started, cpu = time.perf_counter(), time.process_time()

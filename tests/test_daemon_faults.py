@@ -7,8 +7,8 @@ import os
 import subprocess
 
 import pytest
-from conftest import DUBAN
 from smtp_server import free_port
+from support import DUBAN
 
 
 def run_once(env, config) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 
 import pytest
-from conftest import DUBAN
+from support import DUBAN
 
 from orchestrator.service import reload
 from orchestrator.service.config import load_settings

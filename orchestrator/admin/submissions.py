@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from orchestrator.admin.evidence import StoredFile
-from orchestrator.admin.operations import MAX_TEXT, MissingText, withdraw_notices
+from orchestrator.admin.operations import MAX_TEXT, InvalidTransition, MissingText, withdraw_notices
 from orchestrator.engine.extensions import rearm_obligation
 from orchestrator.engine.programs import insert_ignoring_duplicates, state_for
 from orchestrator.engine.window import SendPolicy, local_day, send_slot
@@ -52,7 +52,8 @@ from orchestrator.store.states import (
     SubmissionKind,
 )
 from workflows.catalog import Bundle
-from workflows.errors import DubanError, InvalidTransition, NotFound
+from workflows.errors import DubanError, NotFound
+from workflows.schema import DEFAULT_TIMEZONE
 
 MAX_NOTE = MAX_TEXT
 
@@ -146,7 +147,7 @@ def _text(value: str | None, what: str, *, required: bool) -> str | None:
 
 def _today(session: Session, obligation: Obligation, at: datetime) -> date:
     program = session.get(Program, obligation.program_id)
-    return local_day(at, ZoneInfo(program.timezone if program else "Asia/Shanghai"))
+    return local_day(at, ZoneInfo(program.timezone if program else DEFAULT_TIMEZONE))
 
 
 def _by_nonce(session: Session, nonce: str | None, obligation: Obligation, kind: str) -> Submission | None:

@@ -1,6 +1,7 @@
 """An approved extension (延期): the obligation leaves its task occurrence's timers (they match its
 members by due date) and gets timers of its own for the new date — each reminder, due today,
-overdue and escalation step still ahead, and its opening notice if it has not opened yet.
+overdue and escalation step still ahead, and its opening notice if it has not opened yet: timers of
+its task occurrence at the new date, narrowed to the obligation (``obligation_id``).
 
 The keys name the obligation and the new date, so approving twice arms nothing twice; the
 obligation's own unfired timers for an earlier date are cancelled. Reconciling a program keeps
@@ -66,6 +67,10 @@ def extension_timers(
             phase=obligation.phase,
             step=notice.step,
             recipients=notice.to if notice.kind == "escalation" else (),
+            task=obligation.task,
+            occurrence=obligation.occurrence,
+            due=obligation.due,
+            opens=obligation.opens,
         )
     return wanted
 

@@ -138,7 +138,8 @@ class TimerSync:
     """Makes the unfired timers of a program match what the plan wants, in bulk.
 
     Loads the program's unfired timers once; ``sync(owner, wanted)`` moves, cancels or queues
-    timers of one owner (an obligation id, or a phase id); ``flush()`` inserts the new ones,
+    timers of one owner (a task occurrence, a phase, or one obligation: a timer of its task occurrence
+    narrowed to it, a late joiner's opening notice); ``flush()`` inserts the new ones,
     ignoring keys that exist already (a timer that fired keeps its row: its key names its date).
     """
 
@@ -153,7 +154,7 @@ class TimerSync:
 
     @staticmethod
     def _owner_of(timer: Timer) -> object:
-        if timer.obligation_id is not None:
+        if timer.obligation_id is not None:  # narrowed to one obligation
             return timer.obligation_id
         if timer.task is not None:
             return ("group", timer.task, timer.occurrence, timer.opens, timer.due)
@@ -322,12 +323,23 @@ def _program_timers(bundle, program, timers: TimerSync) -> None:
 
 def _joiner_timer(program: Program, obligation_id: int, key: str, occ: Occurrence) -> dict[str, dict]:
     """The opening notice of an obligation added after its task occurrence opened (a unit that
-    joined the plan late): its own ``task_opened`` timer, due at once. It has the key the task
-    occurrence's timer gives the same notice, so a unit is never told twice."""
+    joined the plan late): a ``task_opened`` timer of its task occurrence narrowed to it
+    (``obligation_id``), due at once. Its items have the keys the task occurrence's timer gives the
+    same notice, so a unit is never told twice."""
     timer_key = f"{key}/task_opened/0/{occ.opens}"
     tz = ZoneInfo(program.timezone)
     row = _timer_row(
-        timer_key, TimerKind.TASK_OPENED, program, occ.opens, tz, obligation_id=obligation_id, phase=occ.phase
+        timer_key,
+        TimerKind.TASK_OPENED,
+        program,
+        occ.opens,
+        tz,
+        obligation_id=obligation_id,
+        phase=occ.phase,
+        task=occ.task,
+        occurrence=occ.occurrence,
+        due=occ.due,
+        opens=occ.opens,
     )
     return {timer_key: row}
 
@@ -413,7 +425,7 @@ def start_program(
                     own = _joiner_timer(program, obligation.id, key, occ)
         else:
             report.moved += _update_obligation(session, obligation, occ, today, now, actor)
-        timers.sync(obligation.id, own)  # (other timers of one obligation: databases from 0001)
+        timers.sync(obligation.id, own)
         _group_timers(bundle, program, occ, groups)
     for key, obligation in existing.items():
         if key not in wanted and obligation.state in OWED_STATES:

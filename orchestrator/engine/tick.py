@@ -102,39 +102,31 @@ BUDGET = 50_000  # items and events one batch writes at most (then the rest of i
 class _Latest:
     """The latest due notice where several are due at once (catch-up): the earlier ones are stale.
 
-    ``group``: (program, task, occurrence, opens, due) → fire time of the task occurrence's latest
-    due reminder-kind timer, where two or more are due; ``notice``: the same by obligation id for
-    timers of one obligation (databases from revision 0001); ``phase``: program id → its latest due
-    phase notice. One grouped scan of
-    the due timers per tick (per batch and IN-list it was quadratic in a big day's timers).
+    ``group``: ((program, task, occurrence, opens, due), obligation id or None) → fire time of the
+    task occurrence's latest due reminder-kind timer for all its units (None), or for one obligation
+    (a timer narrowed to it: a late joiner's opening notice); ``phase``: program id → its latest due
+    phase notice. One grouped scan of the due timers per tick (per batch and IN-list it was
+    quadratic in a big day's timers).
     """
 
-    notice: dict[int, datetime]
     phase: dict[int, datetime]
     group: dict[tuple, datetime]
 
     @classmethod
     def load(cls, connection, now: datetime) -> _Latest:
         due = (TIMER.c.fired_at.is_(None), TIMER.c.fire_at <= now)
-        notice = connection.execute(
-            select(TIMER.c.obligation_id, func.max(TIMER.c.fire_at))
-            .where(*due, TIMER.c.obligation_id.is_not(None), TIMER.c.kind.in_(sorted(REMINDER_KINDS)))
-            .group_by(TIMER.c.obligation_id)
-            .having(func.count() > 1)
-        ).all()
         phase = connection.execute(
             select(TIMER.c.program_id, func.max(TIMER.c.fire_at))
-            .where(*due, TIMER.c.obligation_id.is_(None), TIMER.c.kind.in_(sorted(PHASE_TIMER_KINDS)))
+            .where(*due, TIMER.c.task.is_(None), TIMER.c.kind.in_(sorted(PHASE_TIMER_KINDS)))
             .group_by(TIMER.c.program_id)
         ).all()
         c = TIMER.c
         group = connection.execute(
-            select(c.program_id, c.task, c.occurrence, c.opens, c.due, func.max(c.fire_at))
-            .where(*due, c.obligation_id.is_(None), c.task.is_not(None), c.kind.in_(sorted(REMINDER_KINDS)))
-            .group_by(c.program_id, c.task, c.occurrence, c.opens, c.due)
-            .having(func.count() > 1)
+            select(c.program_id, c.task, c.occurrence, c.opens, c.due, c.obligation_id, func.max(c.fire_at))
+            .where(*due, c.task.is_not(None), c.kind.in_(sorted(REMINDER_KINDS)))
+            .group_by(c.program_id, c.task, c.occurrence, c.opens, c.due, c.obligation_id)
         ).all()
-        return cls(dict(notice), dict(phase), {tuple(row[:5]): row[5] for row in group})
+        return cls(dict(phase), {(tuple(row[:5]), row[5]): row[6] for row in group})
 
 
 class _Batch:
@@ -145,19 +137,13 @@ class _Batch:
     ):
         self.session, self.timers, self.now, self.policy = session, timers, now, policy
         self.actor, self.report = actor, report
-        connection = session.connection()
         program_ids = {t.program_id for t in timers}
         self.programs = {p.id: p for p in session.exec(select(Program).where(Program.id.in_(program_ids)))}
         self.zones = {pid: ZoneInfo(p.timezone) for pid, p in self.programs.items()}
         self.today = {pid: local_day(now, tz) for pid, tz in self.zones.items()}
         self.notify_day = {pid: notify_day(p) for pid, p in self.programs.items()}
-        ids = sorted({t.obligation_id for t in timers if t.obligation_id is not None})
-        self.obligations: dict[int, dict] = {}
-        for chunk in chunks(ids):
-            for row in connection.execute(select(*OBLIGATION_COLUMNS).where(OBLIGATION.c.id.in_(chunk))):
-                self.obligations[row.id] = dict(zip(OBLIGATION_FIELDS, row, strict=True))
-        self.latest_notice, self.latest_phase_notice = latest.notice, latest.phase
-        self.latest_group_notice = latest.group
+        self.obligations: dict[int, dict] = {}  # by id, as this batch has changed them
+        self.latest_phase_notice, self.latest_group_notice = latest.phase, latest.group
         self.items: list[dict] = []
         self.events: list[dict] = []
         self.state_changes: dict[int, str] = {}
@@ -199,22 +185,11 @@ class _Batch:
         return applied
 
     def _apply(self, timer) -> str:
-        if timer.obligation_id is None:
-            if timer.task is None:
-                return self._program_timer(timer)
-            if timer.kind == TimerKind.ESCALATION:
-                return self._escalation(timer)
-            return self._task_occurrence(timer)
-        obligation = self.obligations[timer.obligation_id]  # a timer of one obligation (revision 0001)
-        if obligation["state"] in QUIET_STATES:
-            return TimerOutcome.SKIPPED  # finished, or in review (待审核): its change is already logged
-        self._advance(timer, obligation)
-        stale = self._stale(timer, obligation["due"], self.latest_notice.get(obligation["id"]))
-        if stale:
-            return self._skip(timer, stale, obligation)
-        for recipient in timer.recipients or [obligation["unit"]]:
-            self._item(timer, timer.kind, recipient, obligation=obligation)
-        return TimerOutcome.FIRED
+        if timer.task is None:
+            return self._program_timer(timer)
+        if timer.kind == TimerKind.ESCALATION:
+            return self._escalation(timer)
+        return self._task_occurrence(timer)
 
     def _advance(self, timer, obligation: dict) -> None:
         """The state change a notice brings (opened, overdue) to an unfinished obligation."""
@@ -262,15 +237,14 @@ class _Batch:
         )
         self.report.transitions += 1
 
-    def _skip(self, timer, why: str, obligation: dict | None = None) -> str:
+    def _skip(self, timer, why: str) -> str:
         self.events.append(
             event_row(
                 at=self.now,
                 actor=self.actor,
                 kind="notice.skipped",
                 program_id=timer.program_id,
-                obligation_id=obligation["id"] if obligation else None,
-                unit=obligation["unit"] if obligation else None,
+                obligation_id=timer.obligation_id,
                 subject=timer.key,
                 detail=why,
             )
@@ -282,7 +256,7 @@ class _Batch:
     ) -> None:
         slot = self._slot(timer.program_id, max(timer.fire_at, self.now))
         o = obligation or {}
-        # an item of one obligation is keyed by it (as when each obligation had its own timers)
+        # an item of one obligation is keyed by it (a timer narrowed to one obligation: by its own key)
         base = (
             timer.key if not o or timer.obligation_id else f"{o['key']}/{timer.kind}/{timer.step}/{timer.on}"
         )
@@ -348,7 +322,7 @@ class _Batch:
         """A notice of a task occurrence, applied to each unit's obligation: its state moves (opened,
         overdue) and, unless the notice is no longer true or the obligation is finished, the unit
         gets an item. A notice no longer true is recorded once, as skipped."""
-        stale = self._stale(timer, timer.due, self.latest_group_notice.get(_task_occurrence_of(timer)))
+        stale = self._stale(timer, timer.due, self._latest(timer))
         fired = waiting = False
         for obligation in self._members(timer):
             if obligation["state"] in QUIET_STATES:  # finished, or in review: no state change, no notice
@@ -362,12 +336,23 @@ class _Batch:
             return self._skip(timer, stale)
         return TimerOutcome.FIRED if fired else TimerOutcome.SKIPPED
 
+    def _latest(self, timer) -> datetime | None:
+        """The fire time of the latest reminder-kind notice due now that concerns the timer's units."""
+        group = _task_occurrence_of(timer)
+        times = [self.latest_group_notice.get((group, None))]
+        if timer.obligation_id is not None:
+            times.append(self.latest_group_notice.get((group, timer.obligation_id)))
+        return max((t for t in times if t is not None), default=None)
+
     def _members(self, timer) -> list[dict]:
         """The obligations of the timer's task occurrence, as this batch sees them (read once a
-        batch: the overdue notice and the first escalation step often fire together)."""
+        batch: the overdue notice and the first escalation step often fire together); only its
+        obligation for a timer narrowed to one (a late joiner's opening notice)."""
         group = _task_occurrence_of(timer)
         if group not in self.groups:
             self.groups[group] = self._load_members(timer)
+        if timer.obligation_id is not None:
+            return [o for o in self.groups[group] if o["id"] == timer.obligation_id]
         return self.groups[group]
 
     def _load_members(self, timer) -> list[dict]:

@@ -21,7 +21,7 @@ from orchestrator.store.states import (
     ProgramState,
 )
 
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0008"  # the head: 0001 → 0002 → 0005 → 0007 → 0004 → 0003 → 0008 (chained in the order merged)
 
 
 class Program(SQLModel, table=True):
@@ -93,8 +93,9 @@ class Timer(SQLModel, table=True):
 
     Owners: a task occurrence (``task``, ``occurrence``, ``opens``, ``due``): one timer per notice
     for all the units that owe it, applied to each of their obligations when it fires (an escalation
-    step: one item per recipient listing the units late on it); a phase or the program (``phase``);
-    or, in databases started before revision 0002, one obligation (``obligation_id``).
+    step: one item per recipient listing the units late on it) — or, with ``obligation_id``, to that
+    obligation only (a late joiner's opening notice; migration 0003 made the first release's timers
+    of one obligation into these); a phase or the program (``phase``, no ``task``).
     """
 
     __table_args__ = (Index("ix_timer_pending", "fired_at", "fire_at"),)

@@ -2,7 +2,7 @@
 of them at RCPT (NULL: every address in ``to``)
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
