@@ -48,18 +48,24 @@ NETWORK_ERRORS = (SMTPException, ssl.SSLError, OSError, asyncio.TimeoutError)
 
 @dataclass(frozen=True)
 class SendResult:
-    """What the mail system took: ``refused`` maps an address to its reply, e.g. ``550 5.1.1 …``."""
+    """What the mail system took.
+
+    ``refused`` maps an address refused for good (5xx) to its reply, e.g. ``550 5.1.1 …``;
+    ``deferred`` an address refused for now (4xx at RCPT, e.g. ``452 4.2.2 mailbox full``): the
+    message is owed to it and tried again later, with the same Message-ID.
+    """
 
     accepted: tuple[str, ...]
     refused: dict[str, str] = field(default_factory=dict)
+    deferred: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable
 class Transport(Protocol):
     """Hands messages to a mail system. ``open`` once, ``send`` a batch, ``close``.
 
-    ``send`` returns which recipients were accepted and which were refused one by one (a
-    permanent per-recipient refusal); it raises ``TemporaryFailure`` when the whole message
+    ``send`` returns which recipients were accepted, which were refused one by one for good (5xx)
+    and which for now (4xx: ``deferred``, to be tried again); it raises ``TemporaryFailure`` when the whole message
     should be tried again later and ``PermanentFailure`` when it never will go through.
     """
 
@@ -228,16 +234,21 @@ class SmtpTransport:
                 if not isinstance(exc, SMTPResponseException | SMTPRecipientsRefused | ValueError):
                     self._drop()  # the conversation is in an unknown state
                 raise self._error(exc) from exc
-            refused = {address: f"{reply.code} {reply.message}" for address, reply in errors.items()}
-            accepted = tuple(a for a in addresses if a not in refused)
+            replies = {
+                address: (reply.code, f"{reply.code} {reply.message}") for address, reply in errors.items()
+            }
+            refused = {a: text for a, (code, text) in replies.items() if _is_permanent(code)}
+            deferred = {a: text for a, (code, text) in replies.items() if not _is_permanent(code)}
+            accepted = tuple(a for a in addresses if a not in replies)
             log.info(
                 "smtp.sent",
                 server=self.server,
                 message_id=message["Message-ID"],
                 accepted=len(accepted),
                 refused=sorted(refused),
+                deferred=sorted(deferred),
             )
-            return SendResult(accepted=accepted, refused=refused)
+            return SendResult(accepted=accepted, refused=refused, deferred=deferred)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def close(self) -> None:
@@ -384,7 +395,8 @@ def _fsync_dir(directory: Path) -> None:
 class CaptureTransport:
     """Keeps every ``(message, recipients)`` in ``.sent``; for ``simulate`` and tests.
 
-    ``refuse`` maps addresses to the reply they get (reported in ``SendResult.refused``);
+    ``refuse`` maps addresses to the reply they get (a ``5…`` reply in ``SendResult.refused``, a
+    ``4…`` one in ``SendResult.deferred``);
     ``failures`` is a queue of errors raised by the next sends, one per send.
     """
 
@@ -407,15 +419,17 @@ class CaptureTransport:
         if self.failures:
             raise self.failures.pop(0)
         addresses = tuple(dict.fromkeys(recipients))
-        refused = {a: self.refuse[a] for a in addresses if a in self.refuse}
-        accepted = tuple(a for a in addresses if a not in refused)
+        replies = {a: self.refuse[a] for a in addresses if a in self.refuse}
+        accepted = tuple(a for a in addresses if a not in replies)
         if not accepted:
-            replies = "; ".join(f"{a}: {r}" for a, r in refused.items()) or "no recipients"
-            permanent = all(r.startswith("5") for r in refused.values())
+            shown = "; ".join(f"{a}: {r}" for a, r in replies.items()) or "no recipients"
+            permanent = all(r.startswith("5") for r in replies.values())
             error = PermanentFailure if permanent else TemporaryFailure
-            raise error(f"capture: all recipients refused: {replies}")
+            raise error(f"capture: all recipients refused: {shown}")
         self.sent.append((message, addresses))
-        return SendResult(accepted=accepted, refused=refused)
+        refused = {a: r for a, r in replies.items() if r.startswith("5")}
+        deferred = {a: r for a, r in replies.items() if not r.startswith("5")}
+        return SendResult(accepted=accepted, refused=refused, deferred=deferred)
 
     async def close(self) -> None:
         self.closed += 1

@@ -28,7 +28,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -307,16 +307,25 @@ class DaemonProcess:
                 found.append(json.loads(match.group(2)) | {"_priority": int(match.group(1))})
         return found
 
-    def wait_for_event(self, name: str, timeout: float = 20.0, **fields) -> dict:
+    def wait_for_event(
+        self, name: str, timeout: float = 20.0, *, where: Callable[[dict], bool] | None = None, **fields
+    ) -> dict:
+        """The first event ``name`` with ``fields`` (and for which ``where(event)`` holds)."""
+
+        def wanted(event: dict) -> bool:
+            if event.get("event") != name or any(event.get(k) != v for k, v in fields.items()):
+                return False
+            return where is None or where(event)
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for event in self.events():
-                if event.get("event") == name and all(event.get(k) == v for k, v in fields.items()):
+                if wanted(event):
                     return event
             if self.proc.poll() is not None:
                 time.sleep(0.1)  # let the readers catch the last lines
                 for event in self.events():
-                    if event.get("event") == name and all(event.get(k) == v for k, v in fields.items()):
+                    if wanted(event):
                         return event
                 raise AssertionError(f"daemon exited ({self.proc.returncode}) before {name}: {self.output()}")
             time.sleep(0.05)

@@ -156,11 +156,12 @@ def test_sighup_reloads_and_a_broken_file_keeps_the_old_state(duban_env, notify_
     daemon.signal(signal.SIGHUP)
     notify_socket.wait_for("RELOADING=1", after=seen)
     notify_socket.wait_for("READY=1", after=seen + 1)
-    problems = [e["problem"] for e in daemon.events() if e.get("event") == "reload.problem"]
     due_line = good_definition.splitlines().index('due = "06-12"') + 1
-    assert any(p.startswith(f"{duban_env.definition}:{due_line}:") and "13-45" in p for p in problems), (
-        problems
+    # wait for this reload's own problem line (READY=1 may reach us before the log line does)
+    problem = daemon.wait_for_event(
+        "reload.problem", where=lambda e: e["problem"].startswith(f"{duban_env.definition}:{due_line}:")
     )
+    assert "13-45" in problem["problem"], problem
     assert duban_env.rows("SELECT key, state FROM obligation ORDER BY key") == obligations
 
     # fixed, with a new town: the reload reconciles (the new town gets its obligations)

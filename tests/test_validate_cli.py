@@ -226,7 +226,7 @@ def test_debug_shows_the_traceback(site: Path) -> None:
     definition = write(site, "broken.toml", BROKEN_DEFINITION)
     result = run_process("--debug", "validate", str(definition), cwd=site)
     assert result.returncode != 0
-    assert "Traceback" in result.stderr and "DefinitionError" in result.stderr
+    assert "Traceback" in result.stderr and "CheckFailed" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -466,7 +466,7 @@ def test_plan_with_a_missing_definition_path_or_units_file(site: Path) -> None:
         f"normative_documents={EXAMPLE_REGISTER}",
         config=site / "config.toml",
     )
-    assert (code, error_lines(err)) == (1, [f"{site / 'nope.toml'}:1: no such file"])
+    assert (code, error_lines(err)) == (2, [f"{site / 'nope.toml'}:1: no such file"])
 
 
 def test_plan_without_a_units_file(site: Path) -> None:
@@ -483,7 +483,7 @@ def test_plan_with_a_broken_units_file_reports_every_problem(site: Path) -> None
     code, out, err = run(
         "plan", str(definition), "--units", str(units), "--year", "2026", config=site / "config.toml"
     )
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""  # bad input (the README's exit codes); `validate` says 1: check failed
     assert len(error_lines(err)) == 3
 
 
@@ -522,14 +522,22 @@ def test_the_same_file_twice_counts_once_and_a_valid_override_file_is_recognised
     assert out.strip() == "ok: 1 definition (mini), 1 units file (2 units), 1 calendar override file"
 
 
-def test_an_empty_file_is_noted_not_failed(site: Path) -> None:
-    path = write(site, "holidays.toml", "# [2027]\n# holidays = []\n")
+def test_an_empty_file_fails_validate_as_it_fails_plan(site: Path) -> None:
+    path = write(site, "plan.toml", '# [workflow]\n# id = "mini"\n')
     code, out, err = run(
         "validate", str(path), str(write(site, "units.toml", UNITS)), config=site / "config.toml"
     )
-    assert code == 0
-    assert out.strip() == "ok: 1 units file (2 units)"
-    assert err.splitlines() == [f"duban: warning: {path}: empty (only comments?): nothing to check"]
+    assert (code, out) == (1, "")
+    assert error_lines(err) == [
+        f"{path}:1: empty file (only comments?): expected a definition ([workflow]), a units file "
+        "([[units]]) or a calendar override file ([YYYY] sections)"
+    ]
+    code, _, err = run(
+        "plan", str(path), "--units", str(site / "units.toml"), "--year", "2026", config=site / "config.toml"
+    )
+    assert code == 2 and error_lines(err) == [
+        f"{path}:1: empty file: expected a definition with a [workflow] table"
+    ]
 
 
 def test_a_folder_is_validated_file_by_file(site: Path) -> None:

@@ -29,7 +29,7 @@ import chinese_calendar
 import holidays
 
 from workflows.errors import CalendarError, DefinitionError, Problem
-from workflows.source import SourceMap, syntax_error_line, syntax_error_text
+from workflows.source import SourceMap, TomlRefused, parse_toml, syntax_error_line, syntax_error_text
 
 OnAssumed = Callable[[int, str], None]
 """Called as ``on_assumed(year, message)`` the first time a year without official data is used."""
@@ -378,7 +378,9 @@ def load_overrides(path: Path) -> dict[int, YearSchedule]:
     """
     text = _read(path)
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
+    except TomlRefused as exc:
+        raise DefinitionError([Problem(str(path), exc.line, exc.message)]) from None
     except tomllib.TOMLDecodeError as exc:
         raise DefinitionError([_syntax_problem(str(path), text, exc)]) from None
     source = _Source(str(path), SourceMap(text))

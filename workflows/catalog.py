@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from workflows.loader import (
     read_definition,
 )
 from workflows.registers import Register, load_register
+from workflows.source import parse_toml
 
 BUILTIN_DEFINITIONS = Path(__file__).resolve().parent / "definitions"
 
@@ -38,8 +38,8 @@ def definition_files(folders: Iterable[Path]) -> list[Path]:
 def _workflow_id(path: Path) -> str | None:
     """The ``[workflow] id`` of a definition file, or None if it is unreadable or has none."""
     try:
-        workflow_id = tomllib.loads(path.read_text(encoding="utf-8-sig"))["workflow"]["id"]
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        workflow_id = parse_toml(path.read_text(encoding="utf-8-sig"))["workflow"]["id"]
+    except (OSError, ValueError, KeyError, TypeError):  # (UnicodeDecodeError, TOML errors: ValueError)
         return None
     return workflow_id if isinstance(workflow_id, str) else None
 

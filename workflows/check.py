@@ -74,8 +74,12 @@ class Inputs:
             self.units.append(path)
         elif kind == "calendar":
             self.calendars.append(path)
-        elif not data:
-            self.notes.append(f"{path}: empty (only comments?): nothing to check")
+        elif not data:  # `plan` refuses it too: a file given to check must hold something
+            message = (
+                "empty file (only comments?): expected a definition ([workflow]), a units file "
+                "([[units]]) or a calendar override file ([YYYY] sections)"
+            )
+            self.problems.append(Problem(str(path), 1, message))
         else:
             message = (
                 "neither a definition ([workflow]), a units file ([[units]]) nor a calendar override "

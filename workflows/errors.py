@@ -12,6 +12,21 @@ from dataclasses import dataclass
 _CONTROL = ("Cc", "Cf", "Zl", "Zp")
 
 
+def control_character(text: str) -> str | None:
+    """The first control or format character in ``text`` (line breaks, ESC, U+202E…), or None."""
+    return next((ch for ch in text if unicodedata.category(ch) in _CONTROL), None)
+
+
+def one_line_problem(text: str, what: str, limit: int) -> str | None:
+    """Why ``text`` cannot be a one-line free text (a reason, evidence, a note), or None."""
+    if len(text) > limit:
+        return f"{what}: too long ({len(text)} characters, at most {limit})"
+    bad = control_character(text)
+    if bad is not None:
+        return f"{what}: contains a control character ({bad!a}): give one line of plain text"
+    return None
+
+
 class DubanError(Exception):
     """Base of every error duban reports to a user (one line, no traceback)."""
 
@@ -37,14 +52,21 @@ class Problem:
 class DefinitionError(DubanError):
     """One or more problems in definition, units, register or config files.
 
-    Carries every problem found, not only the first; ``str()`` is one line per problem.
+    Carries every problem found, not only the first; ``str()`` is one line per problem. Bad input
+    for any command (exit 2); ``validate`` reports its findings as ``CheckFailed`` (exit 1).
     """
 
-    exit_code = 1
+    exit_code = 2
 
     def __init__(self, problems: list[Problem]):
         self.problems = sorted(set(problems))
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class CheckFailed(DefinitionError):
+    """``duban validate`` found problems: the check failed (exit 1), the command was used right."""
+
+    exit_code = 1
 
 
 class CalendarError(DubanError):

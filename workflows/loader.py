@@ -161,6 +161,10 @@ def _type_message(error: Mapping[str, Any]) -> str:
         return f"expected {expected}, got {_describe(value)}"
     if kind in ("too_short", "string_too_short"):
         return "must not be empty"
+    if kind == "string_too_long" or (kind == "too_long" and isinstance(value, str)):
+        return f"too long ({len(value) if isinstance(value, str) else '?'} characters, at most {ctx.get('max_length')})"
+    if kind == "too_long":
+        return f"too many entries (at most {ctx.get('max_length')})"
     if kind in _BOUNDS:
         name, op = _BOUNDS[kind]
         return f"must be {op} {ctx.get(name)}, got {_describe(value)}"

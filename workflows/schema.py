@@ -219,10 +219,15 @@ def _parsing(parse, kind: type, expected: str):
     return BeforeValidator(validate)
 
 
-Id = Annotated[str, AfterValidator(_check_id)]
-UnitRef = Annotated[str, AfterValidator(_check_ref)]
-RecipientRef = Annotated[str, AfterValidator(_check_recipient)]
-Line = Annotated[str, AfterValidator(_one_line), Field(min_length=1)]
+MAX_LINE = 200  # titles, names, sections: they go into email subjects and table cells
+MAX_ID = 64  # ids of workflows, phases, tasks, indicators; unit references
+MAX_TEXT = 10_000  # descriptions and details (several paragraphs of a plan)
+
+Id = Annotated[str, Field(max_length=MAX_ID), AfterValidator(_check_id)]
+UnitRef = Annotated[str, Field(max_length=MAX_ID + 5), AfterValidator(_check_ref)]
+RecipientRef = Annotated[str, Field(max_length=MAX_ID + 5), AfterValidator(_check_recipient)]
+Line = Annotated[str, Field(min_length=1, max_length=MAX_LINE), AfterValidator(_one_line)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
 _OFFSET_TEXT = 'an offset in quotes, e.g. "-7d", "-3wd" or "-6mo"'
 OffsetValue = Annotated[Offset, _parsing(_not_after("reminder", "-7d"), Offset, _OFFSET_TEXT)]
 WindowValue = Annotated[Offset, _parsing(_window, Offset, _OFFSET_TEXT)]
@@ -254,15 +259,15 @@ class Indicator(_Strict):
     id: Id
     name: Line
     target: TargetValue
-    unit: str | None = None
-    description: str | None = None
+    unit: Annotated[str, Field(max_length=MAX_LINE)] | None = None
+    description: Text | None = None
     reported_by: list[UnitRef] = Field(default_factory=list)
 
 
 class WorkflowInfo(_Strict):
     id: Id
     title: Line
-    description: str | None = None
+    description: Text | None = None
     timezone: Annotated[str, AfterValidator(_timezone)] = DEFAULT_TIMEZONE
     calendar: Literal["cn-workdays", "weekdays"] = "cn-workdays"
     reminders: list[OffsetValue] = Field(default_factory=lambda: [parse_offset("-7d"), parse_offset("-1wd")])
@@ -276,14 +281,14 @@ class Phase(_Strict):
     name: Line
     start: MonthDayValue
     end: MonthDayValue
-    description: str | None = None
+    description: Text | None = None
 
 
 class Task(_Strict):
     id: Id
     title: Line
     section: Line | None = None
-    detail: str | None = None
+    detail: Text | None = None
     phase: str | None = None
     lead: list[UnitRef] = Field(default_factory=list)
     responsible: list[UnitRef] = Field(default_factory=list)
@@ -294,7 +299,7 @@ class Task(_Strict):
     roll: Literal["forward", "backward"] = "forward"
     reminders: list[OffsetValue] | None = None
     escalation: list[EscalationStep] | None = None
-    deliverable: str | None = None
+    deliverable: Text | None = None
     indicators: list[Indicator] = Field(default_factory=list)
     kind: Literal["task", "duty"] = "task"
 

@@ -33,6 +33,110 @@ _SCALAR_END = re.compile(r"[,\]}#\n]")
 _ESCAPE = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\", "e": "\x1b"}
 
 
+MAX_NESTING = 32  # arrays and tables inside each other; a plan needs 4, tomllib recurses past ~450
+MAX_FILE_BYTES = 8 * 1024 * 1024  # no definition, units or config file comes near this
+
+
+class TomlRefused(ValueError):
+    """A TOML text refused before or while parsing (too deep, too large), at a 1-based ``line``."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads`` that never recurses without bound: the one place duban parses TOML.
+
+    Raises ``tomllib.TOMLDecodeError`` for a syntax error, ``TomlRefused`` for a text over
+    ``MAX_FILE_BYTES`` or nested deeper than ``MAX_NESTING`` (brackets, braces or dotted keys),
+    with the line where the limit is passed. Both are ``ValueError``.
+    """
+    if len(text) > MAX_FILE_BYTES:
+        raise TomlRefused(1, f"file too large ({len(text):,} characters, at most {MAX_FILE_BYTES:,})")
+    line = nesting_overflow(text)
+    if line:
+        raise TomlRefused(line, f"nested too deeply (more than {MAX_NESTING} levels of arrays and tables)")
+    try:
+        data = tomllib.loads(text)
+    except RecursionError:  # a guard for what the scan above cannot see
+        raise TomlRefused(1, f"nested too deeply (more than {MAX_NESTING} levels)") from None
+    if _depth(data) > MAX_NESTING:
+        raise TomlRefused(1, f"nested too deeply (more than {MAX_NESTING} levels of keys)")
+    return data
+
+
+def nesting_overflow(text: str) -> int:
+    """The line where ``[``/``{`` nesting outside strings and comments passes ``MAX_NESTING``, else 0.
+
+    One iterative pass from one bracket, quote or comment to the next; strings are skipped
+    roughly (enough not to count the brackets inside them), tomllib judges the rest.
+    """
+    depth, pos, end = 0, 0, len(text)
+    while True:
+        found = _NESTING_MARK.search(text, pos)
+        if found is None:
+            return 0
+        pos, ch = found.start(), found.group()
+        if ch == "#":
+            nl = text.find("\n", pos)
+            pos = end if nl < 0 else nl
+        elif ch in "\"'":
+            pos = _string_end(text, pos)
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return text.count("\n", 0, pos) + 1
+            pos += 1
+        else:
+            depth = max(depth - 1, 0)
+            pos += 1
+
+
+_NESTING_MARK = re.compile(r"[#\"'\[\]{}]")
+
+
+def _string_end(text: str, pos: int) -> int:
+    """The position after the string that starts at ``pos`` (at the line's end if it is not closed)."""
+    ch = text[pos]
+    quote = ch * 3 if text.startswith(ch * 3, pos) else ch
+    close = pos + len(quote)
+    while True:
+        close = text.find(quote, close)
+        if close < 0 or ch == "'" or not _escaped(text, close):
+            break
+        close += 1
+    if len(quote) == 1:
+        nl = text.find("\n", pos)
+        if close < 0 or 0 <= nl < close:  # not closed on its line: tomllib will say so
+            return len(text) if nl < 0 else nl
+    return len(text) if close < 0 else close + len(quote)
+
+
+def _escaped(text: str, pos: int) -> bool:
+    """True iff the character at ``pos`` follows an odd number of backslashes."""
+    count = 0
+    while pos - count - 1 >= 0 and text[pos - count - 1] == "\\":
+        count += 1
+    return count % 2 == 1
+
+
+def _depth(data: Any) -> int:
+    """How deep tables and arrays go in parsed data (iterative: never recurses)."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        value, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_NESTING:
+            return level
+        if isinstance(value, dict):
+            stack.extend((v, level + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, level + 1) for v in value)
+    return deepest
+
+
 class SourceMap:
     """Maps key paths of one TOML document to 1-based line numbers.
 
@@ -349,7 +453,9 @@ def read_toml(path: FilePath) -> tuple[dict[str, Any], SourceMap, str]:
         )
         raise DefinitionError([Problem(shown, line, message)]) from None
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
+    except TomlRefused as exc:
+        raise DefinitionError([Problem(shown, exc.line, exc.message)]) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         line = syntax_error_line(message) or max(len(text.splitlines()), 1)

@@ -75,6 +75,10 @@ def _check_role(value: str) -> str:
     return value
 
 
+MAX_UNIT_ID = 64  # unit ids and role names
+MAX_NAME = 200  # a unit's name: it goes into the To header of every email
+MAX_EMAILS = 50  # addresses of one unit
+
 NoControl = BeforeValidator(_no_control)
 """Checked before whitespace is stripped, so a trailing line break is refused, not trimmed away."""
 
@@ -84,11 +88,15 @@ class Unit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    id: Annotated[str, NoControl, AfterValidator(_check_unit_id)]
-    name: Annotated[str, NoControl, Field(min_length=1)]
-    emails: list[Annotated[str, BeforeValidator(_raw_email)]] = Field(min_length=1)
-    roles: list[Annotated[str, NoControl, AfterValidator(_check_role)]] = Field(default_factory=list)
-    robots: list[Annotated[str, NoControl, AfterValidator(_check_robot)]] = Field(default_factory=list)
+    id: Annotated[str, NoControl, Field(max_length=MAX_UNIT_ID), AfterValidator(_check_unit_id)]
+    name: Annotated[str, NoControl, Field(min_length=1, max_length=MAX_NAME)]
+    emails: list[Annotated[str, BeforeValidator(_raw_email)]] = Field(min_length=1, max_length=MAX_EMAILS)
+    roles: list[Annotated[str, NoControl, Field(max_length=MAX_UNIT_ID), AfterValidator(_check_role)]] = (
+        Field(default_factory=list)
+    )
+    robots: list[Annotated[str, NoControl, Field(max_length=MAX_UNIT_ID), AfterValidator(_check_robot)]] = (
+        Field(default_factory=list)
+    )
     """Group robots (names in the robots file) that get one message per digest besides the email."""
     contact: Annotated[str | None, NoControl, Field(min_length=1, max_length=40)] = None  # a person
     phone: Annotated[str | None, NoControl, AfterValidator(_check_phone)] = None

@@ -41,7 +41,7 @@ from orchestrator.engine.window import local_day, local_midnight
 from orchestrator.store.audit import record
 from orchestrator.store.models import NotificationItem, Obligation, OutboxMessage, Program
 from orchestrator.store.states import OPEN_STATES, ItemState, ObligationState, OutboxState
-from workflows.errors import DubanError, NotFound
+from workflows.errors import DubanError, NotFound, one_line_problem
 from workflows.schema import DEFAULT_TIMEZONE
 
 ALL_FAILED: Literal["all-failed"] = "all-failed"
@@ -53,7 +53,7 @@ class InvalidTransition(DubanError):
 
 
 class MissingText(DubanError):
-    """A required free text (a waiver's reason) is empty or too long (exit 2)."""
+    """A required free text (a waiver's reason) is empty; a free text too long or not one line (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,9 @@ def _text(value: str | None, what: str, *, required: bool) -> str | None:
         raise MissingText(
             f'{what}: a reason is required (say why, e.g. --reason "not applicable to this unit")'
         )
-    if len(text) > MAX_TEXT:
-        raise MissingText(f"{what}: too long ({len(text)} characters, at most {MAX_TEXT})")
+    problem = one_line_problem(text, what, MAX_TEXT)
+    if problem is not None:
+        raise MissingText(problem)
     return text or None
 
 

@@ -6,7 +6,6 @@ well under half a second, so everything a command does not always need is import
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable
@@ -15,21 +14,20 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
 try:  # typer >= 0.29 vendors click
     from typer._click.globals import get_current_context
 except ImportError:  # pragma: no cover - older typer on top of click
     from click import get_current_context
 
+from orchestrator.cli.terminal import SafeConsole, json_line
 from workflows.errors import DubanError
 
 if TYPE_CHECKING:
     from orchestrator.service.config import Settings
     from workflows.catalog import Bundle
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+console = SafeConsole(highlight=False, soft_wrap=True)
+err_console = SafeConsole(stderr=True, highlight=False)
 
 EXIT_CODES = (
     "Exit codes: 0 ok · 1 the action or check failed · 2 bad usage or bad input "
@@ -165,7 +163,7 @@ def parse_year(value: int | None, what: str = "--year") -> int:
 def print_json_lines(rows: Iterable[dict[str, Any]]) -> None:
     out = sys.stdout
     for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        out.write(json_line(row) + "\n")
     out.flush()
 
 

@@ -146,7 +146,7 @@ def validate(
     Example: [bold]duban validate workflows/definitions/rule_of_law_pilot.toml examples/units.example.toml[/]
     """
     from workflows.check import Inputs, check_inputs
-    from workflows.errors import DefinitionError
+    from workflows.errors import CheckFailed
 
     settings = current().settings
     if files:
@@ -173,7 +173,7 @@ def validate(
     for warning in report.warnings:  # FILE:LINE: warning: …, and the exit code stays 0
         err_console.print(str(warning), markup=False, highlight=False, soft_wrap=True)
     if report.problems:
-        raise DefinitionError(report.problems)
+        raise CheckFailed(report.problems)
     console.print(f"ok: {report.summary()}", markup=False)
     for message in program_calendar_warnings(settings, now()):  # make-up days unknown
         warn(message)

@@ -56,7 +56,10 @@ def scorecard(
         card = build_scorecard(session, prog, bundle, day)
     text = _render(card, fmt)
     if out is None:
-        typer.echo(text, nl=not text.endswith("\n"))
+        from orchestrator.cli.terminal import neutralise, neutralise_json
+
+        shown = neutralise_json(text) if fmt == "json" else neutralise(text)  # no raw control characters
+        typer.echo(shown, nl=not text.endswith("\n"))
         return
     try:
         out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
@@ -116,13 +119,13 @@ def scorecard_csv(card: Scorecard) -> str:
 
 def scorecard_table(card: Scorecard) -> str:
     """The ranking, the sections and each unit's late, missing and waived items, as Rich tables."""
-    from rich.console import Console
     from rich.table import Table
 
     from notifications.labels import SCORECARD_ITEMS
+    from orchestrator.cli.terminal import SafeConsole
     from orchestrator.evaluation.indicators import format_number
 
-    out = Console(file=io.StringIO(), width=max(console.width, 120), highlight=False, soft_wrap=False)
+    out = SafeConsole(file=io.StringIO(), width=max(console.width, 120), highlight=False, soft_wrap=False)
     w = card.evaluation.weights
     ranking = Table(title=f"{card.title} · {card.year}年度综合考评（截至 {card.as_of}）")
     for column in ("名次", "单位", "得分", "等次", f"按期{format_number(w.on_time)}", "按期/应完成",

@@ -42,3 +42,8 @@ def send_slot(at: datetime, tz: ZoneInfo, window: tuple[time, time], cal: Workda
         return max(local, datetime.combine(day, start, tz)).astimezone(UTC)
     day = cal.next_workday(day + timedelta(days=1))
     return datetime.combine(day, start, tz).astimezone(UTC)
+
+
+def in_send_window(at: datetime, tz: ZoneInfo, window: tuple[time, time], cal: WorkdayCalendar) -> bool:
+    """True iff ``at`` is inside a send window on a working day (local time in ``tz``)."""
+    return send_slot(at, tz, window, cal) <= at

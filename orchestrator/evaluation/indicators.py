@@ -22,12 +22,15 @@ from sqlmodel import Session, select
 from orchestrator.store.audit import record
 from orchestrator.store.models import IndicatorValue, Program
 from workflows.catalog import Bundle
-from workflows.errors import DubanError, NotFound
+from workflows.errors import DubanError, NotFound, one_line_problem
 from workflows.schema import Indicator, Task
 
 MET, NOT_MET, MISSING, NOT_APPLICABLE = "met", "not_met", "missing", "not_applicable"
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(%?)\s*$")
 _INTEGER = re.compile(r"^\s*([+-]?\d+)\s*$")
+
+
+MAX_NOTE = 2000  # a remark on a value: one line, like a reason or evidence
 
 
 class BadValue(DubanError):
@@ -255,6 +258,9 @@ def set_value(
 
     Raises ``NotFound`` (unknown indicator or unit) or ``BadValue`` before anything is written.
     """
+    problem = one_line_problem(note, "--note", MAX_NOTE) if note else None
+    if problem is not None:
+        raise BadValue(problem)
     task, indicator = find_indicator(bundle, indicator_id)
     _check_unit(bundle, task, indicator, unit)
     row = session.exec(

@@ -41,6 +41,7 @@ from orchestrator.service.systemd import Notifier
 from orchestrator.service.upkeep import record_daemon_event
 from orchestrator.service.work import Work, node_name, running_status
 from orchestrator.store.db import open_database
+from workflows.errors import DubanError
 
 log = structlog.get_logger("duban.daemon")
 STOP_GRACE = 20.0  # seconds to let the work in flight finish (systemd's TimeoutStopSec is 30)
@@ -70,7 +71,11 @@ class Daemon:
     async def main(self) -> int:
         with self.life.signals():
             try:
-                await self._open()
+                try:
+                    await self._open()
+                except DubanError as exc:  # e.g. AlreadyRunning: daemon.stopped logs the real code
+                    self.life.exit_code = exc.exit_code
+                    raise
                 if self.once:
                     return await self._run_once()
                 while self.life.stop_reason is None:
@@ -220,12 +225,14 @@ class Daemon:
     async def _run_once(self) -> int:
         assert self.leadership is not None and self.work is not None
         if not await asyncio.to_thread(self.leadership.try_acquire):
+            self.life.exit_code = AlreadyRunning.exit_code  # what daemon.stopped logs is what it exits with
             raise AlreadyRunning("another duban daemon leads on this database; `run --once` needs the lead")
         self.leading = True
         await self.work.guarded("takeover", self.work.takeover)
         ticked = await self._tick()
         dispatched = await self.work.dispatch()
-        return 0 if ticked and dispatched else 1
+        self.life.exit_code = 0 if ticked and dispatched else 1
+        return self.life.exit_code
 
     # stop ----------------------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
 """Who may tick: one daemon per SQLite file; on PostgreSQL one leader and any number on standby.
 
-- SQLite: an exclusive ``fcntl.flock`` on ``<database>.lock`` beside the database file, held for
-  the life of the process (the kernel releases it when the process dies, even by SIGKILL). The
-  holder writes its pid into the file so that a second daemon can say who holds it.
+- SQLite: an exclusive ``fcntl.flock`` on the database file itself, held for the life of the
+  process (the kernel releases it when the process dies, even by SIGKILL). A lock belongs to the
+  file (its inode), not to a name: a symlink, a hard link or ``dir/../duban.db`` finds the same
+  lock. (SQLite's own locks are POSIX ``fcntl`` record locks, which Linux keeps apart from
+  ``flock``.) The holder writes its pid into ``<resolved database>.lock`` so that a second
+  daemon can say who holds it.
 - PostgreSQL: a session-level advisory lock, ``pg_try_advisory_lock(LOCK_CLASS,
   hashtext(current_schema()))``, on a dedicated autocommit connection. PostgreSQL releases it
   when that session ends, so a standby that polls takes over when the leader dies. The second
@@ -11,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -68,43 +72,63 @@ class NoLock:
 
 
 class SqliteLock:
-    """``flock`` on ``<database>.lock``; ``try_acquire`` raises ``AlreadyRunning`` naming the holder."""
+    """``flock`` on the database file; ``try_acquire`` raises ``AlreadyRunning`` naming the holder."""
 
     standby_possible = False
 
     def __init__(self, database: Path) -> None:
         self.database = database
-        self.path = database.with_name(database.name + ".lock")
+        resolved = Path(os.path.realpath(database))
+        self.path = resolved.with_name(resolved.name + ".lock")  # the holder's pid, for the message
         self._fd: int | None = None
+        self._pid_fd: int | None = None
 
     def try_acquire(self) -> bool:
         if self._fd is not None:
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.database, os.O_RDWR | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_pid(fd)
             os.close(fd)
+            holder = self._holder()
             who = f"pid {holder}" if holder else "another process"
             raise AlreadyRunning(
                 f"{self.database}: another duban daemon ({who}) is running on this database "
                 f"(it holds the lock {self.path}); one daemon per SQLite database — stop it first, "
                 "or use PostgreSQL to run several"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        os.fsync(fd)
         self._fd = fd
+        try:
+            pid_fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            os.ftruncate(pid_fd, 0)
+            os.pwrite(pid_fd, f"{os.getpid()}\n".encode(), 0)
+            self._pid_fd = pid_fd
+        except OSError as exc:  # the lock is what counts; the pid is only for the message
+            log.warning("leader.pid_file", path=str(self.path), error=exc.strerror or str(exc))
         return True
+
+    def _holder(self) -> int | None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            return _read_pid(fd)
+        finally:
+            os.close(fd)
 
     def check(self) -> None:
         return None
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
+        pid_fd, self._pid_fd = self._pid_fd, None
+        if pid_fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(pid_fd, 0)
+            os.close(pid_fd)
         if fd is not None:
-            os.ftruncate(fd, 0)
             os.close(fd)  # closing the descriptor releases the flock
 
 

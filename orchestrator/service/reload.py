@@ -2,6 +2,8 @@
 
 ``load_new`` returns the new ``Runtime`` or, when any file is broken, ``None`` after logging every
 problem (``reload.problem`` lines as ``FILE:LINE: message``): the daemon keeps the runtime it has.
+Any exception while loading — not only the known errors — keeps the old runtime: a reload never
+stops the daemon.
 A new ``database.url`` is ignored until a restart (the daemon cannot move its lock and leadership).
 """
 
@@ -35,6 +37,11 @@ async def load_new(
         return None, f"重新加载失败（{len(exc.problems)} 个问题，见日志），沿用原配置"
     except DubanError as exc:
         log.error("reload.failed", error=str(exc), kept="the previous configuration")
+        return None, "重新加载失败（见日志），沿用原配置"
+    except Exception as exc:  # whatever a new file does, the running daemon goes on
+        log.exception(
+            "reload.failed", error=f"{type(exc).__name__}: {exc}"[:500], kept="the previous configuration"
+        )
         return None, "重新加载失败（见日志），沿用原配置"
     if settings.database.url != old.database.url:
         log.warning("reload.database_ignored", hint="a new database.url takes effect on restart")

@@ -162,7 +162,11 @@ class Work:
         )
 
     async def dispatch(self) -> bool:
-        """Enqueue due items, deliver due messages; finishes the message in flight when asked to stop."""
+        """Enqueue due items, deliver due messages; finishes the message in flight when asked to stop.
+
+        False when it failed, or when every delivery it tried failed (nothing sent, some retried or
+        failed): ``run --once`` exits 1 then.
+        """
         if self.life.stopping:
             return False
         runtime = self.runtime
@@ -182,6 +186,7 @@ class Work:
                 node=self.node,
                 stop=lambda: self.life.stopping,
                 scorecard=scorecard_attachment,
+                window=runtime.policy,
             )
             if queued or report.sent or report.retried or report.failed:
                 log.info(
@@ -194,7 +199,7 @@ class Work:
                 )
             await self._robots(runtime)
             await self._daily_failure_report(runtime)
-            return True
+            return bool(report.sent) or not (report.retried or report.failed)
         except DubanError as exc:  # e.g. an unreadable password file: one line, retried next run
             log.error("dispatch.failed", error=str(exc))
         except SQLAlchemyError as exc:
@@ -216,6 +221,7 @@ class Work:
             links=runtime.renderer.link_for,  # the unit's portal page (None: the office's contact)
             node=self.node,
             stop=lambda: self.life.stopping,
+            window=runtime.policy,
         )
         if report.sent or report.retried or report.failed or report.paced:
             log.info(

@@ -21,7 +21,7 @@ from orchestrator.store.states import (
     ProgramState,
 )
 
-SCHEMA_REVISION = "0006"  # the head: 0001 → 0002 → 0005 → 0007 → 0004 → 0003 → 0006 (chained in the order merged)
+SCHEMA_REVISION = "0008"  # the head: 0001 → 0002 → 0005 → 0007 → 0004 → 0003 → 0006 → 0008 (chained in the order merged)
 
 
 class Program(SQLModel, table=True):
@@ -183,6 +183,8 @@ class OutboxMessage(SQLModel, table=True):
     next_attempt_at: datetime
     last_error: str | None = None
     refused: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # the addresses still owed after a 4xx for some recipients at RCPT (None: all of ``to``)
+    owed: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime
     sent_at: datetime | None = None
     claimed_by: str | None = None

@@ -1,22 +1,35 @@
 """Claims: a process takes due outbox rows for itself, renews them while it sends, and gives back
 what it did not try. A claim that outlives its process (``CLAIM_SECONDS``) is released: the message
 is sent again, with the same Message-ID.
+
+Two guards make the claim the one place that decides whether a message may leave now:
+
+- the send window: with a ``SendPolicy``, a digest is claimed only while ``now`` is inside the send
+  window on a working day of its program's calendar (in the program's time zone). So a catch-up
+  after downtime, a retry after a backoff and a re-claimed message all wait for the next window.
+  The one exception is the admin's daily failure report: it is about the mail system, not the plan,
+  and goes out as soon as it is made.
+- the fence: ``confirm`` re-takes one claim right before its message is sent, only if it is still
+  this node's (``claimed_by``). A daemon whose claims were handed to another (a lost PostgreSQL
+  lead, an expired claim) stops within one message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import case, update
+from sqlalchemy import case, exists, func, or_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
+from orchestrator.engine.window import SendPolicy, in_send_window
 from orchestrator.store.audit import DAEMON, record
 from orchestrator.store.db import chunks, transaction
-from orchestrator.store.models import OutboxMessage
-from orchestrator.store.states import Channel, OutboxState
+from orchestrator.store.models import NotificationItem, OutboxMessage, Program
+from orchestrator.store.states import Channel, OutboxKind, OutboxState
 
 log = structlog.get_logger("duban.dispatch")
 
@@ -36,13 +49,15 @@ def claim(
     limit: int,
     kinds: Sequence[str],
     max_attempts: int,
+    window: SendPolicy | None = None,
     *,
     robots: bool = False,
 ) -> tuple[list[int], int]:
     """Take up to ``limit`` due messages for ``node``: ``(ids in send order, expired claims released)``.
 
     Email rows, or with ``robots`` the group robots' rows (``channel`` ``robot:NAME``): each
-    channel is sent by its own transport, as its own delivery.
+    channel is sent by its own transport, as its own delivery. With ``window``, digests only of
+    programs whose send window is open at ``now`` (see above).
     """
     channel = OutboxMessage.channel != Channel.EMAIL if robots else OutboxMessage.channel == Channel.EMAIL
     with transaction(engine) as session:
@@ -58,8 +73,13 @@ def claim(
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)
         )
+        if window is not None:
+            due = _in_window_only(session, due, now, window)
         if engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
+            # a MATERIALIZED CTE: run once. As an IN (subquery) PostgreSQL may rescan it in a nested
+            # loop and, with SKIP LOCKED, claim more than ``limit`` rows (seen: 4 for a limit of 1).
+            chosen = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+            due = select(chosen.c.id)
         claimed = session.execute(
             outbox_update(
                 OutboxMessage.id.in_(due.scalar_subquery()), OutboxMessage.state == OutboxState.PENDING
@@ -72,6 +92,40 @@ def claim(
             .returning(OutboxMessage.id, OutboxMessage.next_attempt_at)
         ).all()
     return [i for i, _ in sorted(claimed, key=lambda row: (row[1], row[0]))], reclaimed
+
+
+def _in_window_only(session: Session, due, now: datetime, window: SendPolicy):
+    """``due`` narrowed to digests of programs whose send window is open at ``now`` (and other kinds)."""
+    programs = session.execute(select(Program.id, Program.workflow, Program.timezone)).all()
+    open_ids = [
+        pid
+        for pid, workflow, tz in programs
+        if in_send_window(now, ZoneInfo(tz), window.window, window.calendar(workflow))
+    ]
+    if len(open_ids) == len(programs):
+        return due  # inside every program's window (the usual case in working hours): no filter
+    items = NotificationItem.__table__.c
+    email_row = func.coalesce(OutboxMessage.parent_id, OutboxMessage.id)  # a robot's row: its email's
+    in_open_program = exists().where(items.message_id == email_row, items.program_id.in_(open_ids or [-1]))
+    return due.where(or_(OutboxMessage.kind != OutboxKind.DIGEST, in_open_program))
+
+
+def confirm(connection: Connection, now: datetime, node: str, outbox_id: int) -> bool:
+    """Right before a send: extend this node's claim on ``outbox_id``; False if it is no longer ours.
+
+    One short transaction; the row must still be ``sending`` and ``claimed_by`` this node.
+    """
+    with connection.begin():
+        row = connection.execute(
+            outbox_update(
+                OutboxMessage.id == outbox_id,
+                OutboxMessage.state == OutboxState.SENDING,
+                OutboxMessage.claimed_by == node,
+            )
+            .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+            .returning(OutboxMessage.id)
+        ).first()
+    return row is not None
 
 
 def release_expired(session: Session, now: datetime, max_attempts: int) -> int:

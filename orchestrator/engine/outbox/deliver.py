@@ -2,7 +2,8 @@
 
 4xx replies, timeouts and lost connections retry with exponential backoff and jitter, up to
 ``mail.max_attempts``; a 5xx refusal of some recipients is recorded while the others get the
-message; a message refused outright, or one that cannot be rendered, is ``failed``.
+message, a 4xx refusal of some recipients is retried for them alone (same Message-ID, same
+backoff); a message refused outright, or one that cannot be rendered, is ``failed``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from notifications.render import Renderer
 from notifications.transport import Transport
 from orchestrator.engine.clock import Clock
 from orchestrator.engine.digest import Scorecard
-from orchestrator.engine.outbox.claims import CLAIM_SECONDS, claim, release, renew
+from orchestrator.engine.outbox.claims import CLAIM_SECONDS, claim, confirm, release, renew
 from orchestrator.engine.outbox.letters import Letter, Letters, load_letters, prepare
 from orchestrator.engine.outbox.outcomes import record_failure, record_sent
 from orchestrator.engine.outbox.policy import MailPolicy
+from orchestrator.engine.window import SendPolicy
 from orchestrator.store.audit import DAEMON
 from orchestrator.store.states import OutboxKind
 from workflows.catalog import Bundle
@@ -44,6 +46,8 @@ class DeliverReport:
     retried: int = 0
     failed: int = 0
     refused: int = 0
+    deferred: int = 0  # recipients refused for now (4xx at RCPT): tried again later
+    lost: int = 0  # claims found taken by another node right before sending (the batch stopped)
     reclaimed: int = 0
     paced: int = 0  # given back, due later, to keep a robot within its messages a minute
     sent_ids: list[int] = field(default_factory=list)
@@ -125,6 +129,13 @@ class _Run:
                 self._failed(letter, prepared, permanent=True)
                 continue
             await self.pacer.wait()
+            if not confirm(self.connection, self.clock.now(), self.node, letter.outbox_id):
+                # another node has this message now (our lead was lost, or our claims expired):
+                # stop here; what is still ours is given back, the rest is not ours to touch
+                log.warning("mail.claim_lost", message=letter.message_id, node=self.node)
+                self.report.lost += 1
+                self.untried = position
+                return
             try:
                 result = await self.transport.send(prepared, letter.to)
             except RateLimited as exc:  # this destination only: not a sign the system is down
@@ -141,10 +152,11 @@ class _Run:
                 continue
             temporary_in_a_row = 0
             sent_at = self.clock.now()
-            record_sent(self.connection, sent_at, letter, result)
+            done = record_sent(self.connection, sent_at, letter, result, mail=self.mail, rng=self.rng)
             self.delivered(letter, sent_at)
             self.report.sent += 1
             self.report.refused += len(result.refused)
+            self.report.deferred += len(result.deferred) if not done else 0
             self.report.sent_ids.append(letter.outbox_id)
 
     # What a channel may change (the robots' runner does: robots.py).
@@ -201,12 +213,14 @@ async def deliver(
     stop: Callable[[], bool] = lambda: False,
     scorecard: Scorecard | None = None,
     rng: random.Random | None = None,
+    window: SendPolicy | None = None,
 ) -> DeliverReport:
     """Send up to ``limit`` due messages (digests and failure reports) over one connection.
 
     ``stop()`` is checked between messages: the message in flight is finished and recorded, the rest
     go back to pending untouched. The claim and the loading of the batch run in worker threads; each
     message's commit is a short transaction on the event loop, between two SMTP conversations.
+    With ``window`` (the daemon's send policy) digests leave only inside a send window.
     """
     return await deliver_batch(
         engine,
@@ -219,6 +233,7 @@ async def deliver(
         stop=stop,
         rng=rng or random.Random(),
         kinds=(OutboxKind.DIGEST, OutboxKind.FAILURE_REPORT),
+        window=window,
     )
 
 
@@ -234,11 +249,12 @@ async def deliver_batch(
     stop: Callable[[], bool],
     rng: random.Random,
     kinds: Sequence[str],
+    window: SendPolicy | None = None,
     robots: bool = False,
     runner: type[_Run] = _Run,
 ) -> DeliverReport:
     """Claim due rows of one channel family (email, or ``robots``), load them, send them with ``runner``."""
-    wanted = (engine, clock.now(), node, limit, kinds, mail.max_attempts)
+    wanted = (engine, clock.now(), node, limit, kinds, mail.max_attempts, window)
     ids, reclaimed = await asyncio.to_thread(claim, *wanted, robots=robots)
     if not ids:
         return DeliverReport(reclaimed=reclaimed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -28,12 +28,13 @@ class Letter:
     outbox_id: int
     message_id: str
     recipient: str
-    to: tuple[str, ...]
+    to: tuple[str, ...]  # the envelope: the addresses still owed (all of the row's ``to`` at first)
     attempts: int
     kind: str
     body: bytes | None
     digest: Digest | None
     problem: str | None  # set when no message can be made (e.g. the digest cannot be built)
+    refused: Mapping[str, str] = field(default_factory=dict)  # refused for good by earlier attempts
     channel: str = Channel.EMAIL  # or robot:NAME
 
 
@@ -75,12 +76,13 @@ def _letter(row: Row, items: list[Row], builder: DigestBuilder) -> Letter:
         outbox_id=row.id,
         message_id=row.message_id,
         recipient=row.recipient,
-        to=tuple(row.to),
+        to=tuple(row.owed if row.owed else row.to),
         attempts=row.attempts,
         kind=row.kind,
         body=row.body,
         digest=digest,
         problem=problem,
+        refused=dict(row.refused or {}),
         channel=row.channel,
     )
 

@@ -48,9 +48,28 @@ def _family(letter: Letter) -> tuple[str, dict]:
     return "robot", {"channel": letter.channel}
 
 
-def record_sent(connection: Connection, now: datetime, letter: Letter, result: SendResult) -> None:
-    refused = dict(result.refused)
+def record_sent(
+    connection: Connection,
+    now: datetime,
+    letter: Letter,
+    result: SendResult,
+    *,
+    mail: MailPolicy,
+    rng: random.Random,
+) -> bool:
+    """Commit a send the server took (for some recipients at least). Returns True when it is done.
+
+    Recipients refused with 5xx are refused for good. Recipients refused with 4xx (``deferred``)
+    are still owed: the message stays pending for them alone, after the backoff a whole-message
+    4xx would get, with the same Message-ID. After ``mail.max_attempts`` it is ``failed`` as a
+    whole-message 4xx would be, still owed to them (listed in the admin's failure report; ``outbox
+    retry`` sends it to them alone).
+    """
     attempts = letter.attempts + 1
+    deferred = dict(result.deferred)
+    giving_up = bool(deferred) and attempts >= mail.max_attempts
+    result_refused = dict(result.refused)
+    refused = dict(letter.refused) | result_refused
     about = {"at": now, "actor": DAEMON, "unit": letter.recipient, "subject": letter.message_id}
     family, channel = _family(letter)
     events = [
@@ -65,32 +84,58 @@ def record_sent(connection: Connection, now: datetime, letter: Letter, result: S
             **about,
         )
     ]
-    if refused:
+    if result_refused:
         events.append(
             event_row(
                 kind="mail.refused",
-                after={"outbox_id": letter.outbox_id, "refused": refused},
+                after={"outbox_id": letter.outbox_id, "refused": result_refused},
                 detail="refused for good by the mail server; the other recipients got the message",
                 **about,
             )
         )
     values = {
-        "state": OutboxState.SENT,
         "sent_at": now,
         "attempts": attempts,
         "refused": refused,
-        "last_error": None,
+        "claimed_by": None,
+        "claimed_until": None,
     }
-    _commit_outcome(
-        connection, letter.outbox_id, values | {"claimed_by": None, "claimed_until": None}, events
-    )
+    shown = None
+    if deferred:
+        next_attempt = None if giving_up else now + backoff(attempts, mail, rng)
+        shown = next_attempt.isoformat() if next_attempt else None
+        error = "; ".join(f"{a}: {r}" for a, r in deferred.items())
+        state = OutboxState.FAILED if giving_up else OutboxState.PENDING
+        values |= {"state": state, "owed": list(deferred), "last_error": f"refused for now: {error}"[:1000]}
+        if next_attempt is not None:
+            values["next_attempt_at"] = next_attempt
+        if giving_up:
+            detail = f"refused for now {attempts} times, given up for these recipients: {error}"
+        else:
+            detail = f"refused for now by the mail server, tried again for these recipients: {error}"
+        after = {"outbox_id": letter.outbox_id, "state": state, "owed": list(deferred), "attempts": attempts}
+        events.append(
+            event_row(
+                kind="mail.failed" if giving_up else "mail.deferred",
+                before={"state": OutboxState.SENDING},
+                after=after | {"next_attempt_at": shown},
+                detail=detail[:1000],
+                **about,
+            )
+        )
+    else:
+        values |= {"state": OutboxState.SENT, "owed": None, "last_error": None}
+    _commit_outcome(connection, letter.outbox_id, values, events)
     log.info(
         f"{family}.sent",
         message=letter.message_id,
         unit=letter.recipient,
         attempts=attempts,
-        refused=sorted(refused) or None,
+        refused=sorted(result_refused) or None,
+        deferred=sorted(deferred) or None,
+        next_attempt_at=shown,
     )
+    return not deferred
 
 
 def record_failure(

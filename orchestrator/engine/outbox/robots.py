@@ -32,6 +32,7 @@ from orchestrator.engine.outbox.claims import outbox_update
 from orchestrator.engine.outbox.deliver import DeliverReport, _Pacer, _Run, deliver_batch
 from orchestrator.engine.outbox.letters import Letter, Letters, one_line
 from orchestrator.engine.outbox.policy import MailPolicy
+from orchestrator.engine.window import SendPolicy
 from orchestrator.store.audit import DAEMON, event_row
 from orchestrator.store.models import Event, OutboxMessage
 from orchestrator.store.states import Channel, OutboxKind, OutboxState
@@ -175,8 +176,10 @@ async def deliver_robots(
     stop: Callable[[], bool] = lambda: False,
     scorecard: Scorecard | None = None,
     rng: random.Random | None = None,
+    window: SendPolicy | None = None,
 ) -> DeliverReport:
     """Send up to ``limit`` due robot messages (retries and backoff as ``mail`` says for email).
+    With ``window``, only inside the send window, as email (``claims``).
 
     ``links`` gives a unit's portal page for the message; without it the message names whom to ask.
     """
@@ -192,6 +195,7 @@ async def deliver_robots(
         stop=stop,
         rng=rng or random.Random(),
         kinds=(OutboxKind.DIGEST,),
+        window=window,
         robots=True,
         runner=runner,
     )
