@@ -15,8 +15,12 @@ var/web-secret:
 	mkdir -p var
 	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))" > $@
 
+# The daemon and, beside it, the portal (`duban web`, http://127.0.0.1:8080): one command, two
+# processes, as in production (duban.service + duban-web.service). Ctrl-C stops both.
 run: $(STAMP) var/web-secret
 	$(BIN)/duban --config config.toml db upgrade
+	$(BIN)/duban --config config.toml web & web=$$!; \
+	trap 'kill $$web 2>/dev/null; wait $$web 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/duban --config config.toml run
 
 test: $(STAMP)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
-import pytest
-from engine_support import postgres_engine, program_fields, sqlite_engine
+from engine_support import program_fields
 from sqlalchemy import select
 
 from orchestrator.store.audit import event_row, insert_events
@@ -14,15 +13,6 @@ from orchestrator.store.db import bulk_insert, memoized, transaction
 from orchestrator.store.models import Event, Program, Timer
 
 NOW = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        yield sqlite_engine(tmp_path)
-    else:
-        with postgres_engine() as engine:
-            yield engine
 
 
 def test_values_that_python_calls_equal_are_stored_as_themselves(store):

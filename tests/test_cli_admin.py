@@ -30,9 +30,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import structlog
-from conftest import DUBAN
 from icalendar import Calendar
 from rich.console import Console
+from support import DUBAN, towns_plan, unit, units_toml
 
 from orchestrator.cli import admin, main
 from orchestrator.store.models import SCHEMA_REVISION
@@ -40,71 +40,14 @@ from orchestrator.store.models import SCHEMA_REVISION
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = "2026-06-15T10:30:00+08:00"
 
-DEFINITION = """\
-[workflow]
-id = "admin-test"
-title = "督办管理测试方案"
-timezone = "Asia/Shanghai"
-calendar = "cn-workdays"
-reminders = ["-3d"]
-escalation = [{ after = "1wd", to = "lead" }, { after = "5wd", to = "role:office" }]
+DEFINITION = towns_plan("admin-test", "督办管理测试方案")
 
-[[phases]]
-id = "p1"
-name = "实施阶段"
-start = "06-01"
-end = "06-30"
-
-[[tasks]]
-id = "T1"
-title = "报送实施方案"
-phase = "p1"
-lead = ["role:office"]
-responsible = ["role:town"]
-due = "06-10"
-
-[[tasks]]
-id = "T2"
-title = "报送工作总结"
-phase = "p1"
-lead = ["role:office"]
-responsible = ["role:town"]
-due = "06-26"
-
-[[duties]]
-id = "M1"
-title = "报送月度进展"
-rrule = "FREQ=MONTHLY;BYMONTH=6,7;BYMONTHDAY=15"
-window = "-10d"
-lead = ["role:office"]
-responsible = ["role:town"]
-"""
-
-UNITS = """\
-[[units]]
-id = "office"
-name = "县督查办"
-emails = ["office@example.gov.cn"]
-roles = ["office"]
-
-[[units]]
-id = "town-a"
-name = "甲镇人民政府"
-emails = ["town-a@example.gov.cn", "jia@example.gov.cn"]
-roles = ["town"]
-
-[[units]]
-id = "town-b"
-name = "乙镇人民政府"
-emails = ["town-b@example.gov.cn"]
-roles = ["town"]
-
-[[units]]
-id = "town-c"
-name = "丙镇人民政府"
-emails = ["town-c@example.gov.cn"]
-roles = ["town"]
-"""
+UNITS = units_toml(
+    unit("office", "县督查办", "office"),
+    unit("town-a", "甲镇人民政府", "town", emails=["town-a@example.gov.cn", "jia@example.gov.cn"]),
+    unit("town-b", "乙镇人民政府", "town"),
+    unit("town-c", "丙镇人民政府", "town"),
+)
 
 CONFIG = """\
 [database]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 import structlog
-from conftest import DUBAN, DubanEnv
 from smtp_server import SmtpServer
+from support import DUBAN, DubanEnv
 
 from orchestrator.cli import main
 

@@ -14,15 +14,14 @@ import signal
 import sqlite3
 import subprocess
 import time
-import uuid
 from collections import Counter
 from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
-from conftest import DUBAN, REPO, DaemonProcess, NotifySocket
 from smtp_server import SmtpServer, _Handler
 from sqlalchemy import text
+from support import DUBAN, REPO, DaemonProcess, NotifySocket
 
 from orchestrator.store.db import make_engine
 
@@ -330,25 +329,10 @@ def test_make_run_starts_the_daemon_on_the_shipped_config(short_tmp, notify_sock
 
 # -- PostgreSQL: a leader and a standby ----------------------------------------------------------
 
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_schema():
-    """A fresh schema in database ``test``; the URL puts it first on the search path."""
-    schema = f"duban_daemon_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
 
 @pytest.mark.postgres
-def test_postgres_one_leader_one_standby_and_the_standby_takes_over(make_duban_env, pg_schema, short_tmp):
-    env = make_duban_env(database_url=pg_schema)
+def test_postgres_one_leader_one_standby_and_the_standby_takes_over(make_duban_env, pg_url, short_tmp):
+    env = make_duban_env(database_url=pg_url)
     sockets = [NotifySocket(short_tmp / "a.sock"), NotifySocket(short_tmp / "b.sock")]
     try:
         leader = env.start(notify=sockets[0])

@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from structlog.testing import LogCapture
+from support import unit, units_toml, write_bundle
 
 from notifications.render import Renderer
 from notifications.transport import SendResult, SmtpTransport, Transport
@@ -48,9 +49,9 @@ from orchestrator.engine.tick import tick
 from orchestrator.engine.window import SendPolicy
 from orchestrator.service.config import MailSettings, Settings, SmtpSettings
 from orchestrator.service.runtime import make_transport
-from orchestrator.store.db import make_engine, transaction, upgrade
+from orchestrator.store.db import transaction
 from orchestrator.store.models import Event, NotificationItem, OutboxMessage
-from workflows.catalog import Bundle, load_bundle
+from workflows.catalog import Bundle
 
 PLAN = """\
 [workflow]
@@ -88,31 +89,12 @@ lead = ["office"]
 responsible = ["role:agency"]
 """
 
-UNITS = """\
-[[units]]
-id = "office"
-name = "县推进依法行政工作领导小组办公室"
-emails = ["office@example.gov.cn"]
-roles = ["office"]
-
-[[units]]
-id = "agency-1"
-name = "县公安局"
-emails = ["police@example.gov.cn", "police-office@example.gov.cn"]
-roles = ["agency"]
-
-[[units]]
-id = "agency-2"
-name = "县税务局"
-emails = ["tax@example.gov.cn"]
-roles = ["agency"]
-
-[[units]]
-id = "agency-3"
-name = "县市场监督管理局"
-emails = ["market@example.gov.cn"]
-roles = ["agency"]
-"""
+UNITS = units_toml(
+    unit("office", "县推进依法行政工作领导小组办公室", "office"),
+    unit("agency-1", "县公安局", "agency", emails=["police@example.gov.cn", "police-office@example.gov.cn"]),
+    unit("agency-2", "县税务局", "agency", emails=["tax@example.gov.cn"]),
+    unit("agency-3", "县市场监督管理局", "agency", emails=["market@example.gov.cn"]),
+)
 
 DIGESTS = 4  # on 06-01: office (phase started) and each agency (phase started + T1, T2 opened)
 MORNING = local(2026, 6, 1, 0, 0)  # the tick that opens the phase and the tasks (a Monday)
@@ -171,24 +153,9 @@ class Env:
             return list(session.exec(query))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'duban.db'}")
-        upgrade(engine)  # the schema as `duban db upgrade` makes it
-        yield engine
-        engine.dispose()
-    else:
-        with postgres_engine() as engine:
-            yield engine
-
-
 def make_bundle(folder: Path, units: str = UNITS) -> Bundle:
     """The test plan and ``units``, written as files and loaded as ``duban`` loads them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "plan.toml").write_text(PLAN, encoding="utf-8")
-    (folder / "units.toml").write_text(units, encoding="utf-8")
-    return load_bundle(folder / "plan.toml", folder / "units.toml", {})
+    return write_bundle(folder, PLAN, units)
 
 
 def make_env(engine: Engine, folder: Path, units: str = UNITS, **mail_options) -> Env:

@@ -15,7 +15,6 @@ from engine_support import (
     obligation,
     pending_timers,
     policy_for,
-    postgres_engine,
     sqlite_engine,
     stored_items,
     write_bundle,
@@ -26,17 +25,6 @@ from orchestrator.engine.programs import start_program, state_for
 from orchestrator.engine.tick import tick
 from orchestrator.store.db import transaction
 from orchestrator.store.models import Event, NotificationItem, Obligation, PhaseRun, Timer
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        engine = sqlite_engine(tmp_path)
-        yield engine
-        engine.dispose()
-    else:
-        with postgres_engine() as engine:
-            yield engine
 
 
 @pytest.fixture

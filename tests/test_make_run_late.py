@@ -19,7 +19,7 @@ from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
 
-from conftest import DUBAN, REPO, DaemonProcess
+from support import DUBAN, REPO, DaemonProcess
 
 EVENING = "2026-12-02T18:00:00+08:00"  # after the send window: everything waits for the morning
 MORNING = "2026-12-03T09:00:05+08:00"

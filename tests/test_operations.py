@@ -7,16 +7,23 @@ moments; nothing waits for a date.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
 from sqlmodel import Session, select
+from support import towns_plan, unit, units_toml, write_bundle
 
-from orchestrator.admin.operations import ALL_FAILED, MissingText, mark_done, reopen, retry_outbox, waive
+from orchestrator.admin.operations import (
+    ALL_FAILED,
+    InvalidTransition,
+    MissingText,
+    mark_done,
+    reopen,
+    retry_outbox,
+    waive,
+)
 from orchestrator.admin.refs import AmbiguousRef, BadRef, Ref, resolve
 from orchestrator.engine.outbox import enqueue
 from orchestrator.engine.programs import start_program
@@ -25,71 +32,16 @@ from orchestrator.service.config import Settings
 from orchestrator.service.runtime import make_renderer, send_policy
 from orchestrator.store.db import make_engine, transaction, upgrade
 from orchestrator.store.models import Event, NotificationItem, Obligation, OutboxMessage, Timer
-from workflows.catalog import load_bundle
-from workflows.errors import InvalidTransition, NotFound
+from workflows.errors import NotFound
 
 TZ = ZoneInfo("Asia/Shanghai")
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
-DEFINITION = """\
-[workflow]
-id = "ops-test"
-title = "操作测试方案"
-timezone = "Asia/Shanghai"
-calendar = "cn-workdays"
-reminders = ["-3d"]
-escalation = [{ after = "1wd", to = "lead" }, { after = "5wd", to = "role:office" }]
-
-[[phases]]
-id = "p1"
-name = "实施阶段"
-start = "06-01"
-end = "06-30"
-
-[[tasks]]
-id = "T1"
-title = "报送实施方案"
-phase = "p1"
-lead = ["role:office"]
-responsible = ["role:town"]
-due = "06-10"
-
-[[tasks]]
-id = "T2"
-title = "报送工作总结"
-phase = "p1"
-lead = ["role:office"]
-responsible = ["role:town"]
-due = "06-26"
-
-[[duties]]
-id = "M1"
-title = "报送月度进展"
-rrule = "FREQ=MONTHLY;BYMONTH=6,7;BYMONTHDAY=15"
-window = "-10d"
-lead = ["role:office"]
-responsible = ["role:town"]
-"""
-
-UNITS = """\
-[[units]]
-id = "office"
-name = "县督查办"
-emails = ["office@example.gov.cn"]
-roles = ["office"]
-
-[[units]]
-id = "town-a"
-name = "甲镇人民政府"
-emails = ["town-a@example.gov.cn"]
-roles = ["town"]
-
-[[units]]
-id = "town-b"
-name = "乙镇人民政府"
-emails = ["town-b@example.gov.cn"]
-roles = ["town"]
-"""
+DEFINITION = towns_plan("ops-test", "操作测试方案")
+UNITS = units_toml(
+    unit("office", "县督查办", "office"),
+    unit("town-a", "甲镇人民政府", "town"),
+    unit("town-b", "乙镇人民政府", "town"),
+)
 
 
 NAMES = {"office": "县督查办", "town-a": "甲镇人民政府", "town-b": "乙镇人民政府"}
@@ -102,27 +54,12 @@ def at(text_: str) -> datetime:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ops")
-    (root / "def.toml").write_text(DEFINITION, encoding="utf-8")
-    (root / "units.toml").write_text(UNITS, encoding="utf-8")
-    return load_bundle(root / "def.toml", root / "units.toml")
+    return write_bundle(tmp_path_factory.mktemp("ops"), DEFINITION, UNITS)
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'duban.db'}"
-
-
-@pytest.fixture
-def pg_url():
-    schema = f"duban_ops_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DubanEnv, units_toml
 from robot_server import FakeRobots, RobotServer
+from support import DubanEnv, town_units
 
 from orchestrator.service.config import load_settings
 from orchestrator.service.robots import load_robots
@@ -58,7 +58,7 @@ def deployment(root: Path, server: RobotServer | None = None, *, mode: int = 0o6
     urls = f'wecom_url = "{server.wecom_url}"\ndingtalk_url = "{server.dingtalk_url}"\n' if server else ""
     mail = f'transport = "maildir"\nmaildir = "mail"\n\n[im]\nrobots_file = "robots.toml"\n{urls}'
     env = DubanEnv(root, mail=mail)
-    env.units.write_text(with_robots(units_toml(3)), encoding="utf-8")
+    env.units.write_text(with_robots(town_units(3)), encoding="utf-8")
     robots = root / "robots.toml"
     robots.write_text(ROBOTS, encoding="utf-8")
     robots.chmod(mode)

@@ -23,7 +23,7 @@ from notifications.report import render_scorecard_html, render_summary, timeline
 from notifications.transport import SmtpTransport
 from orchestrator.engine.clock import FakeClock
 from orchestrator.engine.outbox import deliver, enqueue
-from orchestrator.evaluation.scoring_hook import scorecard_hook
+from orchestrator.evaluation.scoring import scorecard_attachment
 from orchestrator.service.config import MailSettings
 from orchestrator.store.models import Obligation, OutboxMessage
 from workflows.catalog import BUILTIN_DEFINITIONS, load_bundle
@@ -208,7 +208,7 @@ async def test_the_evaluate_phase_emails_the_scorecard_to_the_office(tmp_path):
             renderer,
             bundles,
             MailSettings(),
-            scorecard=scorecard_hook(),
+            scorecard=scorecard_attachment,
         )
         again = await deliver(
             site.engine,
@@ -217,7 +217,7 @@ async def test_the_evaluate_phase_emails_the_scorecard_to_the_office(tmp_path):
             renderer,
             bundles,
             MailSettings(),
-            scorecard=scorecard_hook(),
+            scorecard=scorecard_attachment,
         )
     assert sent.sent > 0 and sent.failed == 0 and again.sent == 0
     to_office = [r.message for r in server.received if r.rcpt_tos == ["office@example.gov.cn"]]

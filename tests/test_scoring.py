@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import structlog
+import support
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -118,31 +119,12 @@ weights = { on_time = 50, timeliness = 20, indicators = 30 }
 late_days_full_penalty = 10
 """
 
-UNITS = """\
-[[units]]
-id = "office"
-name = "县考评办"
-emails = ["office@example.gov.cn"]
-roles = ["office"]
-
-[[units]]
-id = "town-a"
-name = "甲镇"
-emails = ["town-a@example.gov.cn"]
-roles = ["town"]
-
-[[units]]
-id = "town-b"
-name = "乙镇"
-emails = ["town-b@example.gov.cn"]
-roles = ["town"]
-
-[[units]]
-id = "town-c"
-name = "丙镇"
-emails = ["town-c@example.gov.cn"]
-roles = ["town"]
-"""
+UNITS = support.units_toml(
+    support.unit("office", "县考评办", "office"),
+    support.unit("town-a", "甲镇", "town"),
+    support.unit("town-b", "乙镇", "town"),
+    support.unit("town-c", "丙镇", "town"),
+)
 
 # What happens in the year, (local day, action, task, unit). Working days late are counted in
 # the PRC calendar: 2026-10-01…07 is the National Day holiday, 10-08 a working day and

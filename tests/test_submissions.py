@@ -4,16 +4,16 @@ and answered at chosen moments; nothing waits for a date."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from orchestrator.admin.evidence import UploadLimits, store_file
+from orchestrator.admin.operations import InvalidTransition
 from orchestrator.admin.submissions import (
     Actor,
     BadRequest,
@@ -45,10 +45,9 @@ from orchestrator.store.models import (
     Timer,
 )
 from workflows.catalog import load_bundle
-from workflows.errors import InvalidTransition, NotFound
+from workflows.errors import NotFound
 
 TZ = ZoneInfo("Asia/Shanghai")
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 DEFINITION = """\
 [workflow]
@@ -124,18 +123,6 @@ def bundle(tmp_path_factory):
 @pytest.fixture
 def desk(bundle) -> Desk:
     return Desk({"review-test": bundle}, send_policy(Settings(), {"review-test": bundle}))
-
-
-@pytest.fixture
-def pg_url():
-    schema = f"duban_rev_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

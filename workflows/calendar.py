@@ -29,6 +29,7 @@ import chinese_calendar
 import holidays
 
 from workflows.errors import CalendarError, DefinitionError, Problem
+from workflows.source import SourceMap, syntax_error_line, syntax_error_text
 
 OnAssumed = Callable[[int, str], None]
 """Called as ``on_assumed(year, message)`` the first time a year without official data is used."""
@@ -353,58 +354,18 @@ def make_calendar(
 _FIELDS = ("holidays", "workdays")
 _YEAR = re.compile(r"[1-9]\d{3}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_AT_LINE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
-_AT_END = re.compile(r"\s*\(at end of document\)\s*$")
-_HEADER = re.compile(r"\s*\[")
-_ASSIGNMENT = re.compile(r"""\s*[\w"'.-]+\s*=""")
 
 
 @dataclass(frozen=True)
 class _Source:
-    """An override file's name and lines, to give each problem the line it is on."""
+    """An override file's name and source map, to give each problem the line of its key or entry."""
 
     file: str
-    lines: tuple[str, ...]
+    lines: SourceMap
 
-    def problem(self, line: int, message: str) -> Problem:
-        return Problem(self.file, line, message)
-
-    def section_line(self, key: str) -> int:
-        """The line of ``[key]`` (or of ``key = {…}`` / ``key.x = …``); 1 if not found."""
-        name = rf"""(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')"""
-        header = re.compile(rf"\s*\[+\s*{name}\s*\]")
-        inline = re.compile(rf"\s*{name}\s*[.=]")
-        for pattern in (header, inline):
-            for number, text in enumerate(self.lines, 1):
-                if pattern.match(text):
-                    return number
-        return 1
-
-    def key_line(self, section: int, key: str) -> int:
-        """The line of ``key =`` in the section starting at line ``section``; ``section`` if not found."""
-        name = rf"""(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')"""
-        pattern = re.compile(rf"\s*{name}\s*=")
-        for number in range(section + 1, len(self.lines) + 1):
-            text = self.lines[number - 1]
-            if _HEADER.match(text):
-                break
-            if pattern.match(text):
-                return number
-        return section
-
-    def entry_line(self, start: int, entry: object) -> int:
-        """The line of ``entry`` (as written: quoted if a string), from ``start`` to the next key or section.
-
-        ``start`` if it is not found there.
-        """
-        written = (f'"{entry}"', f"'{entry}'") if isinstance(entry, str) else (str(entry),)
-        for number in range(start, len(self.lines) + 1):
-            text = self.lines[number - 1]
-            if number > start and (_HEADER.match(text) or _ASSIGNMENT.match(text)):
-                break
-            if any(w in text for w in written):
-                return number
-        return start
+    def problem(self, loc: tuple[str | int, ...], message: str) -> Problem:
+        """A problem at the line of ``loc`` (a key path; its longest written prefix, else line 1)."""
+        return Problem(self.file, self.lines.line_of(loc), message)
 
 
 def load_overrides(path: Path) -> dict[int, YearSchedule]:
@@ -416,11 +377,11 @@ def load_overrides(path: Path) -> dict[int, YearSchedule]:
     valid override file.
     """
     text = _read(path)
-    source = _Source(str(path), tuple(text.split("\n")))
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise DefinitionError([_syntax_problem(source, exc)]) from None
+        raise DefinitionError([_syntax_problem(str(path), text, exc)]) from None
+    source = _Source(str(path), SourceMap(text))
     schedules: dict[int, YearSchedule] = {}
     problems: list[Problem] = []
     for key, value in data.items():
@@ -445,60 +406,56 @@ def _read(path: Path) -> str:
         raise CalendarError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _syntax_problem(source: _Source, exc: tomllib.TOMLDecodeError) -> Problem:
-    """A TOML syntax error, at the line tomllib names."""
-    text = str(exc)
-    if match := _AT_LINE.search(text):
-        message = f"not valid TOML: {text[: match.start()]} (column {match[2]})"
-        return source.problem(int(match[1]), message)
-    message = _AT_END.sub("", text)
-    return source.problem(max(len(source.lines), 1), f"not valid TOML: {message} (at end of file)")
+def _syntax_problem(file: str, text: str, exc: tomllib.TOMLDecodeError) -> Problem:
+    """A TOML syntax error, at the line tomllib names (the last line for "at end of document")."""
+    message = str(exc)
+    line = syntax_error_line(message) or max(len(text.split("\n")), 1)
+    return Problem(file, line, f"not valid TOML: {syntax_error_text(message)}")
 
 
 def _parse_section(source: _Source, key: str, value: Any) -> tuple[YearSchedule | None, list[Problem]]:
     """One ``[YEAR]`` section as a ``YearSchedule``, or ``None`` and the problems found in it."""
-    line = source.section_line(key)
     if not _YEAR.fullmatch(key):
-        return None, [source.problem(line, f"section [{key}] is not a year: sections are years, e.g. [2027]")]
+        return None, [
+            source.problem((key,), f"section [{key}] is not a year: sections are years, e.g. [2027]")
+        ]
     year = int(key)
     if not isinstance(value, dict):
         message = f'[{year}] must be a table with "holidays" and "workdays", not {value!r}'
-        return None, [source.problem(line, message)]
+        return None, [source.problem((key,), message)]
     problems = [
         source.problem(
-            source.key_line(line, name),
+            (key, name),
             f'[{year}] unknown key "{name}" = {extra!r}: expected "holidays" and "workdays"',
         )
         for name, extra in value.items()
         if name not in _FIELDS
     ]
-    holidays, found = _parse_dates(source, line, year, "holidays", value.get("holidays", []))
+    holidays, found = _parse_dates(source, key, year, "holidays", value.get("holidays", []))
     problems += found
-    workdays, found = _parse_dates(source, line, year, "workdays", value.get("workdays", []))
+    workdays, found = _parse_dates(source, key, year, "workdays", value.get("workdays", []))
     problems += found
-    problems += _conflicts(source, line, year, holidays, workdays)
+    problems += _conflicts(source, key, year, holidays, workdays)
     if problems:
         return None, problems
     return YearSchedule(year, frozenset(holidays), frozenset(workdays)), []
 
 
 def _parse_dates(
-    source: _Source, section: int, year: int, field: str, value: Any
-) -> tuple[dict[date, Any], list[Problem]]:
-    """A ``holidays``/``workdays`` list as ``{day: the entry that lists it}``, and its problems."""
-    key_line = source.key_line(section, field)
+    source: _Source, section: str, year: int, field: str, value: Any
+) -> tuple[dict[date, tuple[int, Any]], list[Problem]]:
+    """A ``holidays``/``workdays`` list as ``{day: (index, the entry that lists it)}``, and its problems."""
     if not isinstance(value, list):
         example = f'["{year}-01-01", "{year}-02-05..{year}-02-13"]'
         message = f"[{year}] {field} = {value!r}: expected a list of dates, e.g. {example}"
-        return {}, [source.problem(key_line, message)]
-    days: dict[date, Any] = {}
+        return {}, [source.problem((section, field), message)]
+    days: dict[date, tuple[int, Any]] = {}
     problems: list[Problem] = []
-    for entry in value:
-        line = source.entry_line(key_line, entry)
+    for index, entry in enumerate(value):
         try:
-            days.update(dict.fromkeys(_expand(entry, year), entry))
+            days.update(dict.fromkeys(_expand(entry, year), (index, entry)))
         except ValueError as exc:
-            problems.append(source.problem(line, f"[{year}] {field}: {exc}"))
+            problems.append(source.problem((section, field, index), f"[{year}] {field}: {exc}"))
     return days, problems
 
 
@@ -539,13 +496,16 @@ def _parse_date(entry: str, text: str, expected: str) -> date:
 
 
 def _conflicts(
-    source: _Source, section: int, year: int, holidays: dict[date, Any], workdays: dict[date, Any]
+    source: _Source,
+    section: str,
+    year: int,
+    holidays: dict[date, tuple[int, Any]],
+    workdays: dict[date, tuple[int, Any]],
 ) -> list[Problem]:
     """A problem, at the ``workdays`` entry, for each day listed both as a holiday and as a workday."""
-    key_line = source.key_line(section, "workdays")
     problems = []
     for day in sorted(holidays.keys() & workdays.keys()):
-        holiday, workday = _show(holidays[day]), _show(workdays[day])
-        message = f"[{year}] {day} is both a holiday ({holiday}) and a workday ({workday})"
-        problems.append(source.problem(source.entry_line(key_line, workdays[day]), message))
+        (_, holiday), (index, workday) = holidays[day], workdays[day]
+        message = f"[{year}] {day} is both a holiday ({_show(holiday)}) and a workday ({_show(workday)})"
+        problems.append(source.problem((section, "workdays", index), message))
     return problems

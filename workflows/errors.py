@@ -53,7 +53,3 @@ class CalendarError(DubanError):
 
 class NotFound(DubanError):
     """An id, reference or file named by the user does not exist."""
-
-
-class InvalidTransition(DubanError):
-    """A state change that the state machine does not allow (e.g. ``done`` on a waived obligation)."""

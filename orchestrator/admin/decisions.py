@@ -24,13 +24,13 @@ from orchestrator.admin.acting import (
     clean_text,
     local_today,
 )
-from orchestrator.admin.operations import MAX_TEXT, withdraw_notices
+from orchestrator.admin.operations import MAX_TEXT, InvalidTransition, withdraw_notices
 from orchestrator.admin.submission_notices import tell_unit
 from orchestrator.engine.extensions import rearm_obligation
 from orchestrator.engine.programs import state_for
 from orchestrator.store.models import Evidence, Obligation, Program, Submission
 from orchestrator.store.states import OPEN_STATES, Decision, ObligationState, SubmissionKind
-from workflows.errors import InvalidTransition, NotFound
+from workflows.errors import NotFound
 
 
 @dataclass(frozen=True)

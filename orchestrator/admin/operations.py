@@ -41,11 +41,15 @@ from orchestrator.engine.window import local_day, local_midnight
 from orchestrator.store.audit import record
 from orchestrator.store.models import NotificationItem, Obligation, OutboxMessage, Program
 from orchestrator.store.states import OPEN_STATES, ItemState, ObligationState, OutboxState
-from workflows.errors import DubanError, InvalidTransition, NotFound
+from workflows.errors import DubanError, NotFound
 from workflows.schema import DEFAULT_TIMEZONE
 
 ALL_FAILED: Literal["all-failed"] = "all-failed"
 MAX_TEXT = 2000
+
+
+class InvalidTransition(DubanError):
+    """A state change that the state machine does not allow (e.g. ``done`` on a waived obligation)."""
 
 
 class MissingText(DubanError):

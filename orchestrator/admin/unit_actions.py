@@ -29,11 +29,10 @@ from orchestrator.admin.acting import (
     store_submission,
 )
 from orchestrator.admin.evidence import StoredFile
-from orchestrator.admin.operations import withdraw_notices
+from orchestrator.admin.operations import InvalidTransition, withdraw_notices
 from orchestrator.admin.submission_notices import tell_office
 from orchestrator.store.models import Obligation, Submission
 from orchestrator.store.states import ACTIVE_STATES, OPEN_STATES, Decision, ObligationState, SubmissionKind
-from workflows.errors import InvalidTransition
 
 # -- a unit's actions ---------------------------------------------------------------------------
 

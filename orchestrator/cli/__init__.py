@@ -17,6 +17,7 @@ try:  # typer >= 0.29 vendors click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import ClickException
 
+from orchestrator.cli import admin, daemon, db, imports, indicators, outbox, planning, review, web
 from orchestrator.cli.common import Context, err_console, state
 from orchestrator.service.logs import configure_cli
 from workflows.errors import DefinitionError, DubanError
@@ -50,17 +51,8 @@ def _global(
 
 
 def _register_commands() -> None:
-    from orchestrator.cli import planning
-
-    planning.register(app)
-    for name in ("db", "daemon", "admin", "outbox", "indicators", "review", "imports"):
-        try:
-            module = __import__(f"orchestrator.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"orchestrator.cli.{name}":
-                raise
-            continue
-        module.register(app)
+    for group in (planning, db, daemon, admin, outbox, indicators, review, imports, web):
+        group.register(app)
 
 
 _register_commands()

@@ -15,7 +15,6 @@ from rich.table import Table
 from sqlmodel import Session
 
 from notifications.labels import INDICATOR_STATUSES, SCORECARD_ITEMS
-from notifications.report import render_scorecard_html
 from orchestrator.admin.refs import find_programs
 from orchestrator.cli.common import (
     BadInput,
@@ -35,7 +34,7 @@ from orchestrator.evaluation.indicators import (
     parse_reading,
     set_value,
 )
-from orchestrator.evaluation.scoring import Score, Scorecard, build_scorecard
+from orchestrator.evaluation.scoring import Score, Scorecard, build_scorecard, scorecard_html
 from orchestrator.service.runtime import load_bundle_for
 from orchestrator.store.audit import operator
 from orchestrator.store.db import transaction
@@ -216,7 +215,7 @@ def _render(card: Scorecard, fmt: str) -> str:
     if fmt == "csv":
         return scorecard_csv(card)
     if fmt == "html":
-        return render_scorecard_html(card.as_json())
+        return scorecard_html(card)
     return scorecard_table(card)
 
 

@@ -242,13 +242,9 @@ def plan_command(
 def register(app: typer.Typer) -> None:
     app.command("validate")(validate)
     app.command("plan")(plan_command)
-    try:
-        from orchestrator.cli.simulate import simulate
-    except ModuleNotFoundError as exc:
-        if exc.name != "orchestrator.cli.simulate":
-            raise
-    else:
-        app.command("simulate")(simulate)
+    from orchestrator.cli.simulate import simulate  # here: cli.simulate imports this module
+
+    app.command("simulate")(simulate)
 
 
 __all__ = ["bundle_for", "parse_registers", "parse_year_text", "register"]

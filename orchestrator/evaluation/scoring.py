@@ -691,6 +691,11 @@ def attachment_name(card: Scorecard) -> str:
     return f"scorecard-{card.workflow}-{card.year}-{card.as_of:%Y%m%d}.html"
 
 
+def scorecard_html(card: Scorecard) -> str:
+    """The scorecard as one self-contained HTML file (``duban scorecard --format html``)."""
+    return render_scorecard_html(card.as_json())
+
+
 def scorecard_attachment(
     session: Session, program: Program, bundle: Bundle
 ) -> tuple[str, tuple[str, str, bytes]]:

@@ -5,6 +5,7 @@ A ``Runtime`` is everything loaded from files; a reload replaces it as a whole, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from sqlmodel import Session
 from notifications.im import Robot, RobotTransport
 from notifications.render import Renderer
 from notifications.transport import MaildirTransport, SmtpTransport, Transport
+from orchestrator.engine.clock import clock_from_environment
 from orchestrator.engine.window import SendPolicy, local_day
 from orchestrator.service.config import ProgramSettings, Settings
 from orchestrator.service.robots import configured_robots, robots_path, unit_robot_problems
@@ -107,7 +109,8 @@ def unit_link_maker(settings: Settings) -> Callable[[str], str | None] | None:
         if not engines:
             engines.append(make_engine(settings.database.url))
         with Session(engines[0]) as session:
-            return link_for_unit(secret, web.base_url, session, unit)
+            now = clock_from_environment(os.environ).now()  # (the test clock, as the portal reads it)
+            return link_for_unit(secret, web.base_url, session, unit, now=now)
 
     return link_for
 

@@ -24,7 +24,7 @@ from orchestrator.engine.clock import Clock
 from orchestrator.engine.outbox import deliver, deliver_robots, enqueue, report_failures
 from orchestrator.engine.outbox.waiting import waiting
 from orchestrator.engine.tick import TickReport, next_fire_at, tick
-from orchestrator.evaluation import scoring_hook
+from orchestrator.evaluation.scoring import scorecard_attachment
 from orchestrator.service.leader import Leadership, LeadershipLost
 from orchestrator.service.lifecycle import Lifecycle
 from orchestrator.service.runtime import (
@@ -181,7 +181,7 @@ class Work:
                 runtime.settings.mail,
                 node=self.node,
                 stop=lambda: self.life.stopping,
-                scorecard=scoring_hook.scorecard_hook(),
+                scorecard=scorecard_attachment,
             )
             if queued or report.sent or report.retried or report.failed:
                 log.info(

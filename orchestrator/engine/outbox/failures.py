@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 from collections.abc import Sequence
 from datetime import datetime
-from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -17,7 +14,7 @@ from sqlalchemy import String, cast, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from notifications import zh
+from notifications.failures import Undelivered, failure_report
 from notifications.transport import Transport
 from orchestrator.engine.clock import Clock
 from orchestrator.engine.outbox.claims import outbox_update
@@ -56,7 +53,15 @@ def queue_failure_report(engine: Engine, now: datetime, mail: MailPolicy, *, tim
         rows = _unreported(session)
         if not rows:
             return []
-        message = failure_message(rows, now, mail, tz)
+        assert mail.admin
+        message = failure_report(
+            undelivered(rows),
+            now=now,
+            sender=mail.sender,
+            admin=mail.admin,
+            domain=mail.domain,
+            timezone=timezone,
+        )
         report = OutboxMessage(
             kind=OutboxKind.FAILURE_REPORT,
             message_id=message["Message-ID"],
@@ -97,66 +102,22 @@ def _unreported(session: Session) -> list[OutboxMessage]:
     return [rows[i] for i in sorted(rows)]
 
 
-def failure_message(
-    rows: Sequence[OutboxMessage], now: datetime, mail: MailPolicy, tz: ZoneInfo
-) -> EmailMessage:
-    """The report's email (plain text, zh-CN): each message, its recipients, and what went wrong."""
-    assert mail.admin
-    local = now.astimezone(tz)
-    by_robot = [m for m in rows if m.channel != Channel.EMAIL]
-    failed = [m for m in rows if m.state == OutboxState.FAILED and m.channel == Channel.EMAIL]
-    refused = [m for m in rows if m.state != OutboxState.FAILED and m.channel == Channel.EMAIL]
-    what = "督办邮件及群机器人消息" if by_robot else "督办邮件"
-    lines = [f"截至{zh.day(local.date())} {local:%H:%M}，以下{what}未能投递，请核查：", ""]
-    numbers = iter("一二三")
-    if failed:
-        lines += [f"{next(numbers)}、投递失败的邮件（{len(failed)}封）", ""]
-        for m in failed:
-            lines += [
-                f"#{m.id} 致 {m.recipient}（{', '.join(m.to) or '无地址'}）",
-                f"    主题：{m.subject}",
-                f"    尝试：{m.attempts}次；原因：{m.last_error or '未知'}",
-                "",
-            ]
-    if refused:
-        lines += [f"{next(numbers)}、已投递但有收件人被拒收的邮件（{len(refused)}封）", ""]
-        for m in refused:
-            lines += [f"#{m.id} 致 {m.recipient}，主题：{m.subject}"]
-            lines += [f"    {address}：{reply}" for address, reply in sorted(m.refused.items())]
-            lines += [""]
-    if by_robot:
-        lines += [f"{next(numbers)}、发送失败的群机器人消息（{len(by_robot)}条）", ""]
-        for m in by_robot:
-            lines += [
-                f"#{m.id} 群机器人 {m.channel.removeprefix(Channel.ROBOT)}，致 {m.recipient}",
-                f"    内容：{m.subject}",
-                f"    尝试：{m.attempts}次；原因：{m.last_error or '未知'}",
-                "",
-            ]
-    lines += [
-        "处理办法：",
-        "- 查看：duban outbox --state failed",
-        "- 排除原因（如核对单位文件中的电子邮箱、邮件服务器设置"
-        + ("，机器人文件中的key、access_token、secret" if by_robot else "")
-        + "）后重发：",
-        "  duban outbox retry 编号，或 duban outbox retry --all-failed",
-        "",
-        "--",
-        "本邮件由督办系统每日自动发送一次，仅列出此前未报告的问题。",
+def undelivered(rows: Sequence[OutboxMessage]) -> list[Undelivered]:
+    """The rows as the plain data the report is rendered from."""
+    return [
+        Undelivered(
+            id=m.id,
+            recipient=m.recipient,
+            to=tuple(m.to),
+            subject=m.subject,
+            failed=m.state == OutboxState.FAILED,
+            attempts=m.attempts,
+            last_error=m.last_error,
+            refused=dict(m.refused or {}),
+            robot=m.channel.removeprefix(Channel.ROBOT) if m.channel != Channel.EMAIL else None,
+        )
+        for m in rows
     ]
-    digest = hashlib.sha256(",".join(str(m.id) for m in rows).encode()).hexdigest()[:16]
-    message = EmailMessage(policy=SMTP)
-    message["From"] = mail.sender
-    message["To"] = mail.admin
-    emails = len(rows) - len(by_robot)
-    count = f"{emails}封邮件" if emails else ""
-    count += ("、" if emails else "") + f"{len(by_robot)}条群机器人消息" if by_robot else ""
-    message["Subject"] = f"【督办系统】{count}投递失败或被拒收"
-    message["Date"] = format_datetime(local)
-    message["Message-ID"] = f"<failures-{local:%Y%m%d}-{digest}@{mail.domain}>"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content("\n".join(lines) + "\n", charset="utf-8", cte="base64")
-    return message
 
 
 async def report_failures(

@@ -1,0 +1,237 @@
+"""The office's pages: one-time login, the board, the review queue, evidence downloads.
+
+``/office/login/{token}`` consumes a one-time link (15 minutes, once) and sets the session cookie
+(HttpOnly, SameSite=Lax, Secure under https). Without a session ``/office`` only says how to get
+a link; every other office path answers 404 — the same page as an unknown path.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from orchestrator.admin import links, overview, submissions
+from orchestrator.admin.evidence import evidence_path
+from orchestrator.admin.submissions import Actor
+from orchestrator.engine.window import local_day
+from orchestrator.store.models import Evidence
+from orchestrator.web import render
+from orchestrator.web.login_mail import send_login_link
+from orchestrator.web.portal import Portal, client_of
+from orchestrator.web.security import (
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    OfficeSession,
+    binding_of,
+    clean_text,
+    content_disposition,
+)
+from orchestrator.web.uploads import FormError, read_form
+from workflows.errors import DubanError, NotFound
+
+DONE_NOTICES = {"approved": "已审核通过。", "returned": "已退回，理由已告知报送单位。"}
+MAX_NOTE = 2000
+
+
+def routes(portal: Portal) -> list[Route]:
+    def login(request: Request) -> Response:
+        token = request.path_params["token"]
+        if len(token) > 512:
+            raise HTTPException(404)
+        with portal.session() as session:
+            email = links.use_office_login(portal.key, token, session, portal.now())
+            if email is None or email.lower() not in portal.office_emails:
+                raise HTTPException(404)
+            session.commit()
+        response = RedirectResponse(_root(request) + "/office", 303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            portal.sessions.issue(email),
+            max_age=SESSION_MAX_AGE,
+            path=_root(request) + "/office",
+            httponly=True,
+            samesite="lax",
+            secure=portal.secure_cookies or request.url.scheme == "https",
+        )
+        return response
+
+    def board(request: Request) -> Response:
+        office = portal.office_of(request)
+        if office is None:
+            return _login_page(portal, request)
+        return _board(
+            portal, request, office, DONE_NOTICES.get(request.query_params.get("ok", "")), None, 200
+        )
+
+    async def decide(request: Request) -> Response:
+        office = portal.office_of(request)
+        if office is None:
+            raise HTTPException(404)
+        if not portal.limiter.allow("o:" + office.sid):
+            raise HTTPException(429)
+        try:
+            form = await read_form(request, portal.limits, portal.evidence_dir)
+        except FormError as exc:
+            raise HTTPException(exc.status) from None
+        if portal.csrf.check(form.get(CSRF_FIELD), binding_of(office.sid)) is None:
+            form.cleanup()
+            raise HTTPException(403)
+        form.cleanup()  # (the office's forms carry no files)
+        action = request.path_params["action"]
+        if action not in ("approve", "return"):
+            raise HTTPException(404)
+        client, agent = client_of(request)
+        actor = Actor.office(office.email, client, agent)
+        try:
+            await run_in_threadpool(_decide, portal, action, request.path_params["submission"], actor, form)
+        except NotFound:
+            raise HTTPException(404) from None
+        except (DubanError, ValueError) as exc:
+            return await run_in_threadpool(_board, portal, request, office, None, _message(exc), 400)
+        ok = "approved" if action == "approve" else "returned"
+        return RedirectResponse(f"{_root(request)}/office?ok={ok}", 303)
+
+    async def request_link(request: Request) -> Response:
+        pre = request.cookies.get(PRE_COOKIE, "")
+        if not pre or not portal.limiter.allow("p:" + binding_of(pre)):
+            raise HTTPException(403 if not pre else 429)
+        try:
+            form = await read_form(request, portal.limits, portal.evidence_dir)
+        except FormError as exc:
+            raise HTTPException(exc.status) from None
+        form.cleanup()
+        if portal.csrf.check(form.get(CSRF_FIELD), binding_of(pre)) is None:
+            raise HTTPException(403)
+        client, _ = client_of(request)
+        await send_login_link(portal, clean_text(form.get("email"), 200), client)
+        return RedirectResponse(_root(request) + "/office?sent=1", 303)
+
+    async def logout(request: Request) -> Response:
+        office = portal.office_of(request)
+        if office is not None:
+            form = await read_form(request, portal.limits, portal.evidence_dir)
+            form.cleanup()
+            if portal.csrf.check(form.get(CSRF_FIELD), binding_of(office.sid)) is None:
+                raise HTTPException(403)
+        response = RedirectResponse(_root(request) + "/office", 303)
+        response.delete_cookie(SESSION_COOKIE, path=_root(request) + "/office")
+        return response
+
+    def download(request: Request) -> Response:
+        if portal.office_of(request) is None:
+            raise HTTPException(404)
+        with portal.session() as session:
+            row = session.get(Evidence, request.path_params["file"])
+        if row is None:
+            raise HTTPException(404)
+        path = evidence_path(portal.evidence_dir, row.sha256)
+        if not path.is_file():
+            raise HTTPException(404)
+        return FileResponse(
+            path,
+            media_type=row.media_type or "application/octet-stream",
+            headers={"Content-Disposition": content_disposition(row.original_name)},
+        )
+
+    return [
+        Route("/office", board, methods=["GET"]),
+        Route("/office/login/{token}", login, methods=["GET"]),
+        Route("/office/login", request_link, methods=["POST"]),
+        Route("/office/logout", logout, methods=["POST"]),
+        Route("/office/review/{submission:int}/{action}", decide, methods=["POST"]),
+        Route("/office/evidence/{file:int}", download, methods=["GET"]),
+    ]
+
+
+PRE_COOKIE = "duban_pre"
+
+
+def _login_page(portal: Portal, request: Request) -> Response:
+    """``/office`` without a session: a form asking for the office address; its CSRF token is
+    bound to a random pre-session cookie (SameSite=Strict)."""
+    pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
+    response = portal.pages.render(
+        request,
+        "office_login.html.j2",
+        title="督办工作台",
+        heading="督办工作台",
+        csrf=lambda: portal.csrf.issue(binding_of(pre)),
+        sent=request.query_params.get("sent") == "1",
+    )
+    response.set_cookie(
+        PRE_COOKIE,
+        pre,
+        max_age=3600,
+        path=_root(request) + "/office",
+        httponly=True,
+        samesite="strict",
+        secure=portal.secure_cookies or request.url.scheme == "https",
+    )
+    return response
+
+
+def _root(request: Request) -> str:
+    return request.scope.get("root_path", "")
+
+
+def _decide(portal: Portal, action: str, submission_id: int, actor: Actor, form) -> None:
+    now = portal.now()
+    with portal.session() as session:
+        if action == "approve":
+            text = form.get("until").strip()
+            until = date.fromisoformat(text) if text else None
+            note = clean_text(form.get("note"), MAX_NOTE) or None
+            submissions.approve(session, submission_id, actor, now, note=note, until=until, desk=portal.desk)
+        else:
+            reason = clean_text(form.get("reason"), MAX_NOTE)
+            submissions.return_submission(session, submission_id, actor, now, reason, desk=portal.desk)
+        session.commit()
+
+
+def _message(exc: Exception) -> str:
+    text = str(exc)
+    if isinstance(exc, ValueError) and "isoformat" in text.lower():
+        return "日期格式有误，请按“年-月-日”填写。"
+    if "--reason" in text:
+        return "退回须填写理由。"
+    if "already" in text:
+        return "该申请已经处理过了。"
+    if "must be after the due date" in text:
+        return "延期后的日期须晚于原截止日期。"
+    return "操作未能完成，请检查后重试。"
+
+
+def _board(portal: Portal, request: Request, office: OfficeSession, notice, error, status: int) -> Response:
+    now = portal.now()
+    section = request.query_params.get("section") or None
+    unit = request.query_params.get("unit") or None
+    with portal.session() as session:
+        today = local_day(now, overview.display_tz(session))
+        reviews = submissions.pending_reviews(session, desk=portal.desk)
+        silent = submissions.unacknowledged(session, desk=portal.desk)
+        everyone = submissions.board(session, today, desk=portal.desk)
+        grid = submissions.board(session, today, desk=portal.desk, section=section, unit=unit)
+    return portal.pages.render(
+        request,
+        "office.html.j2",
+        status=status,
+        title="督办工作台",
+        heading=f"督办工作台 · {office.email}",
+        reviews=reviews,
+        silent=silent,
+        grid=grid,
+        all_units=everyone.units,
+        section=section or "",
+        unit=unit or "",
+        csrf=lambda: portal.csrf.issue(binding_of(office.sid)),
+        notice=notice,
+        error=error,
+        today=render.day(today),
+    )

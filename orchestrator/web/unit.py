@@ -1,0 +1,248 @@
+"""A unit's page (``/u/{token}``), its four forms, and its calendar feed.
+
+Every POST goes the same way, in this order: the link names a unit (else 404); the link is under
+its rate limit (else 429); the obligation in the path is the unit's own, in a running program
+(else 404 — nothing read, nothing stored); the body is read within the upload limits (413); the
+CSRF token, the first field, is bound to this link (403, checked before any file byte is
+written); then one core call in one transaction, with the form's id as its nonce (a double
+submit stores one row), and a 303 back to the page.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from orchestrator.admin import overview, submissions
+from orchestrator.admin.evidence import EvidenceError
+from orchestrator.admin.portal import Colour
+from orchestrator.admin.submissions import Actor
+from orchestrator.engine.window import local_day
+from orchestrator.service.runtime import load_bundle_for
+from orchestrator.store.models import Program
+from orchestrator.web import render
+from orchestrator.web.portal import Portal, client_of
+from orchestrator.web.security import CSRF_FIELD, binding_of, clean_text
+from orchestrator.web.uploads import Form, FormError, read_form
+from workflows.errors import DubanError, NotFound
+
+ACTIONS = ("acknowledge", "feedback", "complete", "extend")
+DONE_NOTICES = {
+    "acknowledge": "已签收。",
+    "feedback": "反馈已提交。",
+    "complete": "办结申请已提交，等待督办部门审核。",
+    "extend": "延期申请已提交，等待督办部门审核。",
+}
+MAX_NOTE = 2000
+
+
+def routes(portal: Portal) -> list[Route]:
+    async def page(request: Request) -> Response:
+        unit = await _unit(portal, request)
+        ok = request.query_params.get("ok", "")
+        return await run_in_threadpool(_page, portal, request, unit, ok, None, 200)
+
+    async def act(request: Request) -> Response:
+        unit = await _unit(portal, request)
+        action = request.path_params["action"]
+        if action not in ACTIONS:
+            raise HTTPException(404)
+        token = request.path_params["token"]
+        if not portal.limiter.allow("u:" + binding_of(token)):
+            raise HTTPException(429)
+        obligation_id = request.path_params["obligation"]
+        await run_in_threadpool(_own, portal, unit, obligation_id)
+        binding = binding_of(token)
+        form = await _read(portal, request, binding)
+        try:
+            nonce = portal.csrf.check(form.get(CSRF_FIELD), binding)
+            if nonce is None:
+                raise HTTPException(403)
+            client, agent = client_of(request)
+            actor = Actor.for_unit(unit, client, agent)
+            try:
+                await run_in_threadpool(_do, portal, action, obligation_id, actor, form, nonce)
+            except NotFound:
+                raise HTTPException(404) from None
+            except (DubanError, ValueError) as exc:
+                message = _message(exc)
+                return await run_in_threadpool(_page, portal, request, unit, "", message, 400)
+        finally:
+            form.cleanup()
+        return RedirectResponse(
+            f"{request.scope.get('root_path', '')}/u/{token}?ok={action}&o={obligation_id}#o{obligation_id}",
+            303,
+        )
+
+    async def calendar(request: Request) -> Response:
+        unit = await _unit(portal, request)
+        data = await run_in_threadpool(_calendar, portal, unit)
+        return Response(
+            data,
+            media_type="text/calendar; charset=utf-8",
+            headers={"Content-Disposition": 'inline; filename="duban.ics"'},
+        )
+
+    return [
+        Route("/u/{token}", page, methods=["GET"]),
+        Route("/u/{token}/calendar.ics", calendar, methods=["GET"]),
+        Route("/u/{token}/o/{obligation:int}/{action}", act, methods=["POST"]),
+    ]
+
+
+async def _unit(portal: Portal, request: Request) -> str:
+    unit = await run_in_threadpool(portal.unit_of, request.path_params["token"])
+    if unit is None:
+        raise HTTPException(404)
+    return unit
+
+
+def _own(portal: Portal, unit: str, obligation_id: int) -> None:
+    with portal.session() as session:
+        try:
+            submissions.own_obligation(session, unit, obligation_id)
+        except NotFound:
+            raise HTTPException(404) from None
+
+
+async def _read(portal: Portal, request: Request, binding: str) -> Form:
+    def csrf_first(fields: Form) -> None:
+        if portal.csrf.check(fields.get(CSRF_FIELD), binding) is None:
+            raise _Forbidden("the form's CSRF token is missing or wrong")
+
+    try:
+        return await read_form(request, portal.limits, portal.evidence_dir, before_files=csrf_first)
+    except _Forbidden:
+        raise HTTPException(403) from None
+    except (FormError, EvidenceError) as exc:
+        raise HTTPException(getattr(exc, "status", 413)) from None
+
+
+class _Forbidden(FormError):
+    status = 403
+
+
+def _do(portal: Portal, action: str, obligation_id: int, actor: Actor, form: Form, nonce: str) -> None:
+    now = portal.now()
+    note = clean_text(form.get("note"), MAX_NOTE)
+    with portal.session() as session:
+        if action == "acknowledge":
+            submissions.acknowledge(session, obligation_id, actor, now, nonce=nonce)
+        elif action == "feedback":
+            files = form.store("files")
+            submissions.feedback(session, obligation_id, actor, now, note, files, nonce=nonce)
+        elif action == "complete":
+            files = form.store("files")
+            submissions.submit_completion(
+                session, obligation_id, actor, now, note, files, nonce=nonce, desk=portal.desk
+            )
+        else:
+            until = _day(form.get("until"))
+            submissions.request_extension(
+                session, obligation_id, actor, now, until, note, nonce=nonce, desk=portal.desk
+            )
+        session.commit()
+
+
+class BadDate(DubanError):
+    """A date field that is not YYYY-MM-DD."""
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise BadDate("请填写新的截止日期（年-月-日）") from None
+
+
+_MESSAGES = {
+    "has passed": "已过截止日期，不能再申请延期；请尽快办理并提交办结申请。",
+    "must be after the due date": "新的截止日期须晚于原截止日期。",
+    "already waiting for review": "已有一项延期申请在等待审核。",
+    "required": "请填写说明，或上传佐证材料。",
+    "too long": "说明文字过长，请精简后再提交。",
+    "not an accepted file type": "文件类型不在允许范围内（允许：pdf、ofd、doc、docx、xls、xlsx、jpg、png、zip）。",
+    "the file is empty": "上传的文件是空文件。",
+    "nothing to submit": "该事项当前不能提交办结申请。",
+    "cannot be extended": "该事项当前不能申请延期。",
+}
+
+
+def _message(exc: Exception) -> str:
+    """A zh-CN line for the unit (the core's English message is never shown raw)."""
+    text = str(exc)
+    if isinstance(exc, BadDate):
+        return text
+    for needle, message in _MESSAGES.items():
+        if needle in text:
+            return message
+    return "提交未能完成，请检查填写的内容后重试。"
+
+
+def _page(portal: Portal, request: Request, unit: str, ok: str, error: str | None, status: int):
+    now = portal.now()
+    token = request.path_params["token"]
+    binding = binding_of(token)
+    with portal.session() as session:
+        today = local_day(now, overview.display_tz(session))
+        items = submissions.unit_obligations(session, unit, today, desk=portal.desk)
+    notice = _notice(ok, request.query_params.get("o", ""), items)
+    counts = [
+        (colour, colour.label, n) for colour in Colour if (n := sum(1 for o in items if o.colour == colour))
+    ]
+    return portal.pages.render(
+        request,
+        "unit.html.j2",
+        status=status,
+        title=portal.unit_name(unit),
+        heading="督办事项办理",
+        unit_name=portal.unit_name(unit),
+        items=items,
+        counts=counts,
+        token=token,
+        csrf=lambda: portal.csrf.issue(binding),
+        notice=notice,
+        error=error,
+        today=render.day(today),
+        today_date=today,
+        max_mb=f"{portal.limits.max_file_bytes / (1024 * 1024):g}",
+        max_files=portal.limits.max_files,
+    )
+
+
+def _notice(ok: str, obligation: str, items) -> str | None:
+    """What the redirect after a POST says — only while it is still true (a reload after the office
+    decided does not repeat "waiting for review")."""
+    if ok in ("complete", "extend"):
+        wanted = "completion" if ok == "complete" else "extension"
+        if not any(str(o.id) == obligation and o.pending == wanted for o in items):
+            return None
+    return DONE_NOTICES.get(ok)
+
+
+def _calendar(portal: Portal, unit: str) -> bytes:
+    now = portal.now()
+    with portal.session() as session:
+        obligations = overview.open_obligations(session, unit)
+        programs = {p.id: p for p in session.exec(select(Program))}
+        bundles = {}
+        for program in {o.program_id: programs[o.program_id] for o in obligations}.values():
+            try:
+                bundles[program.workflow] = portal.desk.bundles.get(program.workflow) or load_bundle_for(
+                    portal.settings, program.workflow
+                )
+            except DubanError:
+                continue
+        obligations = [o for o in obligations if programs[o.program_id].workflow in bundles]
+        data = overview.calendar_export(
+            session, obligations, bundles, domain=portal.settings.mail.domain, now=now
+        )
+    if data is None:  # nothing open: an empty calendar is still a calendar
+        data = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//duban//portal//ZH\r\nMETHOD:PUBLISH\r\nEND:VCALENDAR\r\n"
+    return data
