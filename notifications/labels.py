@@ -20,6 +20,10 @@ OBLIGATION_STATES = {
     "waived": "已免除",
     "cancelled": "已取消",
 }
+UNIT_PAGE_STATES = OBLIGATION_STATES | {"done": "已办结"}
+"""An obligation's state in the unit's own words on its page (a unit applies for 办结; the CLI,
+the emails and the reports say 已完成)."""
+
 PHASE_STATES = {"pending": "未开始", "active": "进行中", "closed": "已结束", "cancelled": "已取消"}
 OUTBOX_STATES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}
 ITEM_STATES = {"pending": "待发送", "queued": "已编入邮件", "skipped": "未发送（已撤回或过时）"}

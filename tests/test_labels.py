@@ -23,6 +23,7 @@ from orchestrator.store.states import (
     ("states", "table"),
     [
         (ObligationState, labels.OBLIGATION_STATES),
+        (ObligationState, labels.UNIT_PAGE_STATES),
         (PhaseState, labels.PHASE_STATES),
         (OutboxState, labels.OUTBOX_STATES),
         (ItemState, labels.ITEM_STATES),

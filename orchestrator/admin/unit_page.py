@@ -1,0 +1,118 @@
+"""The unit's page: ``unit_obligations``, its obligations in the running programs, most urgent first.
+
+Each with its colour, its due date with weekday, lead units, deliverable, the office's last word
+and its history as a unit should read it: who did what is 本单位 / 督办办公室 / 系统, never an
+operator's login name. Nothing here changes a row.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import Session, select
+
+from notifications.labels import UNIT_PAGE_STATES, label
+from notifications.zh import WEEKDAYS
+from orchestrator.admin.acting import Desk
+from orchestrator.admin.portal_views import (
+    EVENT_LABELS,
+    URGENCY,
+    HistoryEntry,
+    UnitObligation,
+    colour_of,
+    desk_or_default,
+    running_programs,
+    submission_views,
+    task_of,
+    unit_name,
+    workdays_until,
+)
+from orchestrator.store.db import chunks
+from orchestrator.store.models import Event, Obligation, Submission
+from orchestrator.store.states import ACTIVE_STATES, Decision, ObligationState, SubmissionKind
+
+
+def _by_obligation(session: Session, model, ids: list[int]) -> dict[int, list]:
+    rows: dict[int, list] = {}
+    for chunk in chunks(ids):
+        for row in session.exec(select(model).where(model.obligation_id.in_(chunk)).order_by(model.id)):
+            rows.setdefault(row.obligation_id, []).append(row)
+    return rows
+
+
+def _who(actor: str) -> str:
+    if actor.startswith("unit:"):
+        return "本单位"
+    if actor in ("duban", "daemon"):
+        return "系统"
+    return "督办办公室"
+
+
+def unit_obligations(
+    session: Session, unit: str, today: date, *, desk: Desk | None = None
+) -> list[UnitObligation]:
+    """What the unit's page lists: its obligations in running programs, most urgent first."""
+    desk = desk_or_default(desk)
+    programs = running_programs(session)
+    if not programs:
+        return []
+    obligations = list(
+        session.exec(
+            select(Obligation).where(
+                Obligation.unit == unit,
+                Obligation.program_id.in_(programs),
+                Obligation.state != ObligationState.CANCELLED,
+            )
+        )
+    )
+    ids = [o.id for o in obligations]
+    submissions = _by_obligation(session, Submission, ids)
+    views = {v.id: v for v in submission_views(session, [s for rows in submissions.values() for s in rows])}
+    events = _by_obligation(session, Event, ids)
+    shown = []
+    for o in obligations:
+        program = programs[o.program_id]
+        mine = [views[s.id] for s in submissions.get(o.id, ())]
+        decided = [s for s in mine if s.decision in (Decision.APPROVED, Decision.RETURNED)]
+        last = max(decided, key=lambda s: s.decided_at, default=None)
+        returned = last is not None and last.decision == Decision.RETURNED and o.state in ACTIVE_STATES
+        task = task_of(desk, program.workflow, o.task)
+        left = workdays_until(desk, program.workflow, today, o.due)
+        history = tuple(
+            HistoryEntry(
+                e.at,
+                _who(e.actor),
+                EVENT_LABELS[e.kind],
+                e.detail if e.kind == "submission.returned" else None,
+            )
+            for e in events.get(o.id, ())
+            if e.kind in EVENT_LABELS
+        )
+        shown.append(
+            UnitObligation(
+                id=o.id,
+                ref=f"#{o.id}",
+                workflow=program.workflow,
+                program_title=program.title,
+                task=o.task,
+                title=o.title,
+                section=task.section if task else None,
+                state=o.state,
+                state_label=label(UNIT_PAGE_STATES, o.state),
+                colour=colour_of(o.state, o.due, today, returned=returned, workdays_left=left),
+                due=o.due,
+                due_weekday=WEEKDAYS[o.due.weekday()],
+                opens=o.opens,
+                lead=tuple(o.lead),
+                lead_names=tuple(unit_name(desk, program.workflow, u) for u in o.lead),
+                deliverable=task.deliverable if task else None,
+                last_word=last.reason if last is not None and last.decision == Decision.RETURNED else None,
+                acknowledged=any(s.kind == SubmissionKind.ACKNOWLEDGE for s in mine),
+                pending=next((s.kind for s in mine if s.decision is None), None),
+                extended_to=o.extended_to,
+                submissions=tuple(mine),
+                history=history,
+            )
+        )
+    shown.sort(key=lambda u: (URGENCY[u.colour], u.due, u.task, u.id))
+    return shown
