@@ -63,10 +63,11 @@ def with_icalendar(items: list[DigestItem]) -> bytes:
     calendar.add("prodid", ics.PRODID)
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", "PUBLISH")
+    calendar.add("x-wr-calname", "督办事项")
     todos_by_uid: dict[str, DigestItem] = {}
     for item in items:
         todos_by_uid.setdefault(ics.todo_uid(item, DOMAIN), item)
-    for uid, item in sorted(todos_by_uid.items()):
+    for uid, item in sorted(todos_by_uid.items(), key=lambda pair: (pair[1].due, pair[0])):  # by date
         todo = Todo()
         todo.add("uid", uid)
         todo.add("summary", f"{item.task_title or item.task or '任务'}（{item.unit_name}）")
@@ -81,7 +82,7 @@ def with_icalendar(items: list[DigestItem]) -> bytes:
 
 
 def assert_same_as_icalendar(items: list[DigestItem]) -> None:
-    written = ics.build_calendar(items, domain=DOMAIN, now=NOW)
+    written = ics.build_calendar(items, domain=DOMAIN, now=NOW, kind="todos")
     assert written is not None
     assert written == with_icalendar(items)
     lines = written.split(b"\r\n")
@@ -139,4 +140,6 @@ def test_table_of_todos_is_written_as_icalendar_writes_it(fields):
 def test_two_items_of_one_obligation_are_one_todo():
     first, second = todo(key="a", kind="reminder"), todo(key="b", kind="overdue")
     assert_same_as_icalendar([first, second])
-    assert ics.build_calendar([first, second], domain=DOMAIN, now=NOW).count(b"BEGIN:VTODO") == 1
+    assert (
+        ics.build_calendar([first, second], domain=DOMAIN, now=NOW, kind="todos").count(b"BEGIN:VTODO") == 1
+    )

@@ -113,6 +113,9 @@ def configure_logging(level: int) -> None:
     """Warnings (or, with ``--debug``, everything) of the lower layers as key=value lines on stderr."""
 
     def configure() -> None:
+        logs = sys.modules.get("orchestrator.service.logs")
+        if logs is not None and not hasattr(logs, "configure_cli"):
+            return  # service.logs itself is importing structlog: its importer (run, web) configures logging
         from orchestrator.service.logs import configure_cli
 
         configure_cli(level)

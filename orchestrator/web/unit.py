@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from orchestrator.admin import overview, submissions
+from orchestrator.admin import calendars, overview, submissions
 from orchestrator.admin.evidence import EvidenceError
 from orchestrator.admin.portal import Colour
 from orchestrator.admin.submissions import Actor
@@ -227,22 +227,28 @@ def _notice(ok: str, obligation: str, items) -> str | None:
 
 
 def _calendar(portal: Portal, unit: str) -> bytes:
-    now = portal.now()
+    """The unit's feed: every open obligation of the programs whose plans load (others left out)."""
+
+    def bundle_of(program: Program):
+        return portal.desk.bundles.get(program.workflow) or load_bundle_for(portal.settings, program.workflow)
+
     with portal.session() as session:
-        obligations = overview.open_obligations(session, unit)
-        programs = {p.id: p for p in session.exec(select(Program))}
-        bundles = {}
-        for program in {o.program_id: programs[o.program_id] for o in obligations}.values():
+        loadable = {}
+        for program in session.exec(select(Program)):
             try:
-                bundles[program.workflow] = portal.desk.bundles.get(program.workflow) or load_bundle_for(
-                    portal.settings, program.workflow
-                )
+                loadable[program.id] = bundle_of(program)
             except DubanError:
                 continue
-        obligations = [o for o in obligations if programs[o.program_id].workflow in bundles]
-        data = overview.calendar_export(
-            session, obligations, bundles, domain=portal.settings.mail.domain, now=now
+        wanted = [o for o in calendars.open_obligations(session, unit) if o.program_id in loadable]
+        mail = portal.settings.mail
+        data = calendars.calendar_of(
+            session,
+            wanted,
+            lambda program: loadable[program.id],
+            domain=mail.domain,
+            now=portal.now(),
+            kind=mail.calendar,
+            allow_empty=True,
         )
-    if data is None:  # nothing open: an empty calendar is still a calendar
-        data = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//duban//portal//ZH\r\nMETHOD:PUBLISH\r\nEND:VCALENDAR\r\n"
+    assert data is not None
     return data
