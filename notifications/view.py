@@ -1,7 +1,9 @@
 """A digest turned into what the templates show: ordered groups of rows of ready-made text.
 
 Every decision about wording, order and urgency is made here, in plain Python, so the text and
-HTML templates only lay the rows out and can never disagree with each other.
+HTML templates only lay the rows out and can never disagree with each other. The rows' shapes are
+in rows.py, the escalation rows in escalations.py, the before-start summary in before_start.py;
+their names are re-exported here.
 """
 
 from __future__ import annotations
@@ -11,8 +13,57 @@ from dataclasses import dataclass
 from datetime import date
 
 from notifications import zh
+from notifications.before_start import (
+    BEFORE_START_SHEET,
+    BeforeStartView,
+    TaskCount,
+    before_start_items,
+    build_before_start,
+    is_before_start,
+)
+from notifications.escalations import _escalated, _escalation_rows
 from notifications.labels import NOTICE_COUNTS, NOTICE_HEADINGS, NOTICE_SENTENCES, PHASE_NOTICES
 from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem, NoticeKind
+from notifications.rows import (
+    LISTED_IN_FULL,
+    DigestView,
+    Group,
+    LateUnit,
+    Remainder,
+    Row,
+    _occurrence_fact,
+    _plan_title,
+    _title_of,
+)
+
+__all__ = [
+    "BEFORE_START_SHEET",
+    "DECISION_KINDS",
+    "DIGEST_SHEET",
+    "KIND_ORDER",
+    "LISTED_IN_FULL",
+    "SOON_DAYS",
+    "SUBJECT_MAX",
+    "BeforeStartView",
+    "DigestView",
+    "Group",
+    "LateUnit",
+    "Remainder",
+    "Row",
+    "Summary",
+    "TaskCount",
+    "before_start_items",
+    "build",
+    "build_before_start",
+    "by_urgency",
+    "count_sentence",
+    "is_before_start",
+    "listed_in_full",
+    "report_line",
+    "subject",
+    "subject_line",
+    "summarize",
+]
 
 # Most urgent first: the order of the groups in the body and of the counts in the subject.
 KIND_ORDER = (
@@ -36,71 +87,7 @@ DECISION_KINDS = frozenset(
 )
 
 SOON_DAYS = 3  # a deadline this close (or closer) is shown amber
-LISTED_IN_FULL = 30  # a summary (or a digest) lists at most this many items in full; the rest are counted
 SUBJECT_MAX = 78
-
-
-@dataclass(frozen=True)
-class LateUnit:
-    """One responsible unit that is late on an escalated obligation."""
-
-    unit_name: str
-    status: str  # 逾期N天
-    ref: str | None
-    contact: str | None  # that unit's contact person and phone
-    since: str = ""  # the pre-start summary's due date (截止…)
-
-
-@dataclass(frozen=True)
-class Row:
-    """One entry of a group: a task, a phase, an escalated obligation, or the scorecard."""
-
-    tone: str  # "overdue" (red), "soon" (amber) or "normal"
-    title: str
-    section: str | None
-    detail: str | None
-    workflow_title: str | None  # set only when the digest spans several plans
-    facts: tuple[tuple[str, str], ...]  # (label, value), in display order
-    status: str | None  # 还有N天 / 今日到期 / 已逾期N天 / …
-    ref: str | None
-    late: tuple[LateUnit, ...] = ()
-    summary: str | None = None
-
-
-@dataclass(frozen=True)
-class Group:
-    kind: str
-    heading: str
-    rows: tuple[Row, ...]
-    count: int  # items in the group (an escalation row may hold several)
-
-
-@dataclass(frozen=True)
-class Remainder:
-    """Items of one kind and task not listed in full (past ``LISTED_IN_FULL``)."""
-
-    heading: str
-    task: str
-    title: str
-    count: int
-
-
-@dataclass(frozen=True)
-class DigestView:
-    recipient_name: str
-    send_date: str
-    intro: str
-    counts: str
-    groups: tuple[Group, ...]
-    reply_hint: bool  # some item carries a reference to quote in replies
-    link: str | None = None  # the recipient's personal page (签收、反馈、办结申请、延期申请)
-    office_url: str | None = None  # the office's review page, when the digest says 待审核
-    rest: int = 0  # items not listed in full: counted in ``remainder``, all in the attachment
-    remainder: tuple[Remainder, ...] = ()
-    attachment: str | None = None  # the attached list's file name, when some are not listed in full
-    count_sentence: str = ""  # the body's first sentence: 本期共有逾期事项2项、…；「…」开始。
-    report_line: str = ""  # how to report completion: the unit's link, or how the office records it
-    signature: tuple[str, ...] = ()  # the office's name, phone, address
 
 
 DIGEST_SHEET = "督办事项清单.xlsx"
@@ -252,17 +239,6 @@ def count_sentence(summary: Summary) -> str:
     return "；".join(p for p in (sentence, *notices) if p) + "。"
 
 
-def _plan_title(items: Iterable[DigestItem]) -> str:
-    return _title_of({(i.workflow, i.workflow_title) for i in items})
-
-
-def _title_of(plans: Iterable[tuple[str, str]]) -> str:
-    titles = sorted(plans)
-    if not titles:
-        return "督办事项"
-    return titles[0][1] + ("等" if len(titles) > 1 else "")
-
-
 def _count_parts(summary: Summary) -> list[str]:
     parts = []
     for kind in KIND_ORDER:
@@ -369,12 +345,6 @@ def _row(item: DigestItem, digest: Digest, several_plans: bool) -> Row:
     )
 
 
-def _occurrence_fact(item: DigestItem) -> tuple[str, str]:
-    """``期次：2026年8月`` or, for a register row, ``涉及文件：县人社发〔2023〕2号 …``."""
-    label = "涉及文件" if item.occurrence_is_row else "期次"
-    return label, item.occurrence_label or item.occurrence or ""
-
-
 def _task_facts(item: DigestItem) -> list[tuple[str, str]]:
     facts = []
     if item.lead_names:
@@ -408,146 +378,4 @@ def _phase_row(item: DigestItem, today: date, plan: str | None) -> Row:
         facts=tuple(facts),
         status=status,
         ref=item.ref,
-    )
-
-
-def _late_count(listed: int, total: int) -> str:
-    if total > listed:
-        return f"{total}个单位逾期，此处列出{listed}个，其余见附件"
-    return f"{total}个单位逾期"
-
-
-def _escalated(item: DigestItem) -> tuple:
-    """The task occurrence an escalation item is about (plan, task, occurrence, due date)."""
-    return (item.workflow, item.task, item.occurrence, item.due)
-
-
-def _escalation_rows(
-    items: list[DigestItem], today: date, several_plans: bool, totals: dict[tuple, int] | None = None
-) -> tuple[Row, ...]:
-    """One row per escalated obligation group (same plan, task, occurrence and due date); ``totals``:
-    how many units are late on each in the whole digest (some may not be listed in full)."""
-    by_task: dict[tuple, list[DigestItem]] = {}
-    for item in items:
-        by_task.setdefault(_escalated(item), []).append(item)
-    rows = []
-    for task_occurrence, group in by_task.items():
-        first = group[0]
-        once: dict[tuple, DigestItem] = {}  # several steps of one escalation: each late unit once
-        for item in group:
-            once.setdefault((item.unit, item.ref), item)
-        group = list(once.values())
-        late = tuple(
-            LateUnit(
-                unit_name=i.unit_name,
-                status=zh.days_late(i.due, today) if i.due else "已逾期",
-                ref=i.ref,
-                contact=i.unit_contact,
-            )
-            for i in sorted(group, key=lambda i: (i.unit_name, i.key))
-        )
-        facts: list[tuple[str, str]] = []
-        if first.occurrence:
-            facts.append(_occurrence_fact(first))
-        if first.due:
-            facts.append(("截止日期", zh.day_with_weekday(first.due)))
-        if first.lead_names:
-            facts.append(("牵头单位", zh.names(first.lead_names)))
-        if first.deliverable:
-            facts.append(("应提交", first.deliverable))
-        rows.append(
-            Row(
-                tone="overdue",
-                title=first.task_title or first.task or "（未命名任务）",
-                section=first.section,
-                detail=first.detail,
-                workflow_title=first.workflow_title if several_plans else None,
-                facts=tuple(facts),
-                status=_late_count(len(late), (totals or {}).get(task_occurrence, len(late))),
-                ref=None,
-                late=late,
-            )
-        )
-    return tuple(rows)
-
-
-# -- the office's summary of what fell due before duban notified anyone -------------------------
-
-
-@dataclass(frozen=True)
-class TaskCount:
-    task: str
-    title: str
-    count: int
-
-
-@dataclass(frozen=True)
-class BeforeStartView:
-    recipient_name: str
-    send_date: str
-    title: str  # the plan's title
-    notify_from: str  # 2026年12月2日
-    count: int
-    intro: str
-    by_task: tuple[TaskCount, ...]  # most first
-    rows: tuple[LateUnit, ...]  # the first LISTED_IN_FULL, longest overdue first
-    row_titles: tuple[str, ...]  # the task title of each row
-    rest: int  # how many more are in the attachment only
-    attachment: str  # the attached list's file name
-
-
-BEFORE_START_SHEET = "启用前已到期事项.xlsx"
-
-
-def is_before_start(digest: Digest) -> bool:
-    """A digest that is the office's before-start summary (it is always an email of its own)."""
-    return bool(digest.items) and all(item.kind == NoticeKind.BEFORE_START for item in digest.items)
-
-
-def before_start_items(digest: Digest) -> list[DigestItem]:
-    """The summary's obligations, most overdue first (then task, unit)."""
-    return sorted(digest.items, key=lambda i: (i.due or date.max, i.task or "", i.unit_name, i.key))
-
-
-def build_before_start(digest: Digest) -> BeforeStartView:
-    items = before_start_items(digest)
-    today = digest.send_date
-    start = next((i.notify_from for i in items if i.notify_from), today)
-    counts: dict[tuple[str, str], int] = {}
-    for item in items:
-        key = (item.task or "", item.task_title or item.task or "")
-        counts[key] = counts.get(key, 0) + 1
-    by_task = tuple(
-        TaskCount(task, title, n)
-        for (task, title), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    )
-    shown = items[:LISTED_IN_FULL]
-    rows = tuple(
-        LateUnit(
-            unit_name=i.unit_name,
-            since=f"截止{zh.day(i.due)}" if i.due else "",
-            status=zh.days_left(i.due, today) if i.due else "",
-            ref=i.ref,
-            contact=None,
-        )
-        for i in shown
-    )
-    title = _plan_title(items)
-    intro = (
-        f"督办系统自{zh.day(start)}起对“{title}”向各责任单位发送通知。在此之前已到截止日期、"
-        f"尚未记录办结的事项共{len(items)}项：系统已按实际日期记为逾期，但未向责任单位发送这些事项的"
-        "提醒、逾期通知或催办。请核实各事项的实际办理情况。"
-    )
-    return BeforeStartView(
-        recipient_name=digest.recipient.name,
-        send_date=zh.day_with_weekday(today),
-        title=title,
-        notify_from=zh.day(start),
-        count=len(items),
-        intro=intro,
-        by_task=by_task,
-        rows=rows,
-        row_titles=tuple(i.task_title or i.task or "" for i in shown),
-        rest=max(len(items) - len(shown), 0),
-        attachment=BEFORE_START_SHEET,
     )
