@@ -84,6 +84,20 @@ NOTICE_SENTENCES = {
 }
 """A deadline kind counted in a digest's first sentence (``本期共有逾期事项2项、催办1项``)."""
 
+NOTICE_WORDS = {
+    NoticeKind.BEFORE_START: "启用前已到期",
+    NoticeKind.OVERDUE: "逾期",
+    NoticeKind.ESCALATION: "催办",
+    NoticeKind.DUE_TODAY: "今日到期",
+    NoticeKind.REMINDER: "即将到期",
+    NoticeKind.TASK_OPENED: "新任务",
+    NoticeKind.PHASE_STARTED: "阶段开始",
+    NoticeKind.PHASE_ENDING: "阶段即将结束",
+    NoticeKind.PHASE_CLOSED: "阶段结束",
+    NoticeKind.SCORECARD: "综合考评",
+}
+"""A notice kind in a word or two: the robots' counts, the attached lists' 类别 column."""
+
 PHASE_NOTICES = {
     NoticeKind.PHASE_STARTED: "「{name}」开始",
     NoticeKind.PHASE_ENDING: "「{name}」即将结束",

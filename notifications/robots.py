@@ -13,23 +13,13 @@ from dataclasses import dataclass
 from datetime import date
 
 from notifications import view, zh
+from notifications.labels import NOTICE_WORDS
 from notifications.model import PHASE_KINDS, Digest, DigestItem
 
 MAX_ITEMS = 8  # a group message is a pointer to the portal and the email, not the whole digest
 TITLE_CHARS = 60  # a longer task title is shortened (by characters) in the message
 UNIT_CHARS = 40
 
-KIND_WORDS = {
-    "overdue": "逾期",
-    "escalation": "催办",
-    "due_today": "今日到期",
-    "reminder": "即将到期",
-    "task_opened": "新任务",
-    "phase_started": "阶段开始",
-    "phase_ending": "阶段即将结束",
-    "phase_closed": "阶段结束",
-    "scorecard": "综合考评",
-}
 
 # Markdown and HTML marks in data (titles, names) become their full-width forms: text from the
 # plan or the units file can neither make a link nor break the layout.
@@ -134,7 +124,7 @@ def _urgency(item: DigestItem) -> tuple:
 
 def _line(item: DigestItem, today: date) -> str:
     """``- 【逾期】报送工作方案｜截止2026年6月10日｜已逾期2天``."""
-    word = KIND_WORDS.get(item.kind, item.kind)
+    word = NOTICE_WORDS.get(item.kind, item.kind)
     if item.kind in PHASE_KINDS:
         name = plain(item.phase_name or item.phase or "阶段", TITLE_CHARS)
         end = f"｜{zh.day(item.phase_end)}结束" if item.phase_end else ""

@@ -16,6 +16,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from notifications import zh
+from notifications.labels import NOTICE_WORDS
 from notifications.model import DigestItem
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -31,18 +32,6 @@ LIST_COLUMNS = (
     "类别",
 )
 IMPORT_COLUMNS = ("状态", "完成日期", "佐证材料", "理由")
-KIND_WORDS = {
-    "before_start": "启用前已到期",
-    "overdue": "逾期",
-    "escalation": "催办",
-    "due_today": "今日到期",
-    "reminder": "即将到期",
-    "task_opened": "新任务",
-    "phase_started": "阶段开始",
-    "phase_ending": "阶段即将结束",
-    "phase_closed": "阶段结束",
-    "scorecard": "综合考评",
-}
 
 
 def _cells(item: DigestItem, today: date) -> list[object]:
@@ -55,7 +44,7 @@ def _cells(item: DigestItem, today: date) -> list[object]:
         item.unit_name,
         item.due.isoformat() if item.due else "",
         zh.days_left(item.due, today) if item.due and item.due < today else "",
-        KIND_WORDS.get(item.kind, item.kind),
+        NOTICE_WORDS.get(item.kind, item.kind),
     ]
 
 
