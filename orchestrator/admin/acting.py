@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from orchestrator.admin.evidence import StoredFile
-from orchestrator.admin.operations import MAX_TEXT, MissingText
+from orchestrator.admin.operations import MAX_TEXT, MissingText, obligation_event
 from orchestrator.engine.window import SendPolicy, local_day
-from orchestrator.store.audit import operator, record
+from orchestrator.store.audit import operator
 from orchestrator.store.models import Evidence, Obligation, Program, Submission
 from orchestrator.store.states import ObligationState, ProgramState
 from workflows.catalog import Bundle
@@ -172,19 +172,8 @@ def audit_submission(
     web = "; ".join(
         f"{name}={value}" for name, value in (("client", actor.client), ("ua", actor.user_agent)) if value
     )
-    record(
-        session,
-        at=now,
-        actor=actor.name,
-        kind=kind,
-        program_id=obligation.program_id,
-        obligation_id=obligation.id,
-        unit=obligation.unit,
-        subject=obligation.key,
-        before=before,
-        after=after,
-        detail="; ".join(part for part in (detail, web) if part) or None,
-    )
+    detail = "; ".join(part for part in (detail, web) if part) or None
+    obligation_event(session, obligation, kind, now, actor.name, before, after, detail)
 
 
 def files_of(files: Sequence[StoredFile]) -> list[dict]:

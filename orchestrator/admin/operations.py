@@ -141,9 +141,10 @@ def withdraw_notices(session: Session, obligation: Obligation) -> int:
     return withdrawn
 
 
-def _event(
+def obligation_event(
     session: Session, obligation: Obligation, kind: str, now, actor, before, after, detail=None
 ) -> None:
+    """One audit row about ``obligation`` (its program, unit and key named), by ``actor``."""
     record(
         session,
         at=now,
@@ -194,7 +195,7 @@ def mark_done(
         "evidence": evidence,
     }
     detail = _detail(detail, withdrawn)
-    _event(session, obligation, "obligation.done", now, actor, {"state": before}, after, detail)
+    obligation_event(session, obligation, "obligation.done", now, actor, {"state": before}, after, detail)
     return Change(obligation.id, obligation.key, before, ObligationState.DONE, late, withdrawn)
 
 
@@ -223,7 +224,7 @@ def waive(
     obligation.state, obligation.reason, obligation.updated_at = ObligationState.WAIVED, reason, now
     withdrawn = withdraw_notices(session, obligation)
     detail = _detail(detail, withdrawn)
-    _event(
+    obligation_event(
         session,
         obligation,
         "obligation.waived",
@@ -259,7 +260,7 @@ def reopen(
     }
     obligation.state, obligation.updated_at = state, now
     obligation.done_at = obligation.done_late = obligation.evidence = obligation.reason = None
-    _event(session, obligation, "obligation.reopened", now, actor, before, {"state": state}, reason)
+    obligation_event(session, obligation, "obligation.reopened", now, actor, before, {"state": state}, reason)
     return Change(obligation.id, obligation.key, before["state"], state)
 
 
