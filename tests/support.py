@@ -78,6 +78,14 @@ def units_toml(*units: Mapping[str, Any]) -> str:
     return "\n".join(toml_table("[[units]]", u) for u in units)
 
 
+OFFICE_AND_TWO_TOWNS = units_toml(
+    unit("office", "县督查办", "office"),
+    unit("town-a", "甲镇人民政府", "town"),
+    unit("town-b", "乙镇人民政府", "town"),
+)
+"""The units of the review tests: an office and two towns."""
+
+
 def plan_toml(
     workflow: Mapping[str, Any],
     *,

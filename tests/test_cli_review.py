@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import structlog
 from sqlmodel import Session, select
+from support import OFFICE_AND_TWO_TOWNS
 
 from notifications.report import render_scorecard_html
 from orchestrator.admin.evidence import UploadLimits, store_file
@@ -53,25 +54,7 @@ responsible = ["role:town"]
 due = "06-10"
 """
 
-UNITS = """\
-[[units]]
-id = "office"
-name = "县督查办"
-emails = ["office@example.gov.cn"]
-roles = ["office"]
-
-[[units]]
-id = "town-a"
-name = "甲镇人民政府"
-emails = ["town-a@example.gov.cn"]
-roles = ["town"]
-
-[[units]]
-id = "town-b"
-name = "乙镇人民政府"
-emails = ["town-b@example.gov.cn"]
-roles = ["town"]
-"""
+UNITS = OFFICE_AND_TWO_TOWNS
 
 CONFIG = """\
 [database]

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
+from support import OFFICE_AND_TWO_TOWNS
 
 from orchestrator.admin.evidence import UploadLimits, store_file
 from orchestrator.admin.operations import InvalidTransition
@@ -83,25 +84,7 @@ responsible = ["role:town"]
 due = "06-26"
 """
 
-UNITS = """\
-[[units]]
-id = "office"
-name = "县督查办"
-emails = ["office@example.gov.cn"]
-roles = ["office"]
-
-[[units]]
-id = "town-a"
-name = "甲镇人民政府"
-emails = ["town-a@example.gov.cn"]
-roles = ["town"]
-
-[[units]]
-id = "town-b"
-name = "乙镇人民政府"
-emails = ["town-b@example.gov.cn"]
-roles = ["town"]
-"""
+UNITS = OFFICE_AND_TWO_TOWNS
 
 A = Actor.for_unit("town-a", client="203.0.113.7", user_agent="Mozilla/5.0 (iPhone)")
 B = Actor.for_unit("town-b", client="203.0.113.8", user_agent="curl/8")
