@@ -22,7 +22,7 @@ from orchestrator.engine.outbox import enqueue
 from orchestrator.engine.programs import start_program
 from orchestrator.engine.tick import tick
 from orchestrator.engine.window import SendPolicy
-from orchestrator.store.db import chunks, memoized, memory_engine, transaction
+from orchestrator.store.db import IN_LIMIT, gc_paused, memoized, memory_engine, transaction
 from orchestrator.store.models import NotificationItem, OutboxMessage, Timer
 from orchestrator.store.states import ItemState, OutboxState
 from workflows.catalog import Bundle
@@ -123,30 +123,34 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
         items.c[n] for n in ("message_id", "kind", "key", "phase", "task", "unit", "recipient", "occurrence")
     ]
     with engine.connect() as connection:
-        sent = connection.execute(
+        sent = connection.execution_options(yield_per=IN_LIMIT).execute(  # a cursor read page by page
             select(*(messages.c[n] for n in ("id", "sent_at", "recipient", "to", "subject", "message_id")))
             .where(messages.c.state == OutboxState.SENT)
             .order_by(messages.c.sent_at, messages.c.id)
-        ).all()
-        for chunk in chunks(sent):
-            carried: dict[int, list[dict]] = {}
+        )
+        for chunk in sent.partitions():
             query = (
                 select(*columns, cast(items.c.due, String).label("due"), memoized(items.c.late))
                 .where(items.c.message_id.in_([m.id for m in chunk]))
                 .order_by(items.c.id)
             )
-            seen: set[tuple] = set()  # one late unit once per message (several escalation steps)
-            for item in connection.execute(query).all():
-                carried.setdefault(item.message_id, []).extend(_facts(item, seen))
-            for message in chunk:
-                yield SimulatedEmail(
-                    send_at=message.sent_at,
-                    to_unit=message.recipient,
-                    to=list(message.to),
-                    subject=message.subject,
-                    message_id=message.message_id,
-                    items=carried.get(message.id, []),
-                )
+            with gc_paused():
+                carried: dict[int, list[dict]] = {}
+                seen: set[tuple] = set()  # one late unit once per message (several escalation steps)
+                for item in connection.execute(query).all():
+                    carried.setdefault(item.message_id, []).extend(_facts(item, seen))
+                emails = [
+                    SimulatedEmail(
+                        send_at=message.sent_at,
+                        to_unit=message.recipient,
+                        to=list(message.to),
+                        subject=message.subject,
+                        message_id=message.message_id,
+                        items=carried.get(message.id, []),
+                    )
+                    for message in chunk
+                ]
+            yield from emails
 
 
 def _facts(item, seen: set[tuple]) -> list[dict]:

@@ -7,6 +7,7 @@ is missing, not duban's, or behind the code's migrations, and says what to run.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -317,6 +318,24 @@ def _bind_processor(column_type, dialect) -> Callable[[Any], Any] | None:
         return _memoize(process, _json_key)
     base = column_type.impl if isinstance(column_type, TypeDecorator) else column_type
     return _memoize(process) if isinstance(base, (Date, DateTime)) else process
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside a bulk step (a tick batch, ``enqueue``, a program's start).
+
+    Such a step builds hundreds of thousands of rows — dicts and tuples, none in a reference cycle —
+    and Python's collector walked them again and again as they were made: a tenth of a province's
+    simulated year. Reference counting still frees them as usual; collection resumes after the block.
+    """
+    if not gc.isenabled():  # already paused (a nested step, or another thread's)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextmanager
