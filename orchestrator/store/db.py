@@ -278,9 +278,17 @@ def bind_value(connection: Connection, column, value):
 _UNCACHED = object()  # a key function's answer for a value to convert every time
 
 
+MEMO_SIZE = 4096  # distinct values a memo keeps (then it starts again): its memory stays bounded
+
+
 def _memoize(process: Callable[[Any], Any], key: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
     """``process``, run once per distinct value (or ``key(value)``); an unhashable value, or one
-    whose key is ``_UNCACHED``, is converted every time. Results are shared: never mutate them."""
+    whose key is ``_UNCACHED``, is converted every time. Results are shared: never mutate them.
+
+    The memo lives as long as the compiled statement (SQLAlchemy caches those for the process), so
+    it is emptied every ``MEMO_SIZE`` distinct values: a long-lived daemon's memos would otherwise
+    grow with every timestamp and every escalation's list of late units it ever read.
+    """
     cache: dict[Any, Any] = {}
 
     def memo(value):
@@ -290,6 +298,8 @@ def _memoize(process: Callable[[Any], Any], key: Callable[[Any], Any] | None = N
         try:
             return cache[found]
         except KeyError:
+            if len(cache) >= MEMO_SIZE:
+                cache.clear()
             cache[found] = result = process(value)
             return result
         except TypeError:  # unhashable (e.g. a driver's already-parsed JSON)
