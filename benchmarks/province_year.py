@@ -45,7 +45,9 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=5000)
     parser.add_argument("--no-floor", action="store_true", help="skip the floor run")
     parser.add_argument("--db", default=None, help="a PostgreSQL URL: run in a new schema (no floor)")
-    parser.add_argument("--per-5000", type=float, default=None, help="wall seconds of 5,000 units, same store")
+    parser.add_argument(
+        "--per-5000", type=float, default=None, help="wall seconds of 5,000 units, same store"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the 2027 calendar warning
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
