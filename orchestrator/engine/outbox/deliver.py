@@ -144,7 +144,8 @@ class _Run:
                 continue
             await self.pacer.wait()
             try:
-                result = await self._send(letter, prepared, letters[position + 1 :][:1], now)
+                following = letters[position + 1] if position + 1 < len(letters) else None
+                result = await self._send(letter, prepared, following, now)
             except RateLimited as exc:  # this destination only: not a sign the system is down
                 self._failed(letter, str(exc), permanent=False, wait=exc.retry_after)
                 self.limited(letter, exc)
@@ -171,27 +172,15 @@ class _Run:
         made, self.ahead = self.ahead, None
         if made is not None and made[0] == letter.outbox_id:
             return made[1]
-        steps = self.prepare(letter, now)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return done.value
+        return _at_once(self.prepare(letter, now))
 
-    async def _send(self, letter: Letter, prepared: Any, following: Sequence[Letter], now: datetime) -> Any:
-        """Send ``prepared``; meanwhile the following letter's message is made, one step each time the
-        event loop comes round, so that its rendering fills the waits for the server's replies."""
+    async def _send(self, letter: Letter, prepared: Any, following: Letter | None, now: datetime) -> Any:
+        """Send ``prepared``; meanwhile the following letter's message is made between the server's
+        replies (a message that is then not sent — a stop, a lost claim — was only rendered)."""
         sending = asyncio.ensure_future(self.transport.send(prepared, letter.to))
         try:
-            for upcoming in following:
-                steps = self.prepare(upcoming, now)
-                while True:
-                    await asyncio.sleep(0)
-                    try:
-                        next(steps)
-                    except StopIteration as done:
-                        self.ahead = (upcoming.outbox_id, done.value)
-                        break
+            if following is not None:
+                self.ahead = (following.outbox_id, await _between_replies(self.prepare(following, now)))
             return await sending
         finally:
             if not sending.done():  # cancelled meanwhile: the send goes with it
@@ -277,6 +266,27 @@ class _Run:
         if time.monotonic() - self.renewed > CLAIM_SECONDS / 3:
             renew(self.connection, self.clock.now(), self.node, [x.outbox_id for x in remaining])
             self.renewed = time.monotonic()
+
+
+def _at_once(steps: Generator[None, None, Any]) -> Any:
+    """What a generator of steps returns, run to its end without a pause."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+async def _between_replies(steps: Generator[None, None, Any]) -> Any:
+    """What a generator of steps returns, one step each time the event loop comes round: the replies
+    of the mail server to the message on the wire are handled in between (each step is a fraction
+    of a millisecond), so rendering the next message fills the waits instead of adding to them."""
+    while True:
+        await asyncio.sleep(0)
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 async def deliver(
