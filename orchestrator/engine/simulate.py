@@ -158,7 +158,8 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
 
 def _facts(item, seen: set[tuple]) -> list[dict]:
     """The JSON items of one stored item: one per unit it is about (an escalation: each late unit
-    not already listed in the same message for the same task occurrence, as the digest lists them)."""
+    not already listed in the same message by another step of it — an obligation id names its task
+    occurrence — as the digest lists them)."""
     fact = {
         "kind": item.kind,
         "workflow": _workflow_of(item.key),
@@ -170,12 +171,11 @@ def _facts(item, seen: set[tuple]) -> list[dict]:
     }
     if not item.late:
         return [fact]
-    facts = []
+    kind, facts = item.kind, []
     for oid, unit in item.late:
-        key = (item.message_id, item.kind, item.task, item.occurrence, item.due, oid)
-        if key not in seen:
-            seen.add(key)
-            facts.append(fact | {"unit": unit})
+        if (kind, oid) not in seen:
+            seen.add((kind, oid))
+            facts.append({**fact, "unit": unit})
     return facts
 
 
