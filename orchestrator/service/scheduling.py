@@ -29,7 +29,11 @@ Work = Callable[[], Awaitable[object]]
 
 
 class Jobs:
-    """The scheduler and the jobs it runs: ``tick`` (at the next timer and every interval), ``dispatch``."""
+    """The scheduler and the jobs it runs: ``tick`` (at the next timer and every interval), ``dispatch``.
+
+    A standby (PostgreSQL) runs ``dispatch`` alone (``start(…, leading=False)``); ``lead`` adds the
+    ticks when it becomes the leader.
+    """
 
     def __init__(self, clock: Clock, timezone: str, tick: Work, dispatch: Work) -> None:
         self.clock, self.tz = clock, ZoneInfo(timezone)
@@ -38,11 +42,10 @@ class Jobs:
         self.inflight: set[asyncio.Task] = set()
         self.closed = False
 
-    def start(self, daemon: DaemonSettings, next_at: datetime | None) -> None:
+    def start(self, daemon: DaemonSettings, next_at: datetime | None, *, leading: bool = True) -> None:
         scheduler = AsyncIOScheduler(
             timezone=self.tz, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
         )
-        scheduler.add_job(self._tick_job, self._every(daemon.tick_interval), id="tick", name="safety tick")
         scheduler.add_job(
             self._dispatch_job,
             self._every(daemon.dispatch_interval),
@@ -52,6 +55,20 @@ class Jobs:
         )
         scheduler.start()
         self.scheduler = scheduler
+        if leading:
+            self.lead(daemon, next_at)
+
+    def lead(self, daemon: DaemonSettings, next_at: datetime | None) -> None:
+        """The leader's jobs beside the outbox: the safety tick, and the tick at the next timer."""
+        if self.scheduler is None or self.closed:
+            return
+        self.scheduler.add_job(
+            self._tick_job,
+            self._every(daemon.tick_interval),
+            id="tick",
+            name="safety tick",
+            replace_existing=True,
+        )
         self.arm(next_at)
 
     def arm(self, next_at: datetime | None) -> None:
@@ -81,7 +98,7 @@ class Jobs:
             ("tick", old.tick_interval, new.tick_interval),
             ("dispatch", old.dispatch_interval, new.dispatch_interval),
         ):
-            if before != after:
+            if before != after and self.scheduler.get_job(job) is not None:
                 self.scheduler.reschedule_job(job, trigger=self._every(after))
 
     async def stop(self, grace: float) -> None:
