@@ -240,11 +240,9 @@ class PostgresLock:
     def _drop(self) -> None:
         connection, self._connection = self._connection, None
         self.announced = False
-        if connection is not None:
-            try:
-                connection.close()
-            except SQLAlchemyError:
-                connection.invalidate()
+        if connection is not None:  # closed for real, never back to the pool: its session and locks end
+            connection.invalidate()
+            connection.close()
 
 
 def leadership_for(engine: Engine, node: str) -> Leadership:
