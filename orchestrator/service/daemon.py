@@ -3,9 +3,9 @@
 Lifecycle (systemd ``Type=notify``):
 
 1. open the database (an out-of-date schema is refused), take the lock — on SQLite a second
-   daemon refuses to start; on PostgreSQL it stands by, sends its share of the due emails every
-   ``daemon.dispatch_interval`` s (never a tick, never an enqueue), and polls until the leader's
-   session dies;
+   daemon refuses to start; on PostgreSQL it stands by, sends its share of the due emails (never
+   a tick, never an enqueue: ``Work.share``), and polls every ``daemon.standby_poll`` s until the
+   leader's session dies;
 2. load config, definitions, units and registers; start every ``[[programs]]`` entry
    (idempotent); hand back the claims of a dead predecessor; the first tick; ``READY=1``;
 3. jobs (scheduling.py): a DateTrigger at the next timer (recomputed after every tick), a safety
