@@ -1,9 +1,12 @@
 """(a) Province scale: the pilot fanned out to N units (default 5,000, about 150k obligations),
-one simulated year through the real engine (start, tick, digest grouping), on a scratch SQLite file,
-and beside it the floor of writing the same rows (``_floor.py``) — duban's time as a ratio to it.
+one simulated year through the real engine (start, tick, digest grouping), on a scratch SQLite file
+(or, with ``--db``, a new schema of a PostgreSQL database), and beside it on SQLite the floor of
+writing the same rows (``_floor.py``) — duban's time as a ratio to it.
 
 Prints wall time, CPU time, peak RSS, obligations/s, items/s, the floor and the ratios with their
-targets.   Usage: python benchmarks/province_year.py [--units N] [--no-floor]
+targets.   Usage: python benchmarks/province_year.py [--units N] [--no-floor] [--db URL]
+[--per-5000 SECONDS]   (``--per-5000``: the 5,000-unit figure on the same store, to print the
+growth ratio against its target of 11x for 10x the units)
 """
 
 from __future__ import annotations
@@ -24,22 +27,25 @@ from sqlmodel import Session, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _floor import measure
+from dispatch_bench import store
 from _province import write_register, write_units
 
 from orchestrator.engine.simulate import simulate
 from orchestrator.service.config import Settings
 from orchestrator.service.runtime import make_renderer, send_policy
-from orchestrator.store.db import make_engine, upgrade
+from orchestrator.store.db import upgrade
 from orchestrator.store.models import Event, NotificationItem, Obligation, OutboxMessage, Timer
 from workflows.catalog import BUILTIN_DEFINITIONS, load_bundle
 
-TARGET_RATIO, TARGET_RSS = 3.0, 400
+TARGET_RATIO, TARGET_RSS, TARGET_GROWTH = 3.0, 400, 11.0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--units", type=int, default=5000)
     parser.add_argument("--no-floor", action="store_true", help="skip the floor run")
+    parser.add_argument("--db", default=None, help="a PostgreSQL URL: run in a new schema (no floor)")
+    parser.add_argument("--per-5000", type=float, default=None, help="wall seconds of 5,000 units, same store")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the 2027 calendar warning
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -47,39 +53,44 @@ def main() -> None:
     units = write_units(tmp / "units.toml", args.units)
     registers = {"normative_documents": write_register(tmp / "docs.csv", args.units)}
     bundle = load_bundle(BUILTIN_DEFINITIONS / "rule_of_law_pilot.toml", units, registers)
-    engine = make_engine(f"sqlite:///{tmp / 'bench.db'}")
-    upgrade(engine)
-    settings = Settings()
-    load = os.getloadavg()[0]
-    started, cpu = time.perf_counter(), time.process_time()
-    emails = facts = 0
-    for email in simulate(
-        bundle,
-        2026,
-        policy=send_policy(settings, {bundle.definition.workflow.id: bundle}),
-        renderer=make_renderer(settings),
-        engine=engine,
-    ):  # every email with its items, as `duban simulate --json` reads them
-        emails += 1
-        facts += len(email.items)
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    counts = {}
-    with Session(engine) as session:
-        for model in (Obligation, Timer, NotificationItem, Event, OutboxMessage):
-            counts[model.__tablename__] = session.exec(select(func.count()).select_from(model)).one()
-    engine.dispose()
-    print(
-        f"province_year units={args.units} load_avg={load:.1f} "
-        + " ".join(f"{name}={n}" for name, n in counts.items())
-        + f" emails={emails} facts={facts}"
-    )
-    print(
-        f"province_year wall_s={wall:.1f} cpu_s={cpu:.1f} peak_rss_mib={rss:.0f} "
-        f"obligations_per_s={counts['obligation'] / wall:.0f} items_per_s={counts['notification_item'] / wall:.0f} "
-        f"(target: peak RSS <= {TARGET_RSS} MiB)"
-    )
-    if args.no_floor:
+    with store(args.db, tmp) as engine:
+        upgrade(engine)
+        settings = Settings()
+        load = os.getloadavg()[0]
+        started, cpu = time.perf_counter(), time.process_time()
+        emails = facts = 0
+        for email in simulate(
+            bundle,
+            2026,
+            policy=send_policy(settings, {bundle.definition.workflow.id: bundle}),
+            renderer=make_renderer(settings),
+            engine=engine,
+        ):  # every email with its items, as `duban simulate --json` reads them
+            emails += 1
+            facts += len(email.items)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        counts = {}
+        with Session(engine) as session:
+            for model in (Obligation, Timer, NotificationItem, Event, OutboxMessage):
+                counts[model.__tablename__] = session.exec(select(func.count()).select_from(model)).one()
+        print(
+            f"province_year units={args.units} load_avg={load:.1f} "
+            + " ".join(f"{name}={n}" for name, n in counts.items())
+            + f" emails={emails} facts={facts}"
+        )
+        print(
+            f"province_year wall_s={wall:.1f} cpu_s={cpu:.1f} peak_rss_mib={rss:.0f} "
+            f"obligations_per_s={counts['obligation'] / wall:.0f} items_per_s={counts['notification_item'] / wall:.0f} "
+            f"(target: peak RSS <= {TARGET_RSS} MiB at 5,000 units, <= 1024 MiB at 50,000)"
+        )
+    if args.per_5000:
+        growth = wall / args.per_5000
+        print(
+            f"province_year growth units={args.units} x{args.units / 5000:g} time={growth:.2f}x "
+            f"(target: <= {TARGET_GROWTH:g}x the 5,000-unit time for 10x the units)"
+        )
+    if args.db or args.no_floor:
         return
     floor = measure(tmp / "bench.db", tmp / "floor.db")
     print(

@@ -25,7 +25,7 @@ from workflows.units import UnitDirectory
 DEFAULT_WINDOW = Offset(-30, "d")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Occurrence:
     """One obligation: one task or duty occurrence owed by one unit."""
 

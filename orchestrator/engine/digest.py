@@ -194,10 +194,11 @@ class DigestBuilder:
         return self.recipient(group.recipient, self.bundle(self.program(group.items[0].program_id)))
 
     def summary(self, group: Group) -> Summary:
-        """What the subject line needs, from the stored rows (a digest can hold 100k items)."""
+        """What the subject line needs, from the stored rows (a digest can hold 100k items): counts
+        by kind, each late unit of an escalation once; programs and phases named once at the end."""
         counts: dict[str, int] = {}
-        plans: set[tuple[str, str]] = set()
-        phases: dict[str, set[str]] = {}
+        programs: set[int] = set()
+        phases: dict[str, set[tuple[int, str | None]]] = {}
         seen: set[tuple] = set()
         for stored in group.items:
             kind = stored.kind
@@ -207,12 +208,17 @@ class DigestBuilder:
             if pairs is not None and not pairs:
                 continue  # every late unit of it is listed already (another step of the same escalation)
             counts[kind] = counts.get(kind, 0) + (len(pairs) if pairs is not None else 1)
-            program = self.program(stored.program_id)
-            plans.add((program.workflow, program.title))
+            programs.add(stored.program_id)
             if kind in PHASE_KINDS:
-                run = self._phase(program.id, stored.phase)
-                phases.setdefault(kind, set()).add((run.name if run else None) or stored.phase or "阶段")
-        return Summary(counts, frozenset(plans), {k: frozenset(v) for k, v in phases.items()})
+                phases.setdefault(kind, set()).add((stored.program_id, stored.phase))
+        plans = frozenset((p.workflow, p.title) for p in map(self.program, programs))
+        return Summary(
+            counts, plans, {kind: frozenset(map(self._phase_name, where)) for kind, where in phases.items()}
+        )
+
+    def _phase_name(self, where: tuple[int, str | None]) -> str:
+        run = self._phase(*where)
+        return (run.name if run else None) or where[1] or "阶段"
 
     @staticmethod
     def _late_pairs(stored: NotificationItem, seen: set[tuple]) -> list | None:

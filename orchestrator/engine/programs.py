@@ -31,12 +31,14 @@ from orchestrator.engine.timers import (
 )
 from orchestrator.engine.window import local_day, local_midnight
 from orchestrator.store.audit import DAEMON, record
-from orchestrator.store.db import IN_LIMIT, bulk_insert
+from orchestrator.store.db import IN_LIMIT, bulk_insert, gc_paused
 from orchestrator.store.models import Obligation, PhaseRun, Program
 from orchestrator.store.states import OPEN_STATES, OWED_STATES, ObligationState, PhaseState, TimerKind
 from workflows.catalog import Bundle
 from workflows.plan import Occurrence, phase_dates, plan
 from workflows.schedule import phase_notices
+
+CHUNK = 20_000  # obligations built and inserted at a time (memory stays flat at province scale)
 
 _timer_row = timer_row  # engine.extensions imports it by this name
 
@@ -207,6 +209,7 @@ def _phase_runs(session, bundle, program, now, actor, timers: TimerSync) -> None
             timers.sync(("phase", run.phase), {})
 
 
+@gc_paused()
 def start_program(
     session: Session,
     bundle: Bundle,
@@ -240,21 +243,20 @@ def start_program(
     report.added = len(new)
     groups: dict[tuple, dict[str, dict]] = {}
     for key, occ in wanted.items():
-        obligation = existing.get(key) or new.get(key)
-        if obligation is None:
+        obligation = existing.get(key)
+        oid = obligation.id if obligation is not None else new.get(key)
+        if oid is None:
             continue  # beyond the horizon: materialized when the horizon reaches it
         # a late joiner's own opening notice; an extended obligation's own timers (engine.extensions)
-        own = timers.unfired(
-            obligation.id, None if getattr(obligation, "extended_to", None) else TimerKind.TASK_OPENED
-        )
-        if key in new:
+        own = timers.unfired(oid, None if getattr(obligation, "extended_to", None) else TimerKind.TASK_OPENED)
+        if obligation is None:  # new
             if not report.created:
-                _audit_added(session, program, obligation, now, actor)
+                _audit_added(session, program, oid, key, occ, now, actor)
                 if occ.opens <= today:  # its task occurrence opened before it joined: tell it now
-                    own = joiner_timer(program, obligation.id, key, occ)
+                    own = joiner_timer(program, oid, key, occ)
         else:
             report.moved += _update_obligation(session, obligation, occ, today, now, actor)
-        timers.sync(obligation.id, own)
+        timers.sync(oid, own)
         group_timers(bundle, program, occ, groups)
     for key, obligation in existing.items():
         if key not in wanted and obligation.state in OWED_STATES:
@@ -268,55 +270,61 @@ def start_program(
     return report
 
 
-def _add_obligations(session, program, wanted, existing, horizon: date, now: datetime, today: date) -> dict:
-    """Insert the obligations that are new and within the horizon (one executemany).
+def _add_obligations(
+    session, program, wanted, existing, horizon: date, now: datetime, today: date
+) -> dict[str, int]:
+    """Insert the obligations that are new and within the horizon (an executemany per ``CHUNK``).
 
-    Returns them by key as plain rows (id, key, unit, opens, due): building ORM objects for
-    100k obligations costs more than the inserts themselves.
+    Returns their ids by key: building ORM objects (or reading back whole rows) for 100k
+    obligations costs more than the inserts themselves, and building all their rows at once was
+    the peak of a province's memory.
     """
-    rows = [
-        {
-            "key": key,
-            "program_id": program.id,
-            "task": occ.task,
-            "title": occ.title,
-            "phase": occ.phase,
-            "unit": occ.unit,
-            "lead": list(occ.lead),
-            "occurrence": occ.occurrence,
-            "opens": occ.opens,
-            "due": occ.due,
-            "state": state_for(occ.opens, occ.due, today),  # started late: born open or overdue
-            "updated_at": now,
-        }
-        for key, occ in wanted.items()
-        if key not in existing and occ.opens <= horizon
-    ]
-    if not rows:
-        return {}
     table = Obligation.__table__
     connection = session.connection()
-    bulk_insert(connection, table, rows)
-    keys = {row["key"] for row in rows}
-    columns = [table.c.id, table.c.key, table.c.unit, table.c.opens, table.c.due]
+    keys = [key for key, occ in wanted.items() if key not in existing and occ.opens <= horizon]
+    for start in range(0, len(keys), CHUNK):
+        rows = [_obligation_row(program, key, wanted[key], now, today) for key in keys[start : start + CHUNK]]
+        bulk_insert(connection, table, rows)
+    if not keys:
+        return {}
+    columns = [table.c.key, table.c.id]
     if len(keys) <= IN_LIMIT:
         query = select(*columns).where(table.c.program_id == program.id, table.c.key.in_(keys))
-    else:  # one pass over the program's obligations (IN lists of 900 keys were quadratic here)
-        query = select(*columns).where(table.c.program_id == program.id)
-    return {row.key: row for row in connection.execute(query).all() if row.key in keys}
+        return dict(connection.execute(query).all())
+    # one pass over the program's obligations (IN lists of 900 keys were quadratic here)
+    added = set(keys)
+    query = select(*columns).where(table.c.program_id == program.id)
+    return {key: oid for key, oid in connection.execute(query).all() if key in added}
 
 
-def _audit_added(session, program, obligation: Obligation, now: datetime, actor: str) -> None:
+def _obligation_row(program, key: str, occ: Occurrence, now: datetime, today: date) -> dict:
+    return {
+        "key": key,
+        "program_id": program.id,
+        "task": occ.task,
+        "title": occ.title,
+        "phase": occ.phase,
+        "unit": occ.unit,
+        "lead": list(occ.lead),
+        "occurrence": occ.occurrence,
+        "opens": occ.opens,
+        "due": occ.due,
+        "state": state_for(occ.opens, occ.due, today),  # started late: born open or overdue
+        "updated_at": now,
+    }
+
+
+def _audit_added(session, program, oid: int, key: str, occ: Occurrence, now: datetime, actor: str) -> None:
     record(
         session,
         at=now,
         actor=actor,
         kind="obligation.added",
         program_id=program.id,
-        obligation_id=obligation.id,
-        unit=obligation.unit,
-        subject=obligation.key,
-        after={"opens": str(obligation.opens), "due": str(obligation.due)},
+        obligation_id=oid,
+        unit=occ.unit,
+        subject=key,
+        after={"opens": str(occ.opens), "due": str(occ.due)},
     )
 
 

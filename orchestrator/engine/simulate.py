@@ -22,7 +22,7 @@ from orchestrator.engine.outbox import enqueue
 from orchestrator.engine.programs import start_program
 from orchestrator.engine.tick import tick
 from orchestrator.engine.window import SendPolicy
-from orchestrator.store.db import chunks, memoized, memory_engine, transaction
+from orchestrator.store.db import IN_LIMIT, gc_paused, memoized, memory_engine, transaction
 from orchestrator.store.models import NotificationItem, OutboxMessage, Timer
 from orchestrator.store.states import ItemState, OutboxState
 from workflows.catalog import Bundle
@@ -116,36 +116,43 @@ def _mark_sent(engine, now: datetime) -> None:
 
 
 def _emails(engine) -> Iterator[SimulatedEmail]:
-    """Every sent message with its items, in send order, streamed (a province year is 180k emails
-    and 1.6M facts: they are never all in memory at once)."""
+    """Every sent message with its items, in send order, streamed: a province's year is 180k emails
+    and 1.6M facts, and one office's digest can list 100k late units — only one email's facts are in
+    memory at a time. Messages are read in id order, which is their send order here: the simulated
+    dispatcher sends every message in the run that queued it (no retries)."""
     messages, items = OutboxMessage.__table__, NotificationItem.__table__
     columns = [
         items.c[n] for n in ("message_id", "kind", "key", "phase", "task", "unit", "recipient", "occurrence")
     ]
     with engine.connect() as connection:
-        sent = connection.execute(
+        streamed = connection.execution_options(yield_per=IN_LIMIT)  # cursors read page by page
+        sent = streamed.execute(
             select(*(messages.c[n] for n in ("id", "sent_at", "recipient", "to", "subject", "message_id")))
             .where(messages.c.state == OutboxState.SENT)
-            .order_by(messages.c.sent_at, messages.c.id)
-        ).all()
-        for chunk in chunks(sent):
-            carried: dict[int, list[dict]] = {}
+            .order_by(messages.c.id)
+        )
+        for chunk in sent.partitions():
             query = (
                 select(*columns, cast(items.c.due, String).label("due"), memoized(items.c.late))
                 .where(items.c.message_id.in_([m.id for m in chunk]))
-                .order_by(items.c.id)
+                .order_by(items.c.message_id, items.c.id)
             )
-            seen: set[tuple] = set()  # one late unit once per message (several escalation steps)
-            for item in connection.execute(query).all():
-                carried.setdefault(item.message_id, []).extend(_facts(item, seen))
-            for message in chunk:
+            rows = iter(streamed.execute(query))
+            row = next(rows, None)
+            for message in chunk:  # a merge of two id-ordered streams
+                facts: list[dict] = []
+                seen: set[tuple] = set()  # one late unit once per message (several escalation steps)
+                with gc_paused():
+                    while row is not None and row.message_id == message.id:
+                        facts.extend(_facts(row, seen))
+                        row = next(rows, None)
                 yield SimulatedEmail(
                     send_at=message.sent_at,
                     to_unit=message.recipient,
                     to=list(message.to),
                     subject=message.subject,
                     message_id=message.message_id,
-                    items=carried.get(message.id, []),
+                    items=facts,
                 )
 
 

@@ -24,7 +24,7 @@ from orchestrator.engine.programs import insert_ignoring_duplicates, notify_day
 from orchestrator.engine.tick_notices import OBLIGATION, TIMER, BatchNotices, task_occurrence_of
 from orchestrator.engine.window import SendPolicy, local_day
 from orchestrator.store.audit import DAEMON, event_row, insert_events
-from orchestrator.store.db import bind_value, chunks, executemany, memoized, transaction
+from orchestrator.store.db import bind_value, chunks, executemany, gc_paused, memoized, transaction
 from orchestrator.store.models import NotificationItem, Program, Timer
 from orchestrator.store.states import (
     PHASE_TIMER_KINDS,
@@ -51,6 +51,7 @@ def next_fire_at(engine: Engine) -> datetime | None:
         return session.exec(select(func.min(Timer.fire_at)).where(Timer.fired_at.is_(None))).one()
 
 
+@gc_paused()
 def tick(
     engine: Engine, now: datetime, policy: SendPolicy, *, actor: str = DAEMON, batch: int = 5000
 ) -> TickReport:
@@ -240,18 +241,16 @@ class _Batch(BatchNotices):
         overdue) and, unless the notice is no longer true or the obligation is finished, the unit
         gets an item. A notice no longer true is recorded once, as skipped."""
         stale = self._stale(timer, timer.due, self._latest(timer))
-        fired = waiting = False
+        told = []
         for obligation in self._members(timer):
             if obligation["state"] in QUIET_STATES:  # finished, or in review: no state change, no notice
                 continue
-            waiting = True
             self._advance(timer, obligation)
-            if not stale:
-                self._item(timer, timer.kind, obligation["unit"], obligation=obligation)
-                fired = True
-        if stale and waiting:
+            told.append(obligation)
+        if stale and told:
             return self._skip(timer, stale)
-        return TimerOutcome.FIRED if fired else TimerOutcome.SKIPPED
+        self._obligation_items(timer, told)
+        return TimerOutcome.FIRED if told else TimerOutcome.SKIPPED
 
     def _latest(self, timer) -> datetime | None:
         """The fire time of the latest reminder-kind notice due now that concerns the timer's units."""

@@ -80,6 +80,41 @@ class BatchNotices:
             }
         )
 
+    def _obligation_items(self, timer, obligations: list[dict]) -> None:
+        """The items of a task occurrence's notice, one per obligation: ``_item``'s rows, built from
+        one template (a province's notice is 5,000 of them)."""
+        if not obligations:
+            return
+        if timer.obligation_id is not None:  # narrowed to one obligation: keyed by the timer itself
+            for obligation in obligations:
+                self._item(timer, timer.kind, obligation["unit"], obligation=obligation)
+            return
+        template = {
+            "kind": timer.kind,
+            "program_id": timer.program_id,
+            "on": timer.on,
+            "send_at": self._slot(timer.program_id, max(timer.fire_at, self.now)),
+            "state": ItemState.PENDING,
+            "message_id": None,
+            "created_at": self.now,
+            "late": None,
+        }
+        suffix = f"/{timer.kind}/{timer.step}/{timer.on}/"
+        self.items.extend(
+            {
+                **template,
+                "key": f"{o['key']}{suffix}{o['unit']}",
+                "recipient": o["unit"],
+                "obligation_id": o["id"],
+                "phase": o["phase"],
+                "task": o["task"],
+                "unit": o["unit"],
+                "occurrence": o["occurrence"],
+                "due": o["due"],
+            }
+            for o in obligations
+        )
+
     def _slot(self, program_id: int, at: datetime) -> datetime:
         key = (program_id, at)
         if key not in self.slots:

@@ -7,6 +7,7 @@ is missing, not duban's, or behind the code's migrations, and says what to run.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -277,9 +278,17 @@ def bind_value(connection: Connection, column, value):
 _UNCACHED = object()  # a key function's answer for a value to convert every time
 
 
+MEMO_SIZE = 4096  # distinct values a memo keeps (then it starts again): its memory stays bounded
+
+
 def _memoize(process: Callable[[Any], Any], key: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
     """``process``, run once per distinct value (or ``key(value)``); an unhashable value, or one
-    whose key is ``_UNCACHED``, is converted every time. Results are shared: never mutate them."""
+    whose key is ``_UNCACHED``, is converted every time. Results are shared: never mutate them.
+
+    The memo lives as long as the compiled statement (SQLAlchemy caches those for the process), so
+    it is emptied every ``MEMO_SIZE`` distinct values: a long-lived daemon's memos would otherwise
+    grow with every timestamp and every escalation's list of late units it ever read.
+    """
     cache: dict[Any, Any] = {}
 
     def memo(value):
@@ -289,6 +298,8 @@ def _memoize(process: Callable[[Any], Any], key: Callable[[Any], Any] | None = N
         try:
             return cache[found]
         except KeyError:
+            if len(cache) >= MEMO_SIZE:
+                cache.clear()
             cache[found] = result = process(value)
             return result
         except TypeError:  # unhashable (e.g. a driver's already-parsed JSON)
@@ -317,6 +328,24 @@ def _bind_processor(column_type, dialect) -> Callable[[Any], Any] | None:
         return _memoize(process, _json_key)
     base = column_type.impl if isinstance(column_type, TypeDecorator) else column_type
     return _memoize(process) if isinstance(base, (Date, DateTime)) else process
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside a bulk step (a tick batch, ``enqueue``, a program's start).
+
+    Such a step builds hundreds of thousands of rows — dicts and tuples, none in a reference cycle —
+    and Python's collector walked them again and again as they were made: a tenth of a province's
+    simulated year. Reference counting still frees them as usual; collection resumes after the block.
+    """
+    if not gc.isenabled():  # already paused (a nested step, or another thread's)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from notifications.view import subject_line
 from orchestrator.engine.digest import DigestBuilder, Group, group_items
 from orchestrator.engine.outbox.letters import one_line
 from orchestrator.store.audit import DAEMON, event_row, insert_events
-from orchestrator.store.db import bulk_insert, chunks, executemany, memoized, transaction
+from orchestrator.store.db import bulk_insert, chunks, executemany, gc_paused, memoized, transaction
 from orchestrator.store.models import NotificationItem, OutboxMessage, Program
 from orchestrator.store.states import Channel, ItemState, OutboxKind, OutboxState
 from workflows.catalog import Bundle
@@ -38,6 +38,7 @@ def timezones(session: Session, program_ids: Iterable[int]) -> dict[int, ZoneInf
     return {pid: ZoneInfo(tz) for pid, tz in rows}
 
 
+@gc_paused()
 def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], renderer: Renderer) -> int:
     """Group every pending item with ``send_at <= now`` into outbox messages; returns how many were created.
 
