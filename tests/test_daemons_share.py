@@ -100,7 +100,7 @@ def test_a_standby_sends_its_share_never_ticks_or_enqueues_and_each_message_goes
 def test_a_standby_killed_mid_batch_loses_nothing_and_repeats_only_under_the_same_message_id(
     make_duban_env, pg_url, relay
 ):
-    """(A killed leader's claims go back at the standby's takeover: ``test_daemon.py``.)"""
+    """(A killed leader's claims go back by the same ``release_stale_claims``, at the takeover.)"""
     relay.data_delay = 0.1
     env = make_duban_env(towns=TOWNS, database_url=pg_url, mail=smtp_mail(relay.port))
     leader, standby = two_daemons(env, relay)
