@@ -147,6 +147,7 @@ class Outcome:
     duplicated: int
     extra: int
     shares: list[int]  # messages each daemon handed to the relay (its smtp.sent lines)
+    cpu: float  # the daemons' CPU seconds from the relay's "open" to the end (the survivors')
 
     @property
     def rate(self) -> float:
@@ -228,6 +229,13 @@ def wait_until(condition, timeout: float, what: str, *, lost_ok: bool = False) -
         time.sleep(0.1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """A live process's user + system CPU time (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sent_lines(daemon: DaemonProcess) -> int:
     return sum(e.get("event") == "smtp.sent" for e in daemon.events())
 
@@ -242,6 +250,7 @@ def run(deploy: Deployment, relay: Relay, daemons: int, victim: str | None = Non
     processes = [deploy.start() for _ in range(daemons)]
     try:
         assert relay.ask(f"open {daemons}") == "open"
+        cpu_before = {p.pid: cpu_seconds(p.pid) for p in processes}
         if victim is not None:
             wait_until(lambda: relay.count() >= deploy.digests // 3, 120, "a third delivered")
             killed = next(p for p in processes if leading(p) == (victim == "leader"))
@@ -250,6 +259,7 @@ def run(deploy: Deployment, relay: Relay, daemons: int, victim: str | None = Non
         owed = "SELECT count(*) = 0 FROM outbox_message WHERE state IN ('pending', 'sending')"
         wait_until(lambda: deploy.scalar(owed), 2 * CLAIM_SECONDS, "nothing owed")
         opened, received = relay.dump()
+        cpu = sum(cpu_seconds(p.pid) - cpu_before[p.pid] for p in processes if p.proc.poll() is None)
     finally:
         for process in processes:
             if process.proc.poll() is None:
@@ -264,6 +274,7 @@ def run(deploy: Deployment, relay: Relay, daemons: int, victim: str | None = Non
         duplicated=sum(n - 1 for n in counts.values()),
         extra=len(set(counts) - queued),
         shares=[sent_lines(p) for p in processes],
+        cpu=cpu,
     )
 
 
@@ -279,7 +290,8 @@ def show(outcome: Outcome) -> str:
     return (
         f"{outcome.rate:6.1f} msgs/s ({outcome.messages} in {outcome.seconds:.1f} s; "
         f"per daemon {'/'.join(map(str, outcome.shares))}; lost {outcome.lost}, "
-        f"duplicated {outcome.duplicated}, extra {outcome.extra})"
+        f"duplicated {outcome.duplicated}, extra {outcome.extra}; "
+        f"{outcome.cpu / outcome.messages * 1000:.1f} ms daemon CPU a message)"
     )
 
 
