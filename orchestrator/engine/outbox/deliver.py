@@ -38,7 +38,7 @@ log = structlog.get_logger("duban.dispatch")
 BREAKER = 3  # this many temporary failures in a row: the mail system is down, stop the batch
 FIRST_BATCH = 10  # a delivery's first claim: small, so that another daemon finds work too
 MAX_BATCH = 500  # the most one claim takes, however fast the mail server
-BATCH_SECONDS = 0.5  # each later claim: about this much sending, at the rate just seen
+BATCH_SECONDS = 1.0  # each later claim: about this much sending, at the rate just seen
 
 
 @dataclass
