@@ -16,17 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.store.db import make_engine, upgrade
+from orchestrator.store.db import SQLITE_PRAGMAS, make_engine, upgrade
 
 BATCH = 50_000
 INSERTED = ("obligation", "timer", "notification_item", "event", "outbox_message")
-PRAGMAS = (
-    "journal_mode=WAL",
-    "foreign_keys=ON",
-    "synchronous=NORMAL",
-    "cache_size=-65536",
-    "wal_autocheckpoint=16384",
-)
 
 
 @dataclass
@@ -60,7 +53,7 @@ def measure(source_path: Path, floor_path: Path) -> Floor:
     upgrade(make_engine(f"sqlite:///{floor_path}"))
     source = sqlite3.connect(source_path)
     db = sqlite3.connect(floor_path, isolation_level=None)
-    for pragma in PRAGMAS:
+    for pragma in SQLITE_PRAGMAS:  # the same as duban's
         db.execute(f"PRAGMA {pragma}")
     db.isolation_level = ""  # ``with db:`` commits each batch
     for table in ("program", "phase_run", "register_row"):  # a handful of rows, written by start

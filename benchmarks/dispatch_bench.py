@@ -18,7 +18,8 @@ message (the server's is not counted).
     .venv/bin/python benchmarks/dispatch_bench.py            # 2001 items → 401 digests, 3 rounds
     .venv/bin/python benchmarks/dispatch_bench.py --db postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-Target: duban >= 0.5 x raw.
+Target: duban >= 0.8 x raw. The outcomes are committed by group (``GROUP_SIZE`` messages or
+``GROUP_SECONDS``, orchestrator/engine/outbox/deliver.py): a crash re-sends at most one group.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from notifications.render import Renderer  # noqa: E402
 from notifications.transport import SendResult, SmtpTransport  # noqa: E402
 from orchestrator.engine.clock import FakeClock  # noqa: E402
 from orchestrator.engine.outbox import deliver, enqueue  # noqa: E402
+from orchestrator.engine.outbox.deliver import GROUP_SECONDS, GROUP_SIZE  # noqa: E402
 from orchestrator.engine.programs import start_program  # noqa: E402
 from orchestrator.engine.tick import tick  # noqa: E402
 from orchestrator.engine.window import SendPolicy  # noqa: E402
@@ -274,6 +276,7 @@ def main() -> int:
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     logging.basicConfig(level=logging.WARNING)
+    before = os.getloadavg()[0]  # the machine may be shared: its load, before and after the run
     server, port = start_server()
     rounds = []
     try:
@@ -290,7 +293,9 @@ def main() -> int:
     ratios = [r[0].rate / r[1].rate for r in rounds]
     _, _, items, digests, size = rounds[0]
     name = "sqlite" if args.db is None else args.db.split(":", 1)[0]
-    print(f"database        {name}  ({os.cpu_count()} CPUs, Python {sys.version.split()[0]})")
+    load = f"load average {before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    print(f"database        {name}  ({os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {load})")
+    print(f"groups          outcomes committed every {GROUP_SIZE} messages or {GROUP_SECONDS:g} s")
     print(
         f"items           {items} → {digests} digests (average {size / 1024:.1f} KiB each), {args.rounds} rounds"
     )
@@ -300,7 +305,7 @@ def main() -> int:
         print(f"{label}  {rate:8.1f} msgs/s  (median; rounds: {each}; {cpu[i]:.2f} ms CPU a message)")
     print(
         f"ratio           {statistics.median(ratios):8.2f} x raw  (median of the rounds' ratios: "
-        f"{', '.join(f'{x:.2f}' for x in ratios)}; target >= 0.50)"
+        f"{', '.join(f'{x:.2f}' for x in ratios)}; target >= 0.80)"
     )
     return 0
 

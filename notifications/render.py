@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from datetime import datetime
 from email.headerregistry import Address, BaseHeader
@@ -65,6 +65,7 @@ def make_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # the templates ship with the package: no stat() of their files per message
     )
 
 
@@ -109,6 +110,17 @@ class Renderer:
 
     def render(self, digest: Digest, *, now: datetime) -> EmailMessage:
         """One email to one unit; ``now`` (aware) only sets the Date header and DTSTAMP."""
+        steps = self.render_in_steps(digest, now=now)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def render_in_steps(self, digest: Digest, *, now: datetime) -> Generator[None, None, EmailMessage]:
+        """``render`` as a generator that yields between its costly steps (each a fraction of a
+        millisecond) and returns the email: a sender can render the next message between the mail
+        server's replies to the current one instead of making the server wait."""
         if now.tzinfo is None:
             raise ValueError("render() needs an aware datetime for now")
         if not digest.items:
@@ -130,8 +142,11 @@ class Renderer:
             if digest_view.attachment:  # more than can be read in full: the whole list attached
                 data = sheet.xlsx(view.by_urgency(digest.items), digest.send_date, title="督办事项清单")
                 attachments.append((digest_view.attachment, sheet.XLSX, data))
+        yield
         text = self._env.get_template(f"{template}.txt.j2").render(view=digest_view, subject=subject)
+        yield
         html = self._env.get_template(f"{template}.html.j2").render(view=digest_view, subject=subject)
+        yield
 
         # Every header is written here already encoded and folded (``set_raw``), so that flattening
         # the message copies it instead of re-folding it with the email package (several ms per
@@ -158,6 +173,7 @@ class Renderer:
         alternative.attach(_text_part(text, _PLAIN))
         alternative.attach(_text_part(html, _HTML))
         message.attach(alternative)
+        yield
         # the calendar: the recipient's own to-dos (never the late units' of an escalation), of the
         # items listed in full (a bounded part; the rest are in the attached list)
         listed = [] if view.is_before_start(digest) else view.listed_in_full(digest)[0]

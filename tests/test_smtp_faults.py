@@ -1,7 +1,8 @@
-"""The outbox under faults: partial 4xx at RCPT, the send window for catch-up and retries, the claim
-fence, and the SMTP fault matrix (STARTTLS missing, self-signed certificates, implicit TLS, a cut
+"""The outbox under faults: partial 4xx at RCPT, the send window for catch-up and retries, and the
+SMTP fault matrix (STARTTLS missing, self-signed certificates, implicit TLS, a cut
 in the middle of DATA) — each against a real aiosmtpd server (or a raw socket that cuts DATA), on
 a real SQLite file (and PostgreSQL where marked), with the transport the daemon builds from config.
+The claim fence is in test_dispatch_groups.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from datetime import timedelta
 import pytest
 from engine_support import local, postgres_engine
 from smtp_server import SmtpServer, self_signed_cert, server_tls_context
-from sqlalchemy import text
 from test_dispatch import (
     DIGESTS,
     NINE,
@@ -151,43 +151,6 @@ async def test_a_reclaimed_message_waits_for_the_next_window(env, server):
     assert env.outbox(id=ids[0])[0].state == "pending"
     env.clock.set(local(2026, 6, 2, 9, 0))
     assert (await deliver(env, plain(server))).sent == DIGESTS
-
-
-# -- 5. the claim fence ------------------------------------------------------------------------
-
-
-async def test_a_sender_whose_claims_were_taken_over_stops_within_one_message(env, server):
-    env.queue()
-    took_over = threading.Event()
-
-    class TakenOverAfterOne:
-        """A transport whose first send is followed by another node taking every claim over."""
-
-        def __init__(self, inner):
-            self.inner, self.sends = inner, 0
-
-        async def open(self):
-            await self.inner.open()
-
-        async def close(self):
-            await self.inner.close()
-
-        async def send(self, message, recipients):
-            result = await self.inner.send(message, recipients)
-            self.sends += 1
-            if self.sends == 1:  # what a standby's takeover does: release_stale_claims, then claim
-                with env.engine.begin() as connection:
-                    connection.execute(
-                        text("UPDATE outbox_message SET claimed_by = 'new-leader' WHERE state = 'sending'")
-                    )
-                took_over.set()
-            return result
-
-    report = await deliver(env, TakenOverAfterOne(plain(server)))
-    assert took_over.is_set()
-    assert (report.sent, report.lost) == (1, 1)
-    assert len(server.received) == 1  # the old sender stopped at once
-    assert {m.claimed_by for m in env.outbox(state="sending")} == {"new-leader"}
 
 
 # -- the SMTP fault matrix, through the transport the daemon builds from [mail.smtp] -------------

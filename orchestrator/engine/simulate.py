@@ -143,7 +143,7 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
                 facts: list[dict] = []
                 seen: set[tuple] = set()  # one late unit once per message (several escalation steps)
                 with gc_paused():
-                    while row is not None and row.message_id == message.id:
+                    while row is not None and row[0] == message.id:  # (message_id)
                         facts.extend(_facts(row, seen))
                         row = next(rows, None)
                 yield SimulatedEmail(
@@ -158,24 +158,25 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
 
 def _facts(item, seen: set[tuple]) -> list[dict]:
     """The JSON items of one stored item: one per unit it is about (an escalation: each late unit
-    not already listed in the same message for the same task occurrence, as the digest lists them)."""
+    not already listed in the same message by another step of it — an obligation id names its task
+    occurrence — as the digest lists them)."""
+    _, kind, key, phase, task, unit, recipient, occurrence, due, late = item  # (a row is a tuple)
     fact = {
-        "kind": item.kind,
-        "workflow": _workflow_of(item.key),
-        "phase": item.phase,
-        "task": item.task,
-        "unit": item.unit or item.recipient,
-        "occurrence": item.occurrence,
-        "due": item.due,
+        "kind": kind,
+        "workflow": _workflow_of(key),
+        "phase": phase,
+        "task": task,
+        "unit": unit or recipient,
+        "occurrence": occurrence,
+        "due": due,
     }
-    if not item.late:
+    if not late:
         return [fact]
     facts = []
-    for oid, unit in item.late:
-        key = (item.message_id, item.kind, item.task, item.occurrence, item.due, oid)
-        if key not in seen:
-            seen.add(key)
-            facts.append(fact | {"unit": unit})
+    for oid, late_unit in late:
+        if (kind, oid) not in seen:
+            seen.add((kind, oid))
+            facts.append({**fact, "unit": late_unit})
     return facts
 
 

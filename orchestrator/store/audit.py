@@ -56,11 +56,32 @@ def record(
     return event
 
 
-def event_row(*, at: datetime, actor: str, kind: str, **fields: Any) -> dict[str, Any]:
-    """An ``Event`` as a plain row, for bulk inserts on hot paths (the tick)."""
-    row = dict.fromkeys(("program_id", "obligation_id", "unit", "subject", "before", "after", "detail"))
-    row.update(fields, at=at, actor=actor, kind=kind)
-    return row
+def event_row(
+    *,
+    at: datetime,
+    actor: str,
+    kind: str,
+    program_id: int | None = None,
+    obligation_id: int | None = None,
+    unit: str | None = None,
+    subject: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """An ``Event`` as a plain row, for bulk inserts on hot paths (the tick): always the same keys."""
+    return {
+        "at": at,
+        "actor": actor,
+        "kind": kind,
+        "program_id": program_id,
+        "obligation_id": obligation_id,
+        "unit": unit,
+        "subject": subject,
+        "before": before,
+        "after": after,
+        "detail": detail,
+    }
 
 
 def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:

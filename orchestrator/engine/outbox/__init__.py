@@ -6,10 +6,11 @@ Two steps, each durable before the next acts:
    ``OutboxMessage`` per recipient and local day, with a Message-ID derived from the item keys.
 2. ``deliver`` (deliver.py): due messages are claimed (claims.py; ``FOR UPDATE SKIP LOCKED`` on
    PostgreSQL), turned into emails (letters.py) and handed to the transport over one connection;
-   each outcome is committed, with its audit event, right after the transport returns
-   (outcomes.py). A crash between the server's accept and that commit leaves the message claimed;
-   when the claim expires (``CLAIM_SECONDS``) it goes back to pending (the interrupted send counting
-   as an attempt) and is sent again with the same Message-ID.
+   the outcomes, with their audit events (outcomes.py), are committed a group at a time
+   (``GROUP_SIZE`` messages or ``GROUP_SECONDS``) in the transaction that confirms the next group's
+   claims. A crash between the server's accept and that commit leaves the group's messages claimed;
+   when the claims expire (``CLAIM_SECONDS``) they go back to pending (the interrupted send counting
+   as an attempt) and are sent again with the same Message-IDs.
 
 A unit's group robots get their own rows beside its email (``channel`` ``robot:NAME``), sent by
 ``deliver_robots`` (robots.py) over a ``RobotTransport``, paced per robot.

@@ -9,9 +9,10 @@ Two guards make the claim the one place that decides whether a message may leave
   after downtime, a retry after a backoff and a re-claimed message all wait for the next window.
   The one exception is the admin's daily failure report: it is about the mail system, not the plan,
   and goes out as soon as it is made.
-- the fence: ``confirm`` re-takes one claim right before its message is sent, only if it is still
-  this node's (``claimed_by``). A daemon whose claims were handed to another (a lost PostgreSQL
-  lead, an expired claim) stops within one message.
+- the fence: ``confirm`` re-takes the claims of a group of messages right before the group is
+  sent, only those still this node's (``claimed_by``), in the transaction that commits the previous
+  group's outcomes. A daemon whose claims were handed to another (a lost PostgreSQL lead, an
+  expired claim) stops within one group (``deliver.GROUP_SIZE`` messages or ``GROUP_SECONDS``).
 """
 
 from __future__ import annotations
@@ -113,22 +114,26 @@ def _in_window_only(session: Session, due, now: datetime, window: SendPolicy):
     return due.where(or_(OutboxMessage.kind != OutboxKind.DIGEST, in_open_program))
 
 
-def confirm(connection: Connection, now: datetime, node: str, outbox_id: int) -> bool:
-    """Right before a send: extend this node's claim on ``outbox_id``; False if it is no longer ours.
+def confirm(connection: Connection, now: datetime, node: str, ids: Sequence[int]) -> set[int]:
+    """Right before a group is sent: extend this node's claims on ``ids``; the ids still ours.
 
-    One short transaction; the row must still be ``sending`` and ``claimed_by`` this node.
+    One statement in the caller's transaction (the one that commits the previous group's outcomes);
+    a row is ours while it is ``sending`` and ``claimed_by`` this node.
     """
-    with connection.begin():
-        row = connection.execute(
-            outbox_update(
-                OutboxMessage.id == outbox_id,
-                OutboxMessage.state == OutboxState.SENDING,
-                OutboxMessage.claimed_by == node,
-            )
-            .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-            .returning(OutboxMessage.id)
-        ).first()
-    return row is not None
+    ours: set[int] = set()
+    for chunk in chunks(ids):
+        ours.update(
+            connection.execute(
+                outbox_update(
+                    OutboxMessage.id.in_(chunk),
+                    OutboxMessage.state == OutboxState.SENDING,
+                    OutboxMessage.claimed_by == node,
+                )
+                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                .returning(OutboxMessage.id)
+            ).scalars()
+        )
+    return ours
 
 
 def release_expired(session: Session, now: datetime, max_attempts: int) -> int:

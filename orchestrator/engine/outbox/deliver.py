@@ -1,4 +1,12 @@
-"""Deliver: claimed messages sent in order over one opened transport, each outcome committed.
+"""Deliver: claimed messages sent in order over one opened transport, their outcomes committed by group.
+
+A batch is sent in groups of ``GROUP_SIZE`` messages (fewer when ``GROUP_SECONDS`` pass first).
+Right before a group is sent, one transaction commits the previous group's outcomes with their
+audit events and confirms the group's claims (the fence, claims.py): a sender whose claims were
+taken over stops within one group. Every way out of a batch (its end, a stop request, the breaker,
+an error, a cancellation) commits the outcomes recorded so far. So a crash (SIGKILL) can leave at
+most one group's sends uncommitted: those messages keep their claims and are sent again, with the
+same Message-IDs, when the claims expire.
 
 4xx replies, timeouts and lost connections retry with exponential backoff and jitter, up to
 ``mail.max_attempts``; a 5xx refusal of some recipients is recorded while the others get the
@@ -11,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,7 +34,7 @@ from orchestrator.engine.clock import Clock
 from orchestrator.engine.digest import Scorecard
 from orchestrator.engine.outbox.claims import CLAIM_SECONDS, claim, confirm, release, renew
 from orchestrator.engine.outbox.letters import Letter, Letters, load_letters, prepare
-from orchestrator.engine.outbox.outcomes import record_failure, record_sent
+from orchestrator.engine.outbox.outcomes import Outcomes, record_failure, record_sent
 from orchestrator.engine.outbox.policy import MailPolicy
 from orchestrator.engine.window import SendPolicy
 from orchestrator.store.audit import DAEMON
@@ -36,6 +44,8 @@ from workflows.catalog import Bundle
 log = structlog.get_logger("duban.dispatch")
 
 BREAKER = 3  # this many temporary failures in a row: the mail system is down, stop the batch
+GROUP_SIZE = 20  # messages whose outcomes commit together: a crash re-sends at most this many
+GROUP_SECONDS = 1.0  # a group closes after this long even if smaller (a slow server, a paced robot)
 FIRST_BATCH = 10  # a delivery's first claim: small, so that another daemon finds work too
 MAX_BATCH = 500  # the most one claim takes, however fast the mail server
 BATCH_SECONDS = 1.0  # each later claim: about this much sending, at the rate just seen
@@ -78,11 +88,11 @@ class _Pacer:
 
 
 class _Run:
-    """One batch: claimed letters rendered, sent in order over one opened transport, each outcome committed.
+    """One batch: claimed letters rendered and sent in order over one opened transport, by groups.
 
     Everything here runs on the event loop, between awaits on the mail server: rendering takes about
-    a millisecond a message and each commit is a short transaction on a connection held for the batch.
-    In worker threads they only contended with the SMTP conversation for the GIL and cost more.
+    a millisecond a message and a group's commit is one short transaction on a connection held for
+    the batch. In worker threads they only contended with the SMTP conversation for the GIL.
     """
 
     def __init__(
@@ -102,6 +112,10 @@ class _Run:
         self.pacer = _Pacer(mail.rate_limit)
         self.renewed = time.monotonic()
         self.untried = 0  # letters[untried:] were not started: given back if the batch ends early
+        self.outcomes = Outcomes()  # recorded, not yet committed: at most one group's
+        self.fenced = 0  # letters[:fenced] had their claims confirmed: the next one starts a group
+        self.grouped = time.monotonic()  # when the current group began
+        self.ahead: tuple[int, Any] | None = None  # (outbox id, message) made while the last one was sent
 
     async def run(self, letters: list[Letter]) -> DeliverReport:
         try:
@@ -116,37 +130,31 @@ class _Run:
             finally:
                 await self.transport.close()
         finally:
-            # After a stop request or an error: give back what was not tried (the letter in flight, if
-            # any, keeps its claim: the server may have it; it is sent again when the claim expires).
-            if self.untried < len(letters):
-                release(self.connection, self.node, [x.outbox_id for x in letters[self.untried :]])
+            self._finish(letters)
         return self.report
 
     async def _send_all(self, letters: list[Letter]) -> None:
-        """Render, send, record, one letter after the other; stops early on ``stop()`` or a dead server."""
+        """Render, send, record, one letter after the other; stops early on ``stop()``, a lost claim or
+        a dead server."""
         now = self.clock.now()
         temporary_in_a_row = 0
         for position, letter in enumerate(letters):
             if self.stop():
                 return
+            if not self._fenced(letters, position):
+                return
             self._keepclaim(letters[position:])
             self.untried = position + 1
             if self.hold(letter):
                 continue
-            prepared = self.prepare(letter, now)
+            prepared = self._made(letter, now)
             if isinstance(prepared, str):
                 self._failed(letter, prepared, permanent=True)
                 continue
             await self.pacer.wait()
-            if not confirm(self.connection, self.clock.now(), self.node, letter.outbox_id):
-                # another node has this message now (our lead was lost, or our claims expired):
-                # stop here; what is still ours is given back, the rest is not ours to touch
-                log.warning("mail.claim_lost", message=letter.message_id, node=self.node)
-                self.report.lost += 1
-                self.untried = position
-                return
             try:
-                result = await self.transport.send(prepared, letter.to)
+                following = letters[position + 1] if position + 1 < len(letters) else None
+                result = await self._send(letter, prepared, following, now)
             except RateLimited as exc:  # this destination only: not a sign the system is down
                 self._failed(letter, str(exc), permanent=False, wait=exc.retry_after)
                 self.limited(letter, exc)
@@ -161,17 +169,77 @@ class _Run:
                 continue
             temporary_in_a_row = 0
             sent_at = self.clock.now()
-            done = record_sent(self.connection, sent_at, letter, result, mail=self.mail, rng=self.rng)
+            done = record_sent(self.outcomes, sent_at, letter, result, mail=self.mail, rng=self.rng)
             self.delivered(letter, sent_at)
             self.report.sent += 1
             self.report.refused += len(result.refused)
             self.report.deferred += len(result.deferred) if not done else 0
             self.report.sent_ids.append(letter.outbox_id)
 
+    def _made(self, letter: Letter, now: datetime) -> Any:
+        """``letter``'s message: made while the previous one was being sent, or now."""
+        made, self.ahead = self.ahead, None
+        if made is not None and made[0] == letter.outbox_id:
+            return made[1]
+        return _at_once(self.prepare(letter, now))
+
+    async def _send(self, letter: Letter, prepared: Any, following: Letter | None, now: datetime) -> Any:
+        """Send ``prepared``; meanwhile the following letter's message is made between the server's
+        replies (a message that is then not sent — a stop, a lost claim — was only rendered)."""
+        sending = asyncio.ensure_future(self.transport.send(prepared, letter.to))
+        try:
+            if following is not None:
+                self.ahead = (following.outbox_id, await _between_replies(self.prepare(following, now)))
+            return await sending
+        finally:
+            if not sending.done():  # cancelled meanwhile: the send goes with it
+                sending.cancel()
+
+    def _fenced(self, letters: Sequence[Letter], position: int) -> bool:
+        """True when ``letters[position]`` may be sent: its group's claims are confirmed (the group it is
+        in, or the one that begins with it when the last one is full or ``GROUP_SECONDS`` old)."""
+        if position < self.fenced and time.monotonic() - self.grouped < GROUP_SECONDS:
+            return True
+        return self._next_group(letters, position)
+
+    def _next_group(self, letters: Sequence[Letter], position: int) -> bool:
+        """Commit the outcomes so far and confirm the claims of the group starting at ``position``, in
+        one transaction; False (and the batch stops) if any of them is no longer ours: another node has
+        it now (our lead was lost, or our claims expired). What is still ours is given back; the rest
+        is not ours to touch."""
+        group = letters[position : position + GROUP_SIZE]
+        with self.connection.begin():
+            self.outcomes.write(self.connection)
+            ours = confirm(self.connection, self.clock.now(), self.node, [x.outbox_id for x in group])
+        self.outcomes.clear()
+        self.grouped = time.monotonic()
+        lost = [x.message_id for x in group if x.outbox_id not in ours]
+        if lost:
+            log.warning("mail.claim_lost", messages=lost, node=self.node)
+            self.report.lost += len(lost)
+            self.untried = position
+            return False
+        self.fenced = position + len(group)
+        return True
+
+    def _finish(self, letters: Sequence[Letter]) -> None:
+        """However the batch ends: commit the outcomes recorded, give back what was not tried.
+
+        The letter in flight when an error or a cancellation stopped the batch, if any, keeps its
+        claim: the server may have it; it is sent again when the claim expires.
+        """
+        if self.outcomes:
+            with self.connection.begin():
+                self.outcomes.write(self.connection)
+            self.outcomes.clear()
+        if self.untried < len(letters):
+            release(self.connection, self.node, [x.outbox_id for x in letters[self.untried :]])
+
     # What a channel may change (the robots' runner does: robots.py).
 
-    def prepare(self, letter: Letter, now: datetime) -> Any:
-        """The message to hand to the transport, or the one-line reason it cannot be made."""
+    def prepare(self, letter: Letter, now: datetime) -> Generator[None, None, Any]:
+        """The message to hand to the transport, or the one-line reason it cannot be made: a
+        generator that yields between costly steps (see ``_send``) and returns it."""
         return prepare(letter, self.renderer, now)
 
     def hold(self, letter: Letter) -> bool:
@@ -187,7 +255,7 @@ class _Run:
     def _failed(self, letter: Letter, error: str, *, permanent: bool, wait: float | None = None) -> None:
         now = self.clock.now()
         if record_failure(
-            self.connection, now, letter, error, permanent=permanent, mail=self.mail, rng=self.rng, wait=wait
+            self.outcomes, now, letter, error, permanent=permanent, mail=self.mail, rng=self.rng, wait=wait
         ):
             self.report.failed += 1
         else:
@@ -209,6 +277,27 @@ class _Run:
             self.renewed = time.monotonic()
 
 
+def _at_once(steps: Generator[None, None, Any]) -> Any:
+    """What a generator of steps returns, run to its end without a pause."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+async def _between_replies(steps: Generator[None, None, Any]) -> Any:
+    """What a generator of steps returns, one step each time the event loop comes round: the replies
+    of the mail server to the message on the wire are handled in between (each step is a fraction
+    of a millisecond), so rendering the next message fills the waits instead of adding to them."""
+    while True:
+        await asyncio.sleep(0)
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
 async def deliver(
     engine: Engine,
     clock: Clock,
@@ -227,9 +316,10 @@ async def deliver(
 ) -> DeliverReport:
     """Send up to ``limit`` due messages (digests and failure reports) over one connection.
 
-    ``stop()`` is checked between messages: the message in flight is finished and recorded, the rest
-    go back to pending untouched. The claims and the loading of each batch run in worker threads;
-    each message's commit is a short transaction on the event loop, between two SMTP conversations.
+    ``stop()`` is checked between messages: the message in flight is finished and the outcomes so far
+    committed, the rest go back to pending untouched. The claims and the loading of each batch run
+    in worker threads; each group's commit is a short transaction on the event loop, between two
+    SMTP conversations.
     With ``window`` (the daemon's send policy) digests leave only inside a send window.
     """
     return await deliver_batch(

@@ -7,12 +7,12 @@ recipient and local day, with a Message-ID derived from the item keys; the messa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -45,52 +45,91 @@ def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], render
     One transaction: the messages, the items' ``queued`` state and link, and a ``mail.queued`` event
     per message. Concurrent calls are serialized (an advisory lock on PostgreSQL, the single writer on
     SQLite), so one unit never gets two messages for one day because two processes split its items.
+    A province's busiest day (170k items for 5,000 units, ten times that centrally) is read in parts
+    of about ``PART_ITEMS`` items by ranges of recipients — a recipient's items are always in one
+    part, so the messages are the same; their order is then by part first.
     """
-    items_table = NotificationItem.__table__
+    created = queued = 0
     with transaction(engine) as session:
         if engine.dialect.name == "postgresql":
             session.execute(
                 text("SELECT pg_advisory_xact_lock(:cls, hashtext(current_schema()))"), {"cls": _ENQUEUE_LOCK}
             )
-        connection = session.connection()
-        columns = [items_table.c[n] for n in ("id", "key", "kind", "recipient", "program_id", "phase")]
-        items = connection.execute(
-            select(*columns, memoized(items_table.c.send_at), memoized(items_table.c.late))
-            .where(items_table.c.state == ItemState.PENDING, items_table.c.send_at <= now)
-            .order_by(items_table.c.send_at, items_table.c.id)  # the partial index's order
-        ).all()
-        if not items:
-            return 0
         builder = DigestBuilder(session, bundles)
-        groups = group_items(items, timezones(session, {i.program_id for i in items}))
-        keyed = {digest_message_id((i.key for i in g.items), renderer.domain): g for g in groups}
-        ids = _existing_messages(connection, list(keyed))
-        rows = [
-            _message_row(builder, group, message_id, now)
-            for message_id, group in keyed.items()
-            if message_id not in ids
-        ]
-        if rows:
-            bulk_insert(connection, OutboxMessage.__table__, rows)
-            ids.update(_existing_messages(connection, [row["message_id"] for row in rows]))
-            insert_events(session, [_queued_event(row, ids[row["message_id"]], now) for row in rows])
-            robot_rows = _robot_rows(builder, keyed, rows, ids)
-            if robot_rows:
-                bulk_insert(connection, OutboxMessage.__table__, robot_rows)
-                queued = _existing_messages(connection, [row["message_id"] for row in robot_rows])
-                insert_events(session, [_queued_event(r, queued[r["message_id"]], now) for r in robot_rows])
-        executemany(
-            connection,
-            "UPDATE notification_item SET state = ?, message_id = ? WHERE id = ?",
-            [
-                (ItemState.QUEUED.value, ids[message_id], item.id)
-                for message_id, group in keyed.items()
-                for item in group.items
-            ],
-        )
+        for part in _parts(session.connection(), now):
+            made, items = _enqueue_part(session, builder, part, now, renderer)
+            created, queued = created + made, queued + items
+    if created:
+        log.info("mail.queued", messages=created, items=queued)
+    return created
+
+
+PART_ITEMS = 50_000
+ITEMS = NotificationItem.__table__
+
+
+def _due(now: datetime) -> tuple:
+    return (ITEMS.c.state == ItemState.PENDING, ITEMS.c.send_at <= now)
+
+
+def _parts(connection, now: datetime) -> Iterator[tuple]:
+    """The due items split by ranges of recipients (the database's own order) into parts of about
+    ``PART_ITEMS`` items each; one part with no condition when they are fewer."""
+    recipient = ITEMS.c.recipient
+    counts = connection.execute(
+        select(recipient, func.count()).where(*_due(now)).group_by(recipient).order_by(recipient)
+    ).all()
+    if sum(n for _, n in counts) <= PART_ITEMS:
+        if counts:
+            yield ()
+        return
+    first, size = None, 0
+    for unit, n in counts:
+        first = unit if first is None else first
+        size += n
+        if size >= PART_ITEMS or unit == counts[-1][0]:
+            yield (recipient >= first, recipient <= unit)
+            first, size = None, 0
+
+
+def _enqueue_part(session, builder: DigestBuilder, part: tuple, now: datetime, renderer) -> tuple[int, int]:
+    """One part's items grouped into messages, queued: ``(messages created, items read)``."""
+    connection = session.connection()
+    columns = [ITEMS.c[n] for n in ("id", "key", "kind", "recipient", "program_id", "phase")]
+    items = connection.execute(
+        select(*columns, memoized(ITEMS.c.send_at), memoized(ITEMS.c.late))
+        .where(*_due(now), *part)
+        .order_by(ITEMS.c.send_at, ITEMS.c.id)  # the partial index's order
+    ).all()
+    if not items:
+        return 0, 0
+    groups = group_items(items, timezones(session, {i.program_id for i in items}))
+    keyed = {digest_message_id((i.key for i in g.items), renderer.domain): g for g in groups}
+    ids = _existing_messages(connection, list(keyed))
+    rows = [
+        _message_row(builder, group, message_id, now)
+        for message_id, group in keyed.items()
+        if message_id not in ids
+    ]
     if rows:
-        log.info("mail.queued", messages=len(rows), items=len(items))
-    return len(rows)
+        bulk_insert(connection, OutboxMessage.__table__, rows)
+        ids.update(_existing_messages(connection, [row["message_id"] for row in rows]))
+        insert_events(session, [_queued_event(row, ids[row["message_id"]], now) for row in rows])
+        robot_rows = _robot_rows(builder, keyed, rows, ids)
+        if robot_rows:
+            bulk_insert(connection, OutboxMessage.__table__, robot_rows)
+            queued = _existing_messages(connection, [row["message_id"] for row in robot_rows])
+            insert_events(session, [_queued_event(r, queued[r["message_id"]], now) for r in robot_rows])
+    executemany(
+        connection,
+        "UPDATE notification_item SET state = ?, message_id = ? WHERE id = ?",
+        [
+            (ItemState.QUEUED.value, ids[message_id], item.id)
+            for message_id, group in keyed.items()
+            for item in group.items
+        ],
+    )
+    return len(rows), len(items)
 
 
 def _existing_messages(connection, message_ids: list[str]) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes
@@ -87,15 +87,15 @@ def _letter(row: Row, items: list[Row], builder: DigestBuilder) -> Letter:
     )
 
 
-def _make(letter: Letter, renderer: Renderer | None, now: datetime) -> EmailMessage:
-    """The email of ``letter``: its stored body, or its digest rendered now. Raises on failure."""
+def _make(letter: Letter, renderer: Renderer | None, now: datetime) -> Generator[None, None, EmailMessage]:
+    """The email of ``letter``: its stored body, or its digest rendered now (in steps). Raises on failure."""
     if letter.problem is not None:
         raise _Unrenderable(letter.problem)
     if letter.body is not None:
         return message_from_bytes(letter.body, policy=SMTP)  # type: ignore[return-value]
     if renderer is None or letter.digest is None:
         raise _Unrenderable("cannot render: no renderer for a digest")
-    message = renderer.render(letter.digest, now=now)
+    message = yield from renderer.render_in_steps(letter.digest, now=now)
     if renderer.message_id(letter.digest) != letter.message_id:  # the same keys give the same id
         del message["Message-ID"]  # (a domain changed in config since queueing): the stored one wins
         message["Message-ID"] = letter.message_id
@@ -106,10 +106,13 @@ class _Unrenderable(Exception):
     """A message that cannot be made (its text says why); it is marked failed."""
 
 
-def prepare(letter: Letter, renderer: Renderer | None, now: datetime) -> EmailMessage | str:
-    """The message, or the one-line reason it cannot be made."""
+def prepare(
+    letter: Letter, renderer: Renderer | None, now: datetime
+) -> Generator[None, None, EmailMessage | str]:
+    """The message, or the one-line reason it cannot be made: a generator that yields between the
+    rendering's steps (``Renderer.render_in_steps``) and returns it."""
     try:
-        return _make(letter, renderer, now)
+        return (yield from _make(letter, renderer, now))
     except _Unrenderable as exc:
         return str(exc)
     except Exception as exc:  # a template or data error in one digest must not stop the batch

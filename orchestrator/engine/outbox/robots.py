@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -98,7 +98,11 @@ class _RobotRun(_Run):
         self.pace.seed(self.connection, [x.channel for x in letters], self.clock.now())
         return await super().run(letters)
 
-    def prepare(self, letter: Letter, now: datetime) -> RobotMessage | str:
+    def prepare(self, letter: Letter, now: datetime) -> Generator[None, None, RobotMessage | str]:
+        yield  # one step: a robot's text is short
+        return self._message(letter)
+
+    def _message(self, letter: Letter) -> RobotMessage | str:
         if letter.problem is not None:
             return letter.problem
         name = letter.channel.removeprefix(Channel.ROBOT)
