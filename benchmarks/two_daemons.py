@@ -14,7 +14,7 @@ Message-ID again), extra (received, never queued: another Message-ID for the sam
 
 The kill variant runs two daemons and SIGKILLs one (``--victim``, the standby by default) once a
 third of the messages are in; the survivor must deliver the rest (the victim's claims handed back
-as soon as its session is gone) with nothing lost and at most the message in flight again.
+as soon as its session is gone) with nothing lost and at most the victim's last group again.
 
     .venv/bin/python benchmarks/two_daemons.py                  # 3 rounds of one vs two, then a kill
     .venv/bin/python benchmarks/two_daemons.py --rounds 1 --victim leader
@@ -334,7 +334,7 @@ def main() -> int:
     if killed is not None:
         print(
             f"{args.victim} killed  {killed.rate:6.1f} msgs/s over the run; lost {killed.lost} (target 0), "
-            f"extra {killed.extra} (target 0), duplicated {killed.duplicated} (the one in flight at most), "
+            f"extra {killed.extra} (target 0), duplicated {killed.duplicated} (its last group at most, same Message-IDs), "
             f"per daemon {'/'.join(map(str, killed.shares))}"
         )
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
