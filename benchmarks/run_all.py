@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["idle_tick.py", "naive_peer.py", "province_year.py", "dispatch_bench.py", "crash_year.py"]
+SCRIPTS = [
+    "idle_tick.py",
+    "naive_peer.py",
+    "province_year.py",
+    "dispatch_bench.py",
+    "two_daemons.py",
+    "crash_year.py",
+]
 
 if __name__ == "__main__":
     failed = 0

@@ -27,6 +27,8 @@ the emails and the reports say 已完成)."""
 PHASE_STATES = {"pending": "未开始", "active": "进行中", "closed": "已结束", "cancelled": "已取消"}
 OUTBOX_STATES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}
 ITEM_STATES = {"pending": "待发送", "queued": "已编入邮件", "skipped": "未发送（已撤回或过时）"}
+DAEMON_ROLES = {"leader": "主实例：定时处理并发送", "standby": "待命：协助发送", "stopped": "已停止"}
+"""A daemon's role in its heartbeat (``duban status``): on PostgreSQL the standbys send too."""
 
 NOTICE_KINDS = {
     NoticeKind.PHASE_STARTED: "阶段开始",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from notifications.labels import OBLIGATION_STATES, OUTBOX_STATES, PHASE_STATES, label
+from notifications.labels import DAEMON_ROLES, OBLIGATION_STATES, OUTBOX_STATES, PHASE_STATES, label
 from orchestrator.cli.common import EXIT_CODES, console, current, hhmm, now, print_json_lines
 from orchestrator.cli.options import json_flag
 
@@ -104,7 +104,7 @@ def _print_status(report: dict[str, Any]) -> None:
             Text("守护进程：")
             .append(alive)
             .append(
-                f" · {daemon['node']}（{daemon['host']} pid {daemon['pid']}，{daemon['role']}）"
+                f" · {daemon['node']}（{daemon['host']} pid {daemon['pid']}，{label(DAEMON_ROLES, daemon['role'])}）"
                 f" · 最近一次 tick {last_tick} · 最近心跳 {_seconds(daemon['last_seen_at'])}"
             )
         )

@@ -3,7 +3,9 @@
 Lifecycle (systemd ``Type=notify``):
 
 1. open the database (an out-of-date schema is refused), take the lock — on SQLite a second
-   daemon refuses to start; on PostgreSQL it stands by and polls until the leader's session dies;
+   daemon refuses to start; on PostgreSQL it stands by, sends its share of the due emails (never
+   a tick, never an enqueue: ``Work.share``), and polls every ``daemon.standby_poll`` s until the
+   leader's session dies;
 2. load config, definitions, units and registers; start every ``[[programs]]`` entry
    (idempotent); hand back the claims of a dead predecessor; the first tick; ``READY=1``;
 3. jobs (scheduling.py): a DateTrigger at the next timer (recomputed after every tick), a safety
@@ -13,8 +15,8 @@ Lifecycle (systemd ``Type=notify``):
    message in flight is finished and committed, ``STOPPING=1``, exit 0.
 
 The pieces: ``Lifecycle`` (signals as flags, systemd, the watchdog), ``Leadership`` (leader.py),
-``Jobs`` (the scheduler), ``Work`` (what the leader does on the database), and this loop that
-ties them together. The daemon reads the time only through its ``Clock``.
+``Jobs`` (the scheduler), ``Work`` (what the leader, or a standby, does on the database), and this
+loop that ties them together. The daemon reads the time only through its ``Clock``.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class Daemon:
             database=engine.url.render_as_string(hide_password=True),
             config=str(self.settings.path) if self.settings.path else None,
         )
-        self.leadership = leadership_for(engine)
+        self.leadership = leadership_for(engine, node_name())
         if not self.leadership.standby_possible:
             self.leadership.try_acquire()  # SQLite: raises AlreadyRunning naming the holder
         self.life.notifier.status("正在启动：载入配置、方案和单位")
@@ -115,16 +117,35 @@ class Daemon:
             self.leading = True
             await self._become_leader()
             return
-        status = f"待命：另一个 duban 实例正在处理，每 {self.settings.daemon.standby_poll:g} 秒检查一次"
+        status = self._standby_status()
         try:
             await asyncio.to_thread(self.work.heartbeat, "standby", False, status)
         except SQLAlchemyError as exc:
             log.warning("heartbeat.failed", error=str(exc).splitlines()[0])
         if not self.life.ready:
             log.info("daemon.standby", node=self.work.node)
+            self._start_jobs(leading=False)  # a standby sends too: the outbox job alone
             self.life.send_ready(status)
         else:
             self.life.notifier.status(status)
+
+    def _standby_status(self) -> str:
+        assert self.work is not None
+        poll = self.settings.daemon.standby_poll
+        return (
+            f"待命：另一个 duban 实例负责定时处理，本实例协助发送邮件（已发送 {self.work.shared} 封），"
+            f"每 {poll:g} 秒检查一次是否接替"
+        )
+
+    def _start_jobs(self, *, leading: bool) -> None:
+        assert self.work is not None
+        self.jobs = Jobs(self.clock, self.work.runtime.timezone, self._tick, self._dispatch)
+        self.jobs.start(self.settings.daemon, self._next_at, leading=leading)
+
+    async def _dispatch(self) -> bool:
+        """The outbox job: the leader's whole run, or a standby's share of the emails."""
+        assert self.work is not None
+        return await (self.work.dispatch() if self.leading else self.work.share())
 
     async def _become_leader(self) -> None:
         assert self.work is not None
@@ -134,8 +155,10 @@ class Daemon:
         await self._tick()
         if self.life.stopping:
             return
-        self.jobs = Jobs(self.clock, self.work.runtime.timezone, self._tick, self.work.dispatch)
-        self.jobs.start(self.settings.daemon, self._next_at)
+        if self.jobs is None:
+            self._start_jobs(leading=True)
+        else:  # it was a standby: its outbox job goes on, the ticks join it
+            self.jobs.lead(self.settings.daemon, self._next_at)
         status = self._status()
         self.life.send_ready(status)
         log.info("daemon.ready", node=self.work.node, status=status)
@@ -205,9 +228,9 @@ class Daemon:
         self.settings, self.work.runtime = runtime.settings, runtime
         if self.redactor is not None:
             self.redactor.update([*self.redactor.secrets, *secrets_of(runtime.settings)])
+        if self.jobs is not None:
+            self.jobs.reschedule(old.daemon, runtime.settings.daemon)
         if self.leading:
-            if self.jobs is not None:
-                self.jobs.reschedule(old.daemon, runtime.settings.daemon)
             changes = await self.work.guarded("reload", self.work.reconcile)
             await self._tick()
             if changes is None:  # the files were fine, the database was not: logged by guarded
@@ -217,7 +240,7 @@ class Daemon:
         self._reload_done(None)
 
     def _reload_done(self, problem: str | None) -> None:
-        status = self._status() if self.leading else "待命"
+        status = self._status() if self.leading else self._standby_status()
         self.life.notifier.ready(f"{status}（{problem}）" if problem else status)
 
     # --once --------------------------------------------------------------------------------
@@ -243,12 +266,13 @@ class Daemon:
         if self.jobs is not None:
             await self.jobs.stop(STOP_GRACE)
         work = self.work
-        if work is not None and self.leading:
+        if work is not None and (self.leading or self.jobs is not None):  # it ticked, or it sent
             try:
                 await asyncio.to_thread(work.heartbeat, "stopped", False, "已停止")
-                await asyncio.to_thread(
-                    record_daemon_event, work.engine, self.clock.now(), "daemon.stopped", work.node
-                )
+                if self.leading:
+                    await asyncio.to_thread(
+                        record_daemon_event, work.engine, self.clock.now(), "daemon.stopped", work.node
+                    )
             except SQLAlchemyError as exc:
                 log.warning("heartbeat.failed", error=str(exc).splitlines()[0])
         if self.leadership is not None:

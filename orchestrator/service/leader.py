@@ -10,6 +10,12 @@
   hashtext(current_schema()))``, on a dedicated autocommit connection. PostgreSQL releases it
   when that session ends, so a standby that polls takes over when the leader dies. The second
   key is the schema, so deployments in different schemas of one database do not block each other.
+
+Every daemon sends, the standbys too, so claims can be another daemon's and alive. On PostgreSQL
+each daemon also holds a lock of its own name (``NODE_CLASS``, the schema and ``host:pid``) on the
+same connection: a claim whose node lock nobody holds is a dead daemon's and can be handed back at
+once (``gone``), instead of after its expiry. On SQLite one daemon runs per file: any other claim
+is a dead one's.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +37,7 @@ from workflows.errors import DubanError
 
 log = structlog.get_logger("duban.leader")
 LOCK_CLASS = 0x64756261  # "duba" = 1685414497
+NODE_CLASS = 0x6475626E  # "dubn": each daemon's own lock, held while it lives (PostgreSQL)
 
 
 class AlreadyRunning(DubanError):
@@ -45,7 +53,11 @@ class LeadershipLost(DubanError):
 
 
 class Leadership(Protocol):
-    """``try_acquire`` → True when this process leads; ``check`` raises ``LeadershipLost``."""
+    """``try_acquire`` → True when this process leads; ``check`` raises ``LeadershipLost``.
+
+    ``present`` → True while the other daemons can see this one alive (it may hold claims then);
+    ``gone(nodes)`` → which of ``nodes`` (other daemons' names) are certainly dead.
+    """
 
     standby_possible: bool
 
@@ -55,8 +67,22 @@ class Leadership(Protocol):
 
     def release(self) -> None: ...
 
+    def present(self) -> bool: ...
 
-class NoLock:
+    def gone(self, nodes: Collection[str]) -> set[str]: ...
+
+
+class _Alone:
+    """One daemon per database: it is always present, and any other claimer is a dead one."""
+
+    def present(self) -> bool:
+        return True
+
+    def gone(self, nodes: Collection[str]) -> set[str]:
+        return set(nodes)
+
+
+class NoLock(_Alone):
     """An in-memory database: nobody else can see it."""
 
     standby_possible = False
@@ -71,7 +97,7 @@ class NoLock:
         return None
 
 
-class SqliteLock:
+class SqliteLock(_Alone):
     """``flock`` on the database file; ``try_acquire`` raises ``AlreadyRunning`` naming the holder."""
 
     standby_possible = False
@@ -144,11 +170,17 @@ class PostgresLock:
 
     standby_possible = True
     SQL_TRY = text("SELECT pg_try_advisory_lock(:cls, hashtext(current_schema()))")
+    SQL_NODE = text("SELECT pg_try_advisory_lock(:cls, hashtext(current_schema() || '/' || :node))")
+    SQL_GONE = text(  # a transaction lock: released at commit; it conflicts with a live daemon's
+        "SELECT n FROM unnest(CAST(:nodes AS text[])) AS n"
+        " WHERE pg_try_advisory_xact_lock(:cls, hashtext(current_schema() || '/' || n))"
+    )
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine, node: str) -> None:
+        self.engine, self.node = engine, node
         self._connection: Connection | None = None
         self.held = False
+        self.announced = False
 
     def try_acquire(self) -> bool:
         if self.held:
@@ -156,12 +188,31 @@ class PostgresLock:
         try:
             if self._connection is None:
                 self._connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                self._announce(self._connection)
             self.held = bool(self._connection.execute(self.SQL_TRY, {"cls": LOCK_CLASS}).scalar())
         except SQLAlchemyError as exc:
             log.warning("leader.lock_unavailable", error=str(exc).splitlines()[0])
             self._drop()
             return False
         return self.held
+
+    def _announce(self, connection: Connection) -> None:
+        """Take this daemon's own lock: while this session lives, others know its claims are alive."""
+        self.announced = bool(
+            connection.execute(self.SQL_NODE, {"cls": NODE_CLASS, "node": self.node}).scalar()
+        )
+        if not self.announced:  # another session holds our name (a reused pid?): send nothing, only lead
+            log.warning("leader.node_lock_taken", node=self.node)
+
+    def present(self) -> bool:
+        return self._connection is not None and self.announced
+
+    def gone(self, nodes: Collection[str]) -> set[str]:
+        others = sorted(set(nodes) - {self.node})
+        if not others:
+            return set()
+        with self.engine.begin() as connection:
+            return set(connection.execute(self.SQL_GONE, {"cls": NODE_CLASS, "nodes": others}).scalars())
 
     def check(self) -> None:
         if not self.held or self._connection is None:
@@ -188,15 +239,15 @@ class PostgresLock:
 
     def _drop(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                connection.close()
-            except SQLAlchemyError:
-                connection.invalidate()
+        self.announced = False
+        if connection is not None:  # closed for real, never back to the pool: its session and locks end
+            connection.invalidate()
+            connection.close()
 
 
-def leadership_for(engine: Engine) -> Leadership:
+def leadership_for(engine: Engine, node: str) -> Leadership:
+    """The lock of this database's kind; ``node`` (``host:pid``) names this daemon to the others."""
     if engine.dialect.name == "postgresql":
-        return PostgresLock(engine)
+        return PostgresLock(engine, node)
     path = sqlite_path(engine.url.render_as_string(hide_password=False))
     return NoLock() if path is None else SqliteLock(path)

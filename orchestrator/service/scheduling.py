@@ -28,8 +28,18 @@ MIN_DELAY = 0.5  # never re-arm the timer job sooner: a timer that did not fire 
 Work = Callable[[], Awaitable[object]]
 
 
+def outbox_interval(daemon: DaemonSettings, leading: bool) -> float:
+    """Seconds between outbox runs: ``dispatch_interval``; a standby looks at least as often as it
+    polls for the lead, so it joins a send the leader has just queued within seconds."""
+    return daemon.dispatch_interval if leading else min(daemon.dispatch_interval, daemon.standby_poll)
+
+
 class Jobs:
-    """The scheduler and the jobs it runs: ``tick`` (at the next timer and every interval), ``dispatch``."""
+    """The scheduler and the jobs it runs: ``tick`` (at the next timer and every interval), ``dispatch``.
+
+    A standby (PostgreSQL) runs ``dispatch`` alone (``start(…, leading=False)``), as often as it
+    polls for the lead (``outbox_interval``); ``lead`` adds the ticks when it becomes the leader.
+    """
 
     def __init__(self, clock: Clock, timezone: str, tick: Work, dispatch: Work) -> None:
         self.clock, self.tz = clock, ZoneInfo(timezone)
@@ -37,21 +47,43 @@ class Jobs:
         self.scheduler: AsyncIOScheduler | None = None
         self.inflight: set[asyncio.Task] = set()
         self.closed = False
+        self.leading = False
 
-    def start(self, daemon: DaemonSettings, next_at: datetime | None) -> None:
+    def start(self, daemon: DaemonSettings, next_at: datetime | None, *, leading: bool = True) -> None:
         scheduler = AsyncIOScheduler(
             timezone=self.tz, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
         )
-        scheduler.add_job(self._tick_job, self._every(daemon.tick_interval), id="tick", name="safety tick")
         scheduler.add_job(
             self._dispatch_job,
-            self._every(daemon.dispatch_interval),
+            self._every(outbox_interval(daemon, leading)),
             id="dispatch",
             name="outbox",
             next_run_time=datetime.now(self.tz),
         )
         scheduler.start()
         self.scheduler = scheduler
+        if leading:
+            self._ticks(daemon, next_at)
+
+    def lead(self, daemon: DaemonSettings, next_at: datetime | None) -> None:
+        """A standby became the leader: the outbox at the leader's interval, and the ticks."""
+        if self.scheduler is None or self.closed or self.leading:
+            return
+        self.scheduler.reschedule_job("dispatch", trigger=self._every(daemon.dispatch_interval))
+        self.scheduler.modify_job("dispatch", next_run_time=datetime.now(self.tz))  # at once, as a leader
+        self._ticks(daemon, next_at)
+
+    def _ticks(self, daemon: DaemonSettings, next_at: datetime | None) -> None:
+        """The leader's jobs beside the outbox: the safety tick, and the tick at the next timer."""
+        assert self.scheduler is not None
+        self.leading = True
+        self.scheduler.add_job(
+            self._tick_job,
+            self._every(daemon.tick_interval),
+            id="tick",
+            name="safety tick",
+            replace_existing=True,
+        )
         self.arm(next_at)
 
     def arm(self, next_at: datetime | None) -> None:
@@ -79,9 +111,9 @@ class Jobs:
             return
         for job, before, after in (
             ("tick", old.tick_interval, new.tick_interval),
-            ("dispatch", old.dispatch_interval, new.dispatch_interval),
+            ("dispatch", outbox_interval(old, self.leading), outbox_interval(new, self.leading)),
         ):
-            if before != after:
+            if before != after and self.scheduler.get_job(job) is not None:
                 self.scheduler.reschedule_job(job, trigger=self._every(after))
 
     async def stop(self, grace: float) -> None:

@@ -2,14 +2,15 @@
 
 - ``ensure_programs``: start every ``[[programs]]`` entry (idempotent), the new year's program
   when the year turns, and extend the rolling horizon of running programs;
-- ``release_stale_claims``: messages a dead daemon left ``sending`` go back to ``pending``;
+- ``release_stale_claims``: messages a dead daemon left ``sending`` go back to ``pending`` (never
+  a live one's: on PostgreSQL the standbys send too);
 - ``write_heartbeat``: one row per daemon process (role, last tick, status);
 - ``record_daemon_event``: daemon lifecycle events in the audit log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -110,26 +111,34 @@ def _extend_horizons(
         log.info("program.extended", workflow=program.workflow, year=program.year, added=report.added)
 
 
-def release_stale_claims(engine: Engine, now: datetime, node: str) -> list[int]:
+def release_stale_claims(
+    engine: Engine, now: datetime, node: str, gone: Callable[[Collection[str]], set[str]]
+) -> list[int]:
     """Messages left ``sending`` by a dead daemon go back to ``pending`` (re-sent with the same Message-ID).
 
-    Only the leader dispatches, so a claim that is not ours when we take the lead is a dead one's.
+    ``gone`` says which of the other daemons holding claims are dead (``Leadership.gone``: on SQLite
+    every other one; on PostgreSQL those whose own lock no session holds). A live daemon's claims
+    are never touched: on PostgreSQL the standbys send too. What a dead daemon's claims cannot be
+    told apart from (a stuck session) waits for the claims' expiry.
     """
     with transaction(engine) as session:
-        stale = list(
-            session.exec(
-                select(OutboxMessage).where(
-                    OutboxMessage.state == OutboxState.SENDING,
-                    (OutboxMessage.claimed_by != node) | OutboxMessage.claimed_by.is_(None),
-                )
-            )
-        )
-        if not stale:
+        sending = OutboxMessage.state == OutboxState.SENDING
+        claimers = set(session.exec(select(OutboxMessage.claimed_by).where(sending).distinct()))
+        others = {c for c in claimers if c is not None and c != node}
+        dead = gone(others) if others else set()
+        if not dead and None not in claimers:
             return []
-        ids = [m.id for m in stale]
+        stale = session.exec(
+            select(OutboxMessage.id, OutboxMessage.claimed_by).where(
+                sending, OutboxMessage.claimed_by.in_(sorted(dead)) | OutboxMessage.claimed_by.is_(None)
+            )
+        ).all()
+        ids = [outbox_id for outbox_id, _ in stale]
+        if not ids:
+            return []
         session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))
+            .where(OutboxMessage.id.in_(ids), sending)
             .values(state=OutboxState.PENDING, claimed_by=None, claimed_until=None, next_attempt_at=now)
         )
         record(
@@ -138,10 +147,10 @@ def release_stale_claims(engine: Engine, now: datetime, node: str) -> list[int]:
             actor=DAEMON,
             kind="mail.reclaimed",
             subject=node,
-            after={"messages": ids, "from": sorted({m.claimed_by or "?" for m in stale})},
+            after={"messages": ids, "from": sorted({by or "?" for _, by in stale})},
             detail="claimed by a daemon that stopped mid-send; will be sent again with the same Message-ID",
         )
-    log.warning("mail.reclaimed", messages=len(ids))
+    log.warning("mail.reclaimed", messages=len(ids), dead=sorted(dead))
     return ids
 
 

@@ -1,4 +1,5 @@
-"""The leader's work on the database: take over, tick, dispatch, the daily failure report, reconcile.
+"""A daemon's work on the database. The leader's: take over, tick, dispatch, the daily failure
+report, reconcile. A standby's (PostgreSQL): its share of the due emails (``share``), nothing else.
 
 Blocking database work runs in a worker thread, one piece at a time (``guarded``): the event loop
 stays free for signals and the watchdog. An unexpected error is logged with its traceback and the
@@ -10,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -21,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from orchestrator.engine.clock import Clock
-from orchestrator.engine.outbox import deliver, deliver_robots, enqueue, report_failures
+from orchestrator.engine.outbox import DeliverReport, deliver, deliver_robots, enqueue, report_failures
 from orchestrator.engine.outbox.waiting import waiting
 from orchestrator.engine.tick import TickReport, next_fire_at, tick
 from orchestrator.evaluation.scoring import scorecard_attachment
@@ -41,9 +43,11 @@ from orchestrator.service.upkeep import (
     release_stale_claims,
     write_heartbeat,
 )
+from orchestrator.store.states import OutboxKind
 from workflows.errors import DubanError
 
 log = structlog.get_logger("duban.daemon")
+T = TypeVar("T")
 
 
 def node_name() -> str:
@@ -75,6 +79,7 @@ class Work:
         self.node = node_name()
         self.started_at = clock.now()
         self.processed = 0
+        self.shared = 0  # messages sent as a standby
         self.started_programs: set[tuple[str, int]] = set()
         self._db_lock = asyncio.Lock()
         self._failures_day: date | None = None
@@ -99,8 +104,13 @@ class Work:
         """Just became the leader: record it, hand back a dead predecessor's claims, start programs."""
         now = self.clock.now()
         record_daemon_event(self.engine, now, "daemon.leader", self.node, after={"role": "leader"})
-        release_stale_claims(self.engine, now, self.node)
+        release_stale_claims(self.engine, now, self.node, self.leadership.gone)
         self._ensure_programs(now, reconcile=True)
+
+    def release_dead_claims(self) -> None:
+        """The leader, before each dispatch: hand back what daemons that died had claimed (never a
+        live one's), so their messages go out now rather than when the claims expire."""
+        release_stale_claims(self.engine, self.clock.now(), self.node, self.leadership.gone)
 
     def tick(self) -> TickOutcome:
         self.leadership.check()
@@ -162,51 +172,87 @@ class Work:
         )
 
     async def dispatch(self) -> bool:
-        """Enqueue due items, deliver due messages; finishes the message in flight when asked to stop.
+        """The leader's outbox run: hand back dead daemons' claims, enqueue due items, deliver due
+        messages, the robots, the daily failure report. Finishes the message in flight when asked to
+        stop.
 
         False when it failed, or when every delivery it tried failed (nothing sent, some retried or
         failed): ``run --once`` exits 1 then.
         """
         if self.life.stopping:
             return False
-        runtime = self.runtime
+        return bool(await self._caught("dispatch", self._lead_dispatch(self.runtime)))
+
+    async def _lead_dispatch(self, runtime: Runtime) -> bool:
+        await self.guarded("reclaim", self.release_dead_claims)
+        queued = await self.guarded(
+            "enqueue", enqueue, self.engine, self.clock.now(), runtime.bundles, runtime.renderer
+        )
+        if self.life.stopping:
+            return False
+        report = await self._deliver(runtime, (OutboxKind.DIGEST, OutboxKind.FAILURE_REPORT))
+        if queued or report.sent or report.retried or report.failed:
+            log.info(
+                "dispatch.done",
+                queued=queued or 0,
+                sent=report.sent,
+                retried=report.retried,
+                failed=report.failed,
+                refused=report.refused,
+            )
+        await self._robots(runtime)
+        await self._daily_failure_report(runtime)
+        return bool(report.sent) or not (report.retried or report.failed)
+
+    async def share(self) -> bool:
+        """A standby's outbox run (PostgreSQL): due digests claimed in small batches and sent, beside
+        the leader's. Never a tick, an enqueue (only the leader makes outbox rows), a group robot
+        (their pacing is one run's) or the failure report. Only while the others can see this daemon
+        alive (``Leadership.present``): otherwise they could hand its claims back mid-send.
+        """
+        if self.life.stopping or not self.leadership.present():
+            return False
+        report = await self._caught("share", self._deliver(self.runtime, (OutboxKind.DIGEST,)))
+        if report is None:
+            return False
+        self.shared += report.sent
+        if report.sent or report.retried or report.failed:
+            log.info(
+                "dispatch.shared",
+                sent=report.sent,
+                retried=report.retried,
+                failed=report.failed,
+                refused=report.refused,
+            )
+        return bool(report.sent) or not (report.retried or report.failed)
+
+    @staticmethod
+    async def _caught(what: str, work: Awaitable[T]) -> T | None:
+        """``await work``; a failure is logged as ``{what}.failed`` and gives None (the next run retries)."""
         try:
-            queued = await self.guarded(
-                "enqueue", enqueue, self.engine, self.clock.now(), runtime.bundles, runtime.renderer
-            )
-            if self.life.stopping:
-                return False
-            report = await deliver(
-                self.engine,
-                self.clock,
-                make_transport(runtime.settings),
-                runtime.renderer,
-                runtime.bundles,
-                runtime.settings.mail,
-                node=self.node,
-                stop=lambda: self.life.stopping,
-                scorecard=scorecard_attachment,
-                window=runtime.policy,
-            )
-            if queued or report.sent or report.retried or report.failed:
-                log.info(
-                    "dispatch.done",
-                    queued=queued or 0,
-                    sent=report.sent,
-                    retried=report.retried,
-                    failed=report.failed,
-                    refused=report.refused,
-                )
-            await self._robots(runtime)
-            await self._daily_failure_report(runtime)
-            return bool(report.sent) or not (report.retried or report.failed)
-        except DubanError as exc:  # e.g. an unreadable password file: one line, retried next run
-            log.error("dispatch.failed", error=str(exc))
+            return await work
+        except DubanError as exc:  # e.g. an unreadable password file: one line
+            log.error(f"{what}.failed", error=str(exc))
         except SQLAlchemyError as exc:
-            log.error("dispatch.failed", error=str(exc).splitlines()[0], exc_info=True)
+            log.error(f"{what}.failed", error=str(exc).splitlines()[0], exc_info=True)
         except Exception:
-            log.exception("dispatch.failed")
-        return False
+            log.exception(f"{what}.failed")
+        return None
+
+    async def _deliver(self, runtime: Runtime, kinds: tuple[str, ...]) -> DeliverReport:
+        return await deliver(
+            self.engine,
+            self.clock,
+            make_transport(runtime.settings),
+            runtime.renderer,
+            runtime.bundles,
+            runtime.settings.mail,
+            node=self.node,
+            stop=lambda: self.life.stopping,
+            scorecard=scorecard_attachment,
+            window=runtime.policy,
+            kinds=kinds,
+        )
 
     async def _robots(self, runtime: Runtime) -> None:
         """The group robots' messages: their own claims and outcomes, after the emails."""

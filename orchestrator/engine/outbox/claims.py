@@ -53,12 +53,15 @@ def claim(
     window: SendPolicy | None = None,
     *,
     robots: bool = False,
+    due_by: datetime | None = None,
 ) -> tuple[list[int], int]:
     """Take up to ``limit`` due messages for ``node``: ``(ids in send order, expired claims released)``.
 
     Email rows, or with ``robots`` the group robots' rows (``channel`` ``robot:NAME``): each
     channel is sent by its own transport, as its own delivery. With ``window``, digests only of
-    programs whose send window is open at ``now`` (see above).
+    programs whose send window is open at ``now`` (see above). ``due_by`` (default ``now``): only
+    rows due by then — a delivery that claims batch after batch takes what was due when it began,
+    not a retry it has just scheduled.
     """
     channel = OutboxMessage.channel != Channel.EMAIL if robots else OutboxMessage.channel == Channel.EMAIL
     with transaction(engine) as session:
@@ -67,7 +70,7 @@ def claim(
             select(OutboxMessage.id)
             .where(
                 OutboxMessage.state == OutboxState.PENDING,
-                OutboxMessage.next_attempt_at <= now,
+                OutboxMessage.next_attempt_at <= (now if due_by is None else due_by),
                 OutboxMessage.kind.in_(kinds),
                 channel,
             )

@@ -46,6 +46,9 @@ log = structlog.get_logger("duban.dispatch")
 BREAKER = 3  # this many temporary failures in a row: the mail system is down, stop the batch
 GROUP_SIZE = 20  # messages whose outcomes commit together: a crash re-sends at most this many
 GROUP_SECONDS = 1.0  # a group closes after this long even if smaller (a slow server, a paced robot)
+FIRST_BATCH = 10  # a delivery's first claim: small, so that another daemon finds work too
+MAX_BATCH = 500  # the most one claim takes, however fast the mail server
+BATCH_SECONDS = 1.0  # each later claim: about this much sending, at the rate just seen
 
 
 @dataclass
@@ -61,6 +64,12 @@ class DeliverReport:
     reclaimed: int = 0
     paced: int = 0  # given back, due later, to keep a robot within its messages a minute
     sent_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: DeliverReport) -> None:
+        """Count ``other`` (a later batch of the same delivery) in."""
+        for name in ("sent", "retried", "failed", "refused", "deferred", "lost", "reclaimed", "paced"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.sent_ids.extend(other.sent_ids)
 
 
 class _Pacer:
@@ -303,13 +312,14 @@ async def deliver(
     scorecard: Scorecard | None = None,
     rng: random.Random | None = None,
     window: SendPolicy | None = None,
+    kinds: Sequence[str] = (OutboxKind.DIGEST, OutboxKind.FAILURE_REPORT),
 ) -> DeliverReport:
     """Send up to ``limit`` due messages (digests and failure reports) over one connection.
 
     ``stop()`` is checked between messages: the message in flight is finished and the outcomes so far
-    committed, the rest go back to pending untouched. The claim and the loading of the batch run in
-    worker threads; each group's commit is a short transaction on the event loop, between two SMTP
-    conversations.
+    committed, the rest go back to pending untouched. The claims and the loading of each batch run
+    in worker threads; each group's commit is a short transaction on the event loop, between two
+    SMTP conversations.
     With ``window`` (the daemon's send policy) digests leave only inside a send window.
     """
     return await deliver_batch(
@@ -322,9 +332,39 @@ async def deliver(
         limit=limit,
         stop=stop,
         rng=rng or random.Random(),
-        kinds=(OutboxKind.DIGEST, OutboxKind.FAILURE_REPORT),
+        kinds=kinds,
         window=window,
     )
+
+
+class _KeptOpen:
+    """The transport of a whole delivery: opened by the first batch, closed once at the end.
+
+    Each batch's runner opens and closes what it is given; this keeps one SMTP connection for all
+    of them (a claim per small batch is cheap, a new connection per batch would not be).
+    """
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.opened = False
+
+    async def open(self) -> None:
+        if not self.opened:
+            await self.inner.open()  # a failure here is the first batch's (the delivery then stops)
+            self.opened = True
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)  # what a runner reads of its transport (robots: ``.robots``)
+
+    async def send(self, message, recipients):
+        return await self.inner.send(message, recipients)
+
+    async def close(self) -> None:
+        return None
+
+    async def finish(self) -> None:
+        if self.opened:
+            await self.inner.close()
 
 
 async def deliver_batch(
@@ -342,12 +382,60 @@ async def deliver_batch(
     window: SendPolicy | None = None,
     robots: bool = False,
     runner: type[_Run] = _Run,
+    in_batches: bool = True,
 ) -> DeliverReport:
-    """Claim due rows of one channel family (email, or ``robots``), load them, send them with ``runner``."""
-    wanted = (engine, clock.now(), node, limit, kinds, mail.max_attempts, window)
-    ids, reclaimed = await asyncio.to_thread(claim, *wanted, robots=robots)
-    if not ids:
-        return DeliverReport(reclaimed=reclaimed)
+    """Claim due rows of one channel family (email, or ``robots``) in small batches and send each
+    with ``runner``, over one opened transport, until none is due, ``limit`` were claimed, or the
+    delivery must stop. ``in_batches=False``: one claim of up to ``limit``.
+
+    Small batches are what lets several daemons share an outbox (PostgreSQL): each claims about
+    ``BATCH_SECONDS`` of sending at the rate it has just seen, so a second daemon finds work too and
+    the last batches end close together. Only rows due when the delivery began are taken: a retry
+    it schedules waits for the next delivery.
+    """
+    began = clock.now()
+    total = DeliverReport()
+    kept = _KeptOpen(transport)
+    size = min(FIRST_BATCH, limit) if in_batches else limit
+    claimed = 0
+    try:
+        while claimed < limit:
+            wanted = (engine, clock.now(), node, size, kinds, mail.max_attempts, window)
+            started = time.monotonic()
+            ids, reclaimed = await asyncio.to_thread(claim, *wanted, robots=robots, due_by=began)
+            total.reclaimed += reclaimed
+            if not ids:
+                break
+            claimed += len(ids)
+            report = await _send_batch(engine, clock, kept, mail, making, ids, node, rng, stop, runner)
+            total.add(report)
+            if stop() or report.lost or (report.retried and not report.sent):
+                break  # asked to stop, our claims were taken, or the mail system takes nothing now
+            size = min(_next_size(len(ids), time.monotonic() - started), limit - claimed)
+    finally:
+        await kept.finish()
+    return total
+
+
+def _next_size(batch: int, seconds: float) -> int:
+    """About ``BATCH_SECONDS`` of sending at the rate of the batch just sent (``FIRST_BATCH`` at least)."""
+    rate = batch / seconds if seconds > 0 else float("inf")
+    return max(FIRST_BATCH, min(MAX_BATCH, int(rate * BATCH_SECONDS)))
+
+
+async def _send_batch(
+    engine: Engine,
+    clock: Clock,
+    transport: Transport,
+    mail: MailPolicy,
+    making: Letters,
+    ids: list[int],
+    node: str,
+    rng: random.Random,
+    stop: Callable[[], bool],
+    runner: type[_Run],
+) -> DeliverReport:
+    """One claimed batch: loaded, then sent with ``runner`` (given back untouched if it cannot load)."""
     with engine.connect() as connection:
         try:
             letters = await asyncio.to_thread(load_letters, engine, ids, making.bundles, making.scorecard)
@@ -355,6 +443,4 @@ async def deliver_batch(
             release(connection, node, ids)
             raise
         run = runner(connection, clock, transport, making.renderer, mail, node, rng, stop)
-        report = await run.run(letters)
-    report.reclaimed = reclaimed
-    return report
+        return await run.run(letters)

@@ -202,4 +202,5 @@ async def deliver_robots(
         window=window,
         robots=True,
         runner=runner,
+        in_batches=False,  # a throttled robot is remembered for one run: keep it one claim
     )
