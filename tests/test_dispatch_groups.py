@@ -10,28 +10,14 @@ import importlib
 from collections.abc import Iterator
 
 import pytest
-from engine_support import postgres_engine
 from smtp_server import SmtpServer
 from sqlalchemy import text
 from test_dispatch import DIGESTS, Env, make_env, many_units, plain, received_by_id
 
 from orchestrator.engine.outbox.deliver import GROUP_SIZE
-from orchestrator.store.db import make_engine, upgrade
 
 MESSAGES = GROUP_SIZE + 3  # a full group, then three more
 UNITS = many_units(MESSAGES - 1)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'duban.db'}")
-        upgrade(engine)
-        yield engine
-        engine.dispose()
-    else:
-        with postgres_engine() as engine:
-            yield engine
 
 
 @pytest.fixture

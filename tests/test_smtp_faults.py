@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from engine_support import local, postgres_engine
+from engine_support import local
 from smtp_server import SmtpServer, self_signed_cert, server_tls_context
 from test_dispatch import (
     DIGESTS,
@@ -29,19 +29,6 @@ from test_dispatch import (
 
 from orchestrator.engine.outbox.claims import claim
 from orchestrator.service.config import SmtpSettings
-from orchestrator.store.db import make_engine, upgrade
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'duban.db'}")
-        upgrade(engine)
-        yield engine
-        engine.dispose()
-    else:
-        with postgres_engine() as engine:
-            yield engine
 
 
 @pytest.fixture

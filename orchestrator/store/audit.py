@@ -26,32 +26,10 @@ def operator() -> str:
         return f"uid:{os.getuid()}"
 
 
-def record(
-    session: Session,
-    *,
-    at: datetime,
-    actor: str,
-    kind: str,
-    program_id: int | None = None,
-    obligation_id: int | None = None,
-    unit: str | None = None,
-    subject: str | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    detail: str | None = None,
-) -> Event:
-    event = Event(
-        at=at,
-        actor=actor,
-        kind=kind,
-        program_id=program_id,
-        obligation_id=obligation_id,
-        unit=unit,
-        subject=subject,
-        before=before,
-        after=after,
-        detail=detail,
-    )
+def record(session: Session, **fields: Any) -> Event:
+    """One audit event, added to ``session``: the fields of ``event_row`` (``at``, ``actor``, ``kind``
+    required)."""
+    event = Event(**event_row(**fields))
     session.add(event)
     return event
 
