@@ -50,6 +50,21 @@ log = structlog.get_logger("duban.daemon")
 T = TypeVar("T")
 
 
+def _logged(event: str, report: DeliverReport, **counts: int) -> bool:
+    """Log what an outbox run did under ``event`` (nothing when it did nothing); False when every
+    delivery it tried failed (nothing sent, some retried or failed)."""
+    if any(counts.values()) or report.sent or report.retried or report.failed:
+        log.info(
+            event,
+            **counts,
+            sent=report.sent,
+            retried=report.retried,
+            failed=report.failed,
+            refused=report.refused,
+        )
+    return bool(report.sent) or not (report.retried or report.failed)
+
+
 def node_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -191,18 +206,10 @@ class Work:
         if self.life.stopping:
             return False
         report = await self._deliver(runtime, (OutboxKind.DIGEST, OutboxKind.FAILURE_REPORT))
-        if queued or report.sent or report.retried or report.failed:
-            log.info(
-                "dispatch.done",
-                queued=queued or 0,
-                sent=report.sent,
-                retried=report.retried,
-                failed=report.failed,
-                refused=report.refused,
-            )
+        delivered = _logged("dispatch.done", report, queued=queued or 0)
         await self._robots(runtime)
         await self._daily_failure_report(runtime)
-        return bool(report.sent) or not (report.retried or report.failed)
+        return delivered
 
     async def share(self) -> bool:
         """A standby's outbox run (PostgreSQL): due digests claimed in small batches and sent, beside
@@ -216,15 +223,7 @@ class Work:
         if report is None:
             return False
         self.shared += report.sent
-        if report.sent or report.retried or report.failed:
-            log.info(
-                "dispatch.shared",
-                sent=report.sent,
-                retried=report.retried,
-                failed=report.failed,
-                refused=report.refused,
-            )
-        return bool(report.sent) or not (report.retried or report.failed)
+        return _logged("dispatch.shared", report)
 
     @staticmethod
     async def _caught(what: str, work: Awaitable[T]) -> T | None:

@@ -87,9 +87,11 @@ def _parts(connection, now: datetime) -> Iterator[tuple]:
     for unit, n in counts:
         first = unit if first is None else first
         size += n
-        if size >= PART_ITEMS or unit == counts[-1][0]:
+        if size >= PART_ITEMS:
             yield (recipient >= first, recipient <= unit)
             first, size = None, 0
+    if first is not None:  # the last, smaller part
+        yield (recipient >= first, recipient <= counts[-1][0])
 
 
 def _enqueue_part(session, builder: DigestBuilder, part: tuple, now: datetime, renderer) -> tuple[int, int]:
