@@ -53,7 +53,6 @@ class BatchNotices:
     def _item(
         self, timer, kind: str, recipient: str, *, obligation: dict | None = None, phase=None, late=None
     ) -> None:
-        slot = self._slot(timer.program_id, max(timer.fire_at, self.now))
         o = obligation or {}
         # an item of one obligation is keyed by it (a timer narrowed to one obligation: by its own key)
         base = (
@@ -61,44 +60,26 @@ class BatchNotices:
         )
         self.items.append(
             {
+                **self._item_template(timer, kind, late),
                 "key": f"{base}/{recipient}",
-                "kind": kind,
                 "recipient": recipient,
-                "program_id": timer.program_id,
                 "obligation_id": o.get("id"),
                 "phase": o.get("phase", phase),
                 "task": o.get("task", timer.task),
                 "unit": o.get("unit"),
                 "occurrence": o.get("occurrence", timer.occurrence),
                 "due": o.get("due", timer.due),
-                "on": timer.on,
-                "send_at": slot,
-                "state": ItemState.PENDING,
-                "message_id": None,
-                "created_at": self.now,
-                "late": late,
             }
         )
 
     def _obligation_items(self, timer, obligations: list[dict]) -> None:
         """The items of a task occurrence's notice, one per obligation: ``_item``'s rows, built from
         one template (a province's notice is 5,000 of them)."""
-        if not obligations:
-            return
         if timer.obligation_id is not None:  # narrowed to one obligation: keyed by the timer itself
             for obligation in obligations:
                 self._item(timer, timer.kind, obligation["unit"], obligation=obligation)
             return
-        template = {
-            "kind": timer.kind,
-            "program_id": timer.program_id,
-            "on": timer.on,
-            "send_at": self._slot(timer.program_id, max(timer.fire_at, self.now)),
-            "state": ItemState.PENDING,
-            "message_id": None,
-            "created_at": self.now,
-            "late": None,
-        }
+        template = self._item_template(timer, timer.kind, None)
         suffix = f"/{timer.kind}/{timer.step}/{timer.on}/"
         self.items.extend(
             {
@@ -114,6 +95,19 @@ class BatchNotices:
             }
             for o in obligations
         )
+
+    def _item_template(self, timer, kind: str, late) -> dict:
+        """What every item of one notice shares: its kind, program, day, send slot and state."""
+        return {
+            "kind": kind,
+            "program_id": timer.program_id,
+            "on": timer.on,
+            "send_at": self._slot(timer.program_id, max(timer.fire_at, self.now)),
+            "state": ItemState.PENDING,
+            "message_id": None,
+            "created_at": self.now,
+            "late": late,
+        }
 
     def _slot(self, program_id: int, at: datetime) -> datetime:
         key = (program_id, at)

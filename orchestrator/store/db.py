@@ -33,7 +33,7 @@ class SchemaError(DubanError):
 
 
 # A 32 MiB page cache (the default is 2 MiB): a province-scale year is ~1 GB of tables and indexes.
-# (64 MiB was no faster, and a third of a province's peak memory.)
+# (64 MiB was within 3 % of its speed and added 38 MiB to the peak memory: benchmarks/README.md.)
 SQLITE_PRAGMAS = (
     "journal_mode=WAL",
     "busy_timeout=5000",
