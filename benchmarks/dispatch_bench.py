@@ -51,16 +51,19 @@ from sqlalchemy import create_engine, event, func, select, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
 from notifications.render import Renderer  # noqa: E402
+from notifications.render_pool import AHEAD, RenderPool  # noqa: E402
 from notifications.transport import SendResult, SmtpTransport  # noqa: E402
+from notifications.wire import to_wire  # noqa: E402
 from orchestrator.engine.clock import FakeClock  # noqa: E402
 from orchestrator.engine.outbox import deliver, enqueue  # noqa: E402
 from orchestrator.engine.outbox.deliver import GROUP_SECONDS, GROUP_SIZE  # noqa: E402
+from orchestrator.engine.outbox.letters import load_letters  # noqa: E402
 from orchestrator.engine.programs import start_program  # noqa: E402
 from orchestrator.engine.tick import tick  # noqa: E402
 from orchestrator.engine.window import SendPolicy  # noqa: E402
 from orchestrator.service.config import MailSettings  # noqa: E402
 from orchestrator.store.db import make_engine, transaction, upgrade  # noqa: E402
-from orchestrator.store.models import NotificationItem  # noqa: E402
+from orchestrator.store.models import NotificationItem, OutboxMessage  # noqa: E402
 from workflows.catalog import load_bundle  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -157,19 +160,26 @@ def write_plan(folder: Path, units: int, tasks: int) -> tuple[Path, Path]:
     return definition, units_file
 
 
+@dataclass(frozen=True)
+class Sent:
+    message: EmailMessage
+    recipients: tuple[str, ...]
+
+
 class Recording:
     """The real SMTP transport, keeping each message it was given (for the raw loop)."""
 
     def __init__(self, inner: SmtpTransport) -> None:
         self.inner = inner
-        self.messages: list[tuple[EmailMessage, list[str]]] = []
+        self.messages: list[Sent] = []
 
     async def open(self) -> None:
         await self.inner.open()
 
     async def send(self, message: EmailMessage, recipients) -> SendResult:
-        self.messages.append((message, list(recipients)))
-        return await self.inner.send(message, recipients)
+        result = await self.inner.send(message, recipients)
+        self.messages.append(Sent(message, tuple(recipients)))
+        return result
 
     async def close(self) -> None:
         await self.inner.close()
@@ -190,18 +200,39 @@ def prepare(engine: Engine, folder: Path, units: int, tasks: int):
     return {"bench": bundle}, mail, items
 
 
-async def run_duban(engine, bundles, mail, port: int) -> tuple[Figures, list, int]:
-    renderer = Renderer(
+def make_renderer() -> Renderer:
+    return Renderer(
         sender="督办系统 <duban@example.gov.cn>", domain="duban.example.gov.cn", timezone="Asia/Shanghai"
     )
+
+
+async def run_duban(engine, bundles, mail, port: int, pool: RenderPool | None) -> tuple[Figures, list, int]:
+    renderer = make_renderer()
     transport = Recording(SmtpTransport(host=HOST, port=port, security="none", local_hostname="bench"))
     clock = FakeClock(OPEN_DAY)
     started, cpu = time.perf_counter(), time.process_time()
     queued = enqueue(engine, clock.now(), bundles, renderer)
-    report = await deliver(engine, clock, transport, renderer, bundles, mail, limit=100_000)
+    report = await deliver(engine, clock, transport, renderer, bundles, mail, limit=100_000, pool=pool)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert report.sent == queued == len(transport.messages), (report, queued)
     return Figures(report.sent, seconds, cpu), transport.messages, queued
+
+
+def rendered_here(engine, bundles, sent: list) -> list[tuple[EmailMessage, list[str]]]:
+    """The raw loop's messages: each digest duban sent, rendered in this process (the very objects
+    duban would send without a render process); checked to be byte for byte what duban sent."""
+    renderer = make_renderer()
+    with engine.connect() as connection:
+        ids = dict(connection.execute(select(OutboxMessage.message_id, OutboxMessage.id)).all())
+    letters = {x.message_id: x for x in load_letters(engine, list(ids.values()), bundles, None)}
+    messages = []
+    for message in sent:
+        letter = letters[message.message["Message-ID"]]
+        assert letter.digest is not None
+        made = renderer.render(letter.digest, now=OPEN_DAY, message_id=letter.message_id)
+        assert to_wire(made) == to_wire(message.message), f"{letter.message_id}: not the same bytes"
+        messages.append((made, list(message.recipients)))
+    return messages
 
 
 async def run_raw(messages, port: int) -> Figures:
@@ -210,6 +241,17 @@ async def run_raw(messages, port: int) -> Figures:
         for message, recipients in messages:
             await smtp.send_message(message, recipients=recipients)
     return Figures(len(messages), time.perf_counter() - started, time.process_time() - cpu)
+
+
+def started_pool() -> RenderPool:
+    """The daemon's render process, as the daemon has it when mail is due: started and answering."""
+    pool = RenderPool()
+    pool.start()
+    deadline = time.monotonic() + 30
+    while not pool.usable:
+        assert time.monotonic() < deadline, "the render process did not start"
+        time.sleep(0.05)
+    return pool
 
 
 def start_server() -> tuple[subprocess.Popen, int]:
@@ -255,11 +297,14 @@ def _search_path(dbapi_connection, schema: str) -> None:
     dbapi_connection.commit()
 
 
-def one_round(url: str | None, folder: Path, args, port: int) -> tuple[Figures, Figures, int, int, float]:
+def one_round(
+    url: str | None, folder: Path, args, port: int, pool: RenderPool | None
+) -> tuple[Figures, Figures, int, int, float]:
     """Prepare a fresh database, run duban's dispatch on it, then the raw loop on the same messages."""
     with store(url, folder) as engine:
         bundles, mail, items = prepare(engine, folder, args.units, args.tasks)
-        duban, messages, digests = asyncio.run(run_duban(engine, bundles, mail, port))
+        duban, sent, digests = asyncio.run(run_duban(engine, bundles, mail, port, pool))
+        messages = rendered_here(engine, bundles, sent)
     raw = asyncio.run(run_raw(messages, port))
     size = statistics.mean(len(m.as_bytes()) for m, _ in messages[:50])
     return duban, raw, items, digests, size
@@ -273,19 +318,27 @@ def main() -> int:
         "--db", default=None, help="a PostgreSQL URL: each round in a new schema (default: a new SQLite file)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="duban then raw, this many times (medians)")
+    parser.add_argument(
+        "--no-render-process",
+        action="store_true",
+        help="render in the sending process ([mail] render_process = false), not beside it",
+    )
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     logging.basicConfig(level=logging.WARNING)
     before = os.getloadavg()[0]  # the machine may be shared: its load, before and after the run
     server, port = start_server()
+    pool = None if args.no_render_process else started_pool()
     rounds = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for number in range(args.rounds):
                 folder = Path(tmp) / f"round{number}"
                 folder.mkdir()
-                rounds.append(one_round(args.db, folder, args, port))
+                rounds.append(one_round(args.db, folder, args, port, pool))
     finally:
+        if pool is not None:
+            pool.close()
         server.stdin.close()  # type: ignore[union-attr]
         server.wait(timeout=10)
     duban = statistics.median(r[0].rate for r in rounds)
@@ -296,6 +349,8 @@ def main() -> int:
     load = f"load average {before:.2f} before, {os.getloadavg()[0]:.2f} after"
     print(f"database        {name}  ({os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {load})")
     print(f"groups          outcomes committed every {GROUP_SIZE} messages or {GROUP_SECONDS:g} s")
+    where = "in the sending process" if pool is None else f"in a render process, {AHEAD} messages ahead"
+    print(f"rendering       {where}")
     print(
         f"items           {items} → {digests} digests (average {size / 1024:.1f} KiB each), {args.rounds} rounds"
     )

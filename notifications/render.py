@@ -16,6 +16,7 @@ from email.headerregistry import Address, BaseHeader
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -92,7 +93,6 @@ class Renderer:
         self.sender = sender
         self.calendar = calendar
         self.signature = signature
-        self.link_for = link_for
         self.reply_to = reply_to
         self.domain = domain
         self.timezone = ZoneInfo(timezone)
@@ -100,6 +100,16 @@ class Renderer:
         # Parsed once, written as folded here: ``aiosmtplib`` reads From back for every message.
         self._from = _header("From", _addresses("From", sender))
         self._reply_to = _header("Reply-To", _addresses("Reply-To", reply_to)) if reply_to else None
+        # What another process needs to make the same renderer (the links are made here: ``linked``).
+        self.settings: tuple[tuple[str, Any], ...] = (
+            ("sender", sender),
+            ("reply_to", reply_to),
+            ("domain", domain),
+            ("timezone", timezone),
+            ("office_url", office_url),
+            ("calendar", calendar),
+            ("signature", signature),
+        )
 
     def subject(self, digest: Digest) -> str:
         """The Chinese subject line, e.g. ``【督办提醒】法治政府建设指标体系试点：3项逾期``."""
@@ -108,16 +118,26 @@ class Renderer:
     def message_id(self, digest: Digest) -> str:
         return digest_message_id((item.key for item in digest.items), self.domain)
 
-    def render(self, digest: Digest, *, now: datetime) -> EmailMessage:
-        """One email to one unit; ``now`` (aware) only sets the Date header and DTSTAMP."""
-        steps = self.render_in_steps(digest, now=now)
+    def linked(self, digest: Digest) -> Digest:
+        """``digest`` with its unit's personal link, if there is a link maker and it has none yet."""
+        if digest.link is None and self.link_for is not None:
+            return replace(digest, link=self.link_for(digest.recipient.unit_id))
+        return digest
+
+    def render(self, digest: Digest, *, now: datetime, message_id: str | None = None) -> EmailMessage:
+        """One email to one unit; ``now`` (aware) only sets the Date header and DTSTAMP; ``message_id``
+        (the one stored when it was queued) wins over the one the item keys give, should they differ
+        (the domain changed in config since)."""
+        steps = self.render_in_steps(digest, now=now, message_id=message_id)
         while True:
             try:
                 next(steps)
             except StopIteration as done:
                 return done.value
 
-    def render_in_steps(self, digest: Digest, *, now: datetime) -> Generator[None, None, EmailMessage]:
+    def render_in_steps(
+        self, digest: Digest, *, now: datetime, message_id: str | None = None
+    ) -> Generator[None, None, EmailMessage]:
         """``render`` as a generator that yields between its costly steps (each a fraction of a
         millisecond) and returns the email: a sender can render the next message between the mail
         server's replies to the current one instead of making the server wait."""
@@ -128,8 +148,7 @@ class Renderer:
         if not digest.recipient.emails:
             raise ValueError(f"unit {digest.recipient.unit_id!r} has no email address")
         subject = self.subject(digest)
-        if digest.link is None and self.link_for is not None:
-            digest = replace(digest, link=self.link_for(digest.recipient.unit_id))
+        digest = self.linked(digest)
         attachments: list[tuple[str, str, bytes]] = []
         if view.is_before_start(digest):
             digest_view = view.build_before_start(digest)
@@ -151,7 +170,7 @@ class Renderer:
         # Every header is written here already encoded and folded (``set_raw``), so that flattening
         # the message copies it instead of re-folding it with the email package (several ms per
         # message, and Python 3.11 before 3.11.8 folds some address lists wrongly).
-        message_id = self.message_id(digest)
+        message_id = message_id or self.message_id(digest)
         message = EmailMessage(policy=POLICY)
         message.set_raw("From", self._from)
         message.set_raw(

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
@@ -37,6 +36,7 @@ from aiosmtplib import (
 )
 
 from notifications.errors import PermanentFailure, TemporaryFailure, TransportError
+from notifications.wire import WireMessage, to_wire, whole
 
 log = structlog.get_logger("duban.notifications.transport")
 
@@ -223,7 +223,7 @@ class SmtpTransport:
                 client = self._client
                 assert client is not None
             try:
-                errors, _ = await client.send_message(message, recipients=addresses)
+                errors, _ = await _send_over(client, message, addresses)
             except SMTPServerDisconnected as exc:
                 self._drop()
                 if attempt == 2:
@@ -310,6 +310,14 @@ class SmtpTransport:
         return classify(exc, server=self.server, secrets=secrets)
 
 
+async def _send_over(client: SMTP, message: EmailMessage, addresses: list[str]):
+    """``message`` over ``client``: a ``WireMessage`` as its bytes (flattened once, in the render
+    process), any other flattened by aiosmtplib."""
+    if isinstance(message, WireMessage):
+        return await client.sendmail(message.sender, addresses, message.wire)
+    return await client.send_message(message, recipients=addresses)
+
+
 # -- Maildir ----------------------------------------------------------------------------------
 
 
@@ -333,7 +341,7 @@ class MaildirTransport:
             raise classify(exc, server=f"maildir {self.root}") from exc
 
     async def send(self, message: EmailMessage, recipients: Sequence[str]) -> SendResult:
-        data = message.as_bytes(policy=SMTP_POLICY)
+        data = to_wire(message)
         name = maildir_name(message)
         try:
             path = await asyncio.to_thread(self._write, name, data)
@@ -426,7 +434,7 @@ class CaptureTransport:
             permanent = all(r.startswith("5") for r in replies.values())
             error = PermanentFailure if permanent else TemporaryFailure
             raise error(f"capture: all recipients refused: {shown}")
-        self.sent.append((message, addresses))
+        self.sent.append((whole(message), addresses))
         refused = {a: r for a, r in replies.items() if r.startswith("5")}
         deferred = {a: r for a, r in replies.items() if not r.startswith("5")}
         return SendResult(accepted=accepted, refused=refused, deferred=deferred)

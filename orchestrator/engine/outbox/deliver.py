@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from notifications.errors import RateLimited, TransportError
 from notifications.render import Renderer
+from notifications.render_pool import AHEAD, CHUNK, RenderPool
 from notifications.transport import Transport
 from orchestrator.engine.clock import Clock
 from orchestrator.engine.digest import Scorecard
@@ -90,9 +91,10 @@ class _Pacer:
 class _Run:
     """One batch: claimed letters rendered and sent in order over one opened transport, by groups.
 
-    Everything here runs on the event loop, between awaits on the mail server: rendering takes about
-    a millisecond a message and a group's commit is one short transaction on a connection held for
-    the batch. In worker threads they only contended with the SMTP conversation for the GIL.
+    Everything here runs on the event loop, between awaits on the mail server: a group's commit is
+    one short transaction on a connection held for the batch (in a worker thread it only contended
+    with the SMTP conversation for the GIL). The digests are rendered ``AHEAD`` messages ahead in
+    the render process when there is one (``pool``), else each while the one before it is sent.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class _Run:
         node: str,
         rng: random.Random,
         stop: Callable[[], bool],
+        pool: RenderPool | None = None,
     ) -> None:
         self.connection, self.clock, self.transport, self.renderer = connection, clock, transport, renderer
         self.mail, self.node, self.rng, self.stop = mail, node, rng, stop
@@ -116,6 +119,9 @@ class _Run:
         self.fenced = 0  # letters[:fenced] had their claims confirmed: the next one starts a group
         self.grouped = time.monotonic()  # when the current group began
         self.ahead: tuple[int, Any] | None = None  # (outbox id, message) made while the last one was sent
+        self.pool = pool if pool is not None and renderer is not None and pool.usable else None
+        self.rendering: dict[int, tuple[asyncio.Future, int]] = {}  # outbox id → (its job's messages, which)
+        self.submitted = 0  # letters[:submitted] were handed to the render process (or need not be)
 
     async def run(self, letters: list[Letter]) -> DeliverReport:
         try:
@@ -147,7 +153,7 @@ class _Run:
             self.untried = position + 1
             if self.hold(letter):
                 continue
-            prepared = self._made(letter, now)
+            prepared = await self._made(letters, position, now)
             if isinstance(prepared, str):
                 self._failed(letter, prepared, permanent=True)
                 continue
@@ -176,19 +182,59 @@ class _Run:
             self.report.deferred += len(result.deferred) if not done else 0
             self.report.sent_ids.append(letter.outbox_id)
 
-    def _made(self, letter: Letter, now: datetime) -> Any:
-        """``letter``'s message: made while the previous one was being sent, or now."""
+    async def _made(self, letters: Sequence[Letter], position: int, now: datetime) -> Any:
+        """``letters[position]``'s message: from the render process, made while the previous one was
+        being sent, or now."""
+        letter = letters[position]
+        if self.pool is not None:
+            self._render_ahead(letters, position, now)
+            rendering = self.rendering.pop(letter.outbox_id, None)
+            if rendering is not None:
+                try:
+                    return (await rendering[0])[rendering[1]]
+                except Exception as exc:  # the process died (BrokenProcessPool): render here from now on
+                    self._pool_lost(exc)
         made, self.ahead = self.ahead, None
         if made is not None and made[0] == letter.outbox_id:
             return made[1]
         return _at_once(self.prepare(letter, now))
 
+    def _render_ahead(self, letters: Sequence[Letter], position: int, now: datetime) -> None:
+        """Hand the digests of ``letters[position : position + AHEAD]`` not handed yet to the render
+        process, ``CHUNK`` at a time (stored bodies and unrenderable rows are made here: they cost
+        nothing)."""
+        assert self.pool is not None and self.renderer is not None
+        while self.submitted < min(len(letters), position + AHEAD):
+            chunk = [x for x in letters[self.submitted : self.submitted + CHUNK] if x.digest is not None and x.body is None]
+            self.submitted += CHUNK
+            if not chunk:
+                continue
+            try:
+                job = self.pool.render(self.renderer, [(x.digest, x.message_id) for x in chunk], now)
+            except Exception as exc:  # it could not take the job: it died meanwhile
+                self._pool_lost(exc)
+                return
+            self.rendering.update((x.outbox_id, (job, i)) for i, x in enumerate(chunk))
+
+    def _pool_lost(self, error: BaseException) -> None:
+        """The render process is gone: what it was making is made here, in order, as it comes."""
+        if self.pool is not None:
+            self.pool.broken(error)
+        self.pool = None
+        self._cancel_rendering()
+
+    def _cancel_rendering(self) -> None:
+        for job, _ in self.rendering.values():
+            job.cancel()
+        self.rendering.clear()
+
     async def _send(self, letter: Letter, prepared: Any, following: Letter | None, now: datetime) -> Any:
-        """Send ``prepared``; meanwhile the following letter's message is made between the server's
-        replies (a message that is then not sent — a stop, a lost claim — was only rendered)."""
+        """Send ``prepared``; meanwhile, without a render process, the following letter's message is
+        made between the server's replies (a message that is then not sent — a stop, a lost claim —
+        was only rendered)."""
         sending = asyncio.ensure_future(self.transport.send(prepared, letter.to))
         try:
-            if following is not None:
+            if following is not None and self.pool is None:
                 self.ahead = (following.outbox_id, await _between_replies(self.prepare(following, now)))
             return await sending
         finally:
@@ -228,6 +274,7 @@ class _Run:
         The letter in flight when an error or a cancellation stopped the batch, if any, keeps its
         claim: the server may have it; it is sent again when the claim expires.
         """
+        self._cancel_rendering()
         if self.outcomes:
             with self.connection.begin():
                 self.outcomes.write(self.connection)
@@ -313,6 +360,7 @@ async def deliver(
     rng: random.Random | None = None,
     window: SendPolicy | None = None,
     kinds: Sequence[str] = (OutboxKind.DIGEST, OutboxKind.FAILURE_REPORT),
+    pool: RenderPool | None = None,
 ) -> DeliverReport:
     """Send up to ``limit`` due messages (digests and failure reports) over one connection.
 
@@ -320,14 +368,15 @@ async def deliver(
     committed, the rest go back to pending untouched. The claims and the loading of each batch run
     in worker threads; each group's commit is a short transaction on the event loop, between two
     SMTP conversations.
-    With ``window`` (the daemon's send policy) digests leave only inside a send window.
+    With ``window`` (the daemon's send policy) digests leave only inside a send window; with
+    ``pool`` (the daemon's render process, once it is up) digests are rendered there.
     """
     return await deliver_batch(
         engine,
         clock,
         transport,
         mail,
-        Letters(bundles, scorecard, renderer),
+        Letters(bundles, scorecard, renderer, pool),
         node=node,
         limit=limit,
         stop=stop,
@@ -396,51 +445,75 @@ async def deliver_batch(
     began = clock.now()
     total = DeliverReport()
     kept = _KeptOpen(transport)
+    pool = None if robots else making.pool
+
+    async def fetch(size: int) -> _Batch:
+        wanted = (engine, clock.now(), node, size, kinds, mail.max_attempts, window)
+        ids, reclaimed = await asyncio.to_thread(claim, *wanted, robots=robots, due_by=began)
+        return await _loaded(engine, making, node, ids, reclaimed)
+
     size = min(FIRST_BATCH, limit) if in_batches else limit
+    fetching: asyncio.Future[_Batch] | None = asyncio.ensure_future(fetch(size))
     claimed = 0
     try:
-        while claimed < limit:
-            wanted = (engine, clock.now(), node, size, kinds, mail.max_attempts, window)
-            started = time.monotonic()
-            ids, reclaimed = await asyncio.to_thread(claim, *wanted, robots=robots, due_by=began)
-            total.reclaimed += reclaimed
-            if not ids:
+        while fetching is not None:
+            batch, fetching = await fetching, None
+            total.reclaimed += batch.reclaimed
+            if not batch.ids:
                 break
-            claimed += len(ids)
-            report = await _send_batch(engine, clock, kept, mail, making, ids, node, rng, stop, runner)
+            claimed += len(batch.ids)
+            started = time.monotonic()
+            if in_batches and claimed < limit:  # the next batch is claimed and loaded while this one is sent
+                fetching = asyncio.ensure_future(fetch(min(size, limit - claimed)))
+            with engine.connect() as connection:
+                run = runner(connection, clock, kept, making.renderer, mail, node, rng, stop, pool)
+                report = await run.run(batch.letters)
             total.add(report)
             if stop() or report.lost or (report.retried and not report.sent):
                 break  # asked to stop, our claims were taken, or the mail system takes nothing now
-            size = min(_next_size(len(ids), time.monotonic() - started), limit - claimed)
+            size = _next_size(len(batch.ids), time.monotonic() - started)
     finally:
+        if fetching is not None:  # claimed for nothing: given back untouched
+            await _give_back(engine, node, fetching)
         await kept.finish()
     return total
+
+
+@dataclass
+class _Batch:
+    ids: list[int]
+    reclaimed: int
+    letters: list[Letter]
+
+
+async def _loaded(engine: Engine, making: Letters, node: str, ids: list[int], reclaimed: int) -> _Batch:
+    """The claimed ``ids`` loaded (given back untouched if they cannot be)."""
+    if not ids:
+        return _Batch(ids, reclaimed, [])
+    try:
+        letters = await asyncio.to_thread(load_letters, engine, ids, making.bundles, making.scorecard)
+    except BaseException:
+        with engine.connect() as connection:
+            release(connection, node, ids)
+        raise
+    return _Batch(ids, reclaimed, letters)
+
+
+async def _give_back(engine: Engine, node: str, fetching: asyncio.Future[_Batch]) -> None:
+    """Release the batch being fetched once it is (the claim runs in a thread: it cannot be cancelled,
+    and a claim left behind would wait ``CLAIM_SECONDS`` and count as an interrupted send)."""
+    try:
+        batch = await asyncio.shield(fetching)
+    except asyncio.CancelledError:
+        batch = await fetching
+    except Exception:
+        return  # it failed: what it had claimed was given back (``_loaded``), or never claimed
+    if batch.ids:
+        with engine.connect() as connection:
+            release(connection, node, batch.ids)
 
 
 def _next_size(batch: int, seconds: float) -> int:
     """About ``BATCH_SECONDS`` of sending at the rate of the batch just sent (``FIRST_BATCH`` at least)."""
     rate = batch / seconds if seconds > 0 else float("inf")
     return max(FIRST_BATCH, min(MAX_BATCH, int(rate * BATCH_SECONDS)))
-
-
-async def _send_batch(
-    engine: Engine,
-    clock: Clock,
-    transport: Transport,
-    mail: MailPolicy,
-    making: Letters,
-    ids: list[int],
-    node: str,
-    rng: random.Random,
-    stop: Callable[[], bool],
-    runner: type[_Run],
-) -> DeliverReport:
-    """One claimed batch: loaded, then sent with ``runner`` (given back untouched if it cannot load)."""
-    with engine.connect() as connection:
-        try:
-            letters = await asyncio.to_thread(load_letters, engine, ids, making.bundles, making.scorecard)
-        except BaseException:
-            release(connection, node, ids)
-            raise
-        run = runner(connection, clock, transport, making.renderer, mail, node, rng, stop)
-        return await run.run(letters)

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from notifications.model import Digest
 from notifications.render import Renderer
+from notifications.render_pool import RenderPool
 from orchestrator.engine.digest import DigestBuilder, Group, Scorecard
 from orchestrator.store.db import chunks
 from orchestrator.store.models import NotificationItem, OutboxMessage
@@ -95,11 +96,7 @@ def _make(letter: Letter, renderer: Renderer | None, now: datetime) -> Generator
         return message_from_bytes(letter.body, policy=SMTP)  # type: ignore[return-value]
     if renderer is None or letter.digest is None:
         raise _Unrenderable("cannot render: no renderer for a digest")
-    message = yield from renderer.render_in_steps(letter.digest, now=now)
-    if renderer.message_id(letter.digest) != letter.message_id:  # the same keys give the same id
-        del message["Message-ID"]  # (a domain changed in config since queueing): the stored one wins
-        message["Message-ID"] = letter.message_id
-    return message
+    return (yield from renderer.render_in_steps(letter.digest, now=now, message_id=letter.message_id))
 
 
 class _Unrenderable(Exception):
@@ -125,8 +122,10 @@ def one_line(exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class Letters:
-    """What turns claimed rows into emails: the loaded plans, the scorecard hook, the renderer."""
+    """What turns claimed rows into emails: the loaded plans, the scorecard hook, the renderer (and
+    the daemon's render process, if it has one)."""
 
     bundles: Mapping[str, Bundle]
     scorecard: Scorecard | None
     renderer: Renderer | None
+    pool: RenderPool | None = None
