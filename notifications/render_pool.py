@@ -46,6 +46,7 @@ class RenderPool:
         self._executor: ProcessPoolExecutor | None = None
         self._warm: Future | None = None
         self._failed_at: float | None = None
+        self._announced = False
 
     def start(self) -> None:
         """Start the process (in the background: ``usable`` says when it has answered)."""
@@ -58,6 +59,7 @@ class RenderPool:
             initargs=(os.getpid(),),
         )
         self._warm = self._executor.submit(os.getpid)
+        self._announced = False
 
     @property
     def usable(self) -> bool:
@@ -73,6 +75,9 @@ class RenderPool:
         if warm.exception() is not None:
             self.broken(warm.exception())
             return False
+        if not self._announced:
+            self._announced = True
+            log.info("render.process_ready", pid=warm.result())
         return True
 
     @property

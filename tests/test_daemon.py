@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from email import message_from_bytes
 from email.policy import default as default_policy
+from pathlib import Path
 
 import pytest
 from smtp_server import SmtpServer, _Handler
@@ -281,6 +282,56 @@ def test_sigkill_mid_group_then_a_restart_resends_only_that_group_with_the_same_
         == 0
     )
     assert env.scalar("SELECT count(*) FROM event WHERE kind='mail.reclaimed'") == 1
+
+
+def _children(pid: int) -> set[int]:
+    """The processes ``pid`` started (Linux: /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(x) for x in (task / "children").read_text().split())
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_a_big_day_is_rendered_in_a_render_process_that_leaves_with_a_sigkilled_daemon(make_duban_env):
+    server = slow_server(0.04)
+    try:
+        env = make_duban_env(towns=120, mail=smtp_mail(server.port))  # 121 messages: a big delivery
+        first = env.start()
+        ready = wait_until(
+            lambda: re.search(r'"render\.process_ready", "pid": (\d+)', first.output()),
+            what="the render process",
+        )
+        render = int(ready.group(1))
+        assert render in _children(first.pid) and _alive(render)
+        then = len(server.received)
+        assert then < 100, then
+        wait_until(lambda: len(server.received) >= then + 10, what="ten messages more (made there)")
+        first.proc.kill()
+        assert first.wait() == -signal.SIGKILL
+        wait_until(lambda: not _alive(render), what="the render process to leave with its daemon")
+
+        server.data_delay = 0.0
+        second = env.start()
+        wait_until(
+            lambda: env.rows("SELECT state, count(*) FROM outbox_message GROUP BY state") == [("sent", 121)],
+            what="every message sent",
+        )
+        assert second.stop() == 0
+    finally:
+        server.stop()
+    received = Counter(r.message["Message-ID"] for r in server.received)
+    assert len(received) == 121 and set(received.values()) <= {1, 2}  # none lost
+    assert sum(n - 1 for n in received.values()) <= GROUP_SIZE  # a crash re-sends at most a group
+    for r in server.received[then : then + 10]:  # made in the render process: a well-formed notice
+        message = r.message
+        assert message["Subject"].startswith("【督办") and message.get_body(("html",)) is not None
 
 
 def test_sigterm_mid_dispatch_finishes_the_message_in_flight_and_exits_0(make_duban_env):

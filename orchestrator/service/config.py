@@ -110,6 +110,10 @@ class MailSettings(_Section):
     retry_max: float = Field(default=3600.0, gt=0)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     calendar: Literal["events", "todos", "both"] = "events"  # deadlines in the .ics part
+    render_process: bool = Field(
+        default=True,
+        description="a big delivery's digests are rendered in a second process while the daemon sends",
+    )
     signature: SignatureSettings | None = None
 
     @property

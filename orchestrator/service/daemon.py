@@ -278,6 +278,8 @@ class Daemon:
         if self.leadership is not None:
             self.leadership.release()
         if work is not None:
+            if work.render_pool is not None:
+                work.render_pool.close()
             work.engine.dispose()
         self.life.notifier.close()
         if self.life.ready or self.once:

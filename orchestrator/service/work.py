@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from notifications.render_pool import RenderPool
 from orchestrator.engine.clock import Clock
 from orchestrator.engine.outbox import DeliverReport, deliver, deliver_robots, enqueue, report_failures
 from orchestrator.engine.outbox.waiting import waiting
@@ -98,6 +99,8 @@ class Work:
         self.started_programs: set[tuple[str, int]] = set()
         self._db_lock = asyncio.Lock()
         self._failures_day: date | None = None
+        # the render process: started by the first big delivery (a day of tens of messages never needs it)
+        self.render_pool = RenderPool() if (os.cpu_count() or 1) > 1 else None
 
     async def guarded(self, what: str, work: Callable, *args):
         """Run blocking database work in a thread, one at a time; log failures and return None."""
@@ -251,6 +254,7 @@ class Work:
             scorecard=scorecard_attachment,
             window=runtime.policy,
             kinds=kinds,
+            pool=self.render_pool if runtime.settings.mail.render_process else None,
         )
 
     async def _robots(self, runtime: Runtime) -> None:

@@ -50,6 +50,7 @@ GROUP_SECONDS = 1.0  # a group closes after this long even if smaller (a slow se
 FIRST_BATCH = 10  # a delivery's first claim: small, so that another daemon finds work too
 MAX_BATCH = 500  # the most one claim takes, however fast the mail server
 BATCH_SECONDS = 1.0  # each later claim: about this much sending, at the rate just seen
+RENDER_PROCESS_AFTER = 40  # a delivery this big starts the render process (if it has one): a big day
 
 
 @dataclass
@@ -205,7 +206,11 @@ class _Run:
         nothing)."""
         assert self.pool is not None and self.renderer is not None
         while self.submitted < min(len(letters), position + AHEAD):
-            chunk = [x for x in letters[self.submitted : self.submitted + CHUNK] if x.digest is not None and x.body is None]
+            chunk = [
+                x
+                for x in letters[self.submitted : self.submitted + CHUNK]
+                if x.digest is not None and x.body is None
+            ]
             self.submitted += CHUNK
             if not chunk:
                 continue
@@ -463,6 +468,8 @@ async def deliver_batch(
                 break
             claimed += len(batch.ids)
             started = time.monotonic()
+            if pool is not None and claimed >= RENDER_PROCESS_AFTER:
+                pool.start()  # (once: it is used from the batch after it answered)
             if in_batches and claimed < limit:  # the next batch is claimed and loaded while this one is sent
                 fetching = asyncio.ensure_future(fetch(min(size, limit - claimed)))
             with engine.connect() as connection:

@@ -1,0 +1,120 @@
+"""The render process (notifications/render_pool.py): digests rendered and flattened beside the sender.
+
+Real components: a real SQLite file, a real aiosmtpd server, a real spawned render process (killed
+for real in one test). What is checked: the bytes on the wire are the ones the daemon would make
+itself; a render process that dies loses and repeats nothing; a digest it cannot render is failed
+with its reason.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from datetime import date
+
+import pytest
+from smtp_server import SmtpServer
+from test_dispatch import NINE, make_env, many_units, plain
+
+from notifications import render_pool
+from notifications.model import Digest, Recipient
+from notifications.render_pool import RenderPool
+from notifications.wire import WireMessage, to_wire
+from orchestrator.engine.outbox.letters import load_letters
+
+UNITS = many_units(30)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    started = RenderPool()
+    started.start()
+    wait_for(lambda: started.usable, "the render process to answer")
+    yield started
+    started.close()
+
+
+def wait_for(condition, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return value
+
+
+class Watching:
+    """The real SMTP transport; records what it was handed, and may act before a given send."""
+
+    def __init__(self, inner, before=None) -> None:
+        self.inner, self.before, self.handed = inner, before, []
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def send(self, message, recipients):
+        self.handed.append(message)
+        if self.before is not None:
+            self.before(len(self.handed))
+        return await self.inner.send(message, recipients)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_the_render_process_puts_on_the_wire_the_bytes_the_daemon_would_make(store, tmp_path, pool):
+    env = make_env(store, tmp_path / "plan", units=UNITS)
+    queued = env.queue()
+    assert queued > 2 * render_pool.AHEAD
+    with SmtpServer() as server:
+        transport = Watching(plain(server))
+        report = await env.deliver(transport, pool=pool)
+    assert report.sent == queued and report.failed == 0
+    assert all(isinstance(m, WireMessage) for m in transport.handed)  # every digest was made there
+    # made here instead: byte for byte the same message (the same `now`, the same Message-ID)
+    ids = [row.id for row in env.outbox()]
+    letters = {x.message_id: x for x in load_letters(store, ids, env.bundles, None)}
+    received = {r.message["Message-ID"]: r.data for r in server.received}
+    assert set(received) == set(letters) and len(received) == queued
+    for message_id, data in received.items():
+        here = to_wire(env.renderer.render(letters[message_id].digest, now=NINE, message_id=message_id))
+        assert data.replace(b"\r\n", b"\n") == here.replace(b"\r\n", b"\n"), message_id
+
+
+async def test_a_render_process_killed_mid_delivery_loses_and_repeats_nothing(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(render_pool, "RESTART_SECONDS", 0.0)
+    pool = RenderPool()
+    pool.start()
+    pid = wait_for(lambda: pool.usable and pool.pid, "the render process to answer")
+    env = make_env(store, tmp_path / "plan", units=UNITS)
+    queued = env.queue()
+
+    def kill_at_the_fifth(count: int) -> None:
+        if count == 5:
+            os.kill(pid, signal.SIGKILL)
+
+    try:
+        with SmtpServer() as server:
+            transport = Watching(plain(server), kill_at_the_fifth)
+            report = await env.deliver(transport, pool=pool)
+        received = Counter(r.message["Message-ID"] for r in server.received)
+        assert report.sent == queued and report.failed == report.retried == 0
+        assert len(received) == queued and set(received.values()) == {1}  # each once, none lost
+        made_there = [isinstance(m, WireMessage) for m in transport.handed]
+        assert made_there[:4] == [True] * 4 and not all(made_there)  # then the rest were made here
+        assert Counter(row.state for row in env.outbox()) == {"sent": queued}
+        # a new render process replaces the dead one (here at once: RESTART_SECONDS is 0)
+        assert pool.usable is False
+        wait_for(lambda: pool.usable, "a new render process")
+        assert pool.pid not in (None, pid)
+    finally:
+        pool.close()
+
+
+async def test_a_digest_the_render_process_cannot_render_comes_back_as_its_reason(store, tmp_path, pool):
+    env = make_env(store, tmp_path / "plan")
+    broken = Digest(Recipient("county-x", "县某局", ()), date(2026, 6, 1), items=())
+    (made,) = await pool.render(env.renderer, [(broken, "<x@duban.test>")], NINE)
+    assert made == "cannot render: ValueError: digest for 'county-x' has no items"
+    assert pool.usable  # one bad digest does not take the process down
