@@ -8,14 +8,19 @@ server would: it does not compete with the client for the GIL).
   one digest per unit, with Message-IDs, subjects and audit events) and ``deliver`` (the messages
   claimed, each digest rendered — text, HTML, ``.ics`` — and sent over one SMTP connection, its
   outcome and audit event committed), on a new SQLite file (or a new PostgreSQL schema: ``--db``).
-- raw: the very same rendered ``EmailMessage`` objects, ``await smtp.send_message(message)`` in a
-  loop over one reused aiosmtplib connection: no database, no rendering.
+  The digests are rendered in the daemon's render process (notifications/render_pool.py), started
+  beforehand as a daemon has it after its first big day; ``--no-render-process``: in this process.
+- raw: the very same messages as ``EmailMessage`` objects rendered in this process (checked to be
+  byte for byte what duban sent), ``await smtp.send_message(message)`` in a loop over one reused
+  aiosmtplib connection: no database, no rendering.
 
-Each round prepares a fresh database, runs duban, then the raw loop; the medians of the rounds are
-printed (this machine may be shared: one round is noisy), with the CPU time this process spent a
-message (the server's is not counted).
+Each round prepares a fresh database, runs duban, then the raw loop — and from the second round on
+the raw loop once more right before duban, on the previous round's (identical) messages, so that a
+machine whose speed drifts does not tilt the ratio. The medians of the rounds are printed (this
+machine may be shared: one round is noisy), with the CPU time this process spent a message (the
+server's and the render process's are not counted).
 
-    .venv/bin/python benchmarks/dispatch_bench.py            # 2001 items → 401 digests, 3 rounds
+    .venv/bin/python benchmarks/dispatch_bench.py            # 2001 items → 401 digests, 5 rounds
     .venv/bin/python benchmarks/dispatch_bench.py --db postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 Target: duban >= 0.8 x raw. The outcomes are committed by group (``GROUP_SIZE`` messages or
@@ -298,16 +303,23 @@ def _search_path(dbapi_connection, schema: str) -> None:
 
 
 def one_round(
-    url: str | None, folder: Path, args, port: int, pool: RenderPool | None
-) -> tuple[Figures, Figures, int, int, float]:
-    """Prepare a fresh database, run duban's dispatch on it, then the raw loop on the same messages."""
+    url: str | None, folder: Path, args, port: int, pool: RenderPool | None, previous: list | None
+) -> tuple[Figures, Figures, int, int, float, list]:
+    """Prepare a fresh database, run duban's dispatch on it, then the raw loop on the same messages.
+
+    The raw loop also runs right before duban, on the previous round's messages (every round makes
+    the same ones): duban is compared with the raw loops on either side of it, so that a machine
+    whose speed drifts (a shared one does) does not tilt the ratio."""
+    before = asyncio.run(run_raw(previous, port)) if previous else None
     with store(url, folder) as engine:
         bundles, mail, items = prepare(engine, folder, args.units, args.tasks)
         duban, sent, digests = asyncio.run(run_duban(engine, bundles, mail, port, pool))
         messages = rendered_here(engine, bundles, sent)
     raw = asyncio.run(run_raw(messages, port))
+    if before is not None:
+        raw = Figures(raw.messages + before.messages, raw.seconds + before.seconds, raw.cpu + before.cpu)
     size = statistics.mean(len(m.as_bytes()) for m, _ in messages[:50])
-    return duban, raw, items, digests, size
+    return duban, raw, items, digests, size, messages
 
 
 def main() -> int:
@@ -317,7 +329,7 @@ def main() -> int:
     parser.add_argument(
         "--db", default=None, help="a PostgreSQL URL: each round in a new schema (default: a new SQLite file)"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="duban then raw, this many times (medians)")
+    parser.add_argument("--rounds", type=int, default=5, help="duban then raw, this many times (medians)")
     parser.add_argument(
         "--no-render-process",
         action="store_true",
@@ -332,10 +344,12 @@ def main() -> int:
     rounds = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            previous = None
             for number in range(args.rounds):
                 folder = Path(tmp) / f"round{number}"
                 folder.mkdir()
-                rounds.append(one_round(args.db, folder, args, port, pool))
+                rounds.append(one_round(args.db, folder, args, port, pool, previous))
+                previous = rounds[-1][-1]
     finally:
         if pool is not None:
             pool.close()
@@ -344,7 +358,7 @@ def main() -> int:
     duban = statistics.median(r[0].rate for r in rounds)
     raw = statistics.median(r[1].rate for r in rounds)
     ratios = [r[0].rate / r[1].rate for r in rounds]
-    _, _, items, digests, size = rounds[0]
+    _, _, items, digests, size, _ = rounds[0]
     name = "sqlite" if args.db is None else args.db.split(":", 1)[0]
     load = f"load average {before:.2f} before, {os.getloadavg()[0]:.2f} after"
     print(f"database        {name}  ({os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {load})")
