@@ -24,7 +24,7 @@ from orchestrator.engine.programs import insert_ignoring_duplicates, notify_day
 from orchestrator.engine.tick_notices import OBLIGATION, TIMER, BatchNotices, task_occurrence_of
 from orchestrator.engine.window import SendPolicy, local_day
 from orchestrator.store.audit import DAEMON, event_row, insert_events
-from orchestrator.store.db import bind_value, chunks, executemany, gc_paused, memoized, transaction
+from orchestrator.store.db import bind_value, chunks, gc_paused, memoized, set_per_id, transaction
 from orchestrator.store.models import NotificationItem, Program, Timer
 from orchestrator.store.states import (
     PHASE_TIMER_KINDS,
@@ -166,11 +166,8 @@ class _Batch(BatchNotices):
         connection = self.session.connection()
         if self.state_changes:
             at = bind_value(connection, OBLIGATION.c.updated_at, self.now)
-            executemany(
-                connection,
-                "UPDATE obligation SET state = ?, updated_at = ? WHERE id = ?",
-                [(state, at, oid) for oid, state in self.state_changes.items()],
-            )
+            changes = list(self.state_changes.items())
+            set_per_id(connection, "obligation", "state", changes, "text", updated_at=at)
         insert_events(self.session, self.events)
         for outcome, ids in outcomes.items():
             for chunk in chunks(ids):

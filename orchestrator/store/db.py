@@ -210,6 +210,38 @@ def executemany(connection: Connection, sql: str, rows: Sequence[tuple]) -> int:
     return connection.exec_driver_sql(sql, list(rows)).rowcount
 
 
+def set_per_id(
+    connection: Connection, table: str, column: str, pairs: Sequence[tuple[int, Any]], cast: str, **same: Any
+) -> int:
+    """``UPDATE table SET column = value, (each of same) WHERE id = id`` for each ``(id, value)`` of
+    ``pairs``, with already-plain values; returns the rows changed. PostgreSQL: one statement over
+    two arrays (``unnest``; ``cast`` is the SQL type of the values), which costs a round trip where
+    an executemany costs one per row; SQLite: an executemany."""
+    if not pairs:
+        return 0
+    others = "".join(f", {name} = ?" for name in same)
+    if connection.dialect.name != "postgresql":
+        sql = f"UPDATE {table} SET {column} = ?{others} WHERE id = ?"
+        return executemany(connection, sql, [(value, *same.values(), oid) for oid, value in pairs])
+    changed = 0
+    for part in chunks(pairs, 50_000):
+        sql = (
+            f"UPDATE {table} AS target SET {column} = v.value{others} "
+            f"FROM unnest(?::bigint[], ?::{cast}[]) AS v(id, value) WHERE target.id = v.id"
+        )
+        ids, values = [oid for oid, _ in part], [value for _, value in part]
+        changed += driver_sql(connection, sql, (*same.values(), ids, values)).rowcount
+    return changed
+
+
+def driver_sql(connection: Connection, sql: str, values: tuple):
+    """One plain SQL statement with ``?`` placeholders and already-plain values, straight through the
+    driver (``executemany``'s single-row sibling); its result."""
+    if connection.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    return connection.exec_driver_sql(sql, values)
+
+
 def bulk_insert(
     connection: Connection, table: Table, rows: Sequence[dict], *, unique: str | None = None
 ) -> int:
@@ -232,19 +264,37 @@ def bulk_insert(
     )
     if unique:
         sql += f" ON CONFLICT ({quote(unique)}) DO NOTHING"
+    return executemany(connection, sql, plain_values(table, dialect, names, rows))
+
+
+def bulk_update(connection: Connection, table: Table, rows: Sequence[dict], *, key: str) -> int:
+    """UPDATE one row of ``table`` per dict of ``rows`` (the same keys in each): the one whose ``id``
+    is ``row[key]``, its other keys set as given, in one executemany; returns the rows changed.
+    The values go through each column's bind processing, as in ``bulk_insert``."""
+    if not rows:
+        return 0
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    names = [n for n in rows[0] if n != key]
+    sql = f"UPDATE {quote(table.name)} SET {', '.join(f'{quote(n)} = ?' for n in names)} WHERE id = ?"
+    values = plain_values(table, dialect, names, rows)
+    return executemany(connection, sql, [(*v, row[key]) for v, row in zip(values, rows, strict=True)])
+
+
+def plain_values(table: Table, dialect, names: list[str], rows: Sequence[dict]) -> list[tuple]:
+    """The ``names`` of each row as the driver takes them (each column type's bind processing)."""
     take = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
     processors = ((i, _bind_processor(table.c[n].type, dialect)) for i, n in enumerate(names))
     converted = [(i, p) for i, p in processors if p is not None]
     if not converted:
-        values = [tuple(take(row)) for row in rows]
-    else:
-        values = []
-        for row in rows:
-            value = list(take(row))
-            for i, process in converted:
-                value[i] = process(value[i])
-            values.append(tuple(value))
-    return executemany(connection, sql, values)
+        return [tuple(take(row)) for row in rows]
+    values = []
+    for row in rows:
+        value = list(take(row))
+        for i, process in converted:
+            value[i] = process(value[i])
+        values.append(tuple(value))
+    return values
 
 
 class _Memoized(TypeDecorator):

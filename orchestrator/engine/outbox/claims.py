@@ -28,13 +28,14 @@ from sqlmodel import Session, select
 
 from orchestrator.engine.window import SendPolicy, in_send_window
 from orchestrator.store.audit import DAEMON, record
-from orchestrator.store.db import chunks, transaction
+from orchestrator.store.db import chunks, driver_sql, plain_values, transaction
 from orchestrator.store.models import NotificationItem, OutboxMessage, Program
 from orchestrator.store.states import Channel, OutboxKind, OutboxState
 
 log = structlog.get_logger("duban.dispatch")
 
 CLAIM_SECONDS = 300  # a claim older than this belongs to a dead process: the message is sent again
+CLAIM = timedelta(seconds=CLAIM_SECONDS)
 INTERRUPTED = "the sender stopped while sending (its claim expired): the server may have the message"
 
 
@@ -91,7 +92,7 @@ def claim(
             .values(
                 state=OutboxState.SENDING,
                 claimed_by=node,
-                claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
+                claimed_until=now + CLAIM,
             )
             .returning(OutboxMessage.id, OutboxMessage.next_attempt_at)
         ).all()
@@ -118,21 +119,23 @@ def confirm(connection: Connection, now: datetime, node: str, ids: Sequence[int]
     """Right before a group is sent: extend this node's claims on ``ids``; the ids still ours.
 
     One statement in the caller's transaction (the one that commits the previous group's outcomes);
-    a row is ours while it is ``sending`` and ``claimed_by`` this node.
+    a row is ours while it is ``sending`` and ``claimed_by`` this node. Plain SQL through the driver:
+    it runs once a group, between two SMTP conversations, and SQLAlchemy's statement machinery cost
+    more than the statement itself.
     """
+    table = OutboxMessage.__table__
+    ((until,),) = plain_values(table, connection.dialect, ["claimed_until"], [{"claimed_until": now + CLAIM}])
     ours: set[int] = set()
     for chunk in chunks(ids):
-        ours.update(
-            connection.execute(
-                outbox_update(
-                    OutboxMessage.id.in_(chunk),
-                    OutboxMessage.state == OutboxState.SENDING,
-                    OutboxMessage.claimed_by == node,
-                )
-                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-                .returning(OutboxMessage.id)
-            ).scalars()
+        if connection.dialect.name == "postgresql":
+            where, values = "id = ANY(?)", (list(chunk),)
+        else:
+            where, values = f"id IN ({', '.join('?' for _ in chunk)})", tuple(chunk)
+        sql = (
+            f"UPDATE outbox_message SET claimed_until = ? WHERE {where} "
+            f"AND state = '{OutboxState.SENDING.value}' AND claimed_by = ? RETURNING id"
         )
+        ours.update(row[0] for row in driver_sql(connection, sql, (until, *values, node)))
     return ours
 
 
@@ -183,7 +186,7 @@ def renew(connection: Connection, now: datetime, node: str, ids: Sequence[int]) 
                     OutboxMessage.id.in_(chunk),
                     OutboxMessage.state == OutboxState.SENDING,
                     OutboxMessage.claimed_by == node,
-                ).values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                ).values(claimed_until=now + CLAIM)
             )
 
 

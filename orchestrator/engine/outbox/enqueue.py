@@ -23,7 +23,7 @@ from notifications.view import subject_line
 from orchestrator.engine.digest import DigestBuilder, Group, group_items
 from orchestrator.engine.outbox.letters import one_line
 from orchestrator.store.audit import DAEMON, event_row, insert_events
-from orchestrator.store.db import bulk_insert, chunks, executemany, gc_paused, memoized, transaction
+from orchestrator.store.db import bulk_insert, chunks, gc_paused, memoized, set_per_id, transaction
 from orchestrator.store.models import NotificationItem, OutboxMessage, Program
 from orchestrator.store.states import Channel, ItemState, OutboxKind, OutboxState
 from workflows.catalog import Bundle
@@ -122,15 +122,8 @@ def _enqueue_part(session, builder: DigestBuilder, part: tuple, now: datetime, r
             bulk_insert(connection, OutboxMessage.__table__, robot_rows)
             queued = _existing_messages(connection, [row["message_id"] for row in robot_rows])
             insert_events(session, [_queued_event(r, queued[r["message_id"]], now) for r in robot_rows])
-    executemany(
-        connection,
-        "UPDATE notification_item SET state = ?, message_id = ? WHERE id = ?",
-        [
-            (ItemState.QUEUED.value, ids[message_id], item.id)
-            for message_id, group in keyed.items()
-            for item in group.items
-        ],
-    )
+    links = [(item.id, ids[message_id]) for message_id, group in keyed.items() for item in group.items]
+    set_per_id(connection, "notification_item", "message_id", links, "bigint", state=ItemState.QUEUED.value)
     return len(rows), len(items)
 
 

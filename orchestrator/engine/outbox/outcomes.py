@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 from itertools import groupby
 
 import structlog
-from sqlalchemy import bindparam
 from sqlalchemy.engine import Connection
 
 from notifications.transport import SendResult
 from orchestrator.engine.outbox.letters import Letter
 from orchestrator.engine.outbox.policy import MailPolicy
 from orchestrator.store.audit import DAEMON, event_row
+from orchestrator.store.db import bulk_insert, bulk_update
 from orchestrator.store.models import Event, OutboxMessage
 from orchestrator.store.states import Channel, OutboxState
 
@@ -33,11 +33,6 @@ def backoff(attempts: int, mail: MailPolicy, rng: random.Random) -> timedelta:
     return timedelta(seconds=seconds * rng.uniform(0.8, 1.2))
 
 
-_SET_OUTCOME = OutboxMessage.__table__.update().where(
-    OutboxMessage.__table__.c.id == bindparam("outbox_id")
-)  # the SET clause comes from the parameters given with it
-
-
 def _shape(row: dict) -> tuple[str, ...]:
     return tuple(sorted(row))
 
@@ -46,9 +41,10 @@ class Outcomes:
     """Outcomes recorded and not yet committed: each message's new state and its audit events.
 
     ``write`` puts them all in the caller's transaction: one executemany per shape of SET clause (a
-    sent message and a retried one change different columns) and one for the events. Core
-    statements built once, on the batch's connection: per message, pool checkouts, statement
-    building and the ORM's unit of work would cost more than the send itself.
+    sent message and a retried one change different columns) and one for the events, as plain SQL
+    straight through the driver (``db.bulk_update``, ``db.bulk_insert``), on the batch's connection:
+    per message, pool checkouts, SQLAlchemy's statement machinery and the ORM's unit of work would
+    cost more than the send itself.
     """
 
     def __init__(self) -> None:
@@ -65,9 +61,8 @@ class Outcomes:
     def write(self, connection: Connection) -> None:
         """Execute the outcomes in ``connection``'s open transaction; ``clear`` once it committed."""
         for _, rows in groupby(sorted(self.rows, key=_shape), key=_shape):
-            connection.execute(_SET_OUTCOME, list(rows))
-        if self.events:
-            connection.execute(Event.__table__.insert(), self.events)
+            bulk_update(connection, OutboxMessage.__table__, list(rows), key="outbox_id")
+        bulk_insert(connection, Event.__table__, self.events)
 
     def clear(self) -> None:
         self.rows, self.events = [], []
