@@ -49,9 +49,15 @@ class RenderPool:
         self._announced = False
 
     def start(self) -> None:
-        """Start the process (in the background: ``usable`` says when it has answered)."""
+        """Start the process (in the background: ``usable`` says when it has answered); not within
+        ``RESTART_SECONDS`` of the last one's death (a process that cannot start is not retried at
+        every batch)."""
         if self._executor is not None:
             return
+        if self._failed_at is not None:
+            if time.monotonic() - self._failed_at < RESTART_SECONDS:
+                return
+            self._failed_at = None
         self._executor = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
@@ -65,9 +71,8 @@ class RenderPool:
     def usable(self) -> bool:
         """True when the process is up and answering; a dead one is replaced after ``RESTART_SECONDS``."""
         if self._executor is None:
-            if self._failed_at is not None and time.monotonic() - self._failed_at >= RESTART_SECONDS:
-                self._failed_at = None
-                self.start()
+            if self._failed_at is not None:
+                self.start()  # a dead one's replacement, once RESTART_SECONDS have passed
             return False
         warm = self._warm
         if warm is None or not warm.done():

@@ -300,7 +300,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_big_day_is_rendered_in_a_render_process_that_leaves_with_a_sigkilled_daemon(make_duban_env):
-    server = slow_server(0.04)
+    server = slow_server(0.06)  # 121 messages take 7 s: the render process is up well before the end
     try:
         env = make_duban_env(towns=120, mail=smtp_mail(server.port))  # 121 messages: a big delivery
         first = env.start()

@@ -20,7 +20,7 @@ from test_dispatch import NINE, make_env, many_units, plain
 
 from notifications import render_pool
 from notifications.model import Digest, Recipient
-from notifications.render_pool import RenderPool
+from notifications.render_pool import BrokenProcessPool, RenderPool
 from notifications.wire import WireMessage, to_wire
 from orchestrator.engine.outbox.letters import load_letters
 
@@ -104,9 +104,28 @@ async def test_a_render_process_killed_mid_delivery_loses_and_repeats_nothing(st
         made_there = [isinstance(m, WireMessage) for m in transport.handed]
         assert made_there[:4] == [True] * 4 and not all(made_there)  # then the rest were made here
         assert Counter(row.state for row in env.outbox()) == {"sent": queued}
-        # a new render process replaces the dead one (here at once: RESTART_SECONDS is 0)
-        assert pool.usable is False
+        # a new render process replaces the dead one, after RESTART_SECONDS (0 here: maybe already)
         wait_for(lambda: pool.usable, "a new render process")
+        assert pool.pid not in (None, pid)
+    finally:
+        pool.close()
+
+
+async def test_a_dead_render_process_is_replaced_only_after_restart_seconds(store, tmp_path, monkeypatch):
+    env = make_env(store, tmp_path / "plan")
+    pool = RenderPool()
+    pool.start()
+    pid = wait_for(lambda: pool.usable and pool.pid, "the render process to answer")
+    try:
+        os.kill(pid, signal.SIGKILL)
+        digest = Digest(Recipient("county-x", "县某局", ()), date(2026, 6, 1), items=())
+        with pytest.raises(BrokenProcessPool):  # its next job finds it dead, as a delivery's would…
+            await pool.render(env.renderer, [(digest, "<x@duban.test>")], NINE)
+        pool.broken(None)  # …which then gives it up (deliver.py: _pool_lost)
+        pool.start()  # a big delivery asks for it again at once: not yet
+        assert pool.usable is False and pool.pid is None
+        monkeypatch.setattr(render_pool, "RESTART_SECONDS", 0.0)
+        wait_for(lambda: pool.usable, "the replacement")
         assert pool.pid not in (None, pid)
     finally:
         pool.close()
