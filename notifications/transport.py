@@ -313,8 +313,11 @@ class SmtpTransport:
 async def _send_over(client: SMTP, message: EmailMessage, addresses: list[str]):
     """``message`` over ``client``: a ``WireMessage`` as its bytes (flattened once, in the render
     process), any other flattened by aiosmtplib."""
-    if isinstance(message, WireMessage):
-        return await client.sendmail(message.sender, addresses, message.wire)
+    if isinstance(message, WireMessage):  # as send_message would ask for a non-ASCII address
+        ascii_only = all(a.isascii() for a in (message.sender, *addresses))
+        return await client.sendmail(
+            message.sender, addresses, message.wire, mail_options=[] if ascii_only else ["SMTPUTF8"]
+        )
     return await client.send_message(message, recipients=addresses)
 
 
