@@ -82,14 +82,6 @@ def flat(message: EmailMessage) -> Made | str:
     return data, str(sender), str(message_id), headers
 
 
-def from_wire(data: bytes) -> WireMessage:
-    """The message whose wire form is ``data`` (its headers parsed here)."""
-    made = flat(_WHOLE.parsebytes(data))  # type: ignore[arg-type]
-    if isinstance(made, str):
-        raise ValueError(made)
-    return WireMessage.made(data, *made[1:])
-
-
 def whole(message: EmailMessage) -> EmailMessage:
     """``message`` with its body parsed too (a ``WireMessage`` is read back in full; any other is
     returned as it is): for those who look inside, such as ``simulate`` and the tests."""

@@ -25,6 +25,7 @@ from notifications.wire import WireMessage, to_wire
 from orchestrator.engine.outbox.letters import load_letters
 
 UNITS = many_units(30)
+BROKEN = Digest(Recipient("county-x", "县某局", ()), date(2026, 6, 1), items=())  # no items: cannot render
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +119,8 @@ async def test_a_dead_render_process_is_replaced_only_after_restart_seconds(stor
     pid = wait_for(lambda: pool.usable and pool.pid, "the render process to answer")
     try:
         os.kill(pid, signal.SIGKILL)
-        digest = Digest(Recipient("county-x", "县某局", ()), date(2026, 6, 1), items=())
         with pytest.raises(BrokenProcessPool):  # its next job finds it dead, as a delivery's would…
-            await pool.render(env.renderer, [(digest, "<x@duban.test>")], NINE)
+            await pool.render(env.renderer, [(BROKEN, "<x@duban.test>")], NINE)
         pool.broken(None)  # …which then gives it up (deliver.py: _pool_lost)
         pool.start()  # a big delivery asks for it again at once: not yet
         assert pool.usable is False and pool.pid is None
@@ -133,7 +133,6 @@ async def test_a_dead_render_process_is_replaced_only_after_restart_seconds(stor
 
 async def test_a_digest_the_render_process_cannot_render_comes_back_as_its_reason(store, tmp_path, pool):
     env = make_env(store, tmp_path / "plan")
-    broken = Digest(Recipient("county-x", "县某局", ()), date(2026, 6, 1), items=())
-    (made,) = await pool.render(env.renderer, [(broken, "<x@duban.test>")], NINE)
+    (made,) = await pool.render(env.renderer, [(BROKEN, "<x@duban.test>")], NINE)
     assert made == "cannot render: ValueError: digest for 'county-x' has no items"
     assert pool.usable  # one bad digest does not take the process down
