@@ -104,3 +104,104 @@ def test_a_day_read_in_parts_by_recipient_makes_the_same_emails(monkeypatch):
     whole, in_parts = year(10**9), year(5)
     assert len(whole) > 100
     assert in_parts == whole
+
+
+def test_a_program_started_and_reconciled_in_chunks_stores_what_one_pass_stores(monkeypatch, tmp_path):
+    """``start_program`` walks a province's obligations 20,000 at a time: forced to chunks of 7, the
+    pilot started and then reconciled with a unit renamed (one unit leaves, one joins after its
+    tasks opened) stores the same obligations, timers and audit events as in one pass."""
+    from support import sqlite_engine
+
+    from orchestrator.engine import programs
+    from orchestrator.store.models import Obligation
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    registers = {"normative_documents": examples / "normative_documents.example.csv"}
+    units = (examples / "units.example.toml").read_text(encoding="utf-8")
+    last = units.rindex('id = "')
+    renamed = tmp_path / "renamed.toml"
+    renamed.write_text(
+        units[:last] + 'id = "renamed-unit-x' + units[last + len('id = "') :], encoding="utf-8"
+    )
+    plan = BUILTIN_DEFINITIONS / "rule_of_law_pilot.toml"
+    before = load_bundle(plan, examples / "units.example.toml", registers)
+    after = load_bundle(plan, renamed, registers)
+
+    def stored(chunk: int, folder: Path) -> tuple:
+        monkeypatch.setattr(programs, "CHUNK", chunk)
+        engine = sqlite_engine(folder)
+        reports = []
+        for bundle, when in (
+            (before, datetime(2026, 5, 1, tzinfo=UTC)),
+            (after, datetime(2026, 7, 1, tzinfo=UTC)),
+        ):
+            with transaction(engine) as session:
+                report = programs.start_program(session, bundle, 2026, when)
+                reports.append(
+                    (report.added, report.moved, report.cancelled, report.unchanged, report.timers)
+                )
+        with engine.connect() as connection:
+            o, t, e = Obligation.__table__, Timer.__table__, Event.__table__
+            obligations = connection.execute(
+                select(o.c.key, o.c.state, o.c.opens, o.c.due).order_by(o.c.id)
+            ).all()
+            keys = dict(connection.execute(select(o.c.id, o.c.key)).all())
+            timers = sorted(
+                (r.key, r.fire_at, r.fired_at, r.outcome, keys.get(r.obligation_id))
+                for r in connection.execute(select(t))
+            )
+            events = sorted(
+                (r.kind, r.subject, r.unit, json.dumps(r.after, sort_keys=True))
+                for r in connection.execute(select(e))
+            )
+        return reports, obligations, timers, events
+
+    whole = stored(10**9, tmp_path / "whole")
+    chunked = stored(7, tmp_path / "chunked")
+    reports = whole[0]
+    assert reports[0][0] > 100  # the start: every obligation added
+    assert reports[1][0] > 0 and reports[1][2] > 0 and reports[1][3] > 100  # added, cancelled, unchanged
+    assert chunked == whole
+
+
+def test_an_emails_facts_read_compactly_are_the_dicts_the_digest_lists():
+    """``Facts`` keeps an escalation's late units as names, not a dict each: read back, indexed or
+    compared, it is the list of dicts, each late unit once per message."""
+
+    def row(
+        kind, unit, late=None
+    ):  # (message_id, kind, key, phase, task, unit, recipient, occurrence, due, late)
+        return ("m", kind, "wf/2026/T1/x", "implement", "T1", unit, "office", None, "2026-06-10", late)
+
+    facts, listed = simulated.Facts(), {}
+    facts.add(row("due_today", "agency-1"), listed)
+    facts.add(row("escalation", None, [[1, "agency-1"], [2, "agency-2"]]), listed)
+    facts.add(row("escalation", None, [[2, "agency-2"], [3, "agency-3"]]), listed)  # the next step
+    facts.add(row("escalation", None, [[3, "agency-3"]]), listed)  # nothing new: no fact
+    base = {"workflow": "wf", "phase": "implement", "task": "T1", "occurrence": None, "due": "2026-06-10"}
+    expected = [{**base, "kind": "due_today", "unit": "agency-1"}] + [
+        {**base, "kind": "escalation", "unit": u} for u in ("agency-1", "agency-2", "agency-3")
+    ]
+    assert len(facts) == 4
+    assert list(facts) == expected and facts == expected
+    assert [facts[i] for i in range(-4, 4)] == expected + expected
+    assert facts[1:3] == expected[1:3]
+    next(iter(facts))["unit"] = "changed"  # a caller's dict is its own
+    assert facts[0]["unit"] == "agency-1"
+
+
+def test_a_memo_keeps_short_values_and_converts_long_ones_each_time(store):
+    """A memoized read shares the value of a short raw text and parses a long one (a province's list
+    of late units) afresh each time, so a memo's 4,096 values can never hold gigabytes."""
+    from orchestrator.store.db import MEMO_LONGEST
+
+    long = [[f"unit-{n:05d}"] for n in range(MEMO_LONGEST)]
+    afters = [{"s": "x"}, {"s": "x"}, {"l": long}, {"l": long}]
+    with transaction(store) as session:
+        insert_events(session, [event_row(at=NOW, actor="t", kind="k", after=a) for a in afters])
+    with store.connect() as connection:
+        table = Event.__table__
+        rows = connection.execute(select(memoized(table.c.after)).order_by(table.c.id)).scalars().all()
+    assert rows == afters
+    if store.dialect.name == "sqlite":  # (psycopg hands over JSON already parsed: nothing to share)
+        assert rows[0] is rows[1] and rows[2] is not rows[3]

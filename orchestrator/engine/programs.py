@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from orchestrator.engine.timers import (
@@ -237,64 +238,98 @@ def start_program(
     _phase_runs(session, bundle, program, now, actor, timers)
     program_timers(bundle, program, timers)
     occurrences = plan(bundle.definition, bundle.units.directory, year, bundle.calendar, bundle.registers)
-    wanted = {obligation_key(program.workflow, year, o): o for o in occurrences}
-    existing = {o.key: o for o in session.exec(select(Obligation).where(Obligation.program_id == program.id))}
-    new = _add_obligations(session, program, wanted, existing, horizon, now, today)
-    report.added = len(new)
+    fresh = report.created  # nothing of it stored yet: no obligation to look up, move or cancel
+    stored = 0 if fresh else _count(session, program)
+    wanted_keys: set[str] = set()  # to cancel what left the plan (kept only when something is stored)
     groups: dict[tuple, dict[str, dict]] = {}
-    for key, occ in wanted.items():
-        obligation = existing.get(key)
-        oid = obligation.id if obligation is not None else new.get(key)
-        if oid is None:
-            continue  # beyond the horizon: materialized when the horizon reaches it
-        # a late joiner's own opening notice; an extended obligation's own timers (engine.extensions)
-        own = timers.unfired(oid, None if getattr(obligation, "extended_to", None) else TimerKind.TASK_OPENED)
-        if obligation is None:  # new
-            if not report.created:
-                _audit_added(session, program, oid, key, occ, now, actor)
-                if occ.opens <= today:  # its task occurrence opened before it joined: tell it now
-                    own = joiner_timer(program, oid, key, occ)
-        else:
-            report.moved += _update_obligation(session, obligation, occ, today, now, actor)
-        timers.sync(oid, own)
-        group_timers(bundle, program, occ, groups)
-    for key, obligation in existing.items():
-        if key not in wanted and obligation.state in OWED_STATES:
+    for start in range(0, len(occurrences), CHUNK):  # a province's 1.67M obligations, 20,000 at a time
+        chunk = {obligation_key(program.workflow, year, o): o for o in occurrences[start : start + CHUNK]}
+        existing = {} if fresh else _stored(session, list(chunk))
+        if not fresh:
+            wanted_keys.update(chunk)
+        new = _add_obligations(session, program, chunk, existing, horizon, now, today)
+        report.added += len(new)
+        for key, occ in chunk.items():
+            obligation = existing.get(key)
+            oid = obligation.id if obligation is not None else new.get(key)
+            if oid is None:
+                continue  # beyond the horizon: materialized when the horizon reaches it
+            # a late joiner's own opening notice; an extended obligation's own timers (engine.extensions)
+            own = timers.unfired(
+                oid, None if getattr(obligation, "extended_to", None) else TimerKind.TASK_OPENED
+            )
+            if obligation is None:  # new
+                if not fresh:
+                    _audit_added(session, program, oid, key, occ, now, actor)
+                    if occ.opens <= today:  # its task occurrence opened before it joined: tell it now
+                        own = joiner_timer(program, oid, key, occ)
+            else:
+                report.moved += _update_obligation(session, obligation, occ, today, now, actor)
+            timers.sync(oid, own)
+            group_timers(bundle, program, occ, groups)
+    if stored:
+        for obligation in _left_the_plan(session, program, wanted_keys):
             _cancel(session, program, obligation, now, actor)
             timers.sync(obligation.id, {})
             report.cancelled += 1
     timers.sync_groups(groups)
     report.timers = timers.flush()
     program.materialized_until = horizon
-    report.unchanged = len(existing) - report.moved - report.cancelled
+    report.unchanged = stored - report.moved - report.cancelled
     return report
 
 
-def _add_obligations(
-    session, program, wanted, existing, horizon: date, now: datetime, today: date
-) -> dict[str, int]:
-    """Insert the obligations that are new and within the horizon (an executemany per ``CHUNK``).
-
-    Returns their ids by key: building ORM objects (or reading back whole rows) for 100k
-    obligations costs more than the inserts themselves, and building all their rows at once was
-    the peak of a province's memory.
-    """
+def _count(session, program) -> int:
     table = Obligation.__table__
-    connection = session.connection()
-    keys = [key for key, occ in wanted.items() if key not in existing and occ.opens <= horizon]
-    for start in range(0, len(keys), CHUNK):
-        rows = [_obligation_row(program, key, wanted[key], now, today) for key in keys[start : start + CHUNK]]
-        bulk_insert(connection, table, rows)
+    query = select(func.count()).select_from(table).where(table.c.program_id == program.id)
+    return session.connection().execute(query).scalar_one()
+
+
+def _stored(session, keys: list[str]) -> dict[str, Obligation]:
+    """The stored obligations of ``keys`` (by the unique key alone: with the program's id in the
+    query too, SQLite walked the program's index for each list of keys)."""
+    found: dict[str, Obligation] = {}
+    for start in range(0, len(keys), IN_LIMIT):
+        query = select(Obligation).where(Obligation.key.in_(keys[start : start + IN_LIMIT]))
+        found.update((o.key, o) for o in session.exec(query))
+    return found
+
+
+def _left_the_plan(session, program, wanted_keys: set[str]) -> list[Obligation]:
+    """The program's owed obligations that the plan no longer has (read as keys, then loaded)."""
+    table = Obligation.__table__
+    query = select(table.c.id, table.c.key).where(
+        table.c.program_id == program.id, table.c.state.in_(list(OWED_STATES))
+    )
+    gone = [oid for oid, key in session.connection().execute(query) if key not in wanted_keys]
+    found: list[Obligation] = []
+    for start in range(0, len(gone), IN_LIMIT):
+        batch = gone[start : start + IN_LIMIT]
+        found.extend(session.exec(select(Obligation).where(Obligation.id.in_(batch)).order_by(Obligation.id)))
+    return found
+
+
+def _add_obligations(
+    session, program, chunk: dict[str, Occurrence], existing, horizon: date, now: datetime, today: date
+) -> dict[str, int]:
+    """Insert the obligations of ``chunk`` that are new and within the horizon (one executemany).
+
+    Returns their ids by key, read back as the rows above the largest id before the insert: building
+    ORM objects (or reading back whole rows) for 100k obligations costs more than the inserts
+    themselves, and holding a province's obligations at once was the peak of its memory.
+    """
+    keys = [key for key, occ in chunk.items() if key not in existing and occ.opens <= horizon]
     if not keys:
         return {}
-    columns = [table.c.key, table.c.id]
-    if len(keys) <= IN_LIMIT:
-        query = select(*columns).where(table.c.program_id == program.id, table.c.key.in_(keys))
-        return dict(connection.execute(query).all())
-    # one pass over the program's obligations (IN lists of 900 keys were quadratic here)
+    table = Obligation.__table__
+    connection = session.connection()
+    before = connection.execute(select(func.max(table.c.id))).scalar_one() or 0
+    bulk_insert(connection, table, [_obligation_row(program, key, chunk[key], now, today) for key in keys])
     added = set(keys)
-    query = select(*columns).where(table.c.program_id == program.id)
-    return {key: oid for key, oid in connection.execute(query).all() if key in added}
+    # by the primary key alone (SQLite would otherwise take the program's index and walk it whole);
+    # rows another program inserted meanwhile are left out by their keys
+    query = select(table.c.key, table.c.id).where(table.c.id > before)
+    return {key: oid for key, oid in connection.execute(query) if key in added}
 
 
 def _obligation_row(program, key: str, occ: Occurrence, now: datetime, today: date) -> dict:

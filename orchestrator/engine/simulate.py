@@ -9,7 +9,8 @@ order with the items it carries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -28,6 +29,79 @@ from orchestrator.store.states import ItemState, OutboxState
 from workflows.catalog import Bundle
 
 
+class Facts(Sequence):
+    """The JSON items of one email, kept compact: per stored item its fact and, for an escalation,
+    the late units it lists. A dict is made for each as it is read: one office's digest of a
+    province's year lists a million late units, and a dict for each was most of the memory of
+    reading the year back (``benchmarks/province_year.py``)."""
+
+    __slots__ = ("_ends", "_parts")
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[dict, list[str] | None]] = []
+        self._ends: list[int] = []  # the running count of facts after each part
+
+    def add(self, item, listed: dict[str, set]) -> None:
+        """One stored item's facts: one per unit it is about (an escalation: each late unit not
+        already listed in the same message by another step of it — an obligation id names its task
+        occurrence — as the digest lists them)."""
+        _, kind, key, phase, task, unit, recipient, occurrence, due, late = item  # (a row is a tuple)
+        fact = {
+            "kind": kind,
+            "workflow": _workflow_of(key),
+            "phase": phase,
+            "task": task,
+            "unit": unit or recipient,
+            "occurrence": occurrence,
+            "due": due,
+        }
+        units = None
+        if late:
+            seen, units = listed.setdefault(kind, set()), []
+            for oid, late_unit in late:
+                if oid not in seen:
+                    seen.add(oid)
+                    units.append(late_unit)
+            if not units:
+                return
+        self._parts.append((fact, units))
+        self._ends.append(len(self) + (1 if units is None else len(units)))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __iter__(self) -> Iterator[dict]:
+        for fact, units in self._parts:
+            if units is None:
+                yield dict(fact)
+            else:
+                for unit in units:
+                    yield {**fact, "unit": unit}
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return list(self)[index]
+        size = len(self)
+        if not -size <= index < size:
+            raise IndexError("fact index out of range")
+        index %= size
+        part = bisect_right(self._ends, index)
+        fact, units = self._parts[part]
+        if units is None:
+            return dict(fact)
+        return {**fact, "unit": units[index - (self._ends[part - 1] if part else 0)]}
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Facts | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # mutable while it is filled, like a list
+
+    def __repr__(self) -> str:
+        return f"Facts({list(self)!r})"
+
+
 @dataclass(frozen=True)
 class SimulatedEmail:
     send_at: datetime
@@ -35,7 +109,7 @@ class SimulatedEmail:
     to: list[str]
     subject: str
     message_id: str
-    items: list[dict]
+    items: Facts
 
     def as_json(self, tz: ZoneInfo) -> dict:
         return {
@@ -44,7 +118,7 @@ class SimulatedEmail:
             "to": self.to,
             "subject": self.subject,
             "message_id": self.message_id,
-            "items": self.items,
+            "items": list(self.items),
         }
 
 
@@ -118,7 +192,7 @@ def _mark_sent(engine, now: datetime) -> None:
 def _emails(engine) -> Iterator[SimulatedEmail]:
     """Every sent message with its items, in send order, streamed: a province's year is 180k emails
     and 1.6M facts, and one office's digest can list 100k late units — only one email's facts are in
-    memory at a time. Messages are read in id order, which is their send order here: the simulated
+    memory at a time, compactly (``Facts``). Messages are read in id order, which is their send order here: the simulated
     dispatcher sends every message in the run that queued it (no retries)."""
     messages, items = OutboxMessage.__table__, NotificationItem.__table__
     columns = [
@@ -140,11 +214,11 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
             rows = iter(streamed.execute(query))
             row = next(rows, None)
             for message in chunk:  # a merge of two id-ordered streams
-                facts: list[dict] = []
-                seen: set[tuple] = set()  # one late unit once per message (several escalation steps)
+                facts = Facts()
+                listed: dict[str, set] = {}  # one late unit once per message (several escalation steps)
                 with gc_paused():
                     while row is not None and row[0] == message.id:  # (message_id)
-                        facts.extend(_facts(row, seen))
+                        facts.add(row, listed)
                         row = next(rows, None)
                 yield SimulatedEmail(
                     send_at=message.sent_at,
@@ -154,30 +228,6 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
                     message_id=message.message_id,
                     items=facts,
                 )
-
-
-def _facts(item, seen: set[tuple]) -> list[dict]:
-    """The JSON items of one stored item: one per unit it is about (an escalation: each late unit
-    not already listed in the same message by another step of it — an obligation id names its task
-    occurrence — as the digest lists them)."""
-    _, kind, key, phase, task, unit, recipient, occurrence, due, late = item  # (a row is a tuple)
-    fact = {
-        "kind": kind,
-        "workflow": _workflow_of(key),
-        "phase": phase,
-        "task": task,
-        "unit": unit or recipient,
-        "occurrence": occurrence,
-        "due": due,
-    }
-    if not late:
-        return [fact]
-    facts = []
-    for oid, late_unit in late:
-        if (kind, oid) not in seen:
-            seen.add((kind, oid))
-            facts.append({**fact, "unit": late_unit})
-    return facts
 
 
 def _workflow_of(key: str) -> str:

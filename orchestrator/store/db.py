@@ -332,6 +332,8 @@ _UNCACHED = object()  # a key function's answer for a value to convert every tim
 
 
 MEMO_SIZE = 4096  # distinct values a memo keeps (then it starts again): its memory stays bounded
+MEMO_LONGEST = 512  # characters of the longest raw text a memo keeps (an escalation's list of late
+# units at province scale is a megabyte: 4,096 of them, parsed, would be gigabytes; and they rarely repeat)
 
 
 def _memoize(process: Callable[[Any], Any], key: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
@@ -346,7 +348,7 @@ def _memoize(process: Callable[[Any], Any], key: Callable[[Any], Any] | None = N
 
     def memo(value):
         found = value if key is None else key(value)
-        if found is _UNCACHED:
+        if found is _UNCACHED or (type(found) is str and len(found) > MEMO_LONGEST):
             return process(value)
         try:
             return cache[found]
