@@ -205,3 +205,28 @@ def test_a_memo_keeps_short_values_and_converts_long_ones_each_time(store):
     assert rows == afters
     if store.dialect.name == "sqlite":  # (psycopg hands over JSON already parsed: nothing to share)
         assert rows[0] is rows[1] and rows[2] is not rows[3]
+
+
+def test_a_year_ticked_in_tiny_batches_makes_the_same_emails(monkeypatch):
+    """A tick's batch ends once it has written ``BUDGET`` rows or listed that many late units: with a
+    budget of 3 (most batches one timer, escalations alone), the pilot's year gives the same emails."""
+    from orchestrator.engine import tick as ticking
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    registers = {"normative_documents": examples / "normative_documents.example.csv"}
+    bundle = load_bundle(
+        BUILTIN_DEFINITIONS / "rule_of_law_pilot.toml", examples / "units.example.toml", registers
+    )
+    settings = Settings()
+    bundles = {bundle.definition.workflow.id: bundle}
+
+    def year(budget: int) -> list[tuple]:
+        monkeypatch.setattr(ticking, "BUDGET", budget)
+        emails = simulated.simulate(
+            bundle, 2026, policy=send_policy(settings, bundles), renderer=make_renderer(settings)
+        )
+        return [(e.send_at, e.message_id, e.to_unit, e.subject, list(e.items)) for e in emails]
+
+    whole, tiny = year(10**9), year(3)
+    assert sum(1 for e in whole for fact in e[4] if fact["kind"] == "escalation") > 10
+    assert tiny == whole

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
@@ -203,18 +204,22 @@ class DigestBuilder:
     def addressee(self, group: Group) -> Recipient:
         return self.recipient(group.recipient, self.bundle(self.program(group.items[0].program_id)))
 
-    def summary(self, group: Group) -> Summary:
+    def summary(self, group: Group, late: Callable[[Any], list | None] | None = None) -> Summary:
         """What the subject line needs, from the stored rows (a digest can hold 100k items): counts
-        by kind, each late unit of an escalation once; programs and phases named once at the end."""
+        by kind, each late unit of an escalation once; programs and phases named once at the end.
+
+        ``late``: an item's list of late units (default: the row's own ``late``); ``enqueue`` reads
+        each list when it is needed — a province's office gets a million late units in one day."""
+        late_of = late or _own_late
         counts: dict[str, int] = {}
         programs: set[int] = set()
         phases: dict[str, set[tuple[int, str | None]]] = {}
-        seen: set[tuple] = set()
+        seen: dict[str, set[int]] = {}
         for stored in group.items:
             kind = stored.kind
             if kind not in KINDS:
                 raise ValueError(f"digest item {stored.key!r}: unknown kind {kind!r}")
-            pairs = self._late_pairs(stored, seen)
+            pairs = self._late_pairs(kind, late_of(stored), seen)
             if pairs is not None and not pairs:
                 continue  # every late unit of it is listed already (another step of the same escalation)
             counts[kind] = counts.get(kind, 0) + (len(pairs) if pairs is not None else 1)
@@ -231,25 +236,26 @@ class DigestBuilder:
         return (run.name if run else None) or where[1] or "阶段"
 
     @staticmethod
-    def _late_pairs(stored: NotificationItem, seen: set[tuple]) -> list | None:
+    def _late_pairs(kind: str, late: list | None, seen: dict[str, set[int]]) -> list | None:
         """The late units of an escalation (or summary) item not yet listed in this digest (``seen``
-        collects them): several steps of one task occurrence's escalation that reach one recipient
-        together (catch-up, or a recipient holding both roles) list each late unit once. None for an
-        item that lists no units."""
-        if not stored.late:
+        collects their obligation ids by kind): several steps of one task occurrence's escalation
+        that reach one recipient together (catch-up, or a recipient holding both roles) list each
+        late unit once. None for an item that lists no units."""
+        if not late:
             return None
+        listed = seen.setdefault(kind, set())
         fresh = []
-        for oid, unit in stored.late:  # an obligation id names its task occurrence too
-            if (stored.kind, oid) not in seen:
-                seen.add((stored.kind, oid))
+        for oid, unit in late:  # an obligation id names its task occurrence too
+            if oid not in listed:
+                listed.add(oid)
                 fresh.append((oid, unit))
         return fresh
 
     def digest(self, group: Group) -> Digest:
-        seen: set[tuple] = set()
+        seen: dict[str, set[int]] = {}
         items = []
         for stored in group.items:
-            pairs = self._late_pairs(stored, seen)
+            pairs = self._late_pairs(stored.kind, stored.late, seen)
             if pairs is None:
                 items.append(self.item(stored))
             else:
@@ -313,3 +319,7 @@ class DigestBuilder:
             occurrence_is_row=is_row,
             unit_contact=self.unit_contact(bundle, unit) if late else None,
         )
+
+
+def _own_late(stored) -> list | None:
+    return stored.late

@@ -59,8 +59,8 @@ def tick(
 
     Timers are applied in batches of ``batch`` (each batch one transaction: states, items, audit
     events and the timers' ``fired_at`` commit together), so a catch-up over a long outage does not
-    hold one huge transaction; a batch also ends once it has written ``BUDGET`` rows (a task
-    occurrence's timer can concern thousands of units). A second tick, or a second process, finds
+    hold one huge transaction; a batch also ends once it has written ``BUDGET`` rows or listed
+    that many late units (a task occurrence's timer can concern thousands of units). A second tick, or a second process, finds
     nothing left to do.
     """
     report = TickReport()
@@ -94,7 +94,7 @@ TIMER_COLUMNS = [
 ]
 OBLIGATION_FIELDS = ("id", "key", "program_id", "task", "phase", "unit", "occurrence", "due", "state")
 OBLIGATION_COLUMNS = [memoized(OBLIGATION.c[n]) if n == "due" else OBLIGATION.c[n] for n in OBLIGATION_FIELDS]
-BUDGET = 50_000  # items and events one batch writes at most (then the rest of its timers wait)
+BUDGET = 50_000  # items, events and late units listed one batch writes at most (then its other timers wait)
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,7 @@ class _Batch(BatchNotices):
         self.latest_phase_notice, self.latest_group_notice = latest.phase, latest.group
         self.items: list[dict] = []
         self.events: list[dict] = []
+        self.listed = 0  # late units the escalation items list (at province scale 50,000 an item)
         self.state_changes: dict[int, str] = {}
         self.slots: dict[tuple[int, datetime], datetime] = {}
         self.groups: dict[tuple, list[dict]] = {}
@@ -159,7 +160,7 @@ class _Batch(BatchNotices):
             outcomes[outcome].append(timer.id)
             self.report.kinds[timer.kind] = self.report.kinds.get(timer.kind, 0) + 1
             applied += 1
-            if len(self.items) + len(self.events) >= BUDGET:
+            if len(self.items) + len(self.events) + self.listed >= BUDGET:
                 break
         self.report.fired += len(outcomes[TimerOutcome.FIRED])
         self.report.skipped += len(outcomes[TimerOutcome.SKIPPED])

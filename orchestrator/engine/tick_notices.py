@@ -136,9 +136,10 @@ class BatchNotices:
             )
         fired = False
         for recipient in timer.recipients:
-            others = [[oid, unit] for oid, unit in late if unit != recipient]
+            others = [pair for pair in late if pair[1] != recipient]  # (stored as [id, unit] lists)
             if others:
                 self._item(timer, NoticeKind.ESCALATION, recipient, phase=timer.phase, late=others)
+                self.listed += len(others)
                 fired = True
         return TimerOutcome.FIRED if fired else TimerOutcome.SKIPPED
 
@@ -196,6 +197,7 @@ class BatchNotices:
             return self._skip(timer, f"nothing was due before notify-from {start}")
         for recipient in timer.recipients:
             self._item(timer, NoticeKind.BEFORE_START, recipient, phase=None, late=listed)
+            self.listed += len(listed)
         self.events.append(
             event_row(
                 at=self.now,

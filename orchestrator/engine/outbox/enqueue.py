@@ -7,13 +7,13 @@ recipient and local day, with a Message-ID derived from the item keys; the messa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, func, text
+from sqlalchemy.engine import Engine, Row
 from sqlmodel import Session, select
 
 from notifications.model import digest_message_id
@@ -98,8 +98,10 @@ def _enqueue_part(session, builder: DigestBuilder, part: tuple, now: datetime, r
     """One part's items grouped into messages, queued: ``(messages created, items read)``."""
     connection = session.connection()
     columns = [ITEMS.c[n] for n in ("id", "key", "kind", "recipient", "program_id", "phase")]
+    # not the lists of late units (a province's escalations list up to a million a day): a flag,
+    # and each list read when its group's subject line is counted (``_late_of``)
     items = connection.execute(
-        select(*columns, memoized(ITEMS.c.send_at), memoized(ITEMS.c.late))
+        select(*columns, memoized(ITEMS.c.send_at), ITEMS.c.late.is_not(None).label("listing"))
         .where(*_due(now), *part)
         .order_by(ITEMS.c.send_at, ITEMS.c.id)  # the partial index's order
     ).all()
@@ -108,8 +110,9 @@ def _enqueue_part(session, builder: DigestBuilder, part: tuple, now: datetime, r
     groups = group_items(items, timezones(session, {i.program_id for i in items}))
     keyed = {digest_message_id((i.key for i in g.items), renderer.domain): g for g in groups}
     ids = _existing_messages(connection, list(keyed))
+    late = _late_of(connection)
     rows = [
-        _message_row(builder, group, message_id, now)
+        _message_row(builder, group, message_id, now, late)
         for message_id, group in keyed.items()
         if message_id not in ids
     ]
@@ -137,11 +140,21 @@ def _existing_messages(connection, message_ids: list[str]) -> dict[str, int]:
     return found
 
 
-def _message_row(builder: DigestBuilder, group: Group, message_id: str, now) -> dict:
+def _late_of(connection) -> Callable[[Row], list | None]:
+    """An item's list of late units, read alone (one list in memory at a time)."""
+    query = select(ITEMS.c.late).where(ITEMS.c.id == bindparam("item_id"))
+
+    def late(item: Row) -> list | None:
+        return connection.execute(query, {"item_id": item.id}).scalar_one() if item.listing else None
+
+    return late
+
+
+def _message_row(builder: DigestBuilder, group: Group, message_id: str, now, late) -> dict:
     """The outbox row of one group. A digest that cannot be built is queued all the same (it fails,
     with its reason, when it is sent): one broken item must not keep every other email back."""
     try:
-        to, subject = list(builder.addressee(group).emails), subject_line(builder.summary(group))
+        to, subject = list(builder.addressee(group).emails), subject_line(builder.summary(group, late))
     except Exception as exc:  # any error of one digest: the others are queued all the same
         log.error("mail.digest_failed", unit=group.recipient, error=one_line(exc))
         to, subject = [], f"【督办】（{len(group.items)}项通知，无法生成邮件）"
