@@ -168,9 +168,8 @@ def test_the_daemon_refuses_to_start_on_a_unit_naming_an_unknown_robot(short_tmp
         '[robots.town0-wecom]\nkind = "wecom"\nkey = "k"\n', encoding="utf-8"
     )
     run = env.cli("run", "--once")
-    assert (
-        run.returncode == 2 and 'unknown robot "county-dingtalk"' in run.stderr
-    )  # a bad input file: exit 2 (issue 12)
+    # a bad input file: exit 2 (issue 12)
+    assert run.returncode == 2 and 'unknown robot "county-dingtalk"' in run.stderr
     assert "Traceback" not in run.stderr
 
 

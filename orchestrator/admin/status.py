@@ -31,9 +31,8 @@ def status_report(
         "now": iso(now, tz),
         "programs": program_rows(session),
         "outbox": outbox_counts(session),
-        "waiting": waiting(session, now).as_json(
-            lambda t: iso(t, tz)
-        ),  # notices and emails for the next window
+        # notices and emails for the next window
+        "waiting": waiting(session, now).as_json(lambda t: iso(t, tz)),
         "daemons": daemons,
         "daemon_alive": any(d["alive"] for d in daemons),
         "last_tick_at": max((d["last_tick_at"] for d in daemons if d["last_tick_at"]), default=None),

@@ -21,9 +21,8 @@ from orchestrator.store.states import (
     ProgramState,
 )
 
-SCHEMA_REVISION = (
-    "0008"  # the head: 0001 → 0002 → 0005 → 0007 → 0004 → 0003 → 0006 → 0008 (chained in the order merged)
-)
+# the head: 0001 → 0002 → 0005 → 0007 → 0004 → 0003 → 0006 → 0008 (chained in the order merged)
+SCHEMA_REVISION = "0008"
 
 
 class Program(SQLModel, table=True):
