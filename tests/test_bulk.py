@@ -165,27 +165,52 @@ def test_a_program_started_and_reconciled_in_chunks_stores_what_one_pass_stores(
 
 
 def test_an_emails_facts_read_compactly_are_the_dicts_the_digest_lists():
-    """``Facts`` keeps an escalation's late units as names, not a dict each: read back, indexed or
-    compared, it is the list of dicts, each late unit once per message."""
+    """``Facts`` keeps an escalation's late units as names, not a dict each, each list read alone:
+    read back, indexed or compared, it is the list of dicts, each late unit once per message."""
+    lists = {
+        11: [[1, "agency-1"], [2, "agency-2"]],
+        12: [[2, "agency-2"], [3, "agency-3"]],  # the next step of the same escalation
+        13: [[3, "agency-3"]],  # nothing new: no fact
+        14: [[7, "agency-2"]],  # another task's escalation: its own
+    }
+    read = []
 
-    def row(
-        kind, unit, late=None
-    ):  # (message_id, kind, key, phase, task, unit, recipient, occurrence, due, late)
-        return ("m", kind, "wf/2026/T1/x", "implement", "T1", unit, "office", None, "2026-06-10", late)
+    def late_of(item_id):
+        read.append(item_id)
+        return lists[item_id]
 
-    facts, listed = simulated.Facts(), {}
-    facts.add(row("due_today", "agency-1"), listed)
-    facts.add(row("escalation", None, [[1, "agency-1"], [2, "agency-2"]]), listed)
-    facts.add(row("escalation", None, [[2, "agency-2"], [3, "agency-3"]]), listed)  # the next step
-    facts.add(row("escalation", None, [[3, "agency-3"]]), listed)  # nothing new: no fact
+    def row(item_id, kind, unit, task="T1"):
+        # (message_id, kind, key, phase, task, unit, recipient, occurrence, due, listing, id)
+        listing = item_id in lists
+        return (
+            "m",
+            kind,
+            "wf/2026/x",
+            "implement",
+            task,
+            unit,
+            "office",
+            None,
+            "2026-06-10",
+            listing,
+            item_id,
+        )
+
+    rows = [row(10, "due_today", "agency-1"), row(11, "escalation", None), row(12, "escalation", None)]
+    rows += [row(13, "escalation", None), row(14, "escalation", None, task="T2")]
+    names = {}
+    facts = simulated.Facts.of(rows, late_of, names)
     base = {"workflow": "wf", "phase": "implement", "task": "T1", "occurrence": None, "due": "2026-06-10"}
     expected = [{**base, "kind": "due_today", "unit": "agency-1"}] + [
         {**base, "kind": "escalation", "unit": u} for u in ("agency-1", "agency-2", "agency-3")
     ]
-    assert len(facts) == 4
+    expected.append({**base, "kind": "escalation", "task": "T2", "unit": "agency-2"})
+    assert read == [11, 12, 13, 14]
+    assert len(facts) == 5
     assert list(facts) == expected and facts == expected
-    assert [facts[i] for i in range(-4, 4)] == expected + expected
+    assert [facts[i] for i in range(-5, 5)] == expected + expected
     assert facts[1:3] == expected[1:3]
+    assert facts[2]["unit"] is facts[4]["unit"]  # one string per unit id, however many lists name it
     next(iter(facts))["unit"] = "changed"  # a caller's dict is its own
     assert facts[0]["unit"] == "agency-1"
 

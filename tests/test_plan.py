@@ -279,6 +279,35 @@ def test_a_phase_task_opens_on_the_phase_start_rolled_forward_and_is_due_at_its_
     assert o.opens == min(CAL.next_workday(dates.start), o.due)
 
 
+UNIT_SETS = st.lists(st.sampled_from(["town-b", "office", "town-a", "role:town"]), min_size=1, max_size=3)
+RULES = st.sampled_from(
+    ["FREQ=MONTHLY;BYMONTHDAY=10", "FREQ=WEEKLY;BYDAY=MO", "FREQ=YEARLY;BYMONTH=6;BYMONTHDAY=10"]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    tasks=st.lists(
+        st.tuples(st.sampled_from(["06-10", "06-08", "12-31"]) | RULES, UNIT_SETS), min_size=1, max_size=6
+    ),
+    year=st.integers(2024, 2026),
+)
+def test_plan_is_every_obligation_in_due_task_unit_order_made_one_group_at_a_time(tasks, year) -> None:
+    """``plan()`` makes its obligations by (due date, task) group; the result is what building them
+    all and sorting them gives (the order of the first implementation), whatever dates the tasks share."""
+    specs = [
+        task(id=f"T{n:02d}", responsible=units, **({"rrule": rule} if "=" in rule else {"due": rule}))
+        for n, (rule, units) in enumerate(tasks)
+    ]
+    got = plan(definition(*reversed(specs)), UNITS, year, CAL)  # (made out of id order)
+    naive = [
+        (o.due, o.task, o.unit, o.occurrence or "")
+        for spec in specs
+        for o in plan(definition(spec), UNITS, year, CAL)
+    ]
+    assert [(o.due, o.task, o.unit, o.occurrence or "") for o in got] == sorted(naive)
+
+
 # -- the pilot ----------------------------------------------------------------------------------------
 
 

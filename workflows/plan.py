@@ -11,9 +11,10 @@ even when the working-day rule moves it into the next January: each belongs to e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
+from itertools import groupby
 
 from workflows.calendar import WorkdayCalendar
 from workflows.offsets import Offset, shift
@@ -100,9 +101,21 @@ def plan(
     registers: Mapping[str, Register] | None = None,
 ) -> list[Occurrence]:
     """Every obligation of ``definition`` for ``year``, ordered by due date, task, unit."""
+    return list(iter_plan(definition, units, year, cal, registers))
+
+
+def iter_plan(
+    definition: Definition,
+    units: UnitDirectory,
+    year: int,
+    cal: WorkdayCalendar,
+    registers: Mapping[str, Register] | None = None,
+) -> Iterator[Occurrence]:
+    """``plan()``'s obligations in its order, made one (due date, task) at a time: a province's
+    1.67M obligations are never in memory together, only the largest task occurrence's units."""
     registers = registers or {}
     workflow = definition.workflow.id
-    out: list[Occurrence] = []
+    dues: list[tuple] = []  # (due, task id, order made, task, lead, key, opens, nominal, owners)
     for task in definition.all_tasks:
         phase = definition.phase(task.phase)
         lead = units.expand_all(task.lead)
@@ -111,11 +124,14 @@ def plan(
             due = cal.prev_workday(nominal) if task.roll == "backward" else cal.next_workday(nominal)
             opens = min(cal.next_workday(_opens(task, phase, year, nominal, cal)), due)
             owners = (register_unit,) if register_unit is not None else responsible
-            for unit in owners:
-                out.append(
-                    Occurrence(
-                        workflow, task.id, task.title, task.phase, unit, lead, key, opens, due, nominal
-                    )
-                )
-    out.sort(key=lambda o: (o.due, o.task, o.unit, o.occurrence or ""))
-    return out
+            dues.append((due, task.id, len(dues), task, lead, key, opens, nominal, owners))
+    dues.sort(key=lambda d: d[:3])  # (due, task) groups, each in the order it was made
+    for _, group in groupby(dues, key=lambda d: d[:2]):
+        out = []
+        for due, _, _, task, lead, key, opens, nominal, owners in group:
+            out.extend(
+                Occurrence(workflow, task.id, task.title, task.phase, unit, lead, key, opens, due, nominal)
+                for unit in owners
+            )
+        out.sort(key=lambda o: (o.unit, o.occurrence or ""))  # stable: ties keep the order they were made
+        yield from out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
@@ -36,7 +37,7 @@ from orchestrator.store.db import IN_LIMIT, bulk_insert, gc_paused
 from orchestrator.store.models import Obligation, PhaseRun, Program
 from orchestrator.store.states import OPEN_STATES, OWED_STATES, ObligationState, PhaseState, TimerKind
 from workflows.catalog import Bundle
-from workflows.plan import Occurrence, phase_dates, plan
+from workflows.plan import Occurrence, iter_plan, phase_dates
 from workflows.schedule import phase_notices
 
 CHUNK = 20_000  # obligations built and inserted at a time (memory stays flat at province scale)
@@ -237,13 +238,17 @@ def start_program(
     timers = TimerSync(session, program, now)
     _phase_runs(session, bundle, program, now, actor, timers)
     program_timers(bundle, program, timers)
-    occurrences = plan(bundle.definition, bundle.units.directory, year, bundle.calendar, bundle.registers)
+    occurrences = iter_plan(
+        bundle.definition, bundle.units.directory, year, bundle.calendar, bundle.registers
+    )
     fresh = report.created  # nothing of it stored yet: no obligation to look up, move or cancel
     stored = 0 if fresh else _count(session, program)
     wanted_keys: set[str] = set()  # to cancel what left the plan (kept only when something is stored)
     groups: dict[tuple, dict[str, dict]] = {}
-    for start in range(0, len(occurrences), CHUNK):  # a province's 1.67M obligations, 20,000 at a time
-        chunk = {obligation_key(program.workflow, year, o): o for o in occurrences[start : start + CHUNK]}
+    while True:  # a province's 1.67M obligations, made and stored 20,000 at a time
+        chunk = {obligation_key(program.workflow, year, o): o for o in islice(occurrences, CHUNK)}
+        if not chunk:
+            break
         existing = {} if fresh else _stored(session, list(chunk))
         if not fresh:
             wanted_keys.update(chunk)

@@ -9,13 +9,15 @@ order with the items it carries.
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, cast, func, update
+from sqlalchemy import String, bindparam, cast, func, update
 from sqlmodel import Session, select
 
 from orchestrator.engine.clock import FakeClock
@@ -23,7 +25,7 @@ from orchestrator.engine.outbox import enqueue
 from orchestrator.engine.programs import start_program
 from orchestrator.engine.tick import tick
 from orchestrator.engine.window import SendPolicy
-from orchestrator.store.db import IN_LIMIT, gc_paused, memoized, memory_engine, transaction
+from orchestrator.store.db import IN_LIMIT, gc_paused, memory_engine, transaction
 from orchestrator.store.models import NotificationItem, OutboxMessage, Timer
 from orchestrator.store.states import ItemState, OutboxState
 from workflows.catalog import Bundle
@@ -31,9 +33,9 @@ from workflows.catalog import Bundle
 
 class Facts(Sequence):
     """The JSON items of one email, kept compact: per stored item its fact and, for an escalation,
-    the late units it lists. A dict is made for each as it is read: one office's digest of a
-    province's year lists a million late units, and a dict for each was most of the memory of
-    reading the year back (``benchmarks/province_year.py``)."""
+    the late units it lists (shared strings). A dict is made for each as it is read: one office's
+    digest of a province's year lists a million late units, and a dict for each was most of the
+    memory of reading the year back (``benchmarks/province_year.py``)."""
 
     __slots__ = ("_ends", "_parts")
 
@@ -41,11 +43,36 @@ class Facts(Sequence):
         self._parts: list[tuple[dict, list[str] | None]] = []
         self._ends: list[int] = []  # the running count of facts after each part
 
-    def add(self, item, listed: dict[str, set]) -> None:
-        """One stored item's facts: one per unit it is about (an escalation: each late unit not
-        already listed in the same message by another step of it — an obligation id names its task
-        occurrence — as the digest lists them)."""
-        _, kind, key, phase, task, unit, recipient, occurrence, due, late = item  # (a row is a tuple)
+    @classmethod
+    def of(cls, rows: Sequence, late_of: Callable[[int], list], names: dict[str, str]) -> Facts:
+        """The facts of one message's stored items (``_ITEM_COLUMNS`` rows, in id order); ``late_of``
+        reads one item's list of late units, ``names`` shares each unit id's string between lists.
+
+        An escalation lists each late unit once per message although several steps of it may reach
+        the recipient together (catch-up, or a recipient holding both roles): as the digest lists
+        them (``DigestBuilder._late_pairs``), by obligation id per kind — and an obligation id names its
+        task occurrence, so only items of one kind and (task, occurrence, due) can list the same one."""
+        facts = cls()
+        listing = Counter(_late_group(row) for row in rows if row[-2])
+        seen: dict[tuple, set[int]] = {}
+        for row in rows:
+            units = None
+            if row[-2]:  # (listing)
+                group = _late_group(row)
+                listed = seen.setdefault(group, set()) if listing[group] > 1 else None
+                units = []
+                for oid, unit in late_of(row[-1]):  # (id)
+                    if listed is None or oid not in listed:
+                        if listed is not None:
+                            listed.add(oid)
+                        units.append(names.setdefault(unit, unit))
+                if not units:
+                    continue
+            facts._add(row, units)
+        return facts
+
+    def _add(self, row, units: list[str] | None) -> None:
+        _, kind, key, phase, task, unit, recipient, occurrence, due, _, _ = row  # (a row is a tuple)
         fact = {
             "kind": kind,
             "workflow": _workflow_of(key),
@@ -55,15 +82,6 @@ class Facts(Sequence):
             "occurrence": occurrence,
             "due": due,
         }
-        units = None
-        if late:
-            seen, units = listed.setdefault(kind, set()), []
-            for oid, late_unit in late:
-                if oid not in seen:
-                    seen.add(oid)
-                    units.append(late_unit)
-            if not units:
-                return
         self._parts.append((fact, units))
         self._ends.append(len(self) + (1 if units is None else len(units)))
 
@@ -100,6 +118,11 @@ class Facts(Sequence):
 
     def __repr__(self) -> str:
         return f"Facts({list(self)!r})"
+
+
+def _late_group(row) -> tuple:
+    """(kind, task, occurrence, due): the items whose lists of late units may overlap."""
+    return (row[1], row[4], row[7], row[8])
 
 
 @dataclass(frozen=True)
@@ -189,16 +212,30 @@ def _mark_sent(engine, now: datetime) -> None:
         )
 
 
+_ITEM_NAMES = ("message_id", "kind", "key", "phase", "task", "unit", "recipient", "occurrence")
+
+
 def _emails(engine) -> Iterator[SimulatedEmail]:
-    """Every sent message with its items, in send order, streamed: a province's year is 180k emails
-    and 1.6M facts, and one office's digest can list 100k late units — only one email's facts are in
-    memory at a time, compactly (``Facts``). Messages are read in id order, which is their send order here: the simulated
-    dispatcher sends every message in the run that queued it (no retries)."""
+    """Every sent message with its items, in send order, streamed: a province's year is 1.8M emails
+    and 17M facts, and one office's digest can list a million late units — only one email's facts
+    are in memory at a time, compactly (``Facts``), and the lists of late units are read one item at
+    a time (a page of items with their lists, parsed together, was a gigabyte at 50,000 units).
+    Messages are read in id order, which is their send order here: the simulated dispatcher sends
+    every message in the run that queued it (no retries)."""
     messages, items = OutboxMessage.__table__, NotificationItem.__table__
     columns = [
-        items.c[n] for n in ("message_id", "kind", "key", "phase", "task", "unit", "recipient", "occurrence")
+        *(items.c[n] for n in _ITEM_NAMES),
+        cast(items.c.due, String).label("due"),
+        items.c.late.is_not(None).label("listing"),
+        items.c.id,
     ]
+    late_query = select(cast(items.c.late, String)).where(items.c.id == bindparam("item_id"))
+    names: dict[str, str] = {}  # one string per unit id, shared by every list that names it
     with engine.connect() as connection:
+
+        def late_of(item_id: int) -> list:
+            return json.loads(connection.execute(late_query, {"item_id": item_id}).scalar_one())
+
         streamed = connection.execution_options(yield_per=IN_LIMIT)  # cursors read page by page
         sent = streamed.execute(
             select(*(messages.c[n] for n in ("id", "sent_at", "recipient", "to", "subject", "message_id")))
@@ -207,19 +244,19 @@ def _emails(engine) -> Iterator[SimulatedEmail]:
         )
         for chunk in sent.partitions():
             query = (
-                select(*columns, cast(items.c.due, String).label("due"), memoized(items.c.late))
+                select(*columns)
                 .where(items.c.message_id.in_([m.id for m in chunk]))
                 .order_by(items.c.message_id, items.c.id)
             )
             rows = iter(streamed.execute(query))
             row = next(rows, None)
             for message in chunk:  # a merge of two id-ordered streams
-                facts = Facts()
-                listed: dict[str, set] = {}  # one late unit once per message (several escalation steps)
+                mine = []
+                while row is not None and row[0] == message.id:  # (message_id)
+                    mine.append(row)
+                    row = next(rows, None)
                 with gc_paused():
-                    while row is not None and row[0] == message.id:  # (message_id)
-                        facts.add(row, listed)
-                        row = next(rows, None)
+                    facts = Facts.of(mine, late_of, names)
                 yield SimulatedEmail(
                     send_at=message.sent_at,
                     to_unit=message.recipient,
