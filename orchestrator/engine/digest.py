@@ -79,8 +79,9 @@ def group_items(items: Sequence[NotificationItem], timezones: Mapping[int, ZoneI
     item's (send slot, recipient, id); the office's summary of what fell due before the start
     (``before_start``) is always an email of its own.
 
-    ``items`` come in (send slot, id) order, as ``enqueue`` reads them: only the groups are sorted
-    (sorting 170k items of a province's day by slot and recipient took longer than the rest).
+    ``items`` come in (send slot, id) order within each recipient, as ``enqueue`` reads them (by
+    recipient, then slot and id): only the groups are sorted (sorting 170k items of a province's day
+    by slot and recipient took longer than the rest).
     """
     groups: dict[tuple[str, date, bool], list[NotificationItem]] = {}
     days: dict[tuple[datetime, int], date] = {}  # most items of a run share a few send slots

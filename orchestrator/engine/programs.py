@@ -328,12 +328,15 @@ def _add_obligations(
         return {}
     table = Obligation.__table__
     connection = session.connection()
-    before = connection.execute(select(func.max(table.c.id))).scalar_one() or 0
+    latest = select(func.max(table.c.id))
+    before = connection.execute(latest).scalar_one() or 0
     bulk_insert(connection, table, [_obligation_row(program, key, chunk[key], now, today) for key in keys])
+    after = connection.execute(latest).scalar_one()
     added = set(keys)
-    # by the primary key alone (SQLite would otherwise take the program's index and walk it whole);
+    # by a range of the primary key alone (SQLite would otherwise take the program's index and walk
+    # it whole; PostgreSQL, with no statistics yet, scanned the whole table for ``id > before``);
     # rows another program inserted meanwhile are left out by their keys
-    query = select(table.c.key, table.c.id).where(table.c.id > before)
+    query = select(table.c.key, table.c.id).where(table.c.id > before, table.c.id <= after)
     return {key: oid for key, oid in connection.execute(query) if key in added}
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import bindparam, func, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine, Row
 from sqlmodel import Session, select
 
@@ -23,7 +23,7 @@ from notifications.view import subject_line
 from orchestrator.engine.digest import DigestBuilder, Group, group_items
 from orchestrator.engine.outbox.letters import one_line
 from orchestrator.store.audit import DAEMON, event_row, insert_events
-from orchestrator.store.db import bulk_insert, chunks, gc_paused, memoized, set_per_id, transaction
+from orchestrator.store.db import IN_LIMIT, bulk_insert, chunks, gc_paused, memoized, set_per_id, transaction
 from orchestrator.store.models import NotificationItem, OutboxMessage, Program
 from orchestrator.store.states import Channel, ItemState, OutboxKind, OutboxState
 from workflows.catalog import Bundle
@@ -45,9 +45,9 @@ def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], render
     One transaction: the messages, the items' ``queued`` state and link, and a ``mail.queued`` event
     per message. Concurrent calls are serialized (an advisory lock on PostgreSQL, the single writer on
     SQLite), so one unit never gets two messages for one day because two processes split its items.
-    A province's busiest day (170k items for 5,000 units, ten times that centrally) is read in parts
-    of about ``PART_ITEMS`` items by ranges of recipients — a recipient's items are always in one
-    part, so the messages are the same; their order is then by part first.
+    A province's busiest day (170k items for 5,000 units, ten times that centrally) is read once, in
+    order of recipient, and grouped in parts of about ``PART_ITEMS`` items — a recipient's items are
+    always in one part, so the messages are the same; their order is then by part first.
     """
     created = queued = 0
     with transaction(engine) as session:
@@ -72,41 +72,37 @@ def _due(now: datetime) -> tuple:
     return (ITEMS.c.state == ItemState.PENDING, ITEMS.c.send_at <= now)
 
 
-def _parts(connection, now: datetime) -> Iterator[tuple]:
-    """The due items split by ranges of recipients (the database's own order) into parts of about
-    ``PART_ITEMS`` items each; one part with no condition when they are fewer."""
-    recipient = ITEMS.c.recipient
-    counts = connection.execute(
-        select(recipient, func.count()).where(*_due(now)).group_by(recipient).order_by(recipient)
-    ).all()
-    if sum(n for _, n in counts) <= PART_ITEMS:
-        if counts:
-            yield ()
-        return
-    first, size = None, 0
-    for unit, n in counts:
-        first = unit if first is None else first
-        size += n
-        if size >= PART_ITEMS:
-            yield (recipient >= first, recipient <= unit)
-            first, size = None, 0
-    if first is not None:  # the last, smaller part
-        yield (recipient >= first, recipient <= counts[-1][0])
+ITEM_COLUMNS = [ITEMS.c[n] for n in ("id", "key", "kind", "recipient", "program_id", "phase")]
 
 
-def _enqueue_part(session, builder: DigestBuilder, part: tuple, now: datetime, renderer) -> tuple[int, int]:
+def _parts(connection, now: datetime) -> Iterator[list[Row]]:
+    """The due items in parts of about ``PART_ITEMS`` items, each of whole recipients: one query in
+    order of recipient, read page by page. (A query per range of recipients read every due item
+    each time: a province's busiest day, 1.4M items in 28 parts, was read 28 times over.)
+
+    Not the lists of late units (a province's escalations list up to a million a day): a flag, and
+    each list read when its group's subject line is counted (``_late_of``)."""
+    query = (
+        select(*ITEM_COLUMNS, memoized(ITEMS.c.send_at), ITEMS.c.late.is_not(None).label("listing"))
+        .where(*_due(now))
+        .order_by(ITEMS.c.recipient, ITEMS.c.send_at, ITEMS.c.id)  # each recipient's in send order
+        .execution_options(yield_per=IN_LIMIT)  # (a server-side cursor on PostgreSQL)
+    )
+    part: list[Row] = []
+    for row in connection.execute(query):
+        if len(part) >= PART_ITEMS and row.recipient != part[-1].recipient:
+            yield part
+            part = []
+        part.append(row)
+    if part:
+        yield part
+
+
+def _enqueue_part(
+    session, builder: DigestBuilder, items: list[Row], now: datetime, renderer
+) -> tuple[int, int]:
     """One part's items grouped into messages, queued: ``(messages created, items read)``."""
     connection = session.connection()
-    columns = [ITEMS.c[n] for n in ("id", "key", "kind", "recipient", "program_id", "phase")]
-    # not the lists of late units (a province's escalations list up to a million a day): a flag,
-    # and each list read when its group's subject line is counted (``_late_of``)
-    items = connection.execute(
-        select(*columns, memoized(ITEMS.c.send_at), ITEMS.c.late.is_not(None).label("listing"))
-        .where(*_due(now), *part)
-        .order_by(ITEMS.c.send_at, ITEMS.c.id)  # the partial index's order
-    ).all()
-    if not items:
-        return 0, 0
     groups = group_items(items, timezones(session, {i.program_id for i in items}))
     keyed = {digest_message_id((i.key for i in g.items), renderer.domain): g for g in groups}
     ids = _existing_messages(connection, list(keyed))
