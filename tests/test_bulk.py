@@ -1,5 +1,5 @@
-"""``bulk_insert`` and ``memoized`` (the hot paths' plain-driver writes and memoized reads) store and
-read exactly what the ORM would, on SQLite and PostgreSQL."""
+"""``bulk_insert``, ``memoized`` and ``among`` (the hot paths' plain-driver writes, memoized reads and
+batches of keys) store and read exactly what the ORM would, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from orchestrator.engine import simulate as simulated
 from orchestrator.service.config import Settings
 from orchestrator.service.runtime import make_renderer, send_policy
 from orchestrator.store.audit import event_row, insert_events
-from orchestrator.store.db import bulk_insert, memoized, transaction
+from orchestrator.store.db import among, bulk_insert, memoized, transaction
 from orchestrator.store.models import Event, Program, Timer
 from workflows.catalog import BUILTIN_DEFINITIONS, load_bundle
 
@@ -42,6 +42,47 @@ def test_values_that_python_calls_equal_are_stored_as_themselves(store):
     assert [type(r.after["n"]) for r in rows[:2]] == [int, bool]
     assert [r.at for r in rows] == [NOW, NOW, NOW + timedelta(seconds=1), NOW, NOW, NOW]
     assert all(r.at.tzinfo is not None for r in rows)
+
+
+def test_among_selects_what_in_selects_for_ids_and_texts(store):
+    """``among`` (``= ANY(:array)`` on PostgreSQL) finds the rows ``IN (...)`` finds: integer ids and
+    text keys, none, one, a repeated key, keys that match nothing, and a key with a quote in it."""
+    program = Program(**program_fields(NOW))
+    with transaction(store) as session:
+        session.add(program)
+        session.flush()
+        keys = ["a", "b'; --", "c", "d"]
+        bulk_insert(
+            session.connection(),
+            Timer.__table__,
+            [
+                {
+                    "key": k,
+                    "fire_at": NOW,
+                    "kind": "reminder",
+                    "program_id": program.id,
+                    "on": date(2026, 6, 1),
+                }
+                | {"recipients": [], "step": 0}
+                for k in keys
+            ],
+        )
+    table = Timer.__table__
+    with store.connect() as connection:
+        ids = connection.execute(select(table.c.id).order_by(table.c.id)).scalars().all()
+        for column, wanted in (
+            (table.c.id, []),
+            (table.c.id, [ids[1]]),
+            (table.c.id, [ids[0], ids[2], ids[2], 10**9]),
+            (table.c.key, ["b'; --", "d", "zz"]),
+        ):
+            query = select(table.c.key).order_by(table.c.id)
+            found = connection.execute(query.where(among(column, wanted, connection.dialect))).scalars().all()
+            expected = connection.execute(query.where(column.in_(wanted))).scalars().all()
+            assert found == expected
+        assert connection.execute(
+            select(table.c.key).where(among(table.c.key, ["b'; --", "d"], connection.dialect))
+        ).scalars().all() == ["b'; --", "d"]
 
 
 def test_bulk_insert_skips_what_a_unique_column_has_and_counts_what_it_inserted(store):

@@ -20,7 +20,7 @@ from notifications.model import KINDS, PHASE_KINDS, Digest, DigestItem, NoticeKi
 from notifications.view import Summary
 from orchestrator.engine.programs import notify_day
 from orchestrator.engine.window import local_day
-from orchestrator.store.db import chunks
+from orchestrator.store.db import among, chunks
 from orchestrator.store.models import NotificationItem, Obligation, PhaseRun, Program, Submission
 from workflows.catalog import Bundle
 
@@ -191,8 +191,8 @@ class DigestBuilder:
         columns = [table.c[n] for n in ("id", "title", "opens", "lead", "task", "due", "occurrence")]
         connection = self.session.connection()
         for chunk in chunks(ids):
-            rows = connection.execute(select(*columns).where(table.c.id.in_(chunk)))
-            self._obligations.update({row.id: row for row in rows})
+            rows = connection.execute(select(*columns).where(among(table.c.id, chunk, connection.dialect)))
+            self._obligations.update({row.id: row for row in rows.all()})
 
     def obligation(self, obligation_id: int | None):
         """The obligation behind an item (id, title, opens, lead), or None."""

@@ -23,7 +23,16 @@ from notifications.view import subject_line
 from orchestrator.engine.digest import DigestBuilder, Group, group_items
 from orchestrator.engine.outbox.letters import one_line
 from orchestrator.store.audit import DAEMON, event_row, insert_events
-from orchestrator.store.db import IN_LIMIT, bulk_insert, chunks, gc_paused, memoized, set_per_id, transaction
+from orchestrator.store.db import (
+    IN_LIMIT,
+    among,
+    bulk_insert,
+    chunks,
+    gc_paused,
+    memoized,
+    set_per_id,
+    transaction,
+)
 from orchestrator.store.models import NotificationItem, OutboxMessage, Program
 from orchestrator.store.states import Channel, ItemState, OutboxKind, OutboxState
 from workflows.catalog import Bundle
@@ -131,8 +140,10 @@ def _existing_messages(connection, message_ids: list[str]) -> dict[str, int]:
     outbox = OutboxMessage.__table__
     found: dict[str, int] = {}
     for chunk in chunks(message_ids):
-        query = select(outbox.c.message_id, outbox.c.id).where(outbox.c.message_id.in_(chunk))
-        found.update({message_id: outbox_id for message_id, outbox_id in connection.execute(query)})
+        query = select(outbox.c.message_id, outbox.c.id).where(
+            among(outbox.c.message_id, chunk, connection.dialect)
+        )
+        found.update({message_id: outbox_id for message_id, outbox_id in connection.execute(query).all()})
     return found
 
 

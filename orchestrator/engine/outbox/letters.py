@@ -16,7 +16,7 @@ from notifications.model import Digest
 from notifications.render import Renderer
 from notifications.render_pool import RenderPool
 from orchestrator.engine.digest import DigestBuilder, Group, Scorecard
-from orchestrator.store.db import chunks
+from orchestrator.store.db import among, chunks
 from orchestrator.store.models import NotificationItem, OutboxMessage
 from orchestrator.store.states import Channel
 from workflows.catalog import Bundle
@@ -48,15 +48,19 @@ def load_letters(
         connection = session.connection()
         rows: dict[int, Row] = {}
         items: dict[int, list[Row]] = {}
+        dialect = connection.dialect
         for chunk in chunks(ids):
-            rows.update(
-                {row.id: row for row in connection.execute(select(outbox).where(outbox.c.id.in_(chunk)))}
-            )
+            query = select(outbox).where(among(outbox.c.id, chunk, dialect))
+            rows.update({row.id: row for row in connection.execute(query).all()})
         # A robot message carries the items of its email (``parent_id``): the same digest.
         carriers = sorted({row.parent_id or row.id for row in rows.values()})
         for chunk in chunks(carriers):
-            query = select(items_table).where(items_table.c.message_id.in_(chunk)).order_by(items_table.c.id)
-            for item in connection.execute(query):
+            query = (
+                select(items_table)
+                .where(among(items_table.c.message_id, chunk, dialect))
+                .order_by(items_table.c.id)
+            )
+            for item in connection.execute(query).all():
                 items.setdefault(item.message_id, []).append(item)
         builder = DigestBuilder(session, bundles, scorecard)
         builder.prefetch([i for group in items.values() for i in group])
