@@ -40,12 +40,26 @@ from workflows.catalog import BUILTIN_DEFINITIONS, load_bundle
 TARGET_RATIO, TARGET_RSS, TARGET_GROWTH = 3.0, 400, 1.1
 
 
+def _baseline(text: str) -> tuple[float, float]:
+    """``UNITS:SECONDS`` (checked before the run: a typo must not cost a 30-minute run its ratio)."""
+    units, _, seconds = text.partition(":")
+    try:
+        pair = float(units), float(seconds)
+    except ValueError:
+        pair = (0.0, 0.0)
+    if min(pair) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected UNITS:SECONDS, e.g. 5000:161.0")
+    return pair
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--units", type=int, default=5000)
     parser.add_argument("--no-floor", action="store_true", help="skip the floor run")
     parser.add_argument("--db", default=None, help="a PostgreSQL URL: run in a new schema (no floor)")
-    parser.add_argument("--baseline", default=None, help="UNITS:SECONDS of a smaller run, same store")
+    parser.add_argument(
+        "--baseline", type=_baseline, default=None, help="UNITS:SECONDS of a smaller run, same store"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the 2027 calendar warning
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -85,7 +99,7 @@ def main() -> None:
             f"(target: peak RSS <= {TARGET_RSS} MiB at 5,000 units, <= 1024 MiB at 50,000)"
         )
     if args.baseline:
-        units_before, seconds = (float(x) for x in args.baseline.split(":"))
+        units_before, seconds = args.baseline
         more = args.units / units_before
         print(
             f"province_year growth units=x{more:g} time=x{wall / seconds:.2f} "
