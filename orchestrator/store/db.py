@@ -75,6 +75,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+# duban's statements are short (a page of rows by an index), but after a bulk write — a program's
+# start, a tick or a queueing of 100k rows, with autovacuum off or behind — the planner's estimates
+# for them run to millions of rows, past ``jit_above_cost``: each then paid 50–150 ms of JIT
+# compilation for a few ms of work (reading a province's year back took 304 s, 92 s without JIT).
+POSTGRES_OPTIONS = "-c jit=off"
+
+
 def make_engine(url: str, *, create_dir: bool = False) -> Engine:
     """An engine for ``url``; SQLite gets its pragmas, ``sqlite://`` (memory) one shared connection."""
     try:
@@ -96,13 +103,6 @@ def make_engine(url: str, *, create_dir: bool = False) -> Engine:
     # the URL's own ?options=… (or PGOPTIONS, which the URL's options replace) when it sets them
     options = {} if "options" in parsed.query else {"options": POSTGRES_OPTIONS}
     return create_engine(url, pool_pre_ping=True, connect_args=options)
-
-
-# duban's statements are short (a page of rows by an index), but after a bulk write — a program's
-# start, a tick or a queueing of 100k rows, with autovacuum off or behind — the planner's estimates
-# for them run to millions of rows, past ``jit_above_cost``: each then paid 50–150 ms of JIT
-# compilation for a few ms of work (reading a province's year back took 304 s, 92 s without JIT).
-POSTGRES_OPTIONS = "-c jit=off"
 
 
 if TYPE_CHECKING:
