@@ -8,6 +8,7 @@ is missing, not duban's, or behind the code's migrations, and says what to run.
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -100,9 +101,15 @@ def make_engine(url: str, *, create_dir: bool = False) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    # the URL's own ?options=… (or PGOPTIONS, which the URL's options replace) when it sets them
-    options = {} if "options" in parsed.query else {"options": POSTGRES_OPTIONS}
+    # The URL's own ?options=… stand as they are. Otherwise ours, then PGOPTIONS: libpq reads that
+    # variable only when no options are given, and an administrator's setting must not be lost.
+    options = {} if "options" in parsed.query else {"options": _with_pgoptions(POSTGRES_OPTIONS)}
     return create_engine(url, pool_pre_ping=True, connect_args=options)
+
+
+def _with_pgoptions(options: str) -> str:
+    """``options`` followed by the environment's ``PGOPTIONS`` (later settings win: the admin's)."""
+    return " ".join(filter(None, (options, os.environ.get("PGOPTIONS", "").strip())))
 
 
 if TYPE_CHECKING:
