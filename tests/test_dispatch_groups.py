@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import time
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -147,3 +149,61 @@ async def test_a_cancelled_delivery_commits_the_sends_before_it(store, tmp_path,
         await task
     assert committed(env) == len(server.received) == 2
     assert sorted(m.state for m in env.outbox()) == ["pending", "sending", "sent", "sent"]
+
+
+def one_batch(monkeypatch) -> None:
+    """One claim of every message (no small first batch): the groups follow each other in one batch."""
+    monkeypatch.setattr(importlib.import_module("orchestrator.engine.outbox.deliver"), "FIRST_BATCH", 1000)
+
+
+async def test_the_next_groups_commit_runs_while_the_last_message_of_a_group_is_on_the_wire(
+    store, tmp_path, server, monkeypatch
+):
+    one_batch(monkeypatch)
+    env = make_env(store, tmp_path / "plan", units=UNITS)
+    env.queue()
+    during: list[int] = []  # outcomes committed, seen while the first group's last message is sent
+
+    async def at_the_groups_last(sends: int) -> None:
+        if sends == GROUP_SIZE - 1:  # the group's last send: the next group's commit has begun
+            during.append(await asyncio.to_thread(committed_once, env, GROUP_SIZE - 1))
+
+    report = await env.deliver(Watching(plain(server), at_the_groups_last))
+    assert report.sent == MESSAGES and committed(env) == MESSAGES
+    # the outcomes before it are committed while it is on the wire (its own goes with the next
+    # group's commit): the send does not wait for the database, nor the database for the send
+    assert during == [GROUP_SIZE - 1]
+
+
+def committed_once(env: Env, count: int, timeout: float = 10.0) -> int:
+    """``committed(env)`` once it reaches ``count`` (or the timeout passes): a worker thread's commit."""
+    deadline = time.monotonic() + timeout
+    while (done := committed(env)) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return done
+
+
+async def test_a_commit_that_fails_in_its_thread_keeps_its_outcomes_for_the_batchs_end(
+    store, tmp_path, server, monkeypatch
+):
+    one_batch(monkeypatch)
+    deliver_module = importlib.import_module("orchestrator.engine.outbox.deliver")
+    confirm = deliver_module.confirm
+    calls: list[int] = []
+
+    def confirm_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second group's fence, in its worker thread
+            raise RuntimeError("the database went away for a moment")
+        return confirm(*args, **kwargs)
+
+    monkeypatch.setattr(deliver_module, "confirm", confirm_once)
+    env = make_env(store, tmp_path / "plan", units=UNITS)
+    env.queue()
+    with pytest.raises(RuntimeError, match="went away"):
+        await env.deliver(plain(server))
+    # the failed transaction's outcomes were put back and committed on the way out, with the last
+    # send's; nothing of the next group was sent, and its claims are given back
+    assert len(server.received) == committed(env) == GROUP_SIZE
+    assert len(env.events("mail.sent")) == GROUP_SIZE
+    assert Counter(m.state for m in env.outbox()) == {"sent": GROUP_SIZE, "pending": MESSAGES - GROUP_SIZE}

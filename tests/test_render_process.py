@@ -8,6 +8,8 @@ with its reason.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import os
 import signal
 import time
@@ -136,3 +138,46 @@ async def test_a_digest_the_render_process_cannot_render_comes_back_as_its_reaso
     (made,) = await pool.render(env.renderer, [(BROKEN, "<x@duban.test>")], NINE)
     assert made == "cannot render: ValueError: digest for 'county-x' has no items"
     assert pool.usable  # one bad digest does not take the process down
+
+
+async def test_the_next_batchs_first_digests_are_rendered_while_this_batch_is_sent(
+    store, tmp_path, pool, monkeypatch
+):
+    deliver_module = importlib.import_module("orchestrator.engine.outbox.deliver")
+    loads: list[int] = []
+    load = deliver_module.load_letters
+
+    def counted(*args, **kwargs):
+        letters = load(*args, **kwargs)
+        loads.append(len(letters))
+        return letters
+
+    monkeypatch.setattr(deliver_module, "load_letters", counted)
+    env = make_env(store, tmp_path / "plan", units=UNITS)
+    queued = env.queue()
+    first = deliver_module.FIRST_BATCH
+    assert queued > first + render_pool.AHEAD
+    handed_over: dict[str, int] = {}  # Message-ID → messages handed to the transport by then
+    render = pool.render
+
+    def watched(renderer, letters, now):
+        handed_over.update((message_id, len(transport.handed)) for _, message_id in letters)
+        return render(renderer, letters, now)
+
+    monkeypatch.setattr(pool, "render", watched)
+
+    class Waiting(Watching):
+        async def send(self, message, recipients):
+            if len(self.handed) == 1:  # let the next batch's claim and load end (worker threads)
+                await asyncio.to_thread(wait_for, lambda: len(loads) == 2, "the next batch")
+            return await super().send(message, recipients)
+
+    with SmtpServer() as server:
+        transport = Waiting(plain(server))
+        report = await env.deliver(transport, pool=pool)
+    assert report.sent == queued and all(isinstance(m, WireMessage) for m in transport.handed)
+    second = transport.handed[first]["Message-ID"]  # the next batch's first message
+    # handed to the render process while the first batch was still being sent: with the AHEAD
+    # messages that follow the one about to be sent, as within a batch
+    assert handed_over[second] == first - render_pool.AHEAD + 1
+    assert handed_over[transport.handed[0]["Message-ID"]] == 0

@@ -1,9 +1,11 @@
 """Deliver: claimed messages sent in order over one opened transport, their outcomes committed by group.
 
 A batch is sent in groups of ``GROUP_SIZE`` messages (fewer when ``GROUP_SECONDS`` pass first).
-Right before a group is sent, one transaction commits the previous group's outcomes with their
-audit events and confirms the group's claims (the fence, claims.py): a sender whose claims were
-taken over stops within one group. Every way out of a batch (its end, a stop request, the breaker,
+Before a group is sent, one transaction commits the outcomes so far with their audit events and
+confirms the group's claims (the fence, claims.py): a sender whose claims were taken over stops
+within one group. Inside a batch that transaction runs in a worker thread while the previous
+group's last message is on the wire; that message's outcome goes with the next commit, so such a
+group is one message smaller and at most ``GROUP_SIZE`` sends are ever uncommitted. Every way out of a batch (its end, a stop request, the breaker,
 an error, a cancellation) commits the outcomes recorded so far. So a crash (SIGKILL) can leave at
 most one group's sends uncommitted: those messages keep their claims and are sent again, with the
 same Message-IDs, when the claims expire.
@@ -109,6 +111,8 @@ class _Run:
         rng: random.Random,
         stop: Callable[[], bool],
         pool: RenderPool | None = None,
+        rendering: dict[int, tuple[asyncio.Future, int]] | None = None,
+        upcoming: Callable[[], Sequence[Letter]] = tuple,
     ) -> None:
         self.connection, self.clock, self.transport, self.renderer = connection, clock, transport, renderer
         self.mail, self.node, self.rng, self.stop = mail, node, rng, stop
@@ -119,10 +123,17 @@ class _Run:
         self.outcomes = Outcomes()  # recorded, not yet committed: at most one group's
         self.fenced = 0  # letters[:fenced] had their claims confirmed: the next one starts a group
         self.grouped = time.monotonic()  # when the current group began
+        # the next group's commit, in a worker thread while the current group's last message is on
+        # the wire: (its future, the outcomes it writes, where the group starts, the group)
+        self.fencing: tuple[asyncio.Future[set[int]], Outcomes, int, Sequence[Letter]] | None = None
         self.ahead: tuple[int, Any] | None = None  # (outbox id, message) made while the last one was sent
         self.pool = pool if pool is not None and renderer is not None and pool.usable else None
-        self.rendering: dict[int, tuple[asyncio.Future, int]] = {}  # outbox id → (its job's messages, which)
+        # outbox id → (its job's messages, which): shared by the batches of a delivery, so that the
+        # next batch's first digests are rendered while this batch's last ones are sent
+        self.rendering = rendering if rendering is not None else {}
+        self.upcoming = upcoming  # the next batch's letters once it is claimed and loaded, else ()
         self.submitted = 0  # letters[:submitted] were handed to the render process (or need not be)
+        self.submitted_next = 0  # upcoming()[:submitted_next] too
 
     async def run(self, letters: list[Letter]) -> DeliverReport:
         try:
@@ -137,7 +148,10 @@ class _Run:
             finally:
                 await self.transport.close()
         finally:
-            self._finish(letters)
+            try:
+                await self._settle()
+            finally:
+                self._finish(letters)
         return self.report
 
     async def _send_all(self, letters: list[Letter]) -> None:
@@ -148,7 +162,7 @@ class _Run:
         for position, letter in enumerate(letters):
             if self.stop():
                 return
-            if not self._fenced(letters, position):
+            if not await self._fenced(letters, position):
                 return
             self._keepclaim(letters[position:])
             self.untried = position + 1
@@ -159,6 +173,8 @@ class _Run:
                 self._failed(letter, prepared, permanent=True)
                 continue
             await self.pacer.wait()
+            if position + 1 == self.fenced < len(letters):
+                self._fence_ahead(letters, position + 1)
             try:
                 following = letters[position + 1] if position + 1 < len(letters) else None
                 result = await self._send(letter, prepared, following, now)
@@ -201,25 +217,44 @@ class _Run:
         return _at_once(self.prepare(letter, now))
 
     def _render_ahead(self, letters: Sequence[Letter], position: int, now: datetime) -> None:
-        """Hand the digests of ``letters[position : position + AHEAD]`` not handed yet to the render
-        process, ``CHUNK`` at a time (stored bodies and unrenderable rows are made here: they cost
-        nothing)."""
+        """Hand the digests of the ``AHEAD`` letters from ``position`` on to the render process, those
+        not handed yet, ``CHUNK`` at a time; near the batch's end, the next batch's first ones (once it
+        is loaded: it is claimed while this one is sent). The first job, with nothing in flight, is
+        one digest: the first send waits for one render, not for ``CHUNK``. Stored bodies and
+        unrenderable rows are made here: they cost nothing."""
         assert self.pool is not None and self.renderer is not None
-        while self.submitted < min(len(letters), position + AHEAD):
-            chunk = [
-                x
-                for x in letters[self.submitted : self.submitted + CHUNK]
-                if x.digest is not None and x.body is None
-            ]
-            self.submitted += CHUNK
-            if not chunk:
-                continue
-            try:
-                job = self.pool.render(self.renderer, [(x.digest, x.message_id) for x in chunk], now)
-            except Exception as exc:  # it could not take the job: it died meanwhile
-                self._pool_lost(exc)
+        end = position + AHEAD
+        while self.submitted < min(len(letters), end):
+            size = CHUNK if self.rendering else 1
+            chunk = letters[self.submitted : self.submitted + size]
+            self.submitted += len(chunk)
+            if not self._submit(chunk, now):
                 return
-            self.rendering.update((x.outbox_id, (job, i)) for i, x in enumerate(chunk))
+        if end > len(letters):
+            upcoming = self.upcoming()
+            while self.submitted_next < min(len(upcoming), end - len(letters)):
+                chunk = upcoming[self.submitted_next : self.submitted_next + CHUNK]
+                self.submitted_next += len(chunk)
+                if not self._submit(chunk, now):
+                    return
+
+    def _submit(self, letters: Sequence[Letter], now: datetime) -> bool:
+        """One job for the digests among ``letters`` not handed over yet; False if the process is gone."""
+        assert self.pool is not None and self.renderer is not None
+        chunk = [
+            x
+            for x in letters
+            if x.digest is not None and x.body is None and x.outbox_id not in self.rendering
+        ]
+        if not chunk:
+            return True
+        try:
+            job = self.pool.render(self.renderer, [(x.digest, x.message_id) for x in chunk], now)
+        except Exception as exc:  # it could not take the job: it died meanwhile
+            self._pool_lost(exc)
+            return False
+        self.rendering.update((x.outbox_id, (job, i)) for i, x in enumerate(chunk))
+        return True
 
     def _pool_lost(self, error: BaseException) -> None:
         """The render process is gone: what it was making is made here, in order, as it comes."""
@@ -228,10 +263,10 @@ class _Run:
         self.pool = None
         self._cancel_rendering()
 
-    def _cancel_rendering(self) -> None:
-        for job, _ in self.rendering.values():
-            job.cancel()
-        self.rendering.clear()
+    def _cancel_rendering(self, letters: Sequence[Letter] | None = None) -> None:
+        """Cancel the render jobs of ``letters`` (all of them: None); a job that also renders others
+        still running is only dropped from the table once none of its letters is waiting."""
+        _cancel(self.rendering, None if letters is None else [x.outbox_id for x in letters])
 
     async def _send(self, letter: Letter, prepared: Any, following: Letter | None, now: datetime) -> Any:
         """Send ``prepared``; meanwhile, without a render process, the following letter's message is
@@ -246,9 +281,14 @@ class _Run:
             if not sending.done():  # cancelled meanwhile: the send goes with it
                 sending.cancel()
 
-    def _fenced(self, letters: Sequence[Letter], position: int) -> bool:
+    async def _fenced(self, letters: Sequence[Letter], position: int) -> bool:
         """True when ``letters[position]`` may be sent: its group's claims are confirmed (the group it is
         in, or the one that begins with it when the last one is full or ``GROUP_SECONDS`` old)."""
+        if self.fencing is not None:  # the group that begins here, confirmed while the last was sent
+            start, group = self.fencing[2], self.fencing[3]
+            ours = await self._settle()
+            assert start == position
+            return self._confirmed(group, position, ours)
         if position < self.fenced and time.monotonic() - self.grouped < GROUP_SECONDS:
             return True
         return self._next_group(letters, position)
@@ -259,10 +299,53 @@ class _Run:
         it now (our lead was lost, or our claims expired). What is still ours is given back; the rest
         is not ours to touch."""
         group = letters[position : position + GROUP_SIZE]
-        with self.connection.begin():
-            self.outcomes.write(self.connection)
-            ours = confirm(self.connection, self.clock.now(), self.node, [x.outbox_id for x in group])
+        ours = self._commit(self.outcomes, [x.outbox_id for x in group])
         self.outcomes.clear()
+        return self._confirmed(group, position, ours)
+
+    def _fence_ahead(self, letters: Sequence[Letter], position: int) -> None:
+        """Start the commit of the outcomes so far and the confirmation of the group starting at
+        ``position`` in a worker thread, while the message before it is sent (the driver waits for the
+        database without the GIL): the group's first send then seldom waits for the commit. That message's
+        outcome goes with the next commit, so the group is one smaller: a crash still leaves at most
+        ``GROUP_SIZE`` sends uncommitted. Nothing else uses the connection until ``_settle``."""
+        group = letters[position : position + GROUP_SIZE - 1]
+        outcomes, self.outcomes = self.outcomes, Outcomes()
+        job = asyncio.ensure_future(asyncio.to_thread(self._commit, outcomes, [x.outbox_id for x in group]))
+        self.fencing = (job, outcomes, position, group)
+
+    async def _settle(self) -> set[int]:
+        """Wait for the commit started by ``_fence_ahead`` and return the ids it confirmed (none if
+        there was none). Cancelled meanwhile, it still waits: the thread holds the connection until it
+        ends. If the commit failed, its outcomes are put back, to be committed with the rest."""
+        if self.fencing is None:
+            return set()
+        job, outcomes, _, _ = self.fencing
+        self.fencing = None
+        cancelled = False
+        while not job.done():
+            try:
+                await asyncio.wait([job])
+            except asyncio.CancelledError:
+                cancelled = True
+        error = job.exception()
+        if error is not None:
+            outcomes.rows += self.outcomes.rows
+            outcomes.events += self.outcomes.events
+            self.outcomes = outcomes
+        if cancelled:
+            raise asyncio.CancelledError
+        if error is not None:
+            raise error
+        return job.result()
+
+    def _commit(self, outcomes: Outcomes, ids: list[int]) -> set[int]:
+        """One transaction: ``outcomes`` written and the claims of ``ids`` confirmed (those still ours)."""
+        with self.connection.begin():
+            outcomes.write(self.connection)
+            return confirm(self.connection, self.clock.now(), self.node, ids)
+
+    def _confirmed(self, group: Sequence[Letter], position: int, ours: set[int]) -> bool:
         self.grouped = time.monotonic()
         lost = [x.message_id for x in group if x.outbox_id not in ours]
         if lost:
@@ -279,7 +362,7 @@ class _Run:
         The letter in flight when an error or a cancellation stopped the batch, if any, keeps its
         claim: the server may have it; it is sent again when the claim expires.
         """
-        self._cancel_rendering()
+        self._cancel_rendering(letters)  # the next batch's, handed over already, are kept for it
         if self.outcomes:
             with self.connection.begin():
                 self.outcomes.write(self.connection)
@@ -327,6 +410,15 @@ class _Run:
         if time.monotonic() - self.renewed > CLAIM_SECONDS / 3:
             renew(self.connection, self.clock.now(), self.node, [x.outbox_id for x in remaining])
             self.renewed = time.monotonic()
+
+
+def _cancel(rendering: dict[int, tuple[asyncio.Future, int]], ids: Sequence[int] | None = None) -> None:
+    """Drop ``ids`` (all: None) from the render jobs' table; cancel the jobs none of whose letters is
+    left in it (a job renders several letters: one of another batch may still wait for it)."""
+    dropped = {rendering.pop(i)[0] for i in (list(rendering) if ids is None else ids) if i in rendering}
+    waiting = {job for job, _ in rendering.values()}
+    for job in dropped - waiting:
+        job.cancel()
 
 
 def _at_once(steps: Generator[None, None, Any]) -> Any:
@@ -451,6 +543,15 @@ async def deliver_batch(
     total = DeliverReport()
     kept = _KeptOpen(transport)
     pool = None if robots else making.pool
+    rendering: dict[int, tuple[asyncio.Future, int]] = {}  # the render jobs, across the batches
+
+    def upcoming() -> Sequence[Letter]:
+        """The next batch's letters, once claimed and loaded (its first digests are then rendered
+        while the current batch's last ones are sent); else nothing."""
+        ready = fetching
+        if ready is None or not ready.done() or ready.cancelled() or ready.exception() is not None:
+            return ()
+        return ready.result().letters
 
     async def fetch(size: int) -> _Batch:
         wanted = (engine, clock.now(), node, size, kinds, mail.max_attempts, window)
@@ -473,13 +574,16 @@ async def deliver_batch(
             if in_batches and claimed < limit:  # the next batch is claimed and loaded while this one is sent
                 fetching = asyncio.ensure_future(fetch(min(size, limit - claimed)))
             with engine.connect() as connection:
-                run = runner(connection, clock, kept, making.renderer, mail, node, rng, stop, pool)
+                run = runner(
+                    connection, clock, kept, making.renderer, mail, node, rng, stop, pool, rendering, upcoming
+                )
                 report = await run.run(batch.letters)
             total.add(report)
             if stop() or report.lost or (report.retried and not report.sent):
                 break  # asked to stop, our claims were taken, or the mail system takes nothing now
             size = _next_size(len(batch.ids), time.monotonic() - started)
     finally:
+        _cancel(rendering)  # what was rendered ahead for a batch not sent (a stop, a lost claim)
         if fetching is not None:  # claimed for nothing: given back untouched
             await _give_back(engine, node, fetching)
         await kept.finish()
