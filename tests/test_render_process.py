@@ -177,7 +177,7 @@ async def test_the_next_batchs_first_digests_are_rendered_while_this_batch_is_se
         report = await env.deliver(transport, pool=pool)
     assert report.sent == queued and all(isinstance(m, WireMessage) for m in transport.handed)
     second = transport.handed[first]["Message-ID"]  # the next batch's first message
-    # handed to the render process while the first batch was still being sent: with the AHEAD
-    # messages that follow the one about to be sent, as within a batch
-    assert handed_over[second] == first - render_pool.AHEAD + 1
+    # handed to the render process while the first batch was still being sent (with the AHEAD
+    # messages that follow the one about to be sent, as within a batch: not earlier)
+    assert first - render_pool.AHEAD + 1 <= handed_over[second] < first
     assert handed_over[transport.handed[0]["Message-ID"]] == 0

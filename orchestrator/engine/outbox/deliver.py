@@ -91,6 +91,16 @@ class _Pacer:
         self.last = time.monotonic()
 
 
+@dataclass(frozen=True)
+class _Fence:
+    """A group's commit running in a worker thread (``_Run._fence_ahead``)."""
+
+    job: asyncio.Future[set[int]]  # the ids of the group still ours
+    outcomes: Outcomes  # what it writes (put back if it fails)
+    position: int  # where the group starts in the batch
+    group: Sequence[Letter]
+
+
 class _Run:
     """One batch: claimed letters rendered and sent in order over one opened transport, by groups.
 
@@ -123,9 +133,7 @@ class _Run:
         self.outcomes = Outcomes()  # recorded, not yet committed: at most one group's
         self.fenced = 0  # letters[:fenced] had their claims confirmed: the next one starts a group
         self.grouped = time.monotonic()  # when the current group began
-        # the next group's commit, in a worker thread while the current group's last message is on
-        # the wire: (its future, the outcomes it writes, where the group starts, the group)
-        self.fencing: tuple[asyncio.Future[set[int]], Outcomes, int, Sequence[Letter]] | None = None
+        self.fencing: _Fence | None = None  # the next group's commit, running beside the last send
         self.ahead: tuple[int, Any] | None = None  # (outbox id, message) made while the last one was sent
         self.pool = pool if pool is not None and renderer is not None and pool.usable else None
         # outbox id → (its job's messages, which): shared by the batches of a delivery, so that the
@@ -284,11 +292,9 @@ class _Run:
     async def _fenced(self, letters: Sequence[Letter], position: int) -> bool:
         """True when ``letters[position]`` may be sent: its group's claims are confirmed (the group it is
         in, or the one that begins with it when the last one is full or ``GROUP_SECONDS`` old)."""
-        if self.fencing is not None:  # the group that begins here, confirmed while the last was sent
-            start, group = self.fencing[2], self.fencing[3]
-            ours = await self._settle()
-            assert start == position
-            return self._confirmed(group, position, ours)
+        fence = self.fencing
+        if fence is not None:  # the group that begins here, confirmed while the last one was sent
+            return self._confirmed(fence.group, fence.position, await self._settle())
         if position < self.fenced and time.monotonic() - self.grouped < GROUP_SECONDS:
             return True
         return self._next_group(letters, position)
@@ -312,7 +318,7 @@ class _Run:
         group = letters[position : position + GROUP_SIZE - 1]
         outcomes, self.outcomes = self.outcomes, Outcomes()
         job = asyncio.ensure_future(asyncio.to_thread(self._commit, outcomes, [x.outbox_id for x in group]))
-        self.fencing = (job, outcomes, position, group)
+        self.fencing = _Fence(job, outcomes, position, group)
 
     async def _settle(self) -> set[int]:
         """Wait for the commit started by ``_fence_ahead`` and return the ids it confirmed (none if
@@ -320,7 +326,7 @@ class _Run:
         ends. If the commit failed, its outcomes are put back, to be committed with the rest."""
         if self.fencing is None:
             return set()
-        job, outcomes, _, _ = self.fencing
+        job, outcomes = self.fencing.job, self.fencing.outcomes
         self.fencing = None
         cancelled = False
         while not job.done():
