@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -15,6 +14,7 @@ import pytest
 from smtp_server import SmtpServer
 from sqlalchemy import text
 from test_dispatch import DIGESTS, Env, make_env, many_units, plain, received_by_id
+from test_render_process import wait_for
 
 from orchestrator.engine.outbox.deliver import GROUP_SIZE
 
@@ -164,23 +164,18 @@ async def test_the_next_groups_commit_runs_while_the_last_message_of_a_group_is_
     env.queue()
     during: list[int] = []  # outcomes committed, seen while the first group's last message is sent
 
+    def the_commit() -> int | None:
+        return done if (done := committed(env)) >= GROUP_SIZE - 1 else None
+
     async def at_the_groups_last(sends: int) -> None:
         if sends == GROUP_SIZE - 1:  # the group's last send: the next group's commit has begun
-            during.append(await asyncio.to_thread(committed_once, env, GROUP_SIZE - 1))
+            during.append(await asyncio.to_thread(wait_for, the_commit, "the next group's commit", 10.0))
 
     report = await env.deliver(Watching(plain(server), at_the_groups_last))
     assert report.sent == MESSAGES and committed(env) == MESSAGES
     # the outcomes before it are committed while it is on the wire (its own goes with the next
     # group's commit): the send does not wait for the database, nor the database for the send
     assert during == [GROUP_SIZE - 1]
-
-
-def committed_once(env: Env, count: int, timeout: float = 10.0) -> int:
-    """``committed(env)`` once it reaches ``count`` (or the timeout passes): a worker thread's commit."""
-    deadline = time.monotonic() + timeout
-    while (done := committed(env)) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return done
 
 
 async def test_a_commit_that_fails_in_its_thread_keeps_its_outcomes_for_the_batchs_end(

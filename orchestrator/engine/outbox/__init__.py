@@ -8,9 +8,10 @@ Two steps, each durable before the next acts:
    PostgreSQL), turned into emails (letters.py) and handed to the transport over one connection;
    the outcomes, with their audit events (outcomes.py), are committed a group at a time
    (``GROUP_SIZE`` messages or ``GROUP_SECONDS``) in the transaction that confirms the next group's
-   claims, run while the last message before that group is on the wire. A crash between the server's accept and that commit leaves the group's messages claimed;
-   when the claims expire (``CLAIM_SECONDS``) they go back to pending (the interrupted send counting
-   as an attempt) and are sent again with the same Message-IDs.
+   claims, run while the last message before that group is on the wire. A crash between the
+   server's accept and that commit leaves the group's messages claimed; when the claims expire
+   (``CLAIM_SECONDS``) they go back to pending (the interrupted send counting as an attempt) and
+   are sent again with the same Message-IDs.
 
 A unit's group robots get their own rows beside its email (``channel`` ``robot:NAME``), sent by
 ``deliver_robots`` (robots.py) over a ``RobotTransport``, paced per robot.

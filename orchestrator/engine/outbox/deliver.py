@@ -5,9 +5,9 @@ Before a group is sent, one transaction commits the outcomes so far with their a
 confirms the group's claims (the fence, claims.py): a sender whose claims were taken over stops
 within one group. Inside a batch that transaction runs in a worker thread while the previous
 group's last message is on the wire; that message's outcome goes with the next commit, so such a
-group is one message smaller and at most ``GROUP_SIZE`` sends are ever uncommitted. Every way out of a batch (its end, a stop request, the breaker,
-an error, a cancellation) commits the outcomes recorded so far. So a crash (SIGKILL) can leave at
-most one group's sends uncommitted: those messages keep their claims and are sent again, with the
+group is one message smaller and at most ``GROUP_SIZE`` sends are ever uncommitted. Every way out
+of a batch (its end, a stop request, the breaker, an error, a cancellation) commits the outcomes
+recorded so far. So a crash (SIGKILL) can leave at most one group's sends uncommitted: those messages keep their claims and are sent again, with the
 same Message-IDs, when the claims expire.
 
 4xx replies, timeouts and lost connections retry with exponential backoff and jitter, up to
@@ -312,9 +312,9 @@ class _Run:
     def _fence_ahead(self, letters: Sequence[Letter], position: int) -> None:
         """Start the commit of the outcomes so far and the confirmation of the group starting at
         ``position`` in a worker thread, while the message before it is sent (the driver waits for the
-        database without the GIL): the group's first send then seldom waits for the commit. That message's
-        outcome goes with the next commit, so the group is one smaller: a crash still leaves at most
-        ``GROUP_SIZE`` sends uncommitted. Nothing else uses the connection until ``_settle``."""
+        database without the GIL): the group's first send then seldom waits for the commit. That
+        message's outcome goes with the next commit, so the group is one smaller: a crash still leaves
+        at most ``GROUP_SIZE`` sends uncommitted. Nothing else uses the connection until ``_settle``."""
         group = letters[position : position + GROUP_SIZE - 1]
         outcomes, self.outcomes = self.outcomes, Outcomes()
         job = asyncio.ensure_future(asyncio.to_thread(self._commit, outcomes, [x.outbox_id for x in group]))
@@ -336,8 +336,7 @@ class _Run:
                 cancelled = True
         error = job.exception()
         if error is not None:
-            outcomes.rows += self.outcomes.rows
-            outcomes.events += self.outcomes.events
+            outcomes.extend(self.outcomes)
             self.outcomes = outcomes
         if cancelled:
             raise asyncio.CancelledError

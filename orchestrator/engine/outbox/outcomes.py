@@ -67,6 +67,11 @@ class Outcomes:
     def clear(self) -> None:
         self.rows, self.events = [], []
 
+    def extend(self, later: Outcomes) -> None:
+        """Add ``later``'s outcomes after these (a commit that failed gets the ones recorded since)."""
+        self.rows += later.rows
+        self.events += later.events
+
 
 def _family(letter: Letter) -> tuple[str, dict]:
     """The event kinds' prefix (``mail`` or ``robot``) and what a robot's events add to ``after``."""
