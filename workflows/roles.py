@@ -137,6 +137,7 @@ def check_units(units: LoadedUnits, plans: Sequence[Plan]) -> UnitFindings:
     directory, source, path = units.directory, units.source, units.path
     uses = {p.id: role_uses(p.data) for p in plans}
     used = sorted({role for found in uses.values() for role in found})
+    mapped_to = {t[5:] for r in used for t in directory.role_map.get(r, ()) if t.startswith("role:")}
     named = _plans_named(plans)
 
     def at(loc: tuple, message: str, *, warning: bool = False) -> None:
@@ -145,7 +146,7 @@ def check_units(units: LoadedUnits, plans: Sequence[Plan]) -> UnitFindings:
 
     for i, unit in enumerate(directory.units):
         for j, role in enumerate(unit.roles):
-            if role not in used:
+            if role not in used and role not in mapped_to:  # a plan's role mapped to it uses it
                 at(
                     ("units", i, "roles", j),
                     f'role "{role}" is not used by {named} ({_close_roles(role, used)})',
@@ -157,7 +158,7 @@ def check_units(units: LoadedUnits, plans: Sequence[Plan]) -> UnitFindings:
     for i, unit in enumerate(directory.units):
         if unit.id in active:
             continue
-        if any(role not in used for role in unit.roles):
+        if any(role not in used and role not in mapped_to for role in unit.roles):
             continue  # its role's error says it already
         said = len(findings.problems), len(findings.warnings)
         if "roles" not in unit.model_fields_set:
