@@ -230,7 +230,14 @@ PLAN = plan_toml(
     ),
     tasks=[
         task("T1", "决策机制", due="06-10", lead=["role:supervision_bureau"], responsible=["role:town"]),
-        task("T2", "行政调解", due="06-12", lead=["role:court"], responsible=["role:town", "role:court"]),
+        task(
+            "T2",
+            "行政调解",
+            due="06-12",
+            lead=["role:court"],
+            responsible=["role:town", "role:court"],
+            escalation=[{"after": "2wd", "to": "role:court"}],  # absent: the office is told
+        ),
         task("T3", "信息公开", due="06-15", lead=["role:office"], responsible=["role:information_office"]),
     ],
     evaluation={
@@ -307,11 +314,14 @@ def test_a_started_program_follows_the_roles_table(tmp_path: Path) -> None:
         ("T3", "office", ("office",)),
         ("T3", "town-a", ("office",)),
     ]
-    # the second step goes to role:supervision_bureau, that is the discipline office here
-    assert {key[0]: to for key, to in escalations.items() if key[1] == 1} == {
-        "T1": ("discipline",),
-        "T2": ("discipline",),
-        "T3": ("discipline",),
+    # the plan's second step goes to role:supervision_bureau, that is the discipline office here;
+    # T2's own step to the court, which this county has not, goes to the office
+    assert escalations == {
+        ("T1", 0): ("discipline",),
+        ("T1", 1): ("discipline",),
+        ("T2", 0): ("office",),
+        ("T3", 0): ("office",),
+        ("T3", 1): ("discipline",),
     }
     assert [u for u, _ in subjects_of(bundle, [])] == [
         "office",

@@ -122,7 +122,8 @@ def units_with_a_part(plans: Sequence[Plan], directory: UnitDirectory) -> set[st
         office = contact_of(plan.data)
         for loc, value, _ in ref_lists(plan.data):
             refs = [ref for _, ref in refs_at(loc, value) if ref != "lead"]
-            found.update(directory.expand_all(refs, absent_to=office if loc[-1] == "lead" else None))
+            supervises = loc[-1] == "lead" or "escalation" in loc  # an absent role's part: the office's
+            found.update(directory.expand_all(refs, absent_to=office if supervises else None))
         for register in plan.registers.values():
             found.update(row.unit for row in register.rows)
     return found
@@ -198,9 +199,9 @@ def _absent(plan: Plan, role: str, uses: Sequence[RoleUse], directory: UnitDirec
         parts.append(f"{_tasks_needing(lost)} lose its units")
         if empty:
             parts.append(f"{', '.join(empty)} left with no unit to do {'it' if len(empty) == 1 else 'them'}")
-    lead = [u for u in uses if u.key == "lead"]
+    lead = [u for u in uses if u.key in ("lead", "escalation")]
     if lead and not (office and directory.expand(office)):
-        parts.append(f"nobody takes its lead in {_tasks_needing(lead)} (the plan names no office)")
+        parts.append(f"nobody takes its part in {_tasks_needing(lead)} (the plan names no office)")
     if parts:
         at(("roles", role), f"no unit here ({role} = false) in {plan.id}: " + "; ".join(parts), warning=True)
 
