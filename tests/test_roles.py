@@ -344,6 +344,8 @@ def test_a_started_program_follows_the_roles_table(tmp_path: Path) -> None:
         ("court = []", "roles.court: an empty list: write false for a role this deployment has no unit for"),
         ('court = "bad id!"', 'roles.court[0]: bad target "bad id!"'),
         ('town = "office"', 'roles.town: unit "town-b" holds role "town" itself'),
+        ("court = 3", 'roles.court: expected "role:OTHER", a unit id, a list of unit ids, or false (got 3)'),
+        ('"法院" = false', 'roles.法院: bad role "法院": use letters, digits, "-" or "_"'),
     ],
 )
 def test_roles_table_mistakes_are_refused_at_their_line(site: Path, entry: str, message: str) -> None:

@@ -126,6 +126,8 @@ def _role_target(value: object) -> object:
         return (value,)
     if isinstance(value, list) and not value:
         raise ValueError("an empty list: write false for a role this deployment has no unit for")
+    if not isinstance(value, list):
+        raise ValueError('expected "role:OTHER", a unit id, a list of unit ids, or false')
     return value
 
 
