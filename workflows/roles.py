@@ -7,7 +7,8 @@ anything is sent.
   use (a role no plan uses is an error at its line, with the plan roles it might mean); a unit that
   has no part in any plan (owes nothing, is sent nothing) is an error when its ``roles`` key is
   missing, else a warning; a role mapped to ``false`` is a warning naming the tasks that lose its
-  units and those whose lead falls to the office.
+  units (where it leads or is told of escalations, the plan's office takes its part: said only
+  when the plan has no office).
 """
 
 from __future__ import annotations
@@ -59,8 +60,7 @@ def missing_role(
     plan_uses: Mapping[str, Any],
 ) -> str:
     """One line for a plan role no unit holds: what needs it and how to fix it. The did-you-mean
-    names only a role the units hold that the plan does not use (a likely misspelling there),
-    never a role the plan needs for something else."""
+    names only a likely misspelling (``_misspelt``), never a role that merely looks alike."""
     close = _misspelt(role, list(directory.held), plan_uses)
     hint = f' (did you mean "{close}"?)' if close else ""
     tasks = len({u.task for u in uses if u.task is not None})
