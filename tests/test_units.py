@@ -231,8 +231,8 @@ def test_a_role_no_unit_has_is_an_error_at_the_definitions_line(tmp_path: Path) 
     definition_path = write(tmp_path, "plan.toml", text)
     problems = check_definition_against(load_definition(definition_path), load_units(units_path))
     assert [str(p) for p in problems] == [
-        f'{definition_path}:12: tasks[0].responsible[1]: no unit in {units_path} has role "township", '
-        'which 1 task needs: T01 报送方案 (responsible); did you mean "township_government"?; '
+        f'{definition_path}:12: tasks[0].responsible[1]: no unit in {units_path} has role "township" '
+        '(did you mean "township_government"?), which 1 task needs: T01 报送方案 (responsible); '
         + FIX.format(role="township", units=units_path),
         f'{definition_path}:13: tasks[0].responsible[2]: no unit in {units_path} has role "court", '
         "which 1 task needs: T01 报送方案 (responsible); " + FIX.format(role="court", units=units_path),

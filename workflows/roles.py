@@ -120,10 +120,14 @@ def units_with_a_part(plans: Sequence[Plan], directory: UnitDirectory) -> set[st
     found: set[str] = set()
     for plan in plans:
         office = contact_of(plan.data)
+        refs: set[str] = set()  # each distinct reference expanded once (a province: 50,000 units a role)
         for loc, value, _ in ref_lists(plan.data):
-            refs = [ref for _, ref in refs_at(loc, value) if ref != "lead"]
             supervises = loc[-1] == "lead" or "escalation" in loc  # an absent role's part: the office's
-            found.update(directory.expand_all(refs, absent_to=office if supervises else None))
+            for _, ref in refs_at(loc, value):
+                absent = supervises and office and ref.startswith("role:") and directory.absent(ref[5:])
+                refs.add(office if absent else ref)
+        for ref in refs - {"lead"}:
+            found.update(directory.expand(ref))
         for register in plan.registers.values():
             found.update(row.unit for row in register.rows)
     return found
@@ -138,6 +142,7 @@ def check_units(units: LoadedUnits, plans: Sequence[Plan]) -> UnitFindings:
     directory, source, path = units.directory, units.source, units.path
     uses = {p.id: role_uses(p.data) for p in plans}
     used = sorted({role for found in uses.values() for role in found})
+    plan_roles = {*used}
     mapped_to = {t[5:] for r in used for t in directory.role_map.get(r, ()) if t.startswith("role:")}
     named = _plans_named(plans)
 
@@ -147,19 +152,19 @@ def check_units(units: LoadedUnits, plans: Sequence[Plan]) -> UnitFindings:
 
     for i, unit in enumerate(directory.units):
         for j, role in enumerate(unit.roles):
-            if role not in used and role not in mapped_to:  # a plan's role mapped to it uses it
+            if role not in plan_roles and role not in mapped_to:  # a plan's role mapped to it uses it
                 at(
                     ("units", i, "roles", j),
                     f'role "{role}" is not used by {named} ({_close_roles(role, used)})',
                 )
     for role in directory.role_map:
-        if role not in used:
+        if role not in plan_roles:
             at(("roles", role), f'role "{role}" is not used by {named} ({_close_roles(role, used)})')
     active = units_with_a_part(plans, directory)
     for i, unit in enumerate(directory.units):
         if unit.id in active:
             continue
-        if any(role not in used and role not in mapped_to for role in unit.roles):
+        if any(role not in plan_roles and role not in mapped_to for role in unit.roles):
             continue  # its role's error says it already
         said = len(findings.problems), len(findings.warnings)
         if "roles" not in unit.model_fields_set:
