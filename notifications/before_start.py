@@ -43,8 +43,10 @@ def is_before_start(digest: Digest) -> bool:
 
 
 def before_start_items(digest: Digest) -> list[DigestItem]:
-    """The summary's obligations, most overdue first (then task, unit)."""
-    return sorted(digest.items, key=lambda i: (i.due or date.max, i.task or "", i.unit_name, i.key))
+    """The summary's obligations, most overdue first (then task, and units in the units file's order)."""
+    return sorted(
+        digest.items, key=lambda i: (i.due or date.max, i.task or "", i.unit_rank, i.unit_name, i.key)
+    )
 
 
 def build_before_start(digest: Digest) -> BeforeStartView:

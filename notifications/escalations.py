@@ -42,7 +42,7 @@ def _escalation_rows(
                 ref=i.ref,
                 contact=i.unit_contact,
             )
-            for i in sorted(group, key=lambda i: (i.unit_name, i.key))
+            for i in sorted(group, key=lambda i: (i.unit_rank, i.unit_name, i.key))  # the units file's order
         )
         facts: list[tuple[str, str]] = []
         if first.occurrence:

@@ -86,6 +86,7 @@ class DigestItem:
     occurrence_label: str | None = None  # how the occurrence reads: "2026年8月", a register row's title
     occurrence_is_row: bool = False  # the occurrence is a register row (a document), not a period
     unit_contact: str | None = None  # whom to call at ``unit`` (its contact person and phone)
+    unit_rank: int = 0  # ``unit``'s place in the units file: units are listed in the order it gives
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -117,6 +117,7 @@ def _urgency(item: DigestItem) -> tuple:
         view.KIND_ORDER.index(item.kind),
         item.due or item.phase_end or date.max,
         item.task or item.phase or "",
+        item.unit_rank,
         item.unit_name,
         item.key,
     )

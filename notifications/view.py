@@ -277,6 +277,7 @@ def _order(item: DigestItem) -> tuple:
         item.workflow,
         item.task or item.phase or "",
         item.occurrence or "",
+        item.unit_rank,
         item.unit_name,
         item.key,
     )

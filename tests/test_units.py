@@ -10,6 +10,7 @@ from workflows.calendar import make_calendar
 from workflows.errors import DefinitionError
 from workflows.loader import check_definition_against, load_definition, load_units
 from workflows.plan import plan
+from workflows.roles import FIX
 from workflows.units import UnitDirectory
 
 UNITS = """\
@@ -230,9 +231,11 @@ def test_a_role_no_unit_has_is_an_error_at_the_definitions_line(tmp_path: Path) 
     definition_path = write(tmp_path, "plan.toml", text)
     problems = check_definition_against(load_definition(definition_path), load_units(units_path))
     assert [str(p) for p in problems] == [
-        f'{definition_path}:12: tasks[0].responsible[1]: no unit in {units_path} has role "township"; '
-        'did you mean "township_government"?',
-        f'{definition_path}:13: tasks[0].responsible[2]: no unit in {units_path} has role "court"',
+        f'{definition_path}:12: tasks[0].responsible[1]: no unit in {units_path} has role "township" '
+        '(did you mean "township_government"?), which 1 task needs: T01 报送方案 (responsible); '
+        + FIX.format(role="township", units=units_path),
+        f'{definition_path}:13: tasks[0].responsible[2]: no unit in {units_path} has role "court", '
+        "which 1 task needs: T01 报送方案 (responsible); " + FIX.format(role="court", units=units_path),
     ]
 
 
@@ -253,7 +256,9 @@ def test_an_unknown_unit_id_is_an_error_everywhere_units_are_named(tmp_path: Pat
         f'4: workflow.contact: unknown unit "legl" (not in {units_path}; did you mean "legal"?)',
         f'11: tasks[0].escalation[0].to[1]: unknown unit "nobody" (not in {units_path})',
         f'12: tasks[0].responsible[2]: unknown unit "polce" (not in {units_path}; did you mean "police"?)',
-        f'16: evaluation.recipients[0]: no unit in {units_path} has role "inspection_office"',
+        f'16: evaluation.recipients[0]: no unit in {units_path} has role "inspection_office", '
+        "which the plan needs: [evaluation] recipients; "
+        + FIX.format(role="inspection_office", units=units_path),
     ]
 
 
@@ -281,7 +286,8 @@ def test_indicator_reporters_are_checked_too(tmp_path: Path) -> None:
     definition_path = write(tmp_path, "plan.toml", text)
     problems = check_definition_against(load_definition(definition_path), load_units(units_path))
     assert [str(p) for p in problems] == [
-        f'{definition_path}:11: tasks[0].indicators[0].reported_by[0]: no unit in {units_path} has role "county"'
+        f'{definition_path}:11: tasks[0].indicators[0].reported_by[0]: no unit in {units_path} has role "county", '
+        "which 1 task needs: T01 报送方案 (reported_by); " + FIX.format(role="county", units=units_path)
     ]
 
 

@@ -19,6 +19,7 @@ import pytest
 import structlog
 
 from orchestrator.cli import main
+from workflows.roles import FIX
 
 REPO = Path(__file__).resolve().parent.parent
 DUBAN = str(Path(sys.executable).with_name("duban"))
@@ -207,10 +208,16 @@ def test_a_definition_is_checked_against_the_units_file_even_with_problems_of_it
     assert code == 1
     lines = error_lines(err)
     assert (
-        f'{definition}:10: tasks[0].responsible[0]: no unit in {units} has role "township"; did you mean "town"?'
+        f'{definition}:10: tasks[0].responsible[0]: no unit in {units} has role "township" (did you mean '
+        '"town"?), which 1 task needs: T01 报送方案 (responsible); '
+        + FIX.format(role="township", units=units)
         in lines
     )
-    assert len(lines) == 4
+    assert (
+        f'{units}:11: units[1].roles[0]: role "town" is not used by broken (did you mean "township"?)'
+        in lines
+    )
+    assert len(lines) == 5
 
 
 def test_no_traceback_and_exit_1_from_the_real_program(site: Path) -> None:
@@ -218,7 +225,7 @@ def test_no_traceback_and_exit_1_from_the_real_program(site: Path) -> None:
     result = run_process("validate", str(definition), str(write(site, "units.toml", UNITS)), cwd=site)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert len(result.stderr.splitlines()) == 4
+    assert len(result.stderr.splitlines()) == 5
     assert result.stdout == ""
 
 
@@ -281,8 +288,11 @@ def test_a_definition_alone_is_checked_against_the_configured_units(site: Path) 
     definition = write(site, "plan.toml", DEFINITION)
     code, _, err = run("validate", str(definition), config=config)
     assert code == 1
+    units = site / "units.toml"
     assert error_lines(err) == [
-        f'{definition}:10: tasks[0].responsible[0]: no unit in {site / "units.toml"} has role "town"'
+        f'{definition}:10: tasks[0].responsible[0]: no unit in {units} has role "town", which 1 task needs: '
+        "T01 报送方案 (responsible); " + FIX.format(role="town", units=units),
+        f'{units}:11: units[1].roles[0]: role "village" is not used by mini (the plan\'s roles: lead_office, town)',
     ]
 
 

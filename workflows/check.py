@@ -24,6 +24,7 @@ from workflows.loader import (
 )
 from workflows.punctuation import half_width_warnings
 from workflows.registers import Register, load_register
+from workflows.roles import Plan, check_units
 
 
 def register_name(path: Path) -> str:
@@ -145,12 +146,25 @@ def check_inputs(inputs: Inputs) -> Report:
         for units in report.units:
             report.problems.extend(check_definition_against(read, units, report.registers))
     report.problems.extend(duplicate_workflow_ids(report.definitions))
+    plans = [Plan(_workflow_id(read), read.data, report.registers) for read in report.definitions]
+    every_plan_read = len(report.definitions) == len(inputs.definitions)
+    for units in report.units if every_plan_read else ():  # roles against every plan, or none
+        findings = check_units(units, plans)
+        report.problems.extend(findings.problems)
+        report.warnings.extend(findings.warnings)
     for path in inputs.calendars:
         report.problems.extend(_calendar_problems(path))
     report.problems = sorted(set(report.problems))
     for path in [*inputs.definitions, *inputs.units]:
         report.warnings.extend(half_width_warnings(path))
+    report.warnings.sort()
     return report
+
+
+def _workflow_id(read: DefinitionFile) -> str:
+    workflow = read.data.get("workflow")
+    workflow_id = workflow.get("id") if isinstance(workflow, dict) else None
+    return workflow_id if isinstance(workflow_id, str) else read.path
 
 
 def duplicate_workflow_ids(definitions: Iterable[DefinitionFile]) -> list[Problem]:

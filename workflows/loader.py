@@ -11,9 +11,8 @@ re-exported here).
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,14 @@ from pydantic import BaseModel, ValidationError
 
 from workflows.errors import DefinitionError, Problem
 from workflows.pydantic_problems import _pydantic_problems
+from workflows.refs import TASK_TABLES, did_you_mean, entries, ref_lists, refs_at, role_uses
 from workflows.registers import Register, check_register
+from workflows.roles import missing_role
 from workflows.schema import Definition, Phase, Task
 from workflows.source import SourceMap, format_loc, read_toml
 from workflows.units import UnitDirectory, UnitsFile
 
 _ANCHOR = re.compile(r"^register:([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$")
-_TASK_TABLES = ("tasks", "duties")
-_REF_KEYS = ("lead", "responsible")
 
 
 @dataclass(frozen=True)
@@ -79,29 +78,11 @@ class DefinitionFile:
 # -- whole-file checks ------------------------------------------------------------------------
 
 
-def _items(data: Mapping[str, Any], table: str) -> list[tuple[int, dict[str, Any]]]:
-    value = data.get(table)
-    if not isinstance(value, list):
-        return []
-    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]
-
-
 def _valid(model: type[BaseModel], raw: dict[str, Any]) -> Any:
     try:
         return model.model_validate(raw)
     except ValidationError:
         return None
-
-
-def _did_you_mean(value: str, known: Iterable[str]) -> str:
-    """``did you mean "X"?`` for the known name closest to ``value`` (a misspelling or a part of it), or ""."""
-    known = list(known)
-    close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
-    if not close and len(value) >= 3:
-        close = sorted(
-            (k for k in known if value.lower() in k.lower() or k.lower() in value.lower()), key=len
-        )
-    return f'did you mean "{close[0]}"?' if close else ""
 
 
 class _Collector:
@@ -117,7 +98,7 @@ class _Collector:
 def _phase_problems(data: Mapping[str, Any], out: _Collector) -> dict[str, Phase | None]:
     """Duplicate phase ids and backwards phases; returns phase id → the phase (None if invalid)."""
     phases: dict[str, tuple[int, Phase | None]] = {}
-    for i, raw in _items(data, "phases"):
+    for i, raw in entries(data, "phases"):
         pid = raw.get("id")
         if not isinstance(pid, str):
             continue
@@ -141,7 +122,7 @@ def _task_problems(
     if not isinstance(phase_id, str):
         return
     if phase_id not in phases:
-        hint = _did_you_mean(phase_id, phases) or "phases: " + (", ".join(phases) or "none defined")
+        hint = did_you_mean(phase_id, phases) or "phases: " + (", ".join(phases) or "none defined")
         out.at((table, i, "phase"), f'unknown phase "{phase_id}" ({hint})')
         return
     phase = phases[phase_id]
@@ -160,14 +141,14 @@ def _id_problems(data: Mapping[str, Any], out: _Collector) -> None:
     """Task ids are unique across tasks and duties; indicator ids across the whole file."""
     seen_tasks: dict[str, str] = {}
     seen_indicators: dict[str, str] = {}
-    for table in _TASK_TABLES:
-        for i, raw in _items(data, table):
+    for table in TASK_TABLES:
+        for i, raw in entries(data, table):
             tid = raw.get("id")
             if isinstance(tid, str):
                 if tid in seen_tasks:
                     out.at((table, i, "id"), f'duplicate task id "{tid}" (first at {seen_tasks[tid]})')
                 seen_tasks.setdefault(tid, f"{table}[{i}]")
-            for j, ind in _items(raw, "indicators"):
+            for j, ind in entries(raw, "indicators"):
                 iid = ind.get("id")
                 if not isinstance(iid, str):
                     continue
@@ -184,8 +165,8 @@ def _definition_problems(data: Mapping[str, Any], path: str, source: SourceMap) 
     out = _Collector(path, source)
     phases = _phase_problems(data, out)
     _id_problems(data, out)
-    for table in _TASK_TABLES:
-        for i, raw in _items(data, table):
+    for table in TASK_TABLES:
+        for i, raw in entries(data, table):
             _task_problems(table, i, raw, phases, out)
     return out.problems
 
@@ -239,7 +220,7 @@ def load_units(path: Path) -> LoadedUnits:
         problems.extend(_pydantic_problems(exc, UnitsFile, shown, source))
     out = _Collector(shown, source)
     seen: dict[str, int] = {}
-    for i, unit in _items(data, "units"):
+    for i, unit in entries(data, "units"):
         uid = unit.get("id")
         if isinstance(uid, str):
             if uid in seen:
@@ -249,56 +230,61 @@ def load_units(path: Path) -> LoadedUnits:
         for j, address in enumerate(emails if isinstance(emails, list) else []):
             if isinstance(address, str) and address in emails[:j]:
                 out.at(("units", i, "emails", j), f'duplicate address "{address}"')
+    if parsed is not None:
+        _role_map_problems(parsed, out)
     problems.extend(out.problems)
     if problems or parsed is None:
         raise DefinitionError(problems)
-    return LoadedUnits(UnitDirectory(tuple(parsed.units)), shown, source, digest)
+    return LoadedUnits(UnitDirectory(tuple(parsed.units), parsed.roles), shown, source, digest)
+
+
+def _role_map_problems(parsed: UnitsFile, out: _Collector) -> None:
+    """The ``[roles]`` table against the file's units: every target exists, a mapped role is not
+    also held by a unit, and a ``role:X`` target is held by a unit (mappings do not chain)."""
+    ids = {u.id for u in parsed.units}
+    held: dict[str, str] = {}
+    for unit in parsed.units:
+        for role in unit.roles:
+            held.setdefault(role, unit.id)
+    for role, targets in parsed.roles.items():
+        if role in held:
+            out.at(
+                ("roles", role),
+                f'unit "{held[role]}" holds role "{role}" itself: a role is either held by units '
+                "or mapped here, not both",
+            )
+        for j, target in enumerate(targets):
+            loc = ("roles", role, j) if len(targets) > 1 else ("roles", role)
+            if target.startswith("role:"):
+                other = target[5:]
+                if other in parsed.roles:
+                    out.at(loc, f'"{target}" is mapped here too: map "{role}" to units or to a held role')
+                elif other not in held:
+                    hint = did_you_mean(other, held)
+                    out.at(loc, f'no unit has role "{other}"' + (f" ({hint})" if hint else ""))
+            elif target not in ids:
+                hint = did_you_mean(target, ids)
+                out.at(loc, f'unknown unit "{target}"' + (f" ({hint})" if hint else ""))
 
 
 # -- a definition against units and registers ------------------------------------------------
 
 
-def _ref_lists(data: Mapping[str, Any]) -> Iterable[tuple[tuple, Any, bool]]:
-    """Every unit reference list in raw definition data: ``(loc, value, may_be_lead)``."""
-    workflow = data.get("workflow") if isinstance(data.get("workflow"), dict) else {}
-    if "contact" in workflow:
-        yield ("workflow", "contact"), workflow["contact"], False
-    for k, step in _items(workflow, "escalation"):
-        yield ("workflow", "escalation", k, "to"), step.get("to"), True
-    for table in _TASK_TABLES:
-        for i, task in _items(data, table):
-            for key in _REF_KEYS:
-                yield (table, i, key), task.get(key), False
-            for k, step in _items(task, "escalation"):
-                yield (table, i, "escalation", k, "to"), step.get("to"), True
-            for j, indicator in _items(task, "indicators"):
-                yield (table, i, "indicators", j, "reported_by"), indicator.get("reported_by"), False
-    evaluation = data.get("evaluation") if isinstance(data.get("evaluation"), dict) else {}
-    for key in ("subjects", "recipients"):
-        yield ("evaluation", key), evaluation.get(key), False
-
-
 def _check_refs(
     data: Mapping[str, Any], directory: UnitDirectory, units_path: str, at: Callable[[tuple, str], None]
 ) -> None:
-    roles = sorted(directory.by_role)
-    for loc, value, may_be_lead in _ref_lists(data):
-        if isinstance(value, str):
-            refs: list[tuple[tuple, Any]] = [(loc, value)]
-        elif isinstance(value, list):
-            refs = [((*loc, j), ref) for j, ref in enumerate(value)]
-        else:
-            continue
-        for ref_loc, ref in refs:
-            if not isinstance(ref, str) or (may_be_lead and ref == "lead") or directory.expand(ref):
+    """An unknown unit id at each of its places; a role no unit holds once, at its first use, with
+    every task that needs it (``roles.missing_role``)."""
+    for loc, value, may_be_lead in ref_lists(data):
+        for ref_loc, ref in refs_at(loc, value):
+            if (may_be_lead and ref == "lead") or ref.startswith("role:") or directory.resolves(ref):
                 continue
-            if ref.startswith("role:"):
-                hint = _did_you_mean(ref[5:], roles)
-                extra = f"; {hint}" if hint else ""
-                at(ref_loc, f'no unit in {units_path} has role "{ref[5:]}"{extra}')
-            else:
-                hint = _did_you_mean(ref, directory.by_id)
-                at(ref_loc, f'unknown unit "{ref}" (not in {units_path}{"; " + hint if hint else ""})')
+            hint = did_you_mean(ref, directory.by_id)
+            at(ref_loc, f'unknown unit "{ref}" (not in {units_path}{"; " + hint if hint else ""})')
+    uses = role_uses(data)
+    for role, found in uses.items():
+        if not directory.resolves(f"role:{role}"):
+            at(found[0].loc, missing_role(role, found, directory, units_path, uses))
 
 
 def _check_anchors(
@@ -308,8 +294,8 @@ def _check_anchors(
     at: Callable[[tuple, str], None],
 ) -> list[Problem]:
     problems: list[Problem] = []
-    for table in _TASK_TABLES:
-        for i, task in _items(data, table):
+    for table in TASK_TABLES:
+        for i, task in entries(data, table):
             found = _ANCHOR.match(task.get("anchor", "")) if isinstance(task.get("anchor"), str) else None
             if not found:
                 continue

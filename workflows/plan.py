@@ -116,9 +116,10 @@ def iter_plan(
     registers = registers or {}
     workflow = definition.workflow.id
     dues: list[tuple] = []  # (due, task id, order made, task, lead, key, opens, nominal, owners)
+    office = definition.workflow.contact
     for task in definition.all_tasks:
         phase = definition.phase(task.phase)
-        lead = units.expand_all(task.lead)
+        lead = units.expand_all(task.lead, absent_to=office)  # a role absent here: the office leads
         responsible = units.expand_all(task.responsible)
         for key, nominal, register_unit in _nominal_dues(task, phase, year, registers):
             due = cal.prev_workday(nominal) if task.roll == "backward" else cal.next_workday(nominal)

@@ -137,7 +137,7 @@ def _pydantic_problems(
                 typos.add((*loc[:-1], meant))
             located.append((loc[:-1], loc, message))
             continue
-        loc = tuple(p for p in loc if isinstance(p, int) or not _PYDANTIC_TAG.match(p))
+        loc = tuple(p for p in loc if isinstance(p, int) or not (_PYDANTIC_TAG.match(p) or p == "[key]"))
         if error["type"] == "missing":
             located.append((loc, loc, "required key is missing"))
             continue

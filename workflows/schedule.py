@@ -30,14 +30,20 @@ class Notice:
 
 
 def escalation_recipients(
-    step: EscalationStep, occ: Occurrence, units: UnitDirectory, *, exclude_own: bool = True
+    step: EscalationStep,
+    occ: Occurrence,
+    units: UnitDirectory,
+    *,
+    exclude_own: bool = True,
+    office: str | None = None,
 ) -> tuple[str, ...]:
-    """``lead`` → the task's lead units; ``role:X`` / a unit id → those units. Never the late unit
-    itself (``exclude_own=False``: the step's recipients for every unit of the task occurrence; the
-    engine then leaves each recipient's own obligation out of what it is told)."""
+    """``lead`` → the task's lead units; ``role:X`` / a unit id → those units (a role absent here:
+    the ``office``, as for a lead). Never the late unit itself (``exclude_own=False``: the step's
+    recipients for every unit of the task occurrence; the engine then leaves each recipient's own
+    obligation out of what it is told)."""
     seen: dict[str, None] = {}
     for ref in step.to:
-        for unit_id in occ.lead if ref == "lead" else units.expand(ref):
+        for unit_id in occ.lead if ref == "lead" else units.expand_all([ref], absent_to=office):
             if unit_id != occ.unit or not exclude_own:
                 seen.setdefault(unit_id, None)
     return tuple(seen)
@@ -65,7 +71,7 @@ def obligation_notices(
     steps = task.escalation if task.escalation is not None else workflow.escalation
     for step_no, step in enumerate(steps):
         day = cal.next_workday(shift(occ.due, step.after, cal))
-        recipients = escalation_recipients(step, occ, units, exclude_own=exclude_own)
+        recipients = escalation_recipients(step, occ, units, exclude_own=exclude_own, office=workflow.contact)
         if recipients:
             notices.append(Notice("escalation", max(day, occ.due + timedelta(days=1)), step_no, recipients))
     notices.sort(key=lambda n: (n.on, n.kind, n.step))

@@ -3,7 +3,7 @@
 - ``pending_reviews``: completions and extensions waiting for the office, oldest first, with files.
 - ``unacknowledged``: open obligations whose unit has neither acknowledged nor submitted.
 - ``board``: units × tasks of the running programs, each cell the most urgent colour of its
-  obligations.
+  obligations; units in the units file's order.
 - ``submission_rows``: ``duban show``'s submissions of one obligation, as JSON-ready rows.
 
 Nothing here changes a row.
@@ -29,6 +29,7 @@ from orchestrator.admin.portal_views import (
     submission_views,
     task_of,
     unit_name,
+    unit_rank,
     workdays_until,
 )
 from orchestrator.store.models import Obligation, Program, Submission
@@ -69,7 +70,7 @@ def pending_reviews(session: Session, *, desk: Desk | None = None) -> list[Revie
 
 def unacknowledged(session: Session, *, desk: Desk | None = None) -> list[Unacknowledged]:
     """Open or overdue obligations in running programs whose unit has not acknowledged (签收) nor
-    submitted anything, by unit then due date."""
+    submitted anything, by unit (in the units file's order) then due date."""
     desk = desk_or_default(desk)
     programs = running_programs(session)
     answered = select(Submission.obligation_id).where(
@@ -84,6 +85,7 @@ def unacknowledged(session: Session, *, desk: Desk | None = None) -> list[Unackn
         )
         .order_by(Obligation.unit, Obligation.due, Obligation.id)
     )
+    rows = sorted(rows, key=lambda o: (unit_rank(desk, programs[o.program_id].workflow, o.unit), o.unit))
     return [
         Unacknowledged(
             o.id,
@@ -123,6 +125,7 @@ def board(
     )
     cells: dict[tuple[str, str], list[tuple[Colour, int, str]]] = {}
     units: dict[str, str] = {}
+    ranks: dict[str, int] = {}
     tasks: dict[str, tuple[str, str, str | None]] = {}
     sections: set[str] = set()
     for o in session.exec(query):
@@ -139,9 +142,12 @@ def board(
         )
         cells.setdefault((o.unit, o.task), []).append((colour, o.id, o.state))
         units.setdefault(o.unit, unit_name(desk, workflow, o.unit))
+        ranks.setdefault(o.unit, unit_rank(desk, workflow, o.unit))
         tasks.setdefault(o.task, (o.task, o.title, task_section))
     return BoardView(
-        units=tuple(sorted(units.items())),
+        units=tuple(
+            sorted(units.items(), key=lambda unit: (ranks[unit[0]], unit[0]))
+        ),  # the units file's order
         tasks=tuple(sorted(tasks.values())),
         cells={
             key: Cell(

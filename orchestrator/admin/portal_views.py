@@ -166,6 +166,12 @@ def unit_name(desk: Desk, workflow: str, unit: str) -> str:
     return bundle.units.directory.name(unit) if bundle and unit in bundle.units.directory.by_id else unit
 
 
+def unit_rank(desk: Desk, workflow: str, unit: str) -> int:
+    """The unit's place in the units file (units are listed for people in the order it gives them)."""
+    bundle = desk.bundles.get(workflow)
+    return bundle.units.directory.rank(unit) if bundle else 0
+
+
 def task_of(desk: Desk, workflow: str, task: str):
     bundle = desk.bundles.get(workflow)
     return bundle.definition.task(task) if bundle else None

@@ -21,12 +21,27 @@ from workflows.errors import DubanError
 CalendarOf = Callable[[Program], Any]  # a program → its working-day calendar (may raise DubanError)
 
 
+UnitWarnings = Callable[[list[Program]], list[str]]  # the running programs → what is wrong with the units
+
+
 def status_report(
-    session: Session, now: datetime, *, tick_interval: float, calendar_of: CalendarOf
+    session: Session,
+    now: datetime,
+    *,
+    tick_interval: float,
+    calendar_of: CalendarOf,
+    unit_warnings: UnitWarnings | None = None,
 ) -> dict[str, Any]:
-    """Everything ``duban status`` shows, as the one JSON object of ``duban status --json``."""
+    """Everything ``duban status`` shows, as the one JSON object of ``duban status --json``.
+
+    ``unit_warnings``: the units that owe nothing in any running program (and whether the units
+    file has errors), from the loaded files (``service.unit_status``)."""
     tz = display_tz(session)
     daemons = daemon_rows(session, now, tick_interval, tz)
+    warnings = calendar_warnings(session, calendar_of)
+    if unit_warnings is not None:
+        running = list(session.exec(select(Program).where(Program.state == ProgramState.RUNNING)))
+        warnings += unit_warnings(running) if running else []
     return {
         "now": iso(now, tz),
         "programs": program_rows(session),
@@ -36,7 +51,7 @@ def status_report(
         "daemons": daemons,
         "daemon_alive": any(d["alive"] for d in daemons),
         "last_tick_at": max((d["last_tick_at"] for d in daemons if d["last_tick_at"]), default=None),
-        "warnings": calendar_warnings(session, calendar_of),
+        "warnings": warnings,
     }
 
 

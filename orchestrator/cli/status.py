@@ -13,7 +13,7 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
     """Programs and their phases, obligations by state, the outbox, whether the daemon is alive.
 
     Warns when a running program has dates in a year the working-day calendar has no official
-    schedule for.
+    schedule for, and names each unit of the units file that owes nothing in any running program.
 
     Example: [bold]duban status[/]
     """
@@ -21,6 +21,7 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
 
     from orchestrator.admin.status import status_report
     from orchestrator.service.calendars import program_calendar
+    from orchestrator.service.unit_status import idle_unit_warnings
 
     ctx = current()
     with Session(ctx.open_engine()) as session:
@@ -29,6 +30,7 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
             now(),
             tick_interval=ctx.settings.daemon.tick_interval,
             calendar_of=lambda program: program_calendar(ctx.settings, program),
+            unit_warnings=lambda programs: idle_unit_warnings(ctx.settings, programs),
         )
     if as_json:
         print_json_lines([report])

@@ -319,6 +319,7 @@ class DigestBuilder:
             occurrence_label=label,
             occurrence_is_row=is_row,
             unit_contact=self.unit_contact(bundle, unit) if late else None,
+            unit_rank=directory.rank(unit) if directory else 0,
         )
 
 

@@ -151,11 +151,12 @@ def indicator_facts(session: Session, program: Program, bundle: Bundle) -> list[
 
 
 def subjects_of(bundle: Bundle, obligations: Sequence[ObligationFact]) -> list[tuple[str, str]]:
-    """The evaluation's subjects; without any, every unit that owes something in the program."""
+    """The evaluation's subjects; without any, every unit that owes something in the program. In the
+    units file's order (the scorecard's order for equal scores)."""
     directory = bundle.units.directory
     evaluation = evaluation_of(bundle)
     if evaluation.subjects:
-        ids = directory.expand_all(evaluation.subjects)
+        ids = tuple(sorted(directory.expand_all(evaluation.subjects), key=directory.rank))
     else:
         owing = {o.unit for o in obligations}
         ids = tuple(u.id for u in directory.units if u.id in owing)

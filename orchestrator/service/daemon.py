@@ -34,6 +34,7 @@ from orchestrator.service.lifecycle import Lifecycle
 from orchestrator.service.logs import Redactor
 from orchestrator.service.runtime import (
     load_runtime,
+    log_unit_warnings,
     make_transport,
     program_calendar_warnings,
     secrets_of,
@@ -105,6 +106,7 @@ class Daemon:
             self.leadership.try_acquire()  # SQLite: raises AlreadyRunning naming the holder
         self.life.notifier.status("正在启动：载入配置、方案和单位")
         runtime = await asyncio.to_thread(load_runtime, self.settings, _on_assumed)
+        log_unit_warnings(runtime)
         self.work = Work(engine, runtime, self.clock, self.leadership, self.life)
         if not self.settings.programs:
             log.warning("daemon.no_programs", hint="add [[programs]] entries to the config")
@@ -226,6 +228,7 @@ class Daemon:
             self._reload_done(problem)
             return
         self.settings, self.work.runtime = runtime.settings, runtime
+        log_unit_warnings(runtime)
         if self.redactor is not None:
             self.redactor.update([*self.redactor.secrets, *secrets_of(runtime.settings)])
         if self.jobs is not None:

@@ -28,6 +28,7 @@ from workflows.calendar import make_calendar
 from workflows.catalog import Bundle, definition_folders, find_definition, load_bundle
 from workflows.errors import DefinitionError, DubanError, NotFound, Problem
 from workflows.loader import read_toml
+from workflows.roles import Plan, UnitFindings, check_units
 from workflows.schema import DEFAULT_TIMEZONE
 
 
@@ -154,12 +155,17 @@ class Runtime:
     renderer: Renderer
     timezone: str
     robots: dict[str, Robot] = field(default_factory=dict)  # the robots file's, by name
+    units: UnitFindings = field(default_factory=UnitFindings)  # the units file's warnings
 
 
 def load_runtime(settings: Settings, on_assumed: Callable[[int, str], None] | None = None) -> Runtime:
     """Load every configured bundle and the robots file; raises ``DefinitionError`` with every
-    problem of every file (a unit naming a robot the robots file lacks is one)."""
+    problem of every file (a unit naming a robot the robots file lacks is one, a unit's role that
+    no configured plan uses another)."""
     bundles = load_configured_bundles(settings, on_assumed=on_assumed)
+    findings = check_configured_units(bundles)
+    if findings.problems:
+        raise DefinitionError(findings.problems)
     robots = load_unit_robots(settings, bundles)
     timezone = next((b.definition.workflow.timezone for b in bundles.values()), DEFAULT_TIMEZONE)
     return Runtime(
@@ -169,7 +175,38 @@ def load_runtime(settings: Settings, on_assumed: Callable[[int, str], None] | No
         make_renderer(settings, timezone, links=True),
         timezone,
         robots,
+        findings,
     )
+
+
+def check_configured_units(bundles: Mapping[str, Bundle]) -> UnitFindings:
+    """The units file against every configured plan (``workflows.roles.check_units``)."""
+    plans = {
+        b.definition.workflow.id: Plan(b.definition.workflow.id, b.loaded.data, b.registers)
+        for b in bundles.values()
+    }
+    findings = UnitFindings()
+    for units in {b.units.path: b.units for b in bundles.values()}.values():
+        found = check_units(units, list(plans.values()))
+        findings.problems += found.problems
+        findings.warnings += found.warnings
+        findings.idle |= found.idle
+    return findings
+
+
+def log_unit_warnings(runtime: Runtime) -> None:
+    """The daemon's log at start and reload: each unit that owes nothing in any configured plan
+    (``units.owe_nothing``), and each other warning about the units file (``units.warning``)."""
+    log = structlog.get_logger("duban.daemon")
+    idle = {problem: unit for unit, problem in runtime.units.idle.items()}
+    directory = next((b.units.directory for b in runtime.bundles.values()), None)
+    for problem in runtime.units.warnings:
+        if problem in idle:
+            unit = idle[problem]
+            name = directory.name(unit) if directory else unit
+            log.warning("units.owe_nothing", unit=unit, name=name, at=f"{problem.file}:{problem.line}")
+        else:
+            log.warning("units.warning", problem=str(problem))
 
 
 def load_unit_robots(settings: Settings, bundles: Mapping[str, Bundle]) -> dict[str, Robot]:
