@@ -36,6 +36,7 @@ from orchestrator.service.runtime import (
     load_runtime,
     make_transport,
     program_calendar_warnings,
+    require_link_key,
     secrets_of,
 )
 from orchestrator.service.scheduling import Jobs
@@ -92,6 +93,7 @@ class Daemon:
         return self.life.exit_code
 
     async def _open(self) -> None:
+        require_link_key(self.settings)  # before anything: no email goes out without its link
         self.life.notifier.status("正在启动：打开数据库")
         engine = await asyncio.to_thread(open_database, self.settings.database.url)
         log.info(
