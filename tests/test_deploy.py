@@ -120,3 +120,30 @@ def test_the_shipped_units_pass_systemd_analyze_verify(tmp_path, name):
             Path(p.split(":", 1)[1]) for p in unit.raw["Service.LoadCredential"]
         }
     assert "postgresql.service" in unit.raw["Unit.After"][0].split()
+
+
+def test_the_guide_names_the_shipped_files_keys_and_credentials():
+    guide = (DEPLOY.parent / "docs/deploy.md").read_text(encoding="utf-8")
+    for path in set(re.findall(r"/opt/duban/((?:deploy|examples|docs)/[\w./-]+)", guide)):
+        assert (DEPLOY.parent / path).is_file(), path
+    config = (DEPLOY / "config.production.toml").read_text(encoding="utf-8")
+    table = guide.split("Fill in every `example.gov.cn`")[1].split("\n\n", 2)[1]
+    rows = re.findall(r"^\| `\[([\w.]+)\](?: (\w+))?`", table, re.M)
+    assert len(rows) == 8, rows
+    for section, keys in rows:
+        assert f"[{section}]" in config, section
+        assert not keys or re.search(rf"^{keys} = ", config.split(f"[{section}]")[1], re.M), keys
+    sources = {
+        source
+        for name in ("duban.service", "duban-web.service")
+        for source in re.findall(
+            r"^LoadCredential=[\w-]+:(\S+)$", (DEPLOY / name).read_text(encoding="utf-8"), re.M
+        )
+    }
+    assert sources == {"/etc/duban/credentials/web-secret", "/etc/duban/credentials/smtp-password"}
+    for source in sources:
+        assert f"install -o root -g duban -m 0640 /dev/null {source}" in guide
+    assert (
+        'credentials = "credentials"' in config
+        and "install -d -o root -g duban -m 0750 /etc/duban/credentials" in guide
+    )
