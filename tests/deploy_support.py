@@ -198,10 +198,10 @@ LOCATED = re.compile(r"^(?P<file>/[^:]+):(?P<line>\d+): (?P<message>.+)$")
 
 def located(stderr: str) -> list[tuple[str, int, str]]:
     """Every ``FILE:LINE: message`` line of ``stderr`` (file name only); fails on any other line
-    but the ``duban: warning: running as root`` one."""
+    but the ``duban: warning: 以 root 运行`` one."""
     found = []
     for line in stderr.splitlines():
-        if line.startswith("duban: warning: running as root"):
+        if line.startswith("duban: warning: 以 root 运行"):
             continue
         match = LOCATED.match(line)
         assert match, f"not a FILE:LINE: message line: {line!r}"

@@ -4,6 +4,7 @@ wrong. Run on the shipped production config installed under a temporary root (de
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,8 @@ def test_a_filled_in_deployment_is_green_with_the_next_years_calendar_as_a_warni
     assert out.startswith(f"ok: {site.config}：邮件 SMTP smtp.{DOMAIN}:587；链接 https://duban.{DOMAIN}")
     (warning,) = located(err)
     assert warning[:2] == ("config.toml", line_of(site.config, "[[programs]]"))
+    assert ("duban: warning: 以 root 运行" in err) == (os.geteuid() == 0)  # permissions as whom
+    assert run_cli("check", "--config", str(site.config))[0] == 0  # (--config after the command, too)
     assert warning[2].startswith("warning: rule-of-law-pilot 2026：2027 年没有官方放假安排")
 
 
@@ -177,3 +180,15 @@ def test_connect_logs_in_with_starttls_and_sends_nothing(tmp_path, tls_files, pa
     ((name, line, message),) = problems(err)
     assert (name, line) == ("config.toml", line_of(site.config, "host = "))
     assert message.startswith("SMTP 连接检查失败：") and "535" in message
+
+
+def test_a_default_left_from_the_examples_is_named_at_its_table(tmp_path):
+    site = install(tmp_path)
+    site.edit(f'sender = "安县推进依法行政工作领导小组办公室 <duban@{DOMAIN}>"\n', "")
+    code, _, err = check(site)
+    assert code == 1
+    ((name, line, message),) = problems(err)
+    assert (name, line) == ("config.toml", line_of(site.config, "[mail]"))
+    assert message.startswith(
+        '[mail] sender（未写，默认值） = "督办系统 <duban@example.gov.cn>" 是示例域名 example.gov.cn'
+    )

@@ -52,8 +52,8 @@ def _as_whom() -> Iterator[Finding]:
         yield Finding(
             "",
             0,
-            "running as root: what root can read and write says nothing of the service user — "
-            "run it as the service user: sudo -u duban /opt/duban/.venv/bin/duban --config … check",
+            "以 root 运行：root 能读写，不等于服务用户能读写。请以服务用户运行："
+            "sudo -u duban /opt/duban/.venv/bin/duban --config /etc/duban/config.toml check",
             "user",
             "warning",
         )

@@ -51,8 +51,9 @@ def example_findings(settings: Settings, at: Locator) -> Iterator[Finding]:
 def _config_leftovers(settings: Settings, at: Locator) -> Iterator[Finding]:
     for loc in _CONFIG_VALUES:
         value = _value_at(settings, loc)
-        if isinstance(value, str) and at.has(loc):
-            yield from _leftover(value, at.where(loc), f"[{'.'.join(loc[:-1])}] {loc[-1]}")
+        if isinstance(value, str):
+            what = f"[{'.'.join(loc[:-1])}] {loc[-1]}" + ("" if at.has(loc) else "（未写，默认值）")
+            yield from _leftover(value, at.where(loc), what)
     for i, email in enumerate(settings.web.office_emails):
         yield from _leftover(email, at.where(("web", "office_emails", i)), "[web] office_emails")
 
