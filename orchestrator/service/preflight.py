@@ -78,7 +78,10 @@ def is_loopback(host: str | None) -> bool:
 
 def _web(settings: Settings, at: Locator) -> Iterator[Finding]:
     web = settings.web
-    if not web.links:
+    yield from _writable(
+        web.evidence_dir, at, ("web", "evidence_dir"), "web.evidence_dir", "[web] evidence_dir"
+    )
+    if not web.links:  # (the portal may still run: `duban unit link`)
         return
     try:
         web.secret()
@@ -118,9 +121,6 @@ def _web(settings: Settings, at: Locator) -> Iterator[Finding]:
             "web.office_emails",
             "[web] office_emails 为空：督办办公室无法从 /office 页面登录（只能用 duban web login-link）",
         )
-    yield from _writable(
-        web.evidence_dir, at, ("web", "evidence_dir"), "web.evidence_dir", "[web] evidence_dir"
-    )
 
 
 # -- [mail] ----------------------------------------------------------------------------------------
