@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 from orchestrator.cli.common import Context, configure_logging, err_console
 from workflows.errors import DefinitionError, DubanError
 
-COMMAND_GROUPS = ("planning", "simulate", "db", "daemon", "status", "tasks", "changes", "log", "calendar", "review",
+COMMAND_GROUPS = ("planning", "check", "simulate", "db", "daemon", "status", "tasks", "changes", "log", "calendar", "review",
                   "outbox", "indicators", "scorecard", "imports", "web")  # fmt: skip
 
 app = typer.Typer(

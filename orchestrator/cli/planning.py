@@ -145,7 +145,7 @@ def validate(
 
     Example: [bold]duban validate workflows/definitions/rule_of_law_pilot.toml examples/units.example.toml[/]
     """
-    from workflows.check import Inputs, check_inputs
+    from workflows.check import Inputs
     from workflows.errors import CheckFailed
 
     settings = current().settings
@@ -162,12 +162,9 @@ def validate(
     else:
         inputs = configured_inputs()
         inputs.registers.update(parse_registers(register, configured=False))
-    from orchestrator.service.robots import check_robots, robots_path
     from orchestrator.service.runtime import program_calendar_warnings
 
-    report = check_inputs(inputs)
-    if report.units or robots_path(settings)[0] is not None:  # the robots file, and the units' robots
-        report.problems = sorted({*report.problems, *check_robots(settings, report.units)})
+    report = check_with_robots(inputs)
     for note in inputs.notes:
         warn(note)
     for warning in report.warnings:  # FILE:LINE: warning: …, and the exit code stays 0
@@ -179,6 +176,18 @@ def validate(
         warn(message)
     if report.definitions and not report.units:
         warn("no units file given: unit and role references and registers were not checked")
+
+
+def check_with_robots(inputs: Inputs):
+    """``check_inputs``, and the robots file and the units' robots (``validate`` and ``check``)."""
+    from orchestrator.service.robots import check_robots, robots_path
+    from workflows.check import check_inputs
+
+    settings = current().settings
+    report = check_inputs(inputs)
+    if report.units or robots_path(settings)[0] is not None:  # the robots file, and the units' robots
+        report.problems = sorted({*report.problems, *check_robots(settings, report.units)})
+    return report
 
 
 def _rolled(o: Occurrence) -> str:

@@ -1,8 +1,10 @@
 """Configuration: ``config.toml`` loaded once, at start, into frozen validated settings.
 
-Relative paths in the file are resolved against the file's folder. The SMTP password is never
-in the file: it comes from ``password_file`` or the environment variable ``password_env`` and is
-read only when a connection is made.
+Relative paths in the file are resolved against the file's folder. Secrets are never in the file
+and are read only when they are used: the SMTP password and the links' signing key come from a
+file or an environment variable the file names, else from the folder of credentials — systemd's
+``$CREDENTIALS_DIRECTORY`` (``LoadCredential=``) for a service, else the top-level ``credentials``
+folder of config.toml (what the CLI reads, outside systemd): ``smtp-password``, ``web-secret``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from workflows.errors import DefinitionError, Problem
 from workflows.source import read_toml
 from workflows.units import _no_control
 
 DEFAULT_CONFIG = Path("config.toml")
+WEB_CREDENTIAL = "web-secret"
+SMTP_CREDENTIAL = "smtp-password"
 _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 
 
@@ -31,6 +35,24 @@ def _check_window(value: str) -> str:
     if not (h1 < 24 and h2 <= 24 and m1 < 60 and m2 < 60) or (h1, m1) >= (h2, m2):
         raise ValueError(f'bad send window "{value}": the start must be before the end, within one day')
     return value.strip()
+
+
+def credential_file(name: str, folder: Path | None) -> Path | None:
+    """Where the credential ``name`` is: ``$CREDENTIALS_DIRECTORY/name`` when systemd handed it over
+    (``LoadCredential=``), else ``folder/name`` (the config's ``credentials``) when it is there —
+    or cannot be looked at (reading it then says why) —, else None."""
+    handed = os.environ.get("CREDENTIALS_DIRECTORY")
+    if handed and (Path(handed) / name).is_file():
+        return Path(handed) / name
+    if folder is None:
+        return None
+    try:
+        (folder / name).stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        pass
+    return folder / name
 
 
 class ConfigError(DefinitionError):
@@ -61,6 +83,9 @@ class DaemonSettings(_Section):
 
 
 class SmtpSettings(_Section):
+    """``[mail.smtp]``; the password: ``password_file``, else ``$password_env``, else the credential
+    ``smtp-password`` (see ``credential_file``)."""
+
     host: str = "localhost"
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
@@ -70,22 +95,26 @@ class SmtpSettings(_Section):
     timeout: float = Field(default=30.0, gt=0)
     verify: bool = True
     ca_file: Path | None = None
+    _credentials: Path | None = PrivateAttr(default=None)  # the config's credentials folder
 
     def password(self) -> str | None:
-        """Read the password now (file first, then environment); never logged, never stored."""
+        """Read the password now (file, environment, credential); never logged, never stored."""
+        from workflows.errors import DubanError
+
         if self.password_file is not None:
             try:
                 return self.password_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                from workflows.errors import DubanError
-
                 raise DubanError(f"smtp password_file {self.password_file}: {exc.strerror}") from None
         if self.password_env:
             return os.environ.get(self.password_env)
-        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-        if credentials and (Path(credentials) / "smtp-password").is_file():
-            return (Path(credentials) / "smtp-password").read_text(encoding="utf-8").strip()
-        return None
+        found = credential_file(SMTP_CREDENTIAL, self._credentials)
+        if found is None:
+            return None
+        try:
+            return found.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise DubanError(f"smtp password {found}: {exc.strerror}") from None
 
 
 class SignatureSettings(_Section):
@@ -125,32 +154,45 @@ class MailSettings(_Section):
 
 
 class WebSettings(_Section):
-    """``[web]``: the portal. The signing key is never in this file: ``secret_file`` (``make run``
-    creates ``var/web-secret``) or the environment variable ``secret_env``."""
+    """``[web]``: the portal, and the links every email carries to it. The signing key is never in
+    this file: ``$secret_env``, else ``secret_file`` (``make run`` creates ``var/web-secret``),
+    else the credential ``web-secret`` (see ``credential_file``). ``links = false``: the emails
+    carry no link (and the daemon does not ask for the key)."""
 
     listen: str = "127.0.0.1:8080"
     base_url: str = "http://127.0.0.1:8080"
-    secret_file: Path | None = Path("var/web-secret")
+    links: bool = True
+    secret_file: Path | None = None
     secret_env: str | None = None
     evidence_dir: Path = Path("var/evidence")
     max_file_mb: float = Field(default=20.0, gt=0, le=1024)
     max_files: int = Field(default=10, ge=1, le=100)
     office_emails: list[str] = Field(default_factory=list)
     link_days: int = Field(default=456, ge=1, description="a unit link's validity: a year and a margin")
+    _credentials: Path | None = PrivateAttr(default=None)  # the config's credentials folder
+
+    @property
+    def base_url_given(self) -> bool:
+        """True iff config.toml writes ``base_url`` (the default is this machine's own address)."""
+        return "base_url" in self.model_fields_set
 
     def secret(self) -> str:
-        """Read the signing key now (environment first, then the file); never logged, never stored."""
+        """Read the signing key now (environment, file, credential); never logged, never stored."""
         from workflows.errors import DubanError
 
         if self.secret_env and os.environ.get(self.secret_env):
             value = os.environ[self.secret_env].strip()
-        elif self.secret_file is not None:
-            try:
-                value = self.secret_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise DubanError(f"[web] secret_file {self.secret_file}: {exc.strerror}") from None
         else:
-            raise DubanError("[web]: no signing key: set secret_file or secret_env")
+            path = self.secret_file or credential_file(WEB_CREDENTIAL, self._credentials)
+            if path is None:
+                raise DubanError(
+                    f"[web]: no signing key: set secret_file or secret_env, or give the credential {WEB_CREDENTIAL}"
+                )
+            what = "[web] secret_file" if self.secret_file is not None else "[web] signing key"
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise DubanError(f"{what} {path}: {exc.strerror}") from None
         if len(value) < 32:
             raise DubanError("[web]: the signing key is too short (at least 32 characters)")
         return value
@@ -186,6 +228,7 @@ class ProgramSettings(_Section):
 
 class Settings(_Section):
     path: Path | None = None
+    credentials: Path | None = None  # the folder of web-secret and smtp-password, outside systemd
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     definitions: DefinitionSettings = Field(default_factory=DefinitionSettings)
     registers: dict[str, Path] = Field(default_factory=dict)
@@ -232,15 +275,24 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
         raise ConfigError(_pydantic_problems(exc, Settings, str(path), source)) from None
     base = path.resolve().parent
     mail = settings.mail
+    credentials = _resolve(base, settings.credentials)
     smtp = mail.smtp.model_copy(
         update={
             "password_file": _resolve(base, mail.smtp.password_file),
             "ca_file": _resolve(base, mail.smtp.ca_file),
         }
     )
+    web = settings.web.model_copy(
+        update={
+            "secret_file": _resolve(base, settings.web.secret_file),
+            "evidence_dir": _resolve(base, settings.web.evidence_dir),
+        }
+    )
+    smtp._credentials = web._credentials = credentials  # (the sections read their secrets from it)
     return settings.model_copy(
         update={
             "path": path.resolve(),
+            "credentials": credentials,
             "database": DatabaseSettings(url=_resolve_url(base, settings.database.url)),
             "definitions": DefinitionSettings(
                 paths=[_resolve(base, p) for p in settings.definitions.paths],
@@ -249,12 +301,20 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
             ),
             "registers": {k: _resolve(base, v) for k, v in settings.registers.items()},
             "mail": mail.model_copy(update={"maildir": _resolve(base, mail.maildir), "smtp": smtp}),
-            "web": settings.web.model_copy(
-                update={
-                    "secret_file": _resolve(base, settings.web.secret_file),
-                    "evidence_dir": _resolve(base, settings.web.evidence_dir),
-                }
-            ),
+            "web": web,
             "im": settings.im.model_copy(update={"robots_file": _resolve(base, settings.im.robots_file)}),
         }
     )
+
+
+def config_problem(settings: Settings, loc: tuple[str | int, ...], message: str) -> Problem:
+    """A problem of config.toml at the line of ``loc`` (or of its nearest parent written in the
+    file; line 1 without a file)."""
+    path = settings.path
+    if path is None:
+        return Problem(str(DEFAULT_CONFIG), 1, message)
+    try:
+        line = read_toml(path)[1].line_of(loc)
+    except DefinitionError:
+        line = 1
+    return Problem(str(path), line, message)

@@ -37,6 +37,7 @@ from orchestrator.service.runtime import (
     log_unit_warnings,
     make_transport,
     program_calendar_warnings,
+    require_link_key,
     secrets_of,
 )
 from orchestrator.service.scheduling import Jobs
@@ -93,6 +94,7 @@ class Daemon:
         return self.life.exit_code
 
     async def _open(self) -> None:
+        require_link_key(self.settings)  # before anything: no email goes out without its link
         self.life.notifier.status("正在启动：打开数据库")
         engine = await asyncio.to_thread(open_database, self.settings.database.url)
         log.info(

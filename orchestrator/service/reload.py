@@ -16,7 +16,7 @@ from dataclasses import replace
 import structlog
 
 from orchestrator.service.config import Settings, load_settings
-from orchestrator.service.runtime import Runtime, load_runtime
+from orchestrator.service.runtime import Runtime, load_runtime, require_link_key
 from workflows.errors import DefinitionError, DubanError
 
 log = structlog.get_logger("duban.daemon")
@@ -29,6 +29,7 @@ async def load_new(
     path = old.path
     try:
         settings = await asyncio.to_thread(load_settings, path, required=path is not None)
+        await asyncio.to_thread(require_link_key, settings)
         runtime = await asyncio.to_thread(load_runtime, settings, on_assumed)
     except DefinitionError as exc:
         for problem in exc.problems:

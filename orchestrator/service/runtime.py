@@ -21,7 +21,7 @@ from notifications.render import Renderer
 from notifications.transport import MaildirTransport, SmtpTransport, Transport
 from orchestrator.engine.clock import clock_from_environment
 from orchestrator.engine.window import SendPolicy, local_day
-from orchestrator.service.config import ProgramSettings, Settings
+from orchestrator.service.config import ConfigError, ProgramSettings, Settings, config_problem
 from orchestrator.service.robots import configured_robots, robots_path, unit_robot_problems
 from orchestrator.store.db import make_engine
 from workflows.calendar import make_calendar
@@ -133,6 +133,24 @@ def unit_link_maker(settings: Settings) -> Callable[[str], str | None] | None:
     return link_for
 
 
+def require_link_key(settings: Settings) -> None:
+    """Refuse (``ConfigError``, one located line) a config whose emails would go out by SMTP to a
+    written ``[web] base_url`` without the unit's link because the signing key cannot be read;
+    ``[web] links = false`` says the emails are to carry no link."""
+    web = settings.web
+    if not (web.links and web.base_url_given and settings.mail.transport == "smtp"):
+        return
+    try:
+        web.secret()
+    except DubanError as exc:
+        message = (
+            f"[web] base_url is set and mail goes out by SMTP, but the signing key of the links cannot be "
+            f"read ({exc}): every email would go out without its unit's link. Give the key "
+            "(the credential web-secret, see docs/deploy.md) or set [web] links = false"
+        )
+        raise ConfigError([config_problem(settings, ("web", "base_url"), message)]) from None
+
+
 def local_today(now: datetime, timezone: str = DEFAULT_TIMEZONE) -> date:
     """``window.local_day`` for a zone given by name."""
     return local_day(now, ZoneInfo(timezone))
@@ -172,7 +190,7 @@ def load_runtime(settings: Settings, on_assumed: Callable[[int, str], None] | No
         settings,
         bundles,
         send_policy(settings, bundles),
-        make_renderer(settings, timezone, links=True),
+        make_renderer(settings, timezone, links=settings.web.links),
         timezone,
         robots,
         findings,
