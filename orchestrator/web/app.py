@@ -17,7 +17,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -82,6 +82,11 @@ def create_app(portal: Portal) -> Starlette:
             back=None,
         )
 
+    def client_gone(request: Request, exc: Exception) -> Response:
+        """The client went away mid-request (a closed tab, a lost network, or cut for being too
+        slow): not the portal's fault, nothing to answer. The access log's line says 499."""
+        return Response(status_code=CLIENT_GONE)
+
     routes = [
         *unit.routes(portal),
         *office.routes(portal),
@@ -91,9 +96,16 @@ def create_app(portal: Portal) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={HTTPException: http_error, 404: not_found, Exception: server_error},
+        exception_handlers={
+            HTTPException: http_error,
+            404: not_found,
+            ClientDisconnect: client_gone,
+            Exception: server_error,
+        },
     )
 
+
+CLIENT_GONE = 499  # (nginx's word for "the client closed the request"; never sent)
 
 _ERRORS = {
     400: ("请求有误", "提交的内容无法处理，请返回上一页检查后重试。"),

@@ -4,7 +4,7 @@ Every POST goes the same way, in this order: the link names a unit (else 404); t
 its rate limit (else 429); the obligation in the path is the unit's own, in a running program
 (else 404 — nothing read, nothing stored); the body is read within the upload limits (413); the
 CSRF token, the first field, is bound to this link (403, checked before any file byte is
-written); then one core call in one transaction, with the form's id as its nonce (a double
+written; a form without files refuses file parts); then one core call in one transaction, with the form's id as its nonce (a double
 submit stores one row), and a 303 back to the page.
 """
 
@@ -33,6 +33,7 @@ from orchestrator.web.uploads import Form, FormError, read_form
 from workflows.errors import DubanError, NotFound
 
 ACTIONS = ("acknowledge", "feedback", "complete", "extend")
+FILE_ACTIONS = ("feedback", "complete")  # the forms that take files
 DONE_NOTICES = {
     "acknowledge": "已签收。",
     "feedback": "反馈已提交。",
@@ -59,7 +60,7 @@ def routes(portal: Portal) -> list[Route]:
         obligation_id = request.path_params["obligation"]
         await run_in_threadpool(_own, portal, unit, obligation_id)
         binding = binding_of(token)
-        form = await _read(portal, request, binding)
+        form = await _read(portal, request, binding, files=action in FILE_ACTIONS)
         try:
             nonce = portal.csrf.check(form.get(CSRF_FIELD), binding)
             if nonce is None:
@@ -111,21 +112,19 @@ def _own(portal: Portal, unit: str, obligation_id: int) -> None:
             raise HTTPException(404) from None
 
 
-async def _read(portal: Portal, request: Request, binding: str) -> Form:
-    def csrf_first(fields: Form) -> None:
-        if portal.csrf.check(fields.get(CSRF_FIELD), binding) is None:
-            raise _Forbidden("the form's CSRF token is missing or wrong")
-
+async def _read(portal: Portal, request: Request, binding: str, *, files: bool) -> Form:
+    """The body, its CSRF token checked as soon as it is read (before any file part); file parts
+    only for the forms that take files (反馈, 办结申请)."""
     try:
-        return await read_form(request, portal.limits, portal.evidence_dir, before_files=csrf_first)
-    except _Forbidden:
-        raise HTTPException(403) from None
+        return await read_form(
+            request,
+            portal.limits,
+            portal.evidence_dir,
+            csrf=lambda token: portal.csrf.check(token, binding) is not None,
+            files=files,
+        )
     except (FormError, EvidenceError) as exc:
         raise HTTPException(getattr(exc, "status", 413)) from None
-
-
-class _Forbidden(FormError):
-    status = 403
 
 
 def _do(portal: Portal, action: str, obligation_id: int, actor: Actor, form: Form, nonce: str) -> None:

@@ -1,0 +1,138 @@
+"""The portal's edge against slow and greedy clients (issue 26): ``duban web`` as a real subprocess
+with a lowered descriptor limit, slow clients on raw sockets from other loopback addresses
+(127.0.0.2 and up: the trusted proxy, 127.0.0.1, is exempt from the per-client cap)."""
+
+from __future__ import annotations
+
+import re
+import resource
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import httpx
+
+from tests.conftest import DUBAN
+from tests.web_support import (  # noqa: F401 (fixtures)
+    WebEnv,
+    free_port,
+    web_fixture,
+    web_template_fixture,
+)
+
+
+@contextmanager
+def duban_web(web: WebEnv, *, nofile: int | None = None, **settings) -> Iterator[tuple[str, list[str]]]:
+    """``duban web`` on a free port with ``settings`` added to ``[web]`` (and at most ``nofile``
+    descriptors); yields its base URL and, once stopped, its log lines fill the list."""
+    port = free_port()
+    text = web.env.config_path.read_text(encoding="utf-8")
+    text = re.sub(r'listen = "[^"]+"', f'listen = "127.0.0.1:{port}"', text)
+    text += "".join(f"{name} = {value}\n" for name, value in settings.items())  # ([web] is last)
+    web.env.config_path.write_text(text, encoding="utf-8")
+
+    def lower_limit() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    output = (web.env.root / f"web-{port}.log").open("w+", encoding="utf-8")  # (a pipe could fill up)
+    process = subprocess.Popen(
+        [DUBAN, "--config", str(web.env.config_path), "web"], env=web.env.base_env(), cwd=web.env.root,
+        stdout=output, stderr=subprocess.STDOUT, preexec_fn=lower_limit,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/static/duban.css", timeout=5)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError("duban web did not start") from None
+                time.sleep(0.1)
+        yield base, lines
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        output.seek(0)
+        lines.extend(output.read().splitlines())
+        output.close()
+
+
+class SlowClients:
+    """``count`` connections from 127.0.0.``first``…, each sending one byte of its request every
+    half second (headers never finished, or a body that never ends), from one thread."""
+
+    def __init__(self, port: int, count: int, *, body: bool, first: int = 2, per_address: int = 20) -> None:
+        self.sockets: list[socket.socket] = []
+        if body:
+            head = (
+                "POST /office/login HTTP/1.1\r\nHost: x\r\nCookie: duban_pre=made-up\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n"
+            )
+        else:
+            head = "GET /office HTTP/1.1\r\nHost: x\r\n"
+        for n in range(count):
+            sock = socket.socket()
+            sock.bind((f"127.0.0.{first + n // per_address}", 0))
+            sock.settimeout(10)
+            sock.connect(("127.0.0.1", port))  # (the kernel completes it even while the server cannot accept)
+            sock.sendall(head.encode())
+            sock.setblocking(False)
+            self.sockets.append(sock)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._drip, daemon=True)
+        self.thread.start()
+
+    def _drip(self) -> None:
+        while not self.stop.wait(0.5):
+            for sock in self.sockets:
+                with suppress(OSError):
+                    sock.send(b"x")
+
+    def answers(self) -> list[bytes]:
+        """What each connection has received so far (b"" for nothing yet or closed)."""
+        found = []
+        for sock in self.sockets:
+            try:
+                found.append(sock.recv(4096))
+            except BlockingIOError:
+                found.append(b"")
+            except OSError:
+                found.append(b"")
+        return found
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_slow_clients_do_not_starve_an_honest_request(web: WebEnv):
+    """120 connections (slow headers and slow bodies to the anonymous /office/login) against a server
+    limited to 96 descriptors: they are cut after about a second each, and an honest request is
+    answered within a few seconds (on uvicorn's own protocol it waits for ever)."""
+    link = web.unit_link("town-00")
+    with duban_web(web, nofile=96, header_timeout=1, body_timeout=1) as (base, lines):
+        port = int(base.rsplit(":", 1)[1])
+        attack = [SlowClients(port, 60, body=False), SlowClients(port, 60, body=True, first=5)]
+        try:
+            time.sleep(0.3)
+            started = time.monotonic()
+            answer = httpx.get(link.replace(web.url, base), timeout=10)
+            took = time.monotonic() - started
+            assert answer.status_code == 200 and "督办事项办理" in answer.text
+            assert took < 6, f"the honest request waited {took:.1f} s"
+        finally:
+            for clients in attack:
+                clients.close()
+    log = "\n".join(lines)
+    assert '"stage": "body"' in log and '"stage": "headers"' in log  # (cut: 408)
+    assert '"status": 499' in log  # the cut bodies: the application saw the client go
+    assert '"status": 500' not in log and '"level": "error"' not in log and "Traceback" not in log
