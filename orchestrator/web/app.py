@@ -3,8 +3,10 @@
 ``create_app(portal)`` is all a server needs (``duban web`` runs it under uvicorn). The routes:
 
 - ``/u/{token}`` — a unit's page and its forms (``orchestrator.web.unit``);
-- ``/u/{token}/calendar.ics`` — its calendar feed;
-- ``/office``, ``/office/login/{token}`` — the office's board, review queue and evidence
+- ``/calendar/{feed token}.ics`` — its calendar feed, by a read-only token (the page shows the URL;
+  ``/u/{token}/calendar.ics`` answers too);
+- ``/office``, ``/office/login/{token}`` (a page with one button; its POST logs in),
+  ``/office/logout`` — the office's board, review queue and evidence
   (``orchestrator.web.office``);
 - ``/static/duban.css`` — the one stylesheet (the CSP allows no inline style or script).
 
@@ -118,7 +120,7 @@ _ERRORS = {
 
 def _redacted(path: str) -> str:
     """A path fit for a log line: a link's token is a credential."""
-    for prefix in ("/u/", "/office/login/"):
+    for prefix in ("/u/", "/office/login/", "/calendar/"):
         if path.startswith(prefix):
             return prefix + "…"
     return path
