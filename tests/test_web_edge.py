@@ -18,6 +18,7 @@ import httpx
 from tests.conftest import DUBAN
 from tests.web_support import (  # noqa: F401 (fixtures)
     WebEnv,
+    csrf_for,
     free_port,
     web_fixture,
     web_template_fixture,
@@ -95,18 +96,6 @@ class SlowClients:
                 with suppress(OSError):
                     sock.send(b"x")
 
-    def answers(self) -> list[bytes]:
-        """What each connection has received so far (b"" for nothing yet or closed)."""
-        found = []
-        for sock in self.sockets:
-            try:
-                found.append(sock.recv(4096))
-            except BlockingIOError:
-                found.append(b"")
-            except OSError:
-                found.append(b"")
-        return found
-
     def close(self) -> None:
         self.stop.set()
         self.thread.join(timeout=5)
@@ -136,3 +125,103 @@ def test_slow_clients_do_not_starve_an_honest_request(web: WebEnv):
     assert '"stage": "body"' in log and '"stage": "headers"' in log  # (cut: 408)
     assert '"status": 499' in log  # the cut bodies: the application saw the client go
     assert '"status": 500' not in log and '"level": "error"' not in log and "Traceback" not in log
+
+
+def _connect(port: int, source: str) -> socket.socket:
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (or 10 s pass)."""
+    data = b""
+    with suppress(OSError):
+        while chunk := sock.recv(4096):
+            data += chunk
+    return data
+
+
+def test_a_client_holds_at_most_its_share_of_connections(web: WebEnv):
+    """One address opens twelve connections and says nothing: past five the server answers 503 at
+    once; the five it holds get 408 after the header deadline; another address is served."""
+    with duban_web(web, header_timeout=1, max_connections_per_client=5) as (base, lines):
+        port = int(base.rsplit(":", 1)[1])
+        greedy = [_connect(port, "127.0.0.2") for _ in range(12)]
+        started = time.monotonic()
+        assert httpx.get(f"{base}/office", timeout=10).status_code == 200  # (127.0.0.1)
+        with _connect(port, "127.0.0.3") as other:
+            other.sendall(b"GET /office HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert _read_all(other).startswith(b"HTTP/1.1 200")
+        answers = [_read_all(sock) for sock in greedy]
+        took = time.monotonic() - started
+        for sock in greedy:
+            sock.close()
+    assert sum(a.startswith(b"HTTP/1.1 503") for a in answers) == 7
+    assert sum(a.startswith(b"HTTP/1.1 408") for a in answers) == 5
+    assert took < 8
+    assert (
+        sum('"event": "web.too_many_connections"' in line for line in lines) == 1
+    )  # (once, not per connection)
+
+
+def test_the_next_request_on_a_kept_alive_connection_has_a_header_deadline_too(web: WebEnv):
+    """After an answer, a client that starts its next request and never finishes it is cut
+    (uvicorn's own keep-alive timer stops at the first byte)."""
+    with duban_web(web, header_timeout=1) as (base, _):
+        port = int(base.rsplit(":", 1)[1])
+        with _connect(port, "127.0.0.2") as sock:
+            sock.sendall(b"GET /static/duban.css HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = b""
+            while not first.endswith(b"break-all}\n"):  # (the whole stylesheet)
+                first += sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            sock.sendall(b"GET /office HTTP/1.1\r\nHo")  # … and nothing more
+            rest = _read_all(sock)
+            assert time.monotonic() - started < 5
+    assert b"HTTP/1.1 408" in rest
+
+
+def test_a_client_gone_mid_upload_is_one_info_line(web: WebEnv):
+    """A browser closed in the middle of an upload (multipart to a unit's form, a urlencoded form to
+    the office's login): no error, no traceback, no 500 — one access line with 499 — and no
+    temporary file left."""
+    link = web.unit_link("town-00")
+    oid = web.obligation_id("town-00", "T2")
+    token = csrf_for(httpx.get(link, timeout=30).text, f"/o/{oid}/complete")
+    pre = httpx.Client(timeout=30)
+    login_token = csrf_for(pre.get(f"{web.url}/office").text, "/office/login")
+    cookie = pre.cookies["duban_pre"]
+    with duban_web(web) as (base, lines):
+        port = int(base.rsplit(":", 1)[1])
+        path = link.removeprefix(web.url)
+        boundary = "b"
+        multipart = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{token}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.pdf"\r\n\r\n%PDF-1.4\n'
+        ).encode() + b"0" * 100_000
+        for target, kind, body in (
+            (f"{path}/o/{oid}/complete", f"multipart/form-data; boundary={boundary}", multipart),
+            ("/office/login", "application/x-www-form-urlencoded", f"csrf={login_token}&email=a".encode()),
+        ):
+            with _connect(port, "127.0.0.2") as sock:
+                sock.sendall(
+                    f"POST {target} HTTP/1.1\r\nHost: x\r\nCookie: duban_pre={cookie}\r\n"
+                    f"Content-Type: {kind}\r\nContent-Length: 500000\r\n\r\n".encode()
+                    + body
+                )
+                time.sleep(0.5)  # (the server has read what came) … and the browser is closed
+        time.sleep(0.5)
+        feed = re.search(
+            r'href="(http://[^"]+/calendar/[^"]+\.ics)"', httpx.get(link, timeout=30).text
+        ).group(1)
+        httpx.get(feed.replace(web.url, base), timeout=30)
+    log = "\n".join(lines)
+    gone = [line for line in lines if '"status": 499' in line]
+    assert len(gone) == 2 and any('"path": "/office/login"' in line for line in gone)
+    assert '"level": "error"' not in log and "Traceback" not in log and '"status": 500' not in log
+    assert web.evidence_files() == []
+    assert feed.rsplit("/", 1)[1].removesuffix(".ics") not in log  # (the access log cuts feed tokens out)

@@ -6,7 +6,8 @@ the client likes — a thousand such clients and every honest request times out.
 (``edge_protocol(limits)`` makes the class uvicorn's ``Config(http=...)`` takes) adds:
 
 - a header deadline: the request line and headers within ``header_timeout`` seconds of the
-  connection (or of the first byte of the next request on a kept-alive connection);
+  connection (or of the previous answer, on a kept-alive connection: uvicorn's own keep-alive
+  timer stops at the first byte of the next request);
 - a body deadline: no ``body_timeout`` seconds without a byte, and once ``body_timeout`` seconds
   have passed, at least ``min_body_rate`` bytes a second on average (time spent waiting for the
   application to read, with reading paused, is not counted against the client);
@@ -74,6 +75,7 @@ class EdgeProtocol(H11Protocol):
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting_for_headers = False
+        self._answered = False  # (a request answered on this connection: it may idle, kept alive)
         self._body: _Body | None = None
         host = self.client[0] if self.client else None
         self._counted = host if host is not None and host not in self.limits.trusted else None
@@ -109,7 +111,10 @@ class EdgeProtocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         self._body = None
+        self._answered = True
         super().on_response_complete()
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self._await_headers()  # (a next request may already have begun while this one was answered)
         self._follow()
 
     # -- the deadlines ------------------------------------------------------------------------------
@@ -145,8 +150,12 @@ class EdgeProtocol(H11Protocol):
 
     def _headers_late(self) -> None:
         self._deadline, self._waiting_for_headers = None, False
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self._cut("headers")
+        if self.conn.their_state is not h11.IDLE or self.transport.is_closing():
+            return
+        if self._answered and not self.conn.trailing_data[0]:
+            self.timeout_keep_alive_handler()  # idle between requests: closed quietly, as uvicorn does
+            return
+        self._cut("headers")
 
     def _body_check(self) -> None:
         self._deadline = None
