@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 
 import httpx
 
-from tests.conftest import DUBAN
+from tests.conftest import DUBAN, REPO
 from tests.web_support import (  # noqa: F401 (fixtures)
     WebEnv,
     csrf_for,
@@ -215,13 +215,40 @@ def test_a_client_gone_mid_upload_is_one_info_line(web: WebEnv):
                 )
                 time.sleep(0.5)  # (the server has read what came) … and the browser is closed
         time.sleep(0.5)
-        feed = re.search(
-            r'href="(http://[^"]+/calendar/[^"]+\.ics)"', httpx.get(link, timeout=30).text
-        ).group(1)
-        httpx.get(feed.replace(web.url, base), timeout=30)
     log = "\n".join(lines)
     gone = [line for line in lines if '"status": 499' in line]
     assert len(gone) == 2 and any('"path": "/office/login"' in line for line in gone)
     assert '"level": "error"' not in log and "Traceback" not in log and '"status": 500' not in log
     assert web.evidence_files() == []
-    assert feed.rsplit("/", 1)[1].removesuffix(".ics") not in log  # (the access log cuts feed tokens out)
+
+
+def test_the_access_log_cuts_feed_tokens_out(web: WebEnv):
+    page = httpx.get(web.unit_link("town-00"), timeout=30).text
+    feed = re.search(r'href="(http://[^"]+/calendar/([^"]+)\.ics)"', page)
+    assert feed, "the unit page shows its calendar feed URL"
+    with duban_web(web) as (base, lines):
+        assert httpx.get(feed.group(1).replace(web.url, base), timeout=30).status_code == 200
+    log = "\n".join(lines)
+    assert '"path": "/calendar/…"' in log and feed.group(2) not in log
+
+
+def test_the_shipped_configs_bound_slow_clients():
+    """The systemd unit raises the descriptor limit (systemd's default is 1,024); the nginx site has
+    header and body timeouts and per-client limits, and docs/portal.md's snippet is that file's."""
+    unit = (REPO / "deploy" / "duban-web.service").read_text(encoding="utf-8")
+    limit = re.search(r"^LimitNOFILE=(\d+)$", unit, re.MULTILINE)
+    assert limit and int(limit.group(1)) >= 4096
+    site = (REPO / "deploy" / "nginx-duban.conf").read_text(encoding="utf-8")
+    for directive in (
+        "client_header_timeout",
+        "client_body_timeout",
+        "limit_conn duban_conn",
+        "limit_req zone=",
+    ):
+        assert re.search(rf"^\s*{directive}", site, re.MULTILINE), directive
+    docs = (REPO / "docs" / "portal.md").read_text(encoding="utf-8")
+    snippet = docs.split("## In front: nginx", 1)[1].split("```nginx", 1)[1].split("```", 1)[0]
+    lines = {line.split("#", 1)[0].strip() for line in site.splitlines()}
+    for line in snippet.splitlines():
+        wanted = line.split("#", 1)[0].strip()
+        assert not wanted or wanted == "}" or wanted in lines, wanted

@@ -35,6 +35,8 @@ def descriptor_budget() -> int:
     """How many connections may be open at once: the descriptor limit less those already open
     and a reserve (an eighth, at least 16) for files, the database and logs."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft > 1 << 20:
+        soft = 1 << 20
     try:
         in_use = len(os.listdir("/proc/self/fd"))
     except OSError:

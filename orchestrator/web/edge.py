@@ -164,7 +164,8 @@ class EdgeProtocol(H11Protocol):
             return
         now = self.loop.time()
         elapsed, body.at = now - body.at, now
-        if self.flow.read_paused:  # the application is not reading: not the client's fault
+        waiting = self.flow.read_paused or (self.cycle is not None and self.cycle.waiting_for_100_continue)
+        if waiting:  # the application is not reading (or has not said "continue"): not the client's fault
             body.idle = 0.0
         else:
             body.active += elapsed
