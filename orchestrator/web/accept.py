@@ -7,8 +7,9 @@ of connections past the descriptor limit turns the server into a busy loop of er
 answers nothing. ``EdgeLoop`` keeps a reserve of descriptors for the database, evidence files and
 logs, and accepts at most ``max_connections`` connections at once: past that it stops accepting
 for a moment and the kernel keeps the next clients waiting in the listen queue, in order, until
-a connection ends (the edge's deadlines end slow ones within seconds). An ``EMFILE`` all the
-same pauses accepting once, for a moment.
+a connection ends. While it waits, it asks the protocols to make room (``room_makers``: the edge
+cuts the connections stalled longest), so newcomers wait moments, not a whole deadline. An
+``EMFILE`` all the same pauses accepting once, for a moment.
 
 uvicorn takes it as ``Config(loop="orchestrator.web.accept:EdgeLoop")`` (a custom loop is named by
 its factory: the class).
@@ -28,6 +29,7 @@ import structlog
 log = structlog.get_logger("duban.web")
 
 RETRY = 0.05  # seconds between looks while accepting is paused
+ROOM = 16  # connections the protocols are asked to free at each look while full
 _OUT_OF = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -50,6 +52,7 @@ class EdgeLoop(asyncio.SelectorEventLoop):
         self.max_connections = descriptor_budget()
         self._accepted: list[socket.socket] = []
         self._said_paused = float("-inf")
+        self.room_makers: set[Callable[[int, float], int]] = set()  # (count, now) -> how many freed
 
     def open_connections(self) -> int:
         """Accepted connections whose socket is still open (closed ones forgotten)."""
@@ -87,7 +90,8 @@ class EdgeLoop(asyncio.SelectorEventLoop):
         )
 
     def _pause(self, resume: Callable[[], None], sock: socket.socket) -> None:
-        """Stop accepting on ``sock`` for a moment (the kernel queues newcomers), then look again."""
+        """Stop accepting on ``sock`` for a moment (the kernel queues newcomers) and ask for room,
+        then look again."""
         self._remove_reader(sock.fileno())
 
         def again() -> None:
@@ -96,6 +100,12 @@ class EdgeLoop(asyncio.SelectorEventLoop):
             if self.max_connections - self.open_connections() > 0:
                 resume()
             else:
+                self._make_room()
                 self.call_later(RETRY, again)
 
+        self._make_room()
         self.call_later(RETRY, again)
+
+    def _make_room(self) -> None:
+        for make_room in list(self.room_makers):
+            make_room(ROOM, self.time())

@@ -6,8 +6,8 @@ the client likes — a thousand such clients and every honest request times out.
 (``edge_protocol(limits)`` makes the class uvicorn's ``Config(http=...)`` takes) adds:
 
 - a header deadline: the request line and headers within ``header_timeout`` seconds of the
-  connection (or of the previous answer, on a kept-alive connection: uvicorn's own keep-alive
-  timer stops at the first byte of the next request);
+  connection, or of the first byte of the next request on a kept-alive connection (uvicorn's
+  keep-alive timer stops at that byte);
 - a body deadline: no ``body_timeout`` seconds without a byte, and once ``body_timeout`` seconds
   have passed, at least ``min_body_rate`` bytes a second on average (time spent waiting for the
   application to read, with reading paused, is not counted against the client);
@@ -17,6 +17,11 @@ the client likes — a thousand such clients and every honest request times out.
 Past a deadline the client gets ``408`` and the connection is closed; the application sees the
 client as gone (``http.disconnect``), so a half-read upload is dropped like any other. A
 connection over the cap gets ``503`` at once. Each is one info line in the log.
+
+When the server has no room for another connection (``web.accept.EdgeLoop``), the connections
+stalled longest — waiting for their headers, or reading a body below the rate — are cut first
+(``make_room``): an honest request, whose headers come at once, is then answered within moments
+however many slow clients hold connections, and however many addresses they come from.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ class EdgeLimits:
         return max(0.05, min(1.0, self.body_timeout / 4))
 
 
+STALLED_FOR = 1.0  # seconds a connection must have stalled before it may be cut to make room
+
+
 @dataclass
 class _Body:
     """A request body being read: bytes so far, and seconds the client was given (reading not paused)."""
@@ -64,18 +72,35 @@ class _Body:
 
 def edge_protocol(limits: EdgeLimits) -> type[H11Protocol]:
     """A protocol class for one server: ``limits`` and the count of connections per address."""
-    return type("EdgeProtocol", (EdgeProtocol,), {"limits": limits, "open_per_client": Counter()})
+    shared = {"limits": limits, "open_per_client": Counter(), "stalled": {}}
+    return type("EdgeProtocol", (EdgeProtocol,), shared)
 
 
 class EdgeProtocol(H11Protocol):
     limits: ClassVar[EdgeLimits] = EdgeLimits()
-    open_per_client: ClassVar[Counter[str]] = Counter()  # (one per server: see edge_protocol)
+    # (one of each per server: see edge_protocol)
+    open_per_client: ClassVar[Counter[str]] = Counter()
+    stalled: ClassVar[dict[EdgeProtocol, float]] = {}  # since when, oldest first
+
+    @classmethod
+    def make_room(cls, count: int, now: float) -> int:
+        """Cut up to ``count`` connections stalled for ``STALLED_FOR`` seconds or more, the longest
+        stalled first; returns how many."""
+        cut = 0
+        for connection, since in list(cls.stalled.items()):
+            if cut >= count or now - since < STALLED_FOR:
+                break
+            connection._cut("evicted")
+            cut += 1
+        return cut
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        makers = getattr(self.loop, "room_makers", None)
+        if makers is not None:
+            makers.add(type(self).make_room)
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting_for_headers = False
-        self._answered = False  # (a request answered on this connection: it may idle, kept alive)
         self._body: _Body | None = None
         host = self.client[0] if self.client else None
         self._counted = host if host is not None and host not in self.limits.trusted else None
@@ -91,6 +116,7 @@ class EdgeProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._unstall()
         self._body = None
         if self._counted is not None:
             self.open_per_client[self._counted] -= 1
@@ -111,10 +137,10 @@ class EdgeProtocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         self._body = None
-        self._answered = True
         super().on_response_complete()
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self._await_headers()  # (a next request may already have begun while this one was answered)
+        idle = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+        if idle and self.conn.trailing_data[0]:
+            self._await_headers()  # the next request began while this one was being answered
         self._follow()
 
     # -- the deadlines ------------------------------------------------------------------------------
@@ -127,16 +153,26 @@ class EdgeProtocol(H11Protocol):
             return
         if self._waiting_for_headers:
             self._disarm()
+            self._unstall()
         if state is h11.SEND_BODY and self._body is None:
             self._body = _Body(at=self.loop.time())
             self._arm(self.limits.tick, self._body_check)
         elif state is not h11.SEND_BODY and self._body is not None:
             self._body = None
             self._disarm()
+            self._unstall()
 
     def _await_headers(self) -> None:
         self._arm(self.limits.header_timeout, self._headers_late)
         self._waiting_for_headers = True
+        self._stall()
+
+    def _stall(self) -> None:
+        if self not in self.stalled:
+            self.stalled[self] = self.loop.time()
+
+    def _unstall(self) -> None:
+        self.stalled.pop(self, None)
 
     def _arm(self, seconds: float, callback) -> None:
         self._disarm()
@@ -150,12 +186,8 @@ class EdgeProtocol(H11Protocol):
 
     def _headers_late(self) -> None:
         self._deadline, self._waiting_for_headers = None, False
-        if self.conn.their_state is not h11.IDLE or self.transport.is_closing():
-            return
-        if self._answered and not self.conn.trailing_data[0]:
-            self.timeout_keep_alive_handler()  # idle between requests: closed quietly, as uvicorn does
-            return
-        self._cut("headers")
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self._cut("headers")
 
     def _body_check(self) -> None:
         self._deadline = None
@@ -171,16 +203,21 @@ class EdgeProtocol(H11Protocol):
             body.active += elapsed
             body.idle += elapsed
         limits = self.limits
-        too_slow = body.active > limits.body_timeout and body.received < limits.min_body_rate * body.active
-        if body.idle > limits.body_timeout or too_slow:
+        below_rate = body.received < limits.min_body_rate * body.active
+        if body.idle > limits.body_timeout or (below_rate and body.active > limits.body_timeout):
             self._cut("body")
             return
+        if below_rate and not waiting:
+            self._stall()
+        else:
+            self._unstall()
         self._arm(limits.tick, self._body_check)
 
     def _cut(self, stage: str) -> None:
         """Answer 408 (unless an answer to this request has begun), close, and tell the application
         the client is gone."""
         log.info("web.client_too_slow", client=self.client[0] if self.client else None, stage=stage)
+        self._unstall()
         self._body = None
         cycle = self.cycle if stage == "body" else None
         if cycle is not None and not cycle.response_complete:
