@@ -21,6 +21,7 @@ from tests.web_support import (  # noqa: F401 (fixtures)
     csrf_for,
     free_port,
     get,
+    log_in,
     post,
     start_web_env,
     web_fixture,
@@ -311,24 +312,23 @@ def test_posts_are_rate_limited_per_link(web: WebEnv):
 
 
 def _office_client(web: WebEnv) -> httpx.Client:
-    client = httpx.Client(timeout=TIMEOUT)
-    answer = client.get(web.login_link())
-    assert answer.status_code == 303, answer.text
-    return client
+    return web.office_client()
 
 
 def test_office_login_is_one_time_and_sets_a_strict_cookie(web: WebEnv):
     assert get(f"{web.url}/office").status_code == 200  # the login hint, no data
     assert "待审核" not in get(f"{web.url}/office").text
     link = web.login_link()
-    first = get(link)
+    first = log_in(httpx.Client(timeout=TIMEOUT), link)
     assert first.status_code == 303
     cookie = first.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
     assert "Secure" not in cookie  # plain http here; behind the HTTPS proxy it is Secure:
-    behind_proxy = get(web.login_link(), headers={"X-Forwarded-Proto": "https"})
+    proxied = httpx.Client(timeout=TIMEOUT, headers={"X-Forwarded-Proto": "https"})
+    behind_proxy = log_in(proxied, web.login_link())
     assert behind_proxy.status_code == 303 and "Secure" in behind_proxy.headers["set-cookie"]
     assert get(link).status_code == 404  # once only
+    assert log_in(httpx.Client(timeout=TIMEOUT), link).status_code == 404
     with Session(web.portal.engine) as session:
         token = links.make_office_login(web.key, OFFICE_EMAIL, session, web.now() - timedelta(minutes=16))
         session.commit()

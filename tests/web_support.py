@@ -23,9 +23,8 @@ from sqlmodel import Session
 from orchestrator.admin import links
 from orchestrator.engine.clock import ShiftedClock
 from orchestrator.service.config import load_settings
-from orchestrator.web.app import create_app
 from orchestrator.web.portal import Portal
-from orchestrator.web.server import make_portal
+from orchestrator.web.server import make_portal, uvicorn_config
 from tests.conftest import FAKE_NOW, DubanEnv
 
 OFFICE_EMAIL = "office@example.gov.cn"
@@ -67,14 +66,10 @@ class PortalServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> PortalServer:
-        config = uvicorn.Config(
-            create_app(self.portal),
-            host="127.0.0.1",
-            port=self.port,
-            access_log=False,
-            log_config=None,
-            timeout_keep_alive=TIMEOUT,  # (a loaded machine must not race the idle close)
-        )
+        # the settings `duban web` runs with (the edge's deadlines and caps included)
+        config = uvicorn_config(
+            self.portal, "127.0.0.1", self.port, timeout_keep_alive=TIMEOUT
+        )  # (a loaded machine must not race the idle close)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -112,6 +107,13 @@ class WebEnv:
     def unit_link(self, unit: str) -> str:
         with Session(self.portal.engine) as session:
             return links.link_for_unit(self.key, self.url, session, unit, now=self.now())
+
+    def office_client(self, **headers: str) -> httpx.Client:
+        """An httpx client logged in to /office (through a fresh one-time link and its button)."""
+        client = httpx.Client(timeout=TIMEOUT, headers=headers)
+        answer = log_in(client, self.login_link())
+        assert answer.status_code == 303, answer.text
+        return client
 
     def login_link(self, email: str = OFFICE_EMAIL) -> str:
         with Session(self.portal.engine) as session:
@@ -169,6 +171,16 @@ PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
     b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 )
+
+
+def log_in(client: httpx.Client, link: str, **kwargs) -> httpx.Response:
+    """Use a one-time office login link as a person does: open it (a page, nothing used up), then
+    press its one button (a POST); the answer to that POST (303 and the cookie), or the page's."""
+    page = client.get(link, **kwargs)
+    if page.status_code != 200:
+        return page
+    path = link.split("://", 1)[-1].partition("/")[2]
+    return client.post(link, data={"csrf": csrf_for(page.text, path.rpartition("/")[2])}, **kwargs)
 
 
 def csrf_for(html: str, action_end: str) -> str:

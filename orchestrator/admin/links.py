@@ -7,8 +7,13 @@ the version, so every earlier link of that unit stops working at once. Reading a
 why it failed — tampered, expired, revoked and unknown all give ``None`` (the web answers each with
 the same 404).
 
+A calendar feed token (salt ``"unit-calendar-feed"``) names the same ``[unit, version]``: it opens
+only the unit's ``.ics`` feed (a calendar service it is given can read, never act) and is revoked
+with the unit's links.
+
 An office login token (salt ``"office-login"``) names an email and a stored nonce; it is good for
-``OFFICE_LOGIN_SECONDS`` and once: ``use_office_login`` consumes the nonce.
+``OFFICE_LOGIN_SECONDS`` and once: ``use_office_login`` consumes the nonce (``peek_office_login``
+only looks: opening the link shows a page whose button logs in).
 
 Time is a parameter: ``now`` (aware) signs and checks the timestamps (itsdangerous reads the
 system clock otherwise). The secret is never logged, stored or shown.
@@ -29,6 +34,7 @@ from orchestrator.store.models import OfficeLogin, UnitKey
 from workflows.errors import DubanError
 
 UNIT_SALT = "unit-link"
+FEED_SALT = "unit-calendar-feed"
 OFFICE_SALT = "office-login"
 OFFICE_LOGIN_SECONDS = 15 * 60
 MIN_SECRET_BYTES = 32
@@ -86,13 +92,38 @@ def read_unit_token(
     secret: str | bytes, token: str, session: Session, max_age: float, *, now: datetime | None = None
 ) -> str | None:
     """The unit a good token names; None when tampered, expired or revoked (never saying which)."""
-    payload = _loads(secret, UNIT_SALT, token, max_age, now)
+    return _unit_of(_loads(secret, UNIT_SALT, token, max_age, now), session)
+
+
+def _unit_of(payload, session: Session) -> str | None:
+    """The unit of a ``[unit, version]`` payload whose version is the unit's current one."""
     if not (isinstance(payload, list) and len(payload) == 2):
         return None
     unit, version = payload
     if not isinstance(unit, str) or not isinstance(version, int) or isinstance(version, bool):
         return None
     return unit if version == current_version(session, unit) else None
+
+
+def make_feed_token(secret: str | bytes, unit: str, version: int, *, now: datetime | None = None) -> str:
+    """A read-only token for the unit's calendar feed (its own salt: it opens the feed and nothing
+    else, and no unit link is good as a feed token); revoked with the unit's links (the version)."""
+    return _serializer(secret, FEED_SALT, now).dumps([unit, int(version)])
+
+
+def read_feed_token(
+    secret: str | bytes, token: str, session: Session, max_age: float, *, now: datetime | None = None
+) -> str | None:
+    """The unit a good feed token names; None when tampered, expired or revoked."""
+    return _unit_of(_loads(secret, FEED_SALT, token, max_age, now), session)
+
+
+def feed_link(
+    secret: str | bytes, base_url: str, session: Session, unit: str, *, now: datetime | None = None
+) -> str:
+    """``{base_url}/calendar/{token}.ics``: the URL a calendar service may be given (it can only read)."""
+    token = make_feed_token(secret, unit, current_version(session, unit), now=now)
+    return f"{base_url.rstrip('/')}/calendar/{token}.ics"
 
 
 def unit_link(base_url: str, token: str) -> str:
@@ -142,12 +173,32 @@ def make_office_login(secret: str | bytes, email: str, session: Session, now: da
     return _serializer(secret, OFFICE_SALT, now).dumps([email, nonce])
 
 
-def use_office_login(secret: str | bytes, token: str, session: Session, now: datetime) -> str | None:
-    """The email of a good, unexpired, unused login token, consuming it; None otherwise."""
+def _office_login(secret: str | bytes, token: str, now: datetime) -> tuple[str, str] | None:
     payload = _loads(secret, OFFICE_SALT, token, OFFICE_LOGIN_SECONDS, now)
     if not (isinstance(payload, list) and len(payload) == 2 and all(isinstance(p, str) for p in payload)):
         return None
-    email, nonce = payload
+    return payload[0], payload[1]
+
+
+def peek_office_login(secret: str | bytes, token: str, session: Session, now: datetime) -> str | None:
+    """The email of a good, unexpired, unused login token, leaving it unused (the page a GET shows:
+    a mail scanner or a link preview that opens the link does not use it up); None otherwise."""
+    found = _office_login(secret, token, now)
+    if found is None:
+        return None
+    email, nonce = found
+    row = session.exec(
+        select(OfficeLogin).where(OfficeLogin.nonce == nonce, OfficeLogin.email == email)
+    ).first()
+    return email if row is not None and row.used_at is None else None
+
+
+def use_office_login(secret: str | bytes, token: str, session: Session, now: datetime) -> str | None:
+    """The email of a good, unexpired, unused login token, consuming it; None otherwise."""
+    found = _office_login(secret, token, now)
+    if found is None:
+        return None
+    email, nonce = found
     table = OfficeLogin.__table__
     consumed = session.connection().execute(  # one UPDATE: two requests cannot both use it
         update(table)

@@ -1,11 +1,12 @@
-"""``duban web``: the portal; ``duban web login-link EMAIL``: a one-time office login link."""
+"""``duban web``: the portal; ``duban web login-link EMAIL``: a one-time office login link;
+``duban web sessions [--json] [--revoke EMAIL]``: the office's live sessions, and ending them."""
 
 from __future__ import annotations
 
 import typer
 from sqlmodel import Session
 
-from orchestrator.cli.common import BadInput, console, current, now, open_engine
+from orchestrator.cli.common import EXIT_CODES, BadInput, console, current, now, open_engine, print_json_lines
 
 web_app = typer.Typer(
     help="The portal: units answer through their links, the office reviews.",
@@ -54,6 +55,86 @@ def login_link(email: str = typer.Argument(..., help="An address listed in \\[we
         token = links.make_office_login(key, wanted, session, now())
         session.commit()
     console.print(f"{web.base_url.rstrip('/')}/office/login/{token}", markup=False)
+
+
+@web_app.command("sessions", epilog=EXIT_CODES)
+def sessions(
+    revoke: str = typer.Option(
+        None,
+        "--revoke",
+        metavar="EMAIL",
+        help="End every session of this address (and its unused login links).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per live session.", metavar=""),
+) -> None:
+    """The office's live sessions (who, since when, until when, from where); --revoke ends them.
+
+    Example: [bold]duban web sessions[/]  ·  [bold]duban web sessions --revoke fazhiban@example.gov.cn[/]
+    """
+    from orchestrator.admin import office_sessions
+    from orchestrator.admin.submissions import Actor
+    from orchestrator.store.db import transaction
+
+    if revoke is not None:
+        wanted = revoke.strip().lower()
+        if "@" not in wanted:
+            raise BadInput(f'--revoke: "{revoke}" is not an email address')
+        with transaction(open_engine()) as session:
+            ended = office_sessions.revoke(session, wanted, now(), Actor.cli().name)
+        if as_json:
+            print_json_lines([{"email": wanted, "ended": ended}])
+        else:
+            console.print(f"{wanted}：已结束 {ended} 个会话，未使用的登录链接已作废。", markup=False)
+        return
+    from orchestrator.admin.overview import display_tz
+
+    with Session(open_engine()) as session:
+        rows = [session_row(row) for row in office_sessions.live_sessions(session, now())]
+        zone = display_tz(session)
+    if as_json:
+        print_json_lines(rows)
+        return
+    _print_sessions(rows, zone)
+
+
+def session_row(row) -> dict:
+    return {
+        "id": row.id,
+        "email": row.email,
+        "created_at": row.created_at.isoformat(timespec="seconds"),
+        "expires_at": row.expires_at.isoformat(timespec="seconds"),
+        "client": row.client,
+        "user_agent": row.user_agent,
+    }
+
+
+def _print_sessions(rows: list[dict], zone) -> None:
+    from datetime import datetime
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from orchestrator.cli.review import printable
+
+    def when(text: str) -> str:
+        return datetime.fromisoformat(text).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    if not rows:
+        console.print("没有有效的办公室会话。")
+        return
+    table = Table(caption=f"有效会话 {len(rows)} 个", caption_justify="left")
+    for column in ("#", "邮箱", "登录时间", "到期时间", "来源地址", "浏览器"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            Text(printable(row["email"])),
+            when(row["created_at"]),
+            when(row["expires_at"]),
+            Text(printable(row["client"] or "—")),
+            Text(printable(row["user_agent"] or "—")),
+        )
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

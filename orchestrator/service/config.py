@@ -169,6 +169,14 @@ class WebSettings(_Section):
     max_files: int = Field(default=10, ge=1, le=100)
     office_emails: list[str] = Field(default_factory=list)
     link_days: int = Field(default=456, ge=1, description="a unit link's validity: a year and a margin")
+    # slow clients (orchestrator.web.edge): seconds for a request's headers; seconds without a byte
+    # of its body, after which it must also average min_upload_rate bytes a second; connections
+    # at once from one address (not counting the trusted proxy on 127.0.0.1)
+    header_timeout: float = Field(default=15.0, gt=0, le=600)
+    body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    min_upload_rate: int = Field(default=1024, ge=0)
+    max_connections_per_client: int = Field(default=50, ge=1)
+
     _credentials: Path | None = PrivateAttr(default=None)  # the config's credentials folder
 
     @property

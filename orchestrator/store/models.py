@@ -21,8 +21,8 @@ from orchestrator.store.states import (
     ProgramState,
 )
 
-# the head: 0001 → 0002 → 0005 → 0007 → 0004 → 0003 → 0006 → 0008 (chained in the order merged)
-SCHEMA_REVISION = "0008"
+# the head: 0001 → 0002 → 0005 → 0007 → 0004 → 0003 → 0006 → 0008 → 0009 (chained in the order merged)
+SCHEMA_REVISION = "0009"
 
 
 class Program(SQLModel, table=True):
@@ -340,3 +340,21 @@ class OfficeLogin(SQLModel, table=True):
     email: str
     created_at: datetime
     used_at: datetime | None = None
+
+
+class OfficeSessionRecord(SQLModel, table=True):
+    """An office session, known on the server: the cookie carries a random id, this row its SHA-256.
+    Good until ``expires_at`` unless ended (``ended_at``) by logout or ``duban web sessions
+    --revoke EMAIL``."""
+
+    __tablename__ = "office_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sid_hash: str = Field(unique=True)
+    email: str = Field(index=True)
+    created_at: datetime
+    expires_at: datetime
+    client: str | None = None
+    user_agent: str | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None

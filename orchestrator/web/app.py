@@ -3,8 +3,10 @@
 ``create_app(portal)`` is all a server needs (``duban web`` runs it under uvicorn). The routes:
 
 - ``/u/{token}`` — a unit's page and its forms (``orchestrator.web.unit``);
-- ``/u/{token}/calendar.ics`` — its calendar feed;
-- ``/office``, ``/office/login/{token}`` — the office's board, review queue and evidence
+- ``/calendar/{feed token}.ics`` — its calendar feed, by a read-only token (the page shows the URL;
+  ``/u/{token}/calendar.ics`` answers too);
+- ``/office``, ``/office/login/{token}`` (a page with one button; its POST logs in),
+  ``/office/logout`` — the office's board, review queue and evidence
   (``orchestrator.web.office``);
 - ``/static/duban.css`` — the one stylesheet (the CSP allows no inline style or script).
 
@@ -17,7 +19,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -82,6 +84,11 @@ def create_app(portal: Portal) -> Starlette:
             back=None,
         )
 
+    def client_gone(request: Request, exc: Exception) -> Response:
+        """The client went away mid-request (a closed tab, a lost network, or cut for being too
+        slow): not the portal's fault, nothing to answer. The access log's line says 499."""
+        return Response(status_code=CLIENT_GONE)
+
     routes = [
         *unit.routes(portal),
         *office.routes(portal),
@@ -91,9 +98,16 @@ def create_app(portal: Portal) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={HTTPException: http_error, 404: not_found, Exception: server_error},
+        exception_handlers={
+            HTTPException: http_error,
+            404: not_found,
+            ClientDisconnect: client_gone,
+            Exception: server_error,
+        },
     )
 
+
+CLIENT_GONE = 499  # (nginx's word for "the client closed the request"; never sent)
 
 _ERRORS = {
     400: ("请求有误", "提交的内容无法处理，请返回上一页检查后重试。"),
@@ -106,7 +120,7 @@ _ERRORS = {
 
 def _redacted(path: str) -> str:
     """A path fit for a log line: a link's token is a credential."""
-    for prefix in ("/u/", "/office/login/"):
+    for prefix in ("/u/", "/office/login/", "/calendar/"):
         if path.startswith(prefix):
             return prefix + "…"
     return path

@@ -1,8 +1,10 @@
 """The office's pages: one-time login, the board, the review queue, evidence downloads.
 
-``/office/login/{token}`` consumes a one-time link (15 minutes, once) and sets the session cookie
-(HttpOnly, SameSite=Lax, Secure under https). Without a session ``/office`` only says how to get
-a link; every other office path answers 404 — the same page as an unknown path.
+``/office/login/{token}`` shows a page with one button; its POST consumes the one-time link (15
+minutes, once: a mail scanner opening the link uses nothing up), opens a session known on the
+server and sets its cookie (HttpOnly, SameSite=Lax, Secure under https); ``/office/logout`` ends
+that session on the server. Without a session ``/office`` only says how to get a link; every other
+office path answers 404 — the same page as an unknown path.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import secrets
 from datetime import date
 
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from orchestrator.admin import links, overview, submissions
+from orchestrator.admin import links, office_sessions, overview, submissions
 from orchestrator.admin.evidence import evidence_path
 from orchestrator.admin.submissions import Actor
 from orchestrator.engine.window import local_day
@@ -32,6 +35,7 @@ from orchestrator.web.security import (
     binding_of,
     clean_text,
     content_disposition,
+    download_name,
 )
 from orchestrator.web.uploads import FormError, read_form
 from workflows.errors import DubanError, NotFound
@@ -41,19 +45,46 @@ MAX_NOTE = 2000
 
 
 def routes(portal: Portal) -> list[Route]:
-    def login(request: Request) -> Response:
-        token = request.path_params["token"]
-        if len(token) > 512:
-            raise HTTPException(404)
+    def login_page(request: Request) -> Response:
+        """Opening the link uses nothing up (mail scanners and link previews open links): a page
+        with one button that logs in."""
+        token = _login_token(request)
         with portal.session() as session:
-            email = links.use_office_login(portal.key, token, session, portal.now())
-            if email is None or email.lower() not in portal.office_emails:
-                raise HTTPException(404)
-            session.commit()
+            email = links.peek_office_login(portal.key, token, session, portal.now())
+        if email is None or email.lower() not in portal.office_emails:
+            raise HTTPException(404)
+        return portal.pages.render(
+            request,
+            "office_login_confirm.html.j2",
+            title="登录督办工作台",
+            heading="督办工作台",
+            email=email,
+            token=token,
+            csrf=lambda: portal.csrf.issue(binding_of(token)),
+        )
+
+    async def login(request: Request) -> Response:
+        token = _login_token(request)
+        binding = binding_of(token)
+        try:
+            form = await read_form(
+                request,
+                portal.limits,
+                portal.evidence_dir,
+                csrf=lambda value: portal.csrf.check(value, binding) is not None,
+            )
+        except FormError as exc:
+            raise HTTPException(404 if exc.status == 403 else exc.status) from None
+        form.cleanup()
+        client, agent = client_of(request)
+        found = await run_in_threadpool(_open_session, portal, token, client, agent)
+        if found is None:
+            raise HTTPException(404)
+        email, sid = found
         response = RedirectResponse(_root(request) + "/office", 303)
         response.set_cookie(
             SESSION_COOKIE,
-            portal.sessions.issue(email),
+            portal.sessions.issue(email, sid),
             max_age=SESSION_MAX_AGE,
             path=_root(request) + "/office",
             httponly=True,
@@ -102,24 +133,39 @@ def routes(portal: Portal) -> list[Route]:
         pre = request.cookies.get(PRE_COOKIE, "")
         if not pre or not portal.limiter.allow("p:" + binding_of(pre)):
             raise HTTPException(403 if not pre else 429)
-        try:
-            form = await read_form(request, portal.limits, portal.evidence_dir)
+        binding = binding_of(pre)
+        try:  # (no file part is ever written: this form takes none)
+            form = await read_form(
+                request,
+                portal.limits,
+                portal.evidence_dir,
+                csrf=lambda token: portal.csrf.check(token, binding) is not None,
+            )
         except FormError as exc:
             raise HTTPException(exc.status) from None
-        form.cleanup()
-        if portal.csrf.check(form.get(CSRF_FIELD), binding_of(pre)) is None:
-            raise HTTPException(403)
         client, _ = client_of(request)
-        await send_login_link(portal, clean_text(form.get("email"), 200), client)
-        return RedirectResponse(_root(request) + "/office?sent=1", 303)
+        email = clean_text(form.get("email"), 200)
+        # the same answer for any address, throttled or not; the mail goes after it
+        return RedirectResponse(
+            _root(request) + "/office?sent=1",
+            303,
+            background=BackgroundTask(send_login_link, portal, email, client),
+        )
 
     async def logout(request: Request) -> Response:
-        office = portal.office_of(request)
+        office = await run_in_threadpool(portal.office_of, request)
         if office is not None:
-            form = await read_form(request, portal.limits, portal.evidence_dir)
-            form.cleanup()
-            if portal.csrf.check(form.get(CSRF_FIELD), binding_of(office.sid)) is None:
-                raise HTTPException(403)
+            binding = binding_of(office.sid)
+            try:
+                await read_form(
+                    request,
+                    portal.limits,
+                    portal.evidence_dir,
+                    csrf=lambda token: portal.csrf.check(token, binding) is not None,
+                )
+            except FormError as exc:
+                raise HTTPException(exc.status) from None
+            await run_in_threadpool(_end_session, portal, office)
         response = RedirectResponse(_root(request) + "/office", 303)
         response.delete_cookie(SESSION_COOKIE, path=_root(request) + "/office")
         return response
@@ -134,15 +180,19 @@ def routes(portal: Portal) -> list[Route]:
         path = evidence_path(portal.evidence_dir, row.sha256)
         if not path.is_file():
             raise HTTPException(404)
+        media_type = row.media_type or "application/octet-stream"
         return FileResponse(
             path,
-            media_type=row.media_type or "application/octet-stream",
-            headers={"Content-Disposition": content_disposition(row.original_name)},
+            media_type=media_type,
+            headers={
+                "Content-Disposition": content_disposition(download_name(row.original_name, media_type))
+            },
         )
 
     return [
         Route("/office", board, methods=["GET"]),
-        Route("/office/login/{token}", login, methods=["GET"]),
+        Route("/office/login/{token}", login_page, methods=["GET"]),
+        Route("/office/login/{token}", login, methods=["POST"]),
         Route("/office/login", request_link, methods=["POST"]),
         Route("/office/logout", logout, methods=["POST"]),
         Route("/office/review/{submission:int}/{action}", decide, methods=["POST"]),
@@ -151,6 +201,33 @@ def routes(portal: Portal) -> list[Route]:
 
 
 PRE_COOKIE = "duban_pre"
+
+
+def _login_token(request: Request) -> str:
+    token = request.path_params["token"]
+    if len(token) > 512:
+        raise HTTPException(404)
+    return token
+
+
+def _open_session(
+    portal: Portal, token: str, client: str | None, agent: str | None
+) -> tuple[str, str] | None:
+    """Use the one-time login ``token`` and open a session on the server: (email, session id)."""
+    now = portal.now()
+    with portal.session() as session:
+        email = links.use_office_login(portal.key, token, session, now)
+        if email is None or email.lower() not in portal.office_emails:
+            return None
+        sid = office_sessions.open_session(session, email, now, client=client, user_agent=agent)
+        session.commit()
+    return email, sid
+
+
+def _end_session(portal: Portal, office: OfficeSession) -> None:
+    with portal.session() as session:
+        office_sessions.end_session(session, office.sid, portal.now(), f"office:{office.email}")
+        session.commit()
 
 
 def _login_page(portal: Portal, request: Request) -> Response:

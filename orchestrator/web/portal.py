@@ -11,12 +11,20 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.requests import Request
 
-from orchestrator.admin import links, overview
+from orchestrator.admin import links, office_sessions, overview
 from orchestrator.admin.submissions import NO_DESK, Desk
 from orchestrator.engine.clock import Clock
 from orchestrator.service.config import Settings
 from orchestrator.web.render import Pages
-from orchestrator.web.security import Csrf, OfficeSession, RateLimiter, Sessions, clean_agent
+from orchestrator.web.security import (
+    SESSION_COOKIE,
+    Csrf,
+    LoginRequests,
+    OfficeSession,
+    RateLimiter,
+    Sessions,
+    clean_agent,
+)
 from orchestrator.web.uploads import UploadLimits
 
 
@@ -39,6 +47,7 @@ class Portal:
         self.csrf = Csrf(self.key)
         self.sessions = Sessions(self.key)
         self.limiter = RateLimiter(self.posts_per_minute, 60.0)
+        self.login_requests = LoginRequests()
 
     def __repr__(self) -> str:  # the key stays out of every repr, traceback and log
         return f"Portal(database={self.engine.url!r})"
@@ -56,6 +65,13 @@ class Portal:
         with self.session() as session:
             return links.read_unit_token(self.key, token, session, self.link_max_age, now=self.now())
 
+    def unit_of_feed(self, token: str) -> str | None:
+        """The unit a calendar feed token names, or None (the same one answer)."""
+        if len(token) > 512:
+            return None
+        with self.session() as session:
+            return links.read_feed_token(self.key, token, session, self.link_max_age, now=self.now())
+
     def display_zone(self) -> ZoneInfo:
         with self.session() as session:
             return overview.display_tz(session)
@@ -67,9 +83,14 @@ class Portal:
         return unit
 
     def office_of(self, request: Request) -> OfficeSession | None:
-        from orchestrator.web.security import SESSION_COOKIE
-
-        return self.sessions.read(request.cookies.get(SESSION_COOKIE), self.office_emails)
+        """The office session of the request's cookie, if it is genuine and still live on the server
+        (not expired, not ended by logout or ``duban web sessions --revoke``)."""
+        office = self.sessions.read(request.cookies.get(SESSION_COOKIE), self.office_emails)
+        if office is None:
+            return None
+        with self.session() as session:
+            live = office_sessions.is_live(session, office.sid, office.email, self.now())
+        return office if live else None
 
 
 def client_of(request: Request) -> tuple[str | None, str | None]:

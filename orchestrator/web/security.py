@@ -5,8 +5,10 @@
   random form id; a POST is refused (403) unless the token is genuine, fresh and bound to the same
   link or session. The form id makes a double submit of one rendered form recognisable.
 - The office session: a signed cookie (``salt="duban.web.session"``) with the email and a random
-  session id, HttpOnly, SameSite=Lax, Secure when the portal is served over https.
-- Rate limit: a sliding window of POSTs per link or session, in memory (one web process).
+  session id, HttpOnly, SameSite=Lax, Secure when the portal is served over https; the server
+  knows the session (``admin.office_sessions``: the id's SHA-256), so logout ends it for good.
+- Rate limit: a sliding window of POSTs per link or session, in memory (one web process); the
+  office's login-link requests have their own three counts (``LoginRequests``).
 - Headers on every answer: a CSP without inline script, no referrer (the link is a credential),
   nosniff, no framing, no caching of pages that carry a link.
 """
@@ -25,7 +27,7 @@ from urllib.parse import quote
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from orchestrator.admin.evidence import display_name
+from orchestrator.admin.evidence import EXTENSIONS, display_name
 
 CSRF_FIELD = "csrf"
 CSRF_MAX_AGE = 12 * 3600
@@ -79,11 +81,13 @@ class Sessions:
     def __init__(self, key: bytes | str) -> None:
         self._serializer = URLSafeTimedSerializer(key, salt="duban.web.session")
 
-    def issue(self, email: str) -> str:
-        return self._serializer.dumps({"e": email, "s": secrets.token_urlsafe(16)})
+    def issue(self, email: str, sid: str) -> str:
+        """The cookie for the server's session ``sid`` of ``email``."""
+        return self._serializer.dumps({"e": email, "s": sid})
 
     def read(self, cookie: str | None, allowed: frozenset[str]) -> OfficeSession | None:
-        """The session in ``cookie`` if it is genuine, fresh and its email is still an office email."""
+        """The session ``cookie`` names if it is genuine, fresh and its email is still an office email
+        (whether the server still knows it is ``Portal.office_of``'s question)."""
         if not cookie:
             return None
         try:
@@ -91,9 +95,10 @@ class Sessions:
         except BadSignature:
             return None
         email = str(data.get("e", "")) if isinstance(data, dict) else ""
-        if email.lower() not in allowed:
+        sid = str(data.get("s", "")) if isinstance(data, dict) else ""
+        if email.lower() not in allowed or not sid:
             return None
-        return OfficeSession(email, str(data.get("s", "")))
+        return OfficeSession(email, sid)
 
 
 class RateLimiter:
@@ -119,6 +124,24 @@ class RateLimiter:
             while len(self._seen) > self._keys:
                 self._seen.popitem(last=False)
             return allowed
+
+
+class LoginRequests:
+    """Whether an office login-link request may send a mail, each limit its own count (so a stranger
+    cannot spend the office's allowance): per client address, per address and client, and per
+    address from clients the office has not logged in from (``known``)."""
+
+    def __init__(self) -> None:
+        self.per_client = RateLimiter(5, 15 * 60)
+        self.per_address_client = RateLimiter(2, 15 * 60)
+        self.per_address_strangers = RateLimiter(10, 3600)
+
+    def allow(self, email: str, client: str | None, known: bool) -> bool:
+        if not self.per_client.allow(f"{client}"):
+            return False
+        if not self.per_address_client.allow(f"{email}\n{client}"):
+            return False
+        return known or self.per_address_strangers.allow(email)
 
 
 class SeenForms:
@@ -150,6 +173,23 @@ def clean_text(value: str, limit: int) -> str:
     text = unicodedata.normalize("NFC", value).replace("\r\n", "\n")
     text = "".join(ch for ch in text if ch == "\n" or not _UNSAFE.match(ch))
     return text.strip()[:limit]
+
+
+_SAME_TYPE = {"jpeg": "jpg", "jpe": "jpg"}  # other names of one type's extension
+
+
+def download_name(name: str, media_type: str) -> str:
+    """The user's file name with the extension of the type its content was found to be: ``x.html``
+    holding a PDF downloads as ``x.pdf`` (no name makes a browser or a desktop open a file as
+    something it is not); a name without an extension gets one."""
+    wanted = EXTENSIONS.get(media_type)
+    safe = display_name(name)
+    if wanted is None:
+        return safe
+    stem, dot, ext = safe.rpartition(".")
+    if dot and stem and _SAME_TYPE.get(ext.lower(), ext.lower()) == wanted:
+        return safe
+    return f"{stem if dot and stem else safe}.{wanted}"
 
 
 def content_disposition(name: str) -> str:

@@ -3,7 +3,8 @@
 uvicorn's own access log is off: a unit's link is a credential and would be written to the
 journal with every request. The portal logs one structlog line per request with the link's token
 cut out. ``proxy_headers`` takes the client address from ``X-Forwarded-For`` only when the
-request comes from 127.0.0.1 (the nginx in front).
+request comes from 127.0.0.1 (the nginx in front). The HTTP protocol is uvicorn's h11 one with
+deadlines for headers and bodies and a cap on connections per client (``orchestrator.web.edge``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from orchestrator.service.config import Settings
 from orchestrator.service.runtime import load_configured_bundles, send_policy
 from orchestrator.store.db import open_database
 from orchestrator.web.app import _redacted, create_app
+from orchestrator.web.edge import EdgeLimits, edge_protocol
 from orchestrator.web.portal import Portal
 from orchestrator.web.uploads import UploadLimits
 
@@ -83,13 +85,24 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def serve(portal: Portal, listen: str) -> None:
-    """Run the portal until SIGINT/SIGTERM (uvicorn's own handlers)."""
-    host, port = split_listen(listen)
-    config = uvicorn.Config(
-        AccessLog(create_app(portal)),
+def edge_limits(portal: Portal) -> EdgeLimits:
+    web = portal.settings.web
+    return EdgeLimits(
+        header_timeout=web.header_timeout,
+        body_timeout=web.body_timeout,
+        min_body_rate=web.min_upload_rate,
+        per_client=web.max_connections_per_client,
+        trusted=frozenset(TRUSTED_PROXIES.split(",")),
+    )
+
+
+def uvicorn_config(portal: Portal, host: str, port: int, **overrides) -> uvicorn.Config:
+    """The portal's uvicorn settings (``overrides`` for tests: a longer keep-alive on a loaded machine)."""
+    options = dict(
         host=host,
         port=port,
+        http=edge_protocol(edge_limits(portal)),
+        loop="orchestrator.web.accept:EdgeLoop",
         access_log=False,
         log_config=None,
         proxy_headers=True,
@@ -99,5 +112,12 @@ def serve(portal: Portal, listen: str) -> None:
         timeout_keep_alive=5,
         h11_max_incomplete_event_size=16 * 1024,
     )
+    return uvicorn.Config(AccessLog(create_app(portal)), **(options | overrides))
+
+
+def serve(portal: Portal, listen: str) -> None:
+    """Run the portal until SIGINT/SIGTERM (uvicorn's own handlers)."""
+    host, port = split_listen(listen)
+    config = uvicorn_config(portal, host, port)
     log.info("web.listening", listen=f"{host}:{port}", base_url=portal.settings.web.base_url)
     uvicorn.Server(config).run()

@@ -1,10 +1,15 @@
 """A unit's page (``/u/{token}``), its four forms, and its calendar feed.
 
+The feed's URL on the page is ``/calendar/{feed token}.ics``: a token signed for that purpose only
+(``admin.links.make_feed_token``), so a calendar service it is given can read the feed and never
+act for the unit; it is revoked with the unit's links. (``/u/{token}/calendar.ics`` still answers
+for feeds subscribed before.)
+
 Every POST goes the same way, in this order: the link names a unit (else 404); the link is under
 its rate limit (else 429); the obligation in the path is the unit's own, in a running program
 (else 404 — nothing read, nothing stored); the body is read within the upload limits (413); the
 CSRF token, the first field, is bound to this link (403, checked before any file byte is
-written); then one core call in one transaction, with the form's id as its nonce (a double
+written; a form without files refuses file parts); then one core call in one transaction, with the form's id as its nonce (a double
 submit stores one row), and a 303 back to the page.
 """
 
@@ -19,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from orchestrator.admin import calendars, overview, submissions
+from orchestrator.admin import calendars, links, overview, submissions
 from orchestrator.admin.evidence import EvidenceError
 from orchestrator.admin.portal import Colour
 from orchestrator.admin.submissions import Actor
@@ -33,6 +38,7 @@ from orchestrator.web.uploads import Form, FormError, read_form
 from workflows.errors import DubanError, NotFound
 
 ACTIONS = ("acknowledge", "feedback", "complete", "extend")
+FILE_ACTIONS = ("feedback", "complete")  # the forms that take files
 DONE_NOTICES = {
     "acknowledge": "已签收。",
     "feedback": "反馈已提交。",
@@ -59,7 +65,7 @@ def routes(portal: Portal) -> list[Route]:
         obligation_id = request.path_params["obligation"]
         await run_in_threadpool(_own, portal, unit, obligation_id)
         binding = binding_of(token)
-        form = await _read(portal, request, binding)
+        form = await _read(portal, request, binding, files=action in FILE_ACTIONS)
         try:
             nonce = portal.csrf.check(form.get(CSRF_FIELD), binding)
             if nonce is None:
@@ -82,6 +88,16 @@ def routes(portal: Portal) -> list[Route]:
 
     async def calendar(request: Request) -> Response:
         unit = await _unit(portal, request)
+        return await _feed(portal, unit)
+
+    async def feed(request: Request) -> Response:
+        """The feed by its read-only token (what a calendar service is given)."""
+        unit = await run_in_threadpool(portal.unit_of_feed, request.path_params["token"])
+        if unit is None:
+            raise HTTPException(404)
+        return await _feed(portal, unit)
+
+    async def _feed(portal: Portal, unit: str) -> Response:
         data = await run_in_threadpool(_calendar, portal, unit)
         return Response(
             data,
@@ -92,6 +108,7 @@ def routes(portal: Portal) -> list[Route]:
     return [
         Route("/u/{token}", page, methods=["GET"]),
         Route("/u/{token}/calendar.ics", calendar, methods=["GET"]),
+        Route("/calendar/{token}.ics", feed, methods=["GET"]),
         Route("/u/{token}/o/{obligation:int}/{action}", act, methods=["POST"]),
     ]
 
@@ -111,21 +128,19 @@ def _own(portal: Portal, unit: str, obligation_id: int) -> None:
             raise HTTPException(404) from None
 
 
-async def _read(portal: Portal, request: Request, binding: str) -> Form:
-    def csrf_first(fields: Form) -> None:
-        if portal.csrf.check(fields.get(CSRF_FIELD), binding) is None:
-            raise _Forbidden("the form's CSRF token is missing or wrong")
-
+async def _read(portal: Portal, request: Request, binding: str, *, files: bool) -> Form:
+    """The body, its CSRF token checked as soon as it is read (before any file part); file parts
+    only for the forms that take files (反馈, 办结申请)."""
     try:
-        return await read_form(request, portal.limits, portal.evidence_dir, before_files=csrf_first)
-    except _Forbidden:
-        raise HTTPException(403) from None
+        return await read_form(
+            request,
+            portal.limits,
+            portal.evidence_dir,
+            csrf=lambda token: portal.csrf.check(token, binding) is not None,
+            files=files,
+        )
     except (FormError, EvidenceError) as exc:
         raise HTTPException(getattr(exc, "status", 413)) from None
-
-
-class _Forbidden(FormError):
-    status = 403
 
 
 def _do(portal: Portal, action: str, obligation_id: int, actor: Actor, form: Form, nonce: str) -> None:
@@ -192,6 +207,7 @@ def _page(portal: Portal, request: Request, unit: str, ok: str, error: str | Non
     with portal.session() as session:
         today = local_day(now, overview.display_tz(session))
         items = submissions.unit_obligations(session, unit, today, desk=portal.desk)
+        feed_url = links.feed_link(portal.key, portal.settings.web.base_url, session, unit, now=now)
     notice = _notice(ok, request.query_params.get("o", ""), items)
     counts = [
         (colour, colour.label, n) for colour in Colour if (n := sum(1 for o in items if o.colour == colour))
@@ -206,6 +222,7 @@ def _page(portal: Portal, request: Request, unit: str, ok: str, error: str | Non
         items=items,
         counts=counts,
         token=token,
+        feed_url=feed_url,
         csrf=lambda: portal.csrf.issue(binding),
         notice=notice,
         error=error,

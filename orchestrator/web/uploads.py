@@ -8,9 +8,15 @@ a field or the number of files passes its limit, reading stops (``TooLarge``: 41
 temporary file is removed — a 2 GB upload costs at most the limit on disk and one chunk in memory.
 
 Files are kept (moved into the store by hash) only by ``Form.store()``, after the whole body has
-been read and the caller has checked the form (CSRF, ownership): a refused request leaves nothing.
-``before_files`` is called with the fields read so far when the first file part begins, so a form
-whose CSRF token (the first field) is bad is refused before any file byte is written.
+been read and the caller has checked the form (ownership, the core's rules): a refused request
+leaves nothing.
+
+No byte of a file before the form's CSRF token is verified: every form puts its ``csrf`` field
+first; ``csrf`` (the caller's check of a token) is applied the moment that field has been read,
+and reading stops there if it fails (``Forbidden``: 403). A file part that arrives before a
+verified token is refused the same way, and a form that takes no files (``files=False``, the
+default) refuses any file part (400) — nothing is written under ``evidence_dir/tmp`` for them.
+A client that goes away mid-body raises Starlette's ``ClientDisconnect`` (after the cleanup).
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from orchestrator.admin import evidence
+from orchestrator.web.security import CSRF_FIELD
 
 FORM_URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
@@ -56,6 +63,15 @@ class TooLarge(FormError):
     """A limit was passed while reading (413): reading stopped there."""
 
     status = 413
+
+
+class Forbidden(FormError):
+    """The form's CSRF token is missing or wrong, or a file came before it (403): reading stopped."""
+
+    status = 403
+
+
+CsrfCheck = Callable[[str], bool]
 
 
 @dataclass
@@ -110,20 +126,31 @@ async def read_form(
     request: Request,
     limits: UploadLimits,
     evidence_dir: Path,
-    before_files: Callable[[Form], None] | None = None,
+    *,
+    csrf: CsrfCheck | None = None,
+    files: bool = False,
 ) -> Form:
-    """Parse a urlencoded or multipart body within ``limits`` (``FormError``/``TooLarge`` otherwise)."""
+    """Parse a urlencoded or multipart body within ``limits`` (``FormError``/``TooLarge`` otherwise);
+    with ``csrf``, its ``csrf`` field must pass it (``Forbidden``), checked as soon as it is read;
+    file parts only with ``files`` (and ``csrf``), each after the verified token."""
+    if files and csrf is None:
+        raise ValueError("a form that takes files needs its CSRF check")
     kind, options = parse_options_header(request.headers.get("content-type", ""))
     kind = kind.decode("latin-1").lower()
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise TooLarge("the request is larger than the upload limit")
     if kind in (FORM_URLENCODED, ""):  # (no body at all reads as an empty form)
-        return await _read_urlencoded(request, limits)
-    if kind == MULTIPART and options.get(b"boundary"):
-        reader = _MultipartReader(options[b"boundary"], limits, evidence_dir, before_files)
-        return await reader.read(request)
-    raise FormError("expected a form (multipart/form-data or application/x-www-form-urlencoded)")
+        form = await _read_urlencoded(request, limits)
+    elif kind == MULTIPART and options.get(b"boundary"):
+        reader = _MultipartReader(options[b"boundary"], limits, evidence_dir, csrf, files)
+        form = await reader.read(request)
+    else:
+        raise FormError("expected a form (multipart/form-data or application/x-www-form-urlencoded)")
+    if csrf is not None and not csrf(form.get(CSRF_FIELD)):
+        form.cleanup()
+        raise Forbidden("the form's CSRF token is missing or wrong")
+    return form
 
 
 async def _read_urlencoded(request: Request, limits: UploadLimits) -> Form:
@@ -146,15 +173,13 @@ class _MultipartReader:
     """python-multipart's callbacks, collecting fields in memory and files in the spool folder."""
 
     def __init__(
-        self,
-        boundary: bytes,
-        limits: UploadLimits,
-        evidence_dir: Path,
-        before_files: Callable[[Form], None] | None,
+        self, boundary: bytes, limits: UploadLimits, evidence_dir: Path, csrf: CsrfCheck | None, files: bool
     ) -> None:
         self.limits = limits
         self.evidence_dir = evidence_dir
-        self.before_files = before_files
+        self.csrf = csrf
+        self.files = files
+        self.verified = False
         self.form = Form()
         self.error: FormError | None = None
         self._header_field = bytearray()
@@ -190,7 +215,7 @@ class _MultipartReader:
                 raise self.error
             if self._part is not None:
                 raise FormError("the form ended in the middle of a part")
-        except (FormError, evidence.EvidenceError):
+        except (FormError, evidence.EvidenceError, ClientDisconnect):
             self._abort()
             raise
         except BaseException as exc:  # python-multipart's own parse errors
@@ -223,15 +248,15 @@ class _MultipartReader:
         _, options = parse_options_header(self._headers.get("content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
         if b"filename" in options:
+            if not self.files:
+                self._fail(FormError("this form takes no files"))
+                return
+            if not self.verified:
+                self._fail(Forbidden("a file part before the form's verified CSRF token"))
+                return
             if len(self.form.files) + 1 > self.limits.max_files:
                 self._fail(TooLarge(f"more than {self.limits.max_files} files"))
                 return
-            if not self.form.files and self.before_files is not None:
-                try:
-                    self.before_files(self.form)
-                except FormError as exc:
-                    self._fail(exc)
-                    return
             filename = options[b"filename"].decode("utf-8", "replace")
             self._part = _FilePart(name, filename, self.evidence_dir, self.limits.files)
         else:
@@ -258,6 +283,11 @@ class _MultipartReader:
                 part.discard()
             return
         part.finish(self.form)
+        if isinstance(part, _FieldPart) and part.name == CSRF_FIELD and self.csrf and not self.verified:
+            if not self.csrf(self.form.get(CSRF_FIELD)):
+                self._fail(Forbidden("the form's CSRF token is missing or wrong"))
+                return
+            self.verified = True
 
 
 class _Part:
