@@ -61,7 +61,7 @@ def _desk(session: Session) -> Desk:
     bundles = {}
     for program in session.exec(select(Program).where(Program.state == ProgramState.RUNNING)):
         bundles[program.workflow] = run.program_bundle(program)
-    return Desk(bundles, send_policy(run.settings, bundles))
+    return Desk(bundles, send_policy(run.settings, bundles), run.settings.web.extension_years)
 
 
 def review_row(review: Review, names: dict[str, str]) -> dict[str, Any]:
