@@ -24,8 +24,8 @@ from orchestrator.admin.acting import (
     BadRequest,
     Desk,
     audit_submission,
-    check_requested_date,
     by_nonce,
+    check_requested_date,
     clean_text,
     files_of,
     last_of,
@@ -36,8 +36,8 @@ from orchestrator.admin.acting import (
 )
 from orchestrator.admin.evidence import StoredFile
 from orchestrator.admin.operations import InvalidTransition, withdraw_notices
-from orchestrator.admin.submission_notices import tell_office
 from orchestrator.admin.portal_views import running_programs
+from orchestrator.admin.submission_notices import tell_office
 from orchestrator.store.models import Obligation, Submission
 from orchestrator.store.states import (
     ACTIVE_STATES,

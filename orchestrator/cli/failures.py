@@ -15,7 +15,7 @@ _KNOWN = (
     (
         "database is locked",
         "the database is busy: another process (the daemon's tick?) has been writing to it for more "
-        f"than {CLI_BUSY_SECONDS} s; nothing was changed — run the command again in a moment",
+        "than {busy:g} s; nothing was changed — run the command again in a moment",
     ),
     (
         "readonly database",
@@ -48,5 +48,6 @@ def database_problem(exc: BaseException, where: str | None) -> str | None:
     lowered = first.lower()
     for needle, line in _KNOWN:
         if needle in lowered:
+            line = line.format(busy=CLI_BUSY_SECONDS)
             return f"{where}: {line}" if where else line
     return f"{where}: the database failed ({first[:200]}): nothing was changed" if where else None

@@ -100,7 +100,9 @@ def routes(portal: Portal) -> list[Route]:
         except AlreadyDecided:  # another decision went first: this one changed nothing
             return await run_in_threadpool(_board, portal, request, office, None, ALREADY_DECIDED, 409)
         except (DubanError, ValueError) as exc:
-            kept = _Kept(request.path_params["submission"], form.get("note"), form.get("reason"), form.get("until"))
+            kept = _Kept(
+                request.path_params["submission"], form.get("note"), form.get("reason"), form.get("until")
+            )
             return await run_in_threadpool(_board, portal, request, office, None, _message(exc), 400, kept)
         ok = "approved" if action == "approve" else "returned"
         return RedirectResponse(f"{_root(request)}/office?ok={ok}", 303)
@@ -207,7 +209,7 @@ def _message(exc: Exception) -> str:
     if isinstance(exc, TooLong):
         return f"意见或理由过长：{exc.length} 字，最多 {MAX_NOTE} 字，请精简后再提交。"
     if isinstance(exc, TooLate):
-        return f"延期后的日期最晚为{render.day(exc.latest)}。"
+        return f"延期后的日期最晚为{render.day_with_weekday(exc.latest)}。"
     if isinstance(exc, ValueError) and "isoformat" in text.lower():
         return "日期格式有误，请按“年-月-日”填写。"
     if "--reason" in text:
@@ -230,7 +232,13 @@ class _Kept:
 
 
 def _board(
-    portal: Portal, request: Request, office: OfficeSession, notice, error, status: int, kept: _Kept | None = None
+    portal: Portal,
+    request: Request,
+    office: OfficeSession,
+    notice,
+    error,
+    status: int,
+    kept: _Kept | None = None,
 ) -> Response:
     now = portal.now()
     section = request.query_params.get("section") or None

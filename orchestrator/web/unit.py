@@ -50,7 +50,9 @@ DONE_NOTICES = {
     "complete": "办结申请已提交，等待督办部门审核。",
     "extend": "延期申请已提交，等待督办部门审核。",
 }
-MAX_NOTE = submissions.MAX_NOTE  # characters; a longer text is refused whole (never cut), and kept in the form
+MAX_NOTE = (
+    submissions.MAX_NOTE
+)  # characters; a longer text is refused whole (never cut), and kept in the form
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,9 @@ def routes(portal: Portal) -> list[Route]:
             raise HTTPException(403)
         client, agent = client_of(request)
         count = await run_in_threadpool(_acknowledge_all, portal, Actor.for_unit(unit, client, agent))
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/u/{token}?ok=acknowledge-all&n={count}", 303)
+        return RedirectResponse(
+            f"{request.scope.get('root_path', '')}/u/{token}?ok=acknowledge-all&n={count}", 303
+        )
 
     async def calendar(request: Request) -> Response:
         unit = await _unit(portal, request)
@@ -245,7 +249,7 @@ def _message(exc: Exception) -> str:
     if isinstance(exc, TooLong):
         return f"说明文字过长：{exc.length} 字，最多 {MAX_NOTE} 字。请精简后再提交，已填写的内容保留在下面。"
     if isinstance(exc, TooLate):
-        return f"新的截止日期最晚为{render.day(exc.latest)}。"
+        return f"新的截止日期最晚为{render.day_with_weekday(exc.latest)}。"
     for needle, message in _MESSAGES.items():
         if needle in text:
             return message
