@@ -14,6 +14,8 @@ SCRIPTS = [
     "dispatch_bench.py",
     "two_daemons.py",
     "crash_year.py",
+    "unit_page.py",
+    "busy_cli.py",
 ]
 
 if __name__ == "__main__":

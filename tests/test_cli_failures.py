@@ -5,17 +5,44 @@ daemon code, the database a real SQLite file."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import structlog
 from fault_support import unwritable
-from test_cli_review import _restore_logging, engine_of, obligation, site  # noqa: F401 (fixtures)
+from support import DUBAN
+from test_cli_review import CONFIG, DEFINITION, UNITS, Cli, engine_of, obligation
 
 from orchestrator.cli import failures
 
 HUGE = "99999999999999999999"  # past the largest row id (2^63 - 1): the drivers raise OverflowError
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.fixture
+def site(tmp_path, capsys, monkeypatch) -> Cli:
+    """``test_cli_review``'s deployment (its plan, units and config), started and ticked on 06-01."""
+    root = tmp_path / "deploy"
+    (root / "definitions").mkdir(parents=True)
+    (root / "definitions" / "cli_review.toml").write_text(DEFINITION, encoding="utf-8")
+    (root / "units.toml").write_text(UNITS, encoding="utf-8")
+    (root / "config.toml").write_text(CONFIG, encoding="utf-8")
+    cli = Cli(root, capsys, monkeypatch)
+    assert cli("db", "upgrade")[0] == 0
+    assert cli("start", "cli-review", "--year", "2026", now="2026-05-20T09:00:00+08:00")[0] == 0
+    assert cli("run", "--once", now="2026-06-01T10:00:00+08:00")[0] == 0
+    return cli
 
 
 def _one_line(err: str) -> str:
@@ -24,8 +51,11 @@ def _one_line(err: str) -> str:
 
 
 def _states(cli) -> list[tuple]:
-    with sqlite3.connect(cli.root / "duban.db") as db:
+    db = sqlite3.connect(cli.root / "duban.db")
+    try:
         return db.execute("SELECT id, state, done_at FROM obligation ORDER BY id").fetchall()
+    finally:
+        db.close()
 
 
 def test_a_ref_past_the_largest_row_id_is_one_line(site, tmp_path):
@@ -69,25 +99,55 @@ def test_a_done_date_long_before_the_program_is_refused(site, tmp_path):
     assert code == 0, err
 
 
+def _executable(cli, *args: str) -> subprocess.CompletedProcess:
+    """``duban`` as its own process: a read-only file must be opened afresh (SQLite reuses, within
+    one process, the descriptors of the connections it had open before, read-write)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DUBAN_")}
+    env |= {
+        "DUBAN_FAKE_NOW": "2026-06-12T10:00:00+08:00",
+        "DUBAN_TEST_WEB_SECRET": "k" * 48,
+        "LANG": "C.UTF-8",
+    }
+    return subprocess.run(
+        [DUBAN, "--config", str(cli.root / "config.toml"), *args],
+        env=env,
+        cwd=cli.root,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+
+
 def test_a_read_only_database_is_one_line_and_exit_1(site, tmp_path):
     database = site.root / "duban.db"
     sheet = tmp_path / "status.csv"
     a = obligation(engine_of(site), "town-a").id
     sheet.write_text(f"ref,state,done_on\n{a},done,2026-06-05\n", encoding="utf-8")
     before = _states(site)
-    with unwritable(database):
-        code, out, err = site("run")
-        assert code == 1 and "cannot open the database for writing" in _one_line(err), out + err
-        code, out, err = site("run", "--once")
-        assert code == 1 and "cannot open the database for writing" in _one_line(err), out + err
-        assert "exit_code=0" not in out and '"exit_code": 0' not in out
-        for args in (("done", str(a)), ("import-status", str(sheet))):
-            code, _, err = site(*args)
-            assert code == 1, args
-            assert _one_line(err) == (
-                f"duban: {database}: the database is read-only for this user: nothing was changed — duban "
-                "needs to write the database file and its folder (check their owner and permissions)"
-            )
+    commands = {
+        "run": ("run",),
+        "run --once": ("run", "--once"),
+        "done": ("done", str(a)),
+        "import-status": ("import-status", str(sheet)),
+    }
+    with unwritable(database), ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(
+            zip(commands, pool.map(lambda args: _executable(site, *args), commands.values()), strict=True)
+        )
+    for name in ("run", "run --once"):
+        result = results[name]
+        assert result.returncode == 1, (name, result.stdout, result.stderr)
+        assert "cannot open the database for writing" in _one_line(result.stderr), name
+    once = results["run --once"].stdout
+    assert '"event": "daemon.stopped"' in once and '"exit_code": 1' in once and '"exit_code": 0' not in once
+    for name in ("done", "import-status"):
+        result = results[name]
+        assert result.returncode == 1, (name, result.stdout, result.stderr)
+        assert _one_line(result.stderr) == (
+            f"duban: {database}: the database is read-only for this user: nothing was changed — duban "
+            "needs to write the database file and its folder (check their owner and permissions)"
+        )
     assert _states(site) == before
 
 
@@ -115,7 +175,7 @@ def test_a_command_waits_for_a_busy_database_then_says_so_in_one_line(site, monk
     # a writer holding the database for 6 s: past the daemon's 5 s wait, within the CLI's
     writer = _hold_the_write_lock(database, 6)
     started = time.monotonic()
-    code, out, err = site("done", str(a))
+    code, _, err = site("done", str(a))
     writer.join()
     assert code == 0, err
     assert time.monotonic() - started >= 5

@@ -218,6 +218,8 @@ def _message(exc: Exception) -> str:
         return "该申请已经处理过了。"
     if "must be after the due date" in text:
         return "延期后的日期须晚于原截止日期。"
+    if "not in review" in text:  # a completion whose obligation was finished otherwise meanwhile
+        return "该事项已不在待审核状态（已办结、免除或另行处理），不能再通过此申请；可将其退回。"
     return "操作未能完成，请检查后重试。"
 
 

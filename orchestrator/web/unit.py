@@ -50,9 +50,8 @@ DONE_NOTICES = {
     "complete": "办结申请已提交，等待督办部门审核。",
     "extend": "延期申请已提交，等待督办部门审核。",
 }
-MAX_NOTE = (
-    submissions.MAX_NOTE
-)  # characters; a longer text is refused whole (never cut), and kept in the form
+# characters of a note: a longer one is refused whole (never cut), and kept in the form
+MAX_NOTE = submissions.MAX_NOTE
 
 
 @dataclass(frozen=True)
