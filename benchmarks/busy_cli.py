@@ -45,11 +45,15 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # the 2027 calendar warning
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    tmp = Path(tempfile.mkdtemp(prefix="duban-bench-"))
+    with tempfile.TemporaryDirectory(prefix="duban-bench-") as folder:
+        run(Path(folder), args.units)
+
+
+def run(tmp: Path, units: int) -> None:
     bundle = load_bundle(
         BUILTIN_DEFINITIONS / "rule_of_law_pilot.toml",
-        write_units(tmp / "units.toml", args.units),
-        {"normative_documents": write_register(tmp / "docs.csv", args.units)},
+        write_units(tmp / "units.toml", units),
+        {"normative_documents": write_register(tmp / "docs.csv", units)},
     )
     url = f"sqlite:///{tmp / 'bench.db'}"
     engine = make_engine(url)

@@ -74,7 +74,11 @@ def plan(engine, statement) -> str:
 
 
 def measure(units: int, runs: int, db: str | None) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="duban-bench-"))
+    with tempfile.TemporaryDirectory(prefix="duban-bench-") as folder:
+        _measure(Path(folder), units, runs, db)
+
+
+def _measure(tmp: Path, units: int, runs: int, db: str | None) -> None:
     bundle = load_bundle(
         BUILTIN_DEFINITIONS / "rule_of_law_pilot.toml",
         write_units(tmp / "units.toml", units),
