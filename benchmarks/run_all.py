@@ -15,6 +15,8 @@ SCRIPTS = [
     "two_daemons.py",
     "crash_year.py",
     "slow_clients.py",
+    "unit_page.py",
+    "busy_cli.py",
 ]
 
 if __name__ == "__main__":

@@ -83,8 +83,13 @@ NOTICE_SENTENCES = {
     NoticeKind.DUE_TODAY: "今日到期{n}项",
     NoticeKind.REMINDER: "即将到期{n}项",
     NoticeKind.TASK_OPENED: "新开始的任务{n}项",
+    NoticeKind.SUBMISSION_RETURNED: "退回的申请{n}项",
+    NoticeKind.SUBMISSION_APPROVED: "审核通过的申请{n}项",
 }
-"""A deadline kind counted in a digest's first sentence (``本期共有逾期事项2项、催办1项``)."""
+"""A kind counted in a digest's first sentence (``本期共有逾期事项2项、催办1项``)."""
+
+REVIEW_PENDING_SENTENCE = "有申请等待审核"
+"""The office's 待审核 notice in a digest's first sentence (its count is in the notice itself)."""
 
 NOTICE_WORDS = {
     NoticeKind.BEFORE_START: "启用前已到期",

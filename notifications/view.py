@@ -22,7 +22,13 @@ from notifications.before_start import (
     is_before_start,
 )
 from notifications.escalations import _escalated, _escalation_rows
-from notifications.labels import NOTICE_COUNTS, NOTICE_HEADINGS, NOTICE_SENTENCES, PHASE_NOTICES
+from notifications.labels import (
+    NOTICE_COUNTS,
+    NOTICE_HEADINGS,
+    NOTICE_SENTENCES,
+    PHASE_NOTICES,
+    REVIEW_PENDING_SENTENCE,
+)
 from notifications.model import DEADLINE_KINDS, PHASE_KINDS, Digest, DigestItem, NoticeKind
 from notifications.rows import (
     LISTED_IN_FULL,
@@ -224,19 +230,24 @@ def build(digest: Digest, office_url: str | None = None, *, signature=None) -> D
 
 
 def count_sentence(summary: Summary) -> str:
-    """``本期共有逾期事项2项、新开始的任务28项；「建章立制、组织实施阶段」开始。``"""
+    """``本期共有逾期事项2项、新开始的任务28项；「建章立制、组织实施阶段」开始。`` — or ``""`` when
+    the digest holds nothing to count (the template then leaves the line out: never a lone 。)."""
     counted = [
         NOTICE_SENTENCES[kind].format(n=summary.counts[kind])
         for kind in KIND_ORDER
         if kind in NOTICE_SENTENCES and summary.counts.get(kind)
     ]
+    pending = NOTICE_COUNTS[NoticeKind.REVIEW_PENDING]
     notices = [
-        "随附本年度综合考评结果" if p == "综合考评结果" else p
+        "随附本年度综合考评结果" if p == "综合考评结果" else REVIEW_PENDING_SENTENCE if p == pending else p
         for p in _count_parts(summary)
         if not p[0].isdigit()
     ]
     sentence = "本期共有" + "、".join(counted) if counted else ""
-    return "；".join(p for p in (sentence, *notices) if p) + "。"
+    parts = [p for p in (sentence, *notices) if p]
+    if parts and not sentence:
+        parts[0] = "本期" + parts[0] if parts[0] == REVIEW_PENDING_SENTENCE else parts[0]
+    return "；".join(parts) + "。" if parts else ""
 
 
 def _count_parts(summary: Summary) -> list[str]:

@@ -154,3 +154,28 @@ async def test_an_approval_reaches_the_units_next_digest(world, server):
     messages = await send(world, server, "2026-06-02T11:30")
     (unit,) = [m for m in messages if to(m) == "town-a@example.gov.cn"]
     assert "办结申请已审核通过，该事项已办结。审核意见：材料齐全。" in body(unit)
+
+
+async def test_a_decision_email_opens_with_a_true_sentence_never_a_lone_full_stop(world, server):
+    engine, desk = world[0], world[4]
+    await send(world, server, "2026-06-01T10:00")
+    t1a, t1b = obligation_of(engine, "town-a"), obligation_of(engine, "town-b")
+    with transaction(engine) as session:
+        returned = submit_completion(session, t1a.id, A, at("2026-06-02T08:00"), "已报送", desk=desk).id
+        approved = submit_completion(session, t1b.id, B, at("2026-06-02T08:00"), "已报送", desk=desk).id
+    (office,) = [m for m in await send(world, server, "2026-06-02T09:30") if to(m) == "office@example.gov.cn"]
+    assert "\n本期有申请等待审核。\n" in text(office)
+    with transaction(engine) as session:
+        return_submission(session, returned, OFFICE, at("2026-06-03T10:00"), "缺少盖章页", desk=desk)
+        approve(session, approved, OFFICE, at("2026-06-03T10:00"), desk=desk)
+    messages = {to(m): m for m in await send(world, server, "2026-06-03T10:30")}
+    first = "现将截至2026年6月3日（周三）贵单位的督办事项通知如下。\n"
+    assert first + "本期共有退回的申请1项。\n" in text(messages["town-a@example.gov.cn"])
+    assert first + "本期共有审核通过的申请1项。\n" in text(messages["town-b@example.gov.cn"])
+    for message in [office, *messages.values()]:
+        assert "。" not in [line.strip() for line in text(message).splitlines()], text(message)
+        assert "<strong>。</strong>" not in html(message)
+
+
+def text(message) -> str:
+    return body(message).replace("\r\n", "\n")

@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from orchestrator.admin.evidence import StoredFile
-from orchestrator.admin.operations import MAX_TEXT, MissingText, obligation_event
+from orchestrator.admin.operations import MAX_TEXT, obligation_event
+from orchestrator.admin.refs import row_id
 from orchestrator.engine.window import SendPolicy, local_day
 from orchestrator.store.audit import operator
+from orchestrator.store.db import lock_row
 from orchestrator.store.models import Evidence, Obligation, Program, Submission
 from orchestrator.store.states import ObligationState, ProgramState
 from workflows.catalog import Bundle
@@ -56,12 +58,17 @@ class Actor:
         return cls(operator())
 
 
+EXTENSION_YEARS = 1  # default: a new due date lies at the latest in the year after the program's
+
+
 @dataclass(frozen=True)
 class Desk:
-    """What operations use besides the session: plans by workflow id, and the send policy."""
+    """What operations use besides the session: plans by workflow id, the send policy, and how far
+    past its program's year a due date may be moved (``[web] extension_years``)."""
 
     bundles: Mapping[str, Bundle] = field(default_factory=dict)
     policy: SendPolicy | None = None
+    extension_years: int = EXTENSION_YEARS
 
 
 NO_DESK = Desk()
@@ -70,14 +77,21 @@ NO_DESK = Desk()
 # -- what a unit may touch --------------------------------------------------------------------------
 
 
-def own_obligation(session: Session, unit: str | None, obligation_id: int | str) -> Obligation:
+def own_obligation(
+    session: Session, unit: str | None, obligation_id: int | str, *, lock: bool = False
+) -> Obligation:
     """The obligation ``obligation_id`` if ``unit`` may act on it (its own, in a running program, not
-    cancelled); ``unit`` None (the office) may act on any. ``NotFound`` otherwise, saying no more."""
-    try:
-        number = int(str(obligation_id).lstrip("#"))
-    except ValueError:
-        raise NotFound(f"no obligation {str(obligation_id)[:40]!r}") from None
-    obligation = session.get(Obligation, number)
+    cancelled); ``unit`` None (the office) may act on any. ``NotFound`` otherwise, saying no more.
+
+    ``lock``: the row is locked first (``store.db.lock_row``) and read after the lock, so that an
+    action that checks before it writes sees every request that went before it (a double tap, two
+    forms at once): the second waits for the first's commit, then finds what it stored."""
+    number = row_id(obligation_id)
+    if number is None:
+        raise NotFound(f"no obligation {str(obligation_id)[:40]!r}")
+    if lock:
+        lock_row(session, Obligation.__table__, number)
+    obligation = session.get(Obligation, number, populate_existing=lock)
     program = session.get(Program, obligation.program_id) if obligation else None
     if (
         obligation is None
@@ -90,16 +104,43 @@ def own_obligation(session: Session, unit: str | None, obligation_id: int | str)
     return obligation
 
 
+class TooLong(BadRequest):
+    """A typed text past ``MAX_NOTE`` characters: refused whole, never cut (``length`` says how long)."""
+
+    def __init__(self, what: str, length: int) -> None:
+        super().__init__(f"{what}: too long ({length} characters, at most {MAX_NOTE})")
+        self.length = length
+
+
 def clean_text(value: str | None, what: str, *, required: bool) -> str | None:
-    try:
-        text = (value or "").replace("\r\n", "\n").strip()
-        if required and not text:
-            raise MissingText(f"{what}: required")
-        if len(text) > MAX_NOTE:
-            raise MissingText(f"{what}: too long ({len(text)} characters, at most {MAX_NOTE})")
-    except MissingText as exc:
-        raise BadRequest(str(exc)) from None
+    text = (value or "").replace("\r\n", "\n").strip()
+    if required and not text:
+        raise BadRequest(f"{what}: required")
+    if len(text) > MAX_NOTE:
+        raise TooLong(what, len(text))
     return text or None
+
+
+class TooLate(BadRequest):
+    """A new due date past the latest one its program allows (``latest`` says which)."""
+
+    def __init__(self, message: str, latest: date) -> None:
+        super().__init__(message)
+        self.latest = latest
+
+
+def latest_due(session: Session, obligation: Obligation, desk: Desk) -> date:
+    """The latest due date an extension may give: 12-31 of the program's year plus
+    ``desk.extension_years`` (a plan's year is about that year; 9999-12-31 is a typing error)."""
+    program = session.get(Program, obligation.program_id)
+    return date(program.year + desk.extension_years, 12, 31)
+
+
+def check_requested_date(session: Session, obligation: Obligation, until: date, desk: Desk) -> None:
+    """``TooLate`` when ``until`` is past ``latest_due``."""
+    latest = latest_due(session, obligation, desk)
+    if until > latest:
+        raise TooLate(f"the new date {until} is after the latest date allowed, {latest}", latest)
 
 
 def local_today(session: Session, obligation: Obligation, at: datetime) -> date:

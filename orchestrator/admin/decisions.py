@@ -6,6 +6,13 @@
   the obligation's notices are re-armed for it (``engine.extensions``); returned → nothing moves.
 
 Each decision is in the audit log (before/after) and queues the unit's notice of it.
+
+A decision is one conditional write: ``UPDATE submission SET decision = … WHERE id = :id AND
+decision IS NULL``, checked by its row count, before anything else is read or changed. Of two
+decisions sent at once (通过 and 退回, the page and the CLI, two office sessions) the one that
+writes second finds the request decided and raises ``AlreadyDecided``; its caller rolls back, so
+the loser changes nothing. The obligation's row is locked after the claim (``store.db.lock_row``)
+and read after the lock.
 """
 
 from __future__ import annotations
@@ -21,15 +28,18 @@ from orchestrator.admin.acting import (
     BadRequest,
     Desk,
     audit_submission,
+    check_requested_date,
     clean_text,
     local_today,
 )
 from orchestrator.admin.operations import MAX_TEXT, InvalidTransition, withdraw_notices
+from orchestrator.admin.refs import row_id
 from orchestrator.admin.submission_notices import tell_unit
 from orchestrator.engine.extensions import rearm_obligation
 from orchestrator.engine.programs import state_for
+from orchestrator.store.db import lock_row
 from orchestrator.store.models import Evidence, Obligation, Program, Submission
-from orchestrator.store.states import OPEN_STATES, Decision, ObligationState, SubmissionKind
+from orchestrator.store.states import OPEN_STATES, REVIEW_KINDS, Decision, ObligationState, SubmissionKind
 from workflows.errors import NotFound
 
 
@@ -50,17 +60,37 @@ class Decided:
 # -- the office decides ---------------------------------------------------------------------------
 
 
-def _reviewable(session: Session, submission_id: int | str) -> tuple[Submission, Obligation]:
-    try:
-        number = int(str(submission_id).lstrip("#"))
-    except ValueError:
-        raise NotFound(f"no submission {str(submission_id)[:40]!r} (`duban review` lists them)") from None
-    submission = session.get(Submission, number)
-    if submission is None or submission.kind not in (SubmissionKind.COMPLETION, SubmissionKind.EXTENSION):
+class AlreadyDecided(InvalidTransition):
+    """The request was decided already (by another decision that went first): nothing changed."""
+
+    exit_code = 1
+
+
+def _claim(
+    session: Session, submission_id: int | str, decision: str, actor: Actor, now: datetime, reason: str | None
+) -> tuple[Submission, Obligation]:
+    """Record ``decision`` on the submission if it is still undecided — the one conditional write
+    every decision starts with — and return it with its obligation, locked and read after the
+    claim. ``NotFound`` for no such request, ``AlreadyDecided`` for one decided already."""
+    number = row_id(submission_id)
+    if number is None:
+        raise NotFound(f"no submission {str(submission_id)[:40]!r} (`duban review` lists them)")
+    row = Submission.__table__.c
+    claimed = session.execute(
+        Submission.__table__.update()
+        .where(row.id == number, row.decision.is_(None), row.kind.in_(tuple(REVIEW_KINDS)))
+        .values(decision=decision, decided_at=now, decided_by=actor.name, reason=reason)
+    ).rowcount
+    submission = session.get(Submission, number, populate_existing=True)
+    if submission is None or submission.kind not in REVIEW_KINDS:
         raise NotFound(f"no submission #{number} to review (`duban review` lists them)")
-    if submission.decision is not None:
-        raise InvalidTransition(f"submission #{number} is already {submission.decision}")
-    return submission, session.get(Obligation, submission.obligation_id)
+    if claimed != 1:
+        when = submission.decided_at.isoformat(timespec="seconds") if submission.decided_at else "?"
+        raise AlreadyDecided(
+            f"submission #{number} was already decided: {submission.decision} by {submission.decided_by} at {when}"
+        )
+    lock_row(session, Obligation.__table__, submission.obligation_id)
+    return submission, session.get(Obligation, submission.obligation_id, populate_existing=True)
 
 
 def approve(
@@ -77,17 +107,12 @@ def approve(
     the due date), the files as its evidence. An extension: the due date → ``until`` (default: the
     date asked for), the obligation's notices re-armed for it (needs its plan in ``desk``)."""
     note = clean_text(note, "--note", required=False)
-    submission, obligation = _reviewable(session, submission_id)
+    submission, obligation = _claim(session, submission_id, Decision.APPROVED, actor, now, note)
     if submission.kind == SubmissionKind.COMPLETION:
         if until is not None:
             raise BadRequest("--until goes with an extension, not a completion")
         return _approve_completion(session, submission, obligation, actor, now, note, desk)
     return _approve_extension(session, submission, obligation, actor, now, note, until, desk)
-
-
-def _decide(submission: Submission, decision: str, actor: Actor, now: datetime, reason: str | None) -> None:
-    submission.decision, submission.decided_at = decision, now
-    submission.decided_by, submission.reason = actor.name, reason
 
 
 def _approve_completion(session, submission, obligation, actor, now, note, desk) -> Decided:
@@ -103,7 +128,6 @@ def _approve_completion(session, submission, obligation, actor, now, note, desk)
         late,
     )
     obligation.evidence, obligation.updated_at = evidence[:MAX_TEXT] or None, now
-    _decide(submission, Decision.APPROVED, actor, now, note)
     after = {
         "state": "done",
         "done_at": submission.submitted_at.isoformat(timespec="seconds"),
@@ -138,6 +162,7 @@ def _approve_extension(session, submission, obligation, actor, now, note, until,
     until = until or submission.requested
     if until is None or until <= obligation.due:
         raise BadRequest(f"--until {until}: the new date must be after the due date {obligation.due}")
+    check_requested_date(session, obligation, until, desk)
     if obligation.state not in OPEN_STATES | {ObligationState.SUBMITTED}:
         raise InvalidTransition(f"#{obligation.id} is {obligation.state}: its due date cannot move")
     program = session.get(Program, obligation.program_id)
@@ -149,7 +174,6 @@ def _approve_extension(session, submission, obligation, actor, now, note, until,
         obligation.state = state_for(obligation.opens, until, local_today(session, obligation, now))
     obligation.updated_at = now
     timers = rearm_obligation(session, bundle, program, obligation, now) if bundle else 0
-    _decide(submission, Decision.APPROVED, actor, now, note)
     after = {"due": str(until), "state": obligation.state, "submission": submission.id, "timers": timers}
     detail = f"{withdrawn} waiting notice(s) withdrawn; {timers} timer(s) armed" + (
         f"; {note}" if note else ""
@@ -174,12 +198,11 @@ def return_submission(
     its dates say, and its notices still ahead fire again. An extension: nothing moves. The reason
     shows on the unit's page and in its next digest."""
     reason = clean_text(reason, "--reason", required=True)
-    submission, obligation = _reviewable(session, submission_id)
+    submission, obligation = _claim(session, submission_id, Decision.RETURNED, actor, now, reason)
     before = {"state": obligation.state}
     if submission.kind == SubmissionKind.COMPLETION and obligation.state == ObligationState.SUBMITTED:
         obligation.state = state_for(obligation.opens, obligation.due, local_today(session, obligation, now))
         obligation.updated_at = now
-    _decide(submission, Decision.RETURNED, actor, now, reason)
     after = {"state": obligation.state, "submission": submission.id, "kind": submission.kind}
     audit_submission(
         session, obligation, "submission.returned", actor, now, before=before, after=after, detail=reason

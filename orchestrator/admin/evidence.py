@@ -12,6 +12,7 @@ in the database, sanitised for display by ``display_name``; it is never part of 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -62,6 +63,18 @@ class RefusedType(EvidenceError):
 
 class TooManyFiles(EvidenceError):
     """More files in one submission than the limit."""
+
+
+class StorageFault(DubanError):
+    """The evidence folder cannot be written (permissions, a full disk, a missing mount): the
+    server's fault, not the sender's (a 503, exit 1). ``folder`` and ``error`` say where and why."""
+
+    exit_code = 1
+
+    def __init__(self, folder: Path, error: OSError) -> None:
+        self.folder = Path(folder)
+        self.error = error.strerror or type(error).__name__
+        super().__init__(f"{self.folder}: cannot write an evidence file ({self.error})")
 
 
 @dataclass(frozen=True)
@@ -161,8 +174,11 @@ class EvidenceWriter:
         self.name = display_name(original_name)
         self.limits = limits
         spool = self.root / "tmp"
-        spool.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=spool, prefix="upload-", suffix=".part")
+        try:
+            spool.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=spool, prefix="upload-", suffix=".part")
+        except OSError as exc:
+            raise StorageFault(self.root, exc) from exc
         self.temp = Path(temp)
         self.handle: BinaryIO | None = os.fdopen(fd, "wb")
         self.hash = hashlib.sha256()
@@ -179,19 +195,28 @@ class EvidenceWriter:
         if len(self.head) < 64:
             self.head += chunk[: 64 - len(self.head)]
         self.hash.update(chunk)
-        self.handle.write(chunk)
+        try:
+            self.handle.write(chunk)
+        except OSError as exc:  # a full disk
+            self.abort()
+            raise StorageFault(self.root, exc) from exc
 
     def abort(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
-        self.temp.unlink(missing_ok=True)
+        handle, self.handle = self.handle, None
+        with contextlib.suppress(OSError):  # (closing flushes: on a full disk that fails too)
+            if handle is not None:
+                handle.close()
+            self.temp.unlink(missing_ok=True)
 
     def finish(self) -> StoredFile:
         if self.handle is None:
             raise EvidenceError("the upload is already closed")
-        self.handle.close()
-        self.handle = None
+        handle, self.handle = self.handle, None
+        try:
+            handle.close()
+        except OSError as exc:
+            self.temp.unlink(missing_ok=True)
+            raise StorageFault(self.root, exc) from exc
         try:
             if self.size == 0:
                 raise RefusedType(f"{self.name}: the file is empty")
@@ -200,11 +225,15 @@ class EvidenceWriter:
                 raise RefusedType(f"{self.name}: not an accepted file type (accepted: {ACCEPTED})")
             sha256 = self.hash.hexdigest()
             target = evidence_path(self.root, sha256)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.temp, target)  # the same content twice: one file
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.temp, target)  # the same content twice: one file
+            except OSError as exc:
+                raise StorageFault(self.root, exc) from exc
             return StoredFile(sha256, self.size, media_type, self.name)
         finally:
-            self.temp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.temp.unlink(missing_ok=True)
 
 
 def store_file(

@@ -287,4 +287,5 @@ def _done_on(session: Session, obligation: Obligation, text: str, now: datetime)
     tz = ZoneInfo(program.timezone)
     if day > local_day(now, tz):
         raise DubanError(f"done_on: {day} is in the future")
+    operations.check_done_on(session, obligation, day)
     return day

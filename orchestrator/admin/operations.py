@@ -182,6 +182,7 @@ def mark_done(
     if done_on is None:
         late, done_at = _local_today(session, obligation, now) > obligation.due, now
     else:
+        check_done_on(session, obligation, done_on)
         program = session.get(Program, obligation.program_id)
         late, done_at = done_on > obligation.due, local_midnight(done_on, ZoneInfo(program.timezone))
     before = obligation.state
@@ -197,6 +198,24 @@ def mark_done(
     detail = _detail(detail, withdrawn)
     obligation_event(session, obligation, "obligation.done", now, actor, {"state": before}, after, detail)
     return Change(obligation.id, obligation.key, before, ObligationState.DONE, late, withdrawn)
+
+
+def earliest_done_on(session: Session, obligation: Obligation) -> date:
+    """The earliest day an obligation can have been done: 01-01 of the year before its program's
+    (work prepared ahead of a plan's year is plausible; 1900-01-01 or 0001-01-01 is a typing error,
+    and before 1901 the plan's zone is a local mean time nobody meant)."""
+    program = session.get(Program, obligation.program_id)
+    return date(program.year - 1, 1, 1)
+
+
+def check_done_on(session: Session, obligation: Obligation, done_on: date) -> None:
+    """``MissingText`` (one line, exit 2) for a done date long before the obligation opened."""
+    earliest = earliest_done_on(session, obligation)
+    if done_on < earliest:
+        raise MissingText(
+            f"done_on: {done_on} is long before #{obligation.id} opened ({obligation.opens}): "
+            f"give a day from {earliest} on"
+        )
 
 
 def _detail(detail: str | None, withdrawn: int) -> str | None:

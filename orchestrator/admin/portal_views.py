@@ -118,6 +118,12 @@ class UnitObligation:
     def can_submit(self) -> bool:
         return self.state in OPEN_STATES
 
+    @property
+    def can_acknowledge(self) -> bool:
+        """Offered 签收 (and counted by 全部签收): still owed, neither acknowledged nor submitted."""
+        completed = any(s.kind == "completion" for s in self.submissions)
+        return self.state in OPEN_STATES and not self.acknowledged and not completed
+
 
 @dataclass(frozen=True)
 class Review:

@@ -27,6 +27,15 @@ from workflows.errors import DubanError, NotFound
 
 _ID = re.compile(r"^#?(\d+)$")
 _MAX_LISTED = 8
+MAX_ID = 2**63 - 1  # the largest id a row can have (SQLite's INTEGER, PostgreSQL's bigint)
+
+
+def row_id(text: str | int) -> int | None:
+    """``12``, ``#12`` or ``"12"`` as a row id; None for anything else, a number past ``MAX_ID``
+    included (no row has it; the drivers refuse to even look it up)."""
+    found = _ID.match(str(text).strip())
+    number = int(found.group(1)) if found else None
+    return number if number is not None and number <= MAX_ID else None
 
 
 class AmbiguousRef(DubanError):
@@ -169,7 +178,8 @@ def resolve(session: Session, ref: Ref | str | int, names: Mapping[str, str] | N
                 f"{text} names one obligation already: --unit, --occurrence and --program go with a TASK_ID"
             )
         if found:
-            obligation = session.get(Obligation, int(found.group(1)))
+            number = row_id(text)
+            obligation = session.get(Obligation, number) if number is not None else None
             if obligation is None:
                 raise NotFound(f"no obligation #{found.group(1)} (`duban tasks` lists them)")
             return obligation

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from orchestrator.admin.mail import outbox_counts
 from orchestrator.admin.overview import STATES, display_tz, iso
+from orchestrator.admin.storage_faults import open_fault
 from orchestrator.engine.outbox.waiting import waiting
 from orchestrator.store.models import Heartbeat, Obligation, PhaseRun, Program
 from orchestrator.store.states import ObligationState, ProgramState
@@ -52,7 +53,13 @@ def status_report(
         "daemon_alive": any(d["alive"] for d in daemons),
         "last_tick_at": max((d["last_tick_at"] for d in daemons if d["last_tick_at"]), default=None),
         "warnings": warnings,
+        "evidence_fault": _fault(session, now, tz),
     }
+
+
+def _fault(session: Session, now: datetime, tz: ZoneInfo) -> dict[str, Any] | None:
+    fault = open_fault(session, now)
+    return None if fault is None else fault | {"at": iso(fault["at"], tz)}
 
 
 def calendar_warnings(session: Session, calendar_of: CalendarOf) -> list[str]:

@@ -2,7 +2,15 @@
 
 Each with its colour, its due date with weekday, lead units, deliverable, the office's last word
 and its history as a unit should read it: who did what is 本单位 / 督办办公室 / 系统, never an
-operator's login name. Nothing here changes a row.
+operator's login name, and what the office wrote (a return's reason, from the submission), never
+the audit log's own detail (it carries the office's client address and user agent). Nothing here
+changes a row.
+
+The obligations are found by the unit's index (``ix_obligation_unit``) whatever the planner knows:
+the query names only the unit (and a state), and the running programs are picked in Python. With
+``program_id IN (…)`` in it, SQLite without statistics took the (program, task, due) index and read
+every obligation of the program — 671,111 for one unit's page at 20,000 units
+(``benchmarks/unit_page.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +56,20 @@ def _who(actor: str) -> str:
     return "督办办公室"
 
 
+def unit_query(unit: str):
+    """A unit's obligations, not cancelled: by the unit's index (see the module's note)."""
+    return select(Obligation).where(Obligation.unit == unit, Obligation.state != ObligationState.CANCELLED)
+
+
+def _said(event: Event, views: dict) -> str | None:
+    """What the office wrote to the unit with this event: a return's reason, as stored with the
+    submission (the audit detail also holds the office's client address and user agent)."""
+    if event.kind != "submission.returned":
+        return None
+    submission = views.get((event.after or {}).get("submission"))
+    return submission.reason if submission is not None else None
+
+
 def unit_obligations(
     session: Session, unit: str, today: date, *, desk: Desk | None = None
 ) -> list[UnitObligation]:
@@ -56,15 +78,7 @@ def unit_obligations(
     programs = running_programs(session)
     if not programs:
         return []
-    obligations = list(
-        session.exec(
-            select(Obligation).where(
-                Obligation.unit == unit,
-                Obligation.program_id.in_(programs),
-                Obligation.state != ObligationState.CANCELLED,
-            )
-        )
-    )
+    obligations = [o for o in session.exec(unit_query(unit)) if o.program_id in programs]
     ids = [o.id for o in obligations]
     submissions = _by_obligation(session, Submission, ids)
     views = {v.id: v for v in submission_views(session, [s for rows in submissions.values() for s in rows])}
@@ -79,12 +93,7 @@ def unit_obligations(
         task = task_of(desk, program.workflow, o.task)
         left = workdays_until(desk, program.workflow, today, o.due)
         history = tuple(
-            HistoryEntry(
-                e.at,
-                _who(e.actor),
-                EVENT_LABELS[e.kind],
-                e.detail if e.kind == "submission.returned" else None,
-            )
+            HistoryEntry(e.at, _who(e.actor), EVENT_LABELS[e.kind], _said(e, views))
             for e in events.get(o.id, ())
             if e.kind in EVENT_LABELS
         )

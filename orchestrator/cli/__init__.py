@@ -72,7 +72,11 @@ def _global(
 ) -> None:
     # A new context for every invocation (main() may run many in one process): settings are loaded once, lazily.
     ctx.obj = Context(config_path=config, debug=debug)
+    _invocation[0] = ctx.obj  # (for the error line after the command's context is gone)
     configure_logging(10 if debug else 30)  # logging.DEBUG / WARNING
+
+
+_invocation: list[Context | None] = [None]
 
 
 def _help_is_a_flag() -> None:
@@ -105,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failed, 2 bad input)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _invocation[0] = None
     try:
         code = app(args=args, prog_name="duban", standalone_mode=False)
     except SystemExit as exc:
@@ -134,7 +139,34 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the database's own failures (read-only, busy, unreachable): one line
+        from orchestrator.cli.failures import database_problem
+
+        line = None if debug else database_problem(exc, _database_named())
+        if line is None:
+            raise
+        err_console.print(f"duban: {line}", markup=False, highlight=False, soft_wrap=True)
+        return 1
     return code if isinstance(code, int) else 0
+
+
+def _database_named() -> str | None:
+    """The configured database as a line may name it (a SQLite path, or the URL without password)."""
+    try:
+        from orchestrator.store.db import sqlite_path
+
+        context = _invocation[0]
+        if context is None:
+            return None
+        url = context.settings.database.url
+        path = sqlite_path(url)
+        if path is not None:
+            return str(path)
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return None
 
 
 __all__ = ["Context", "app", "main"]

@@ -72,9 +72,10 @@ class Context:
 
     def open_engine(self):
         """The configured database, checked: exists, is duban's, schema at head (else a one-line error)."""
+        from orchestrator.cli.failures import CLI_BUSY_SECONDS
         from orchestrator.store.db import open_database
 
-        return open_database(self.settings.database.url)
+        return open_database(self.settings.database.url, busy_seconds=CLI_BUSY_SECONDS)
 
 
 class _ConfigureStructlogOnImport:

@@ -61,7 +61,7 @@ def _desk(session: Session) -> Desk:
     bundles = {}
     for program in session.exec(select(Program).where(Program.state == ProgramState.RUNNING)):
         bundles[program.workflow] = run.program_bundle(program)
-    return Desk(bundles, send_policy(run.settings, bundles))
+    return Desk(bundles, send_policy(run.settings, bundles), run.settings.web.extension_years)
 
 
 def review_row(review: Review, names: dict[str, str]) -> dict[str, Any]:
@@ -207,10 +207,13 @@ def evidence_get(
         raise BadInput("--out: give the file to write, e.g. --out report.pdf")
     if out.is_dir() or not out.parent.is_dir():
         raise BadInput(f"--out: {out} is a directory or its folder does not exist")
-    try:
-        number = int(file_id.lstrip("#"))
-    except ValueError:
-        raise BadInput(f'FILE_ID: bad id "{printable(file_id)[:40]}", expected a number') from None
+    from orchestrator.admin.refs import row_id
+
+    number = row_id(file_id)
+    if number is None and file_id.strip().lstrip("#").isdigit():
+        raise NotFound(f"no evidence file #{file_id.strip().lstrip('#')[:40]}")
+    if number is None:
+        raise BadInput(f'FILE_ID: bad id "{printable(file_id)[:40]}", expected a number')
     with Session(open_engine()) as session:
         row = session.get(Evidence, number)
         if row is None:

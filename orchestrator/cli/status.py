@@ -112,6 +112,15 @@ def _print_status(report: dict[str, Any]) -> None:
         )
     for message in report["warnings"]:
         console.print(Text(f"警告：{message}", style="yellow"))
+    fault = report.get("evidence_fault")
+    if fault:
+        console.print(
+            Text(
+                f"故障：证据材料文件夹 {fault['folder']} 无法写入（{fault['error']}，最近一次 "
+                f"{_seconds(fault['at'])}）：单位上传的材料无法保存，请检查该文件夹的权限和磁盘空间",
+                style="red",
+            )
+        )
 
 
 def _seconds(value: str) -> str:

@@ -169,6 +169,9 @@ class WebSettings(_Section):
     max_files: int = Field(default=10, ge=1, le=100)
     office_emails: list[str] = Field(default_factory=list)
     link_days: int = Field(default=456, ge=1, description="a unit link's validity: a year and a margin")
+    extension_years: int = Field(
+        default=1, ge=0, le=10, description="a due date may move to 12-31 of the program's year plus this"
+    )
     # slow clients (orchestrator.web.edge): seconds for a request's headers; seconds without a byte
     # of its body, after which it must also average min_upload_rate bytes a second; connections
     # at once from one address (not counting the trusted proxy on 127.0.0.1)

@@ -46,6 +46,12 @@ class AlreadyRunning(DubanError):
     exit_code = 1
 
 
+class DatabaseUnwritable(DubanError):
+    """The SQLite database file cannot be opened for writing (permissions, a read-only mount)."""
+
+    exit_code = 1
+
+
 class LeadershipLost(DubanError):
     """The connection that held the PostgreSQL advisory lock is gone: another daemon may lead now."""
 
@@ -112,7 +118,13 @@ class SqliteLock(_Alone):
     def try_acquire(self) -> bool:
         if self._fd is not None:
             return True
-        fd = os.open(self.database, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fd = os.open(self.database, os.O_RDWR | os.O_CLOEXEC)
+        except OSError as exc:  # a read-only file (or folder): the daemon could not write a row
+            raise DatabaseUnwritable(
+                f"{self.database}: cannot open the database for writing ({exc.strerror}): the daemon "
+                "writes it — check the owner and permissions of the file and its folder"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     bindparam,
     event,
     inspect,
+    select,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -65,6 +66,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _busy_timeout(seconds: float):
+    """A ``connect`` listener that sets how long a connection waits for another writer."""
+
+    def set_timeout(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        cursor.close()
+
+    return set_timeout
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -83,8 +95,10 @@ def sqlite_path(url: str) -> Path | None:
 POSTGRES_OPTIONS = "-c jit=off"
 
 
-def make_engine(url: str, *, create_dir: bool = False) -> Engine:
-    """An engine for ``url``; SQLite gets its pragmas, ``sqlite://`` (memory) one shared connection."""
+def make_engine(url: str, *, create_dir: bool = False, busy_seconds: float | None = None) -> Engine:
+    """An engine for ``url``; SQLite gets its pragmas, ``sqlite://`` (memory) one shared connection.
+    ``busy_seconds``: how long a SQLite connection waits for another writer (default 5 s; the CLI
+    waits longer: a tick at province scale writes for longer than that)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -98,6 +112,8 @@ def make_engine(url: str, *, create_dir: bool = False) -> Engine:
         else:
             engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        if busy_seconds is not None:
+            event.listen(engine, "connect", _busy_timeout(busy_seconds))
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
@@ -185,13 +201,13 @@ def _probe(url: str) -> str | None:
         probe.dispose()
 
 
-def open_database(url: str) -> Engine:
+def open_database(url: str, *, busy_seconds: float | None = None) -> Engine:
     """Open an existing duban database at head revision, or raise ``SchemaError`` saying what to run."""
     path = sqlite_path(url)
     if path is not None and not path.exists():
         raise SchemaError(f"{path}: no such database; run `duban db upgrade` to create it")
     revision = _probe(url)
-    engine = make_engine(url)
+    engine = make_engine(url, busy_seconds=busy_seconds)
     head = SCHEMA_REVISION  # the migrations' head (tests/test_migrations.py checks they agree)
     if revision is None:
         raise SchemaError(f"{_where(engine)}: the database has no duban schema; run `duban db upgrade`")
@@ -455,3 +471,17 @@ def transaction(engine: Engine):
         if is_sqlite(engine):
             session.connection().exec_driver_sql("BEGIN IMMEDIATE")
         yield session
+
+
+def lock_row(session: Session, table: Table, row_id: int) -> None:
+    """Hold the row ``row_id`` of ``table`` until the session's transaction ends: another transaction
+    that locks it waits, then reads what this one committed. A decision that reads before it writes
+    (a unit's double tap, a decision racing another) takes the lock first and reads after it.
+
+    PostgreSQL: ``SELECT … FOR UPDATE`` (a row lock). SQLite: an UPDATE that changes nothing, which
+    takes the database's write lock (pysqlite begins the transaction at the first write, so the
+    reads that follow see every commit made before it)."""
+    if is_sqlite(session.get_bind()):
+        session.execute(table.update().where(table.c.id == row_id).values(id=table.c.id))
+    else:
+        session.execute(select(table.c.id).where(table.c.id == row_id).with_for_update())

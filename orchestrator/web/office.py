@@ -10,6 +10,7 @@ office path answers 404 — the same page as an unknown path.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import date
 
 from starlette.background import BackgroundTask
@@ -20,6 +21,8 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from orchestrator.admin import links, office_sessions, overview, submissions
+from orchestrator.admin.acting import TooLate, TooLong
+from orchestrator.admin.decisions import AlreadyDecided
 from orchestrator.admin.evidence import evidence_path
 from orchestrator.admin.submissions import Actor
 from orchestrator.engine.window import local_day
@@ -41,7 +44,8 @@ from orchestrator.web.uploads import FormError, read_form
 from workflows.errors import DubanError, NotFound
 
 DONE_NOTICES = {"approved": "已审核通过。", "returned": "已退回，理由已告知报送单位。"}
-MAX_NOTE = 2000
+ALREADY_DECIDED = "该申请已经处理过了。"
+MAX_NOTE = submissions.MAX_NOTE  # characters: a longer text is refused (never cut)
 
 
 def routes(portal: Portal) -> list[Route]:
@@ -102,7 +106,7 @@ def routes(portal: Portal) -> list[Route]:
         )
 
     async def decide(request: Request) -> Response:
-        office = portal.office_of(request)
+        office = await run_in_threadpool(portal.office_of, request)  # (a database read)
         if office is None:
             raise HTTPException(404)
         if not portal.limiter.allow("o:" + office.sid):
@@ -124,8 +128,13 @@ def routes(portal: Portal) -> list[Route]:
             await run_in_threadpool(_decide, portal, action, request.path_params["submission"], actor, form)
         except NotFound:
             raise HTTPException(404) from None
+        except AlreadyDecided:  # another decision went first: this one changed nothing
+            return await run_in_threadpool(_board, portal, request, office, None, ALREADY_DECIDED, 409)
         except (DubanError, ValueError) as exc:
-            return await run_in_threadpool(_board, portal, request, office, None, _message(exc), 400)
+            kept = _Kept(
+                request.path_params["submission"], form.get("note"), form.get("reason"), form.get("until")
+            )
+            return await run_in_threadpool(_board, portal, request, office, None, _message(exc), 400, kept)
         ok = "approved" if action == "approve" else "returned"
         return RedirectResponse(f"{_root(request)}/office?ok={ok}", 303)
 
@@ -264,16 +273,20 @@ def _decide(portal: Portal, action: str, submission_id: int, actor: Actor, form)
         if action == "approve":
             text = form.get("until").strip()
             until = date.fromisoformat(text) if text else None
-            note = clean_text(form.get("note"), MAX_NOTE) or None
+            note = clean_text(form.get("note"), portal.limits.max_field_bytes) or None
             submissions.approve(session, submission_id, actor, now, note=note, until=until, desk=portal.desk)
         else:
-            reason = clean_text(form.get("reason"), MAX_NOTE)
+            reason = clean_text(form.get("reason"), portal.limits.max_field_bytes)
             submissions.return_submission(session, submission_id, actor, now, reason, desk=portal.desk)
         session.commit()
 
 
 def _message(exc: Exception) -> str:
     text = str(exc)
+    if isinstance(exc, TooLong):
+        return f"意见或理由过长：{exc.length} 字，最多 {MAX_NOTE} 字，请精简后再提交。"
+    if isinstance(exc, TooLate):
+        return f"延期后的日期最晚为{render.day_with_weekday(exc.latest)}。"
     if isinstance(exc, ValueError) and "isoformat" in text.lower():
         return "日期格式有误，请按“年-月-日”填写。"
     if "--reason" in text:
@@ -282,10 +295,30 @@ def _message(exc: Exception) -> str:
         return "该申请已经处理过了。"
     if "must be after the due date" in text:
         return "延期后的日期须晚于原截止日期。"
+    if "not in review" in text:  # a completion whose obligation was finished otherwise meanwhile
+        return "该事项已不在待审核状态（已办结、免除或另行处理），不能再通过此申请；可将其退回。"
     return "操作未能完成，请检查后重试。"
 
 
-def _board(portal: Portal, request: Request, office: OfficeSession, notice, error, status: int) -> Response:
+@dataclass(frozen=True)
+class _Kept:
+    """What the office typed in a form that was refused (shown again in that form)."""
+
+    submission: int
+    note: str
+    reason: str
+    until: str
+
+
+def _board(
+    portal: Portal,
+    request: Request,
+    office: OfficeSession,
+    notice,
+    error,
+    status: int,
+    kept: _Kept | None = None,
+) -> Response:
     now = portal.now()
     section = request.query_params.get("section") or None
     unit = request.query_params.get("unit") or None
@@ -310,5 +343,6 @@ def _board(portal: Portal, request: Request, office: OfficeSession, notice, erro
         csrf=lambda: portal.csrf.issue(binding_of(office.sid)),
         notice=notice,
         error=error,
+        kept=kept,
         today=render.day(today),
     )

@@ -40,7 +40,7 @@ class Portal:
     office_emails: frozenset[str]
     secure_cookies: bool
     desk: Desk = NO_DESK
-    posts_per_minute: int = 20
+    posts_per_minute: int = 60  # per link or office session: a clerk's 签收 one by one of a day's list fits
     pages: Pages = field(default_factory=Pages)
 
     def __post_init__(self) -> None:

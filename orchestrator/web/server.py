@@ -46,7 +46,7 @@ def make_portal(settings: Settings, clock: Clock | None = None) -> Portal:
         link_max_age=float(web.link_seconds),
         office_emails=frozenset(e.lower() for e in web.office_emails),
         secure_cookies=web.base_url.startswith("https://"),
-        desk=Desk(bundles=by_id, policy=send_policy(settings, bundles)),
+        desk=Desk(bundles=by_id, policy=send_policy(settings, bundles), extension_years=web.extension_years),
     )
 
 

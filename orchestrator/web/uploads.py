@@ -107,7 +107,10 @@ class Form:
         for upload in wanted:
             writer = upload.writer
             if writer.handle is not None:
-                writer.handle.flush()
+                try:
+                    writer.handle.flush()
+                except OSError as exc:  # a full disk: the server's fault
+                    raise evidence.StorageFault(writer.root, exc) from exc
             if writer.size == 0:
                 raise evidence.RefusedType(f"{writer.name}: the file is empty")
             if evidence.sniff(writer.temp, writer.head) not in evidence.ALLOWED:
@@ -215,7 +218,7 @@ class _MultipartReader:
                 raise self.error
             if self._part is not None:
                 raise FormError("the form ended in the middle of a part")
-        except (FormError, evidence.EvidenceError, ClientDisconnect):
+        except (FormError, evidence.EvidenceError, evidence.StorageFault, ClientDisconnect):  # (StorageFault: the server's fault)
             self._abort()
             raise
         except BaseException as exc:  # python-multipart's own parse errors
