@@ -119,10 +119,8 @@ def routes(portal: Portal) -> list[Route]:
         binding = binding_of(token)
         if not portal.limiter.allow("u:" + binding):
             raise HTTPException(429)
-        form = await _read(portal, request, binding)
-        form.cleanup()  # (this form carries no files)
-        if portal.csrf.check(form.get(CSRF_FIELD), binding) is None:
-            raise HTTPException(403)
+        form = await _read(portal, request, binding, files=False)  # (its CSRF token checked as it is read)
+        form.cleanup()
         client, agent = client_of(request)
         count = await run_in_threadpool(_acknowledge_all, portal, Actor.for_unit(unit, client, agent))
         return RedirectResponse(

@@ -218,7 +218,12 @@ class _MultipartReader:
                 raise self.error
             if self._part is not None:
                 raise FormError("the form ended in the middle of a part")
-        except (FormError, evidence.EvidenceError, evidence.StorageFault, ClientDisconnect):  # (StorageFault: the server's fault)
+        except (
+            FormError,
+            evidence.EvidenceError,
+            evidence.StorageFault,
+            ClientDisconnect,
+        ):  # (StorageFault: the server's fault)
             self._abort()
             raise
         except BaseException as exc:  # python-multipart's own parse errors
