@@ -1,10 +1,11 @@
-"""``duban status`` in one call: programs and their phases, obligations by state, the outbox, the
-daemons' heartbeats (alive or not), and calendar warnings. Plain rows, no printing."""
+"""``duban status`` in one call: programs and their phases, obligations by state, the outbox and
+its stuck channels (``stuck``), the daemons' heartbeats (alive or not), and calendar warnings.
+Plain rows, no printing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,9 @@ from sqlmodel import Session, select
 
 from orchestrator.admin.mail import outbox_counts
 from orchestrator.admin.overview import STATES, display_tz, iso
+from orchestrator.admin.stuck import stuck_channels
 from orchestrator.engine.outbox.waiting import waiting
+from orchestrator.engine.window import SendPolicy
 from orchestrator.store.models import Heartbeat, Obligation, PhaseRun, Program
 from orchestrator.store.states import ObligationState, ProgramState
 from workflows.errors import DubanError
@@ -22,15 +25,23 @@ CalendarOf = Callable[[Program], Any]  # a program → its working-day calendar 
 
 
 def status_report(
-    session: Session, now: datetime, *, tick_interval: float, calendar_of: CalendarOf
+    session: Session,
+    now: datetime,
+    *,
+    tick_interval: float,
+    calendar_of: CalendarOf,
+    send_window: tuple[time, time] | None = None,
 ) -> dict[str, Any]:
-    """Everything ``duban status`` shows, as the one JSON object of ``duban status --json``."""
+    """Everything ``duban status`` shows, as the one JSON object of ``duban status --json``
+    (``send_window``: the configured one; a channel's wait outside it is no sign it is stuck)."""
     tz = display_tz(session)
     daemons = daemon_rows(session, now, tick_interval, tz)
+    policy = _send_policy(session, calendar_of, send_window) if send_window else None
     return {
         "now": iso(now, tz),
         "programs": program_rows(session),
         "outbox": outbox_counts(session),
+        "stuck": stuck_channels(session, now, policy, lambda t: iso(t, tz)),
         # notices and emails for the next window
         "waiting": waiting(session, now).as_json(lambda t: iso(t, tz)),
         "daemons": daemons,
@@ -38,6 +49,19 @@ def status_report(
         "last_tick_at": max((d["last_tick_at"] for d in daemons if d["last_tick_at"]), default=None),
         "warnings": calendar_warnings(session, calendar_of),
     }
+
+
+def _send_policy(session: Session, calendar_of: CalendarOf, window: tuple[time, time]) -> SendPolicy | None:
+    """The send window on each running program's calendar (None when no calendar can be read)."""
+    calendars = {}
+    for program in session.exec(select(Program).where(Program.state == ProgramState.RUNNING)):
+        try:
+            calendars[program.workflow] = calendar_of(program)
+        except DubanError:
+            continue
+    if not calendars:
+        return None
+    return SendPolicy(window, calendars, next(iter(calendars.values())))
 
 
 def calendar_warnings(session: Session, calendar_of: CalendarOf) -> list[str]:

@@ -29,6 +29,7 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
             now(),
             tick_interval=ctx.settings.daemon.tick_interval,
             calendar_of=lambda program: program_calendar(ctx.settings, program),
+            send_window=ctx.settings.mail.window,
         )
     if as_json:
         print_json_lines([report])
@@ -89,6 +90,8 @@ def _print_status(report: dict[str, Any]) -> None:
     if pending["next_send_at"]:
         line.append(f"；下次发送 {pending['next_send_at'][:16].replace('T', ' ')}", style="bold")
     console.print(line)
+    for stuck in report.get("stuck", []):
+        console.print(Text(f"卡住：{_stuck_line(stuck)}", style="red"))
     if "robot" in channels:  # the group robots' messages: their own deliveries
         robots = channels["robot"]
         line = Text("群机器人：" + " · ".join(f"{OUTBOX_STATES[s]} {robots[s]}" for s in OUTBOX_ORDER))
@@ -110,6 +113,19 @@ def _print_status(report: dict[str, Any]) -> None:
         )
     for message in report["warnings"]:
         console.print(Text(f"警告：{message}", style="yellow"))
+
+
+def _stuck_line(row: dict[str, Any]) -> str:
+    """``群机器人 wc1：1 条消息自 09:31 起发送中仍无结果；最近一次发出 09:02``."""
+    channel = row["channel"]
+    name = "邮件" if channel == "email" else f"群机器人 {channel.removeprefix('robot:')}"
+    parts = []
+    if row["sending"]:
+        parts.append(f"{row['sending']} 条消息自 {_seconds(row['sending_since'])} 起发送中，仍无结果")
+    if row["due"]:
+        parts.append(f"{row['due']} 条消息自 {_seconds(row['due_since'])} 起已到期，仍未发出")
+    last = _seconds(row["last_sent_at"]) if row["last_sent_at"] else "从未"
+    return f"{name}：{'；'.join(parts)}（最近一次发出：{last}；见 duban log）"
 
 
 def _seconds(value: str) -> str:
