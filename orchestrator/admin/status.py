@@ -4,7 +4,7 @@ Plain rows, no printing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,15 +31,17 @@ def status_report(
     tick_interval: float,
     calendar_of: CalendarOf,
     send_window: tuple[time, time] | None = None,
+    declared: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Everything ``duban status`` shows, as the one JSON object of ``duban status --json``
-    (``send_window``: the configured one; a channel's wait outside it is no sign it is stuck)."""
+    (``send_window``: the configured one, a channel's wait outside it is no sign it is stuck;
+    ``declared``: the workflows ``[[programs]]`` declares, the ones the daemon runs)."""
     tz = display_tz(session)
     daemons = daemon_rows(session, now, tick_interval, tz)
     policy = _send_policy(session, calendar_of, send_window) if send_window else None
     return {
         "now": iso(now, tz),
-        "programs": program_rows(session),
+        "programs": program_rows(session, declared),
         "outbox": outbox_counts(session),
         "stuck": stuck_channels(session, now, policy, lambda t: iso(t, tz)),
         # notices and emails for the next window
@@ -108,8 +110,9 @@ def daemon_rows(session: Session, now: datetime, tick_interval: float, tz: ZoneI
     return rows
 
 
-def program_rows(session: Session) -> list[dict[str, Any]]:
-    """Programs with their phases and their obligations counted by state."""
+def program_rows(session: Session, declared: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """Programs with their phases and their obligations counted by state; ``run``: whether the
+    daemon runs it (its workflow is in ``declared``; None when that is not known)."""
     counts: dict[int, dict[str, int]] = {}
     for program_id, state, n in session.exec(
         select(Obligation.program_id, Obligation.state, func.count()).group_by(
@@ -160,6 +163,7 @@ def program_rows(session: Session) -> list[dict[str, Any]]:
                 "obligations": by_state
                 | {"done_late": late_done.get(program.id, 0), "total": sum(by_state.values())},
                 "late_units": late_units.get(program.id, 0),
+                "run": None if declared is None else program.workflow in declared,
             }
         )
     return rows

@@ -21,6 +21,7 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
 
     from orchestrator.admin.status import status_report
     from orchestrator.service.calendars import program_calendar
+    from orchestrator.service.runtime import declared_workflows
 
     ctx = current()
     with Session(ctx.open_engine()) as session:
@@ -30,6 +31,7 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
             tick_interval=ctx.settings.daemon.tick_interval,
             calendar_of=lambda program: program_calendar(ctx.settings, program),
             send_window=ctx.settings.mail.window,
+            declared=declared_workflows(ctx.settings),
         )
     if as_json:
         print_json_lines([report])
@@ -76,6 +78,8 @@ def _print_status(report: dict[str, Any]) -> None:
                 f"；{program['late_units']} 个单位有逾期事项（duban tasks --state overdue）", style="red"
             )
         console.print(line)
+        if program["run"] is False and program["state"] == "running":
+            console.print(Text(not_run_line(program["workflow"]), style="red"))
     outbox = report["outbox"]
     channels = outbox.get("channels", {})
     email = channels.get("email", outbox)
@@ -113,6 +117,13 @@ def _print_status(report: dict[str, Any]) -> None:
         )
     for message in report["warnings"]:
         console.print(Text(f"警告：{message}", style="yellow"))
+
+
+def not_run_line(workflow: str) -> str:
+    return (
+        f"未运行：方案 {workflow} 不在配置文件的 [[programs]] 中，守护进程不处理它（定时器不触发，不发任何通知）；"
+        f'在 [[programs]] 中加入 workflow = "{workflow}" 并重新加载（SIGHUP）后按停机后的规则补处理'
+    )
 
 
 def _stuck_line(row: dict[str, Any]) -> str:

@@ -53,8 +53,10 @@ from orchestrator.service.runtime import (
 from orchestrator.service.upkeep import (
     ProgramChanges,
     ensure_programs,
+    program_ids,
     record_daemon_event,
     release_stale_claims,
+    warn_undeclared,
     write_heartbeat,
 )
 from orchestrator.store.states import OutboxKind
@@ -140,6 +142,7 @@ class Work:
         record_daemon_event(self.engine, now, "daemon.leader", self.node, after={"role": "leader"})
         release_stale_claims(self.engine, now, self.node, self.leadership.gone)
         self._ensure_programs(now, reconcile=True)
+        warn_undeclared(self.engine, self.runtime.workflows)
 
     def release_dead_claims(self) -> None:
         """The leader, before each dispatch: hand back what daemons that died had claimed (never a
@@ -147,15 +150,25 @@ class Work:
         release_stale_claims(self.engine, self.clock.now(), self.node, self.leadership.gone)
 
     def tick(self) -> TickOutcome:
+        """Start what config declares, then fire the due timers of the programs it declares (a program
+        started by hand and not in ``[[programs]]`` is not run: its timers wait, ``status`` says so)."""
         self.leadership.check()
         now = self.clock.now()
         programs = self._ensure_programs(now, reconcile=False)
-        report = tick(self.engine, now, self.runtime.policy)
-        next_at = next_fire_at(self.engine)
+        run = self.run_programs()
+        report = tick(self.engine, now, self.runtime.policy, programs=run)
+        next_at = next_fire_at(self.engine, run)
         self.processed += report.fired + report.skipped
         status = running_status(self.processed, next_at, self.runtime.timezone)
         self.heartbeat("leader", True, status, now)
         return TickOutcome(report, next_at, status, programs)
+
+    def run_programs(self) -> list[int]:
+        """The ids of the programs this daemon runs: those whose workflow ``[[programs]]`` declares."""
+        return program_ids(self.engine, self.runtime.workflows)
+
+    def enqueue(self, runtime: Runtime) -> int:
+        return enqueue(self.engine, self.clock.now(), runtime.bundles, runtime.renderer, self.run_programs())
 
     def reconcile(self) -> ProgramChanges:
         """After a reload: every program reconciled with the new files, and a ``daemon.reloaded`` event."""
@@ -219,9 +232,7 @@ class Work:
 
     async def _lead_dispatch(self, runtime: Runtime) -> bool:
         await self.guarded("reclaim", self.release_dead_claims)
-        queued = await self.guarded(
-            "enqueue", enqueue, self.engine, self.clock.now(), runtime.bundles, runtime.renderer
-        )
+        queued = await self.guarded("enqueue", self.enqueue, runtime)
         if self.life.stopping:
             return False
         report = await self._deliver(runtime, (OutboxKind.DIGEST, OutboxKind.FAILURE_REPORT))
