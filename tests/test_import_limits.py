@@ -21,7 +21,7 @@ import pytest
 from openpyxl import Workbook
 from support import DUBAN
 
-from orchestrator.admin import xlsx_rows
+from orchestrator.admin import refs, xlsx_rows
 from orchestrator.admin.status_file import MAX_FILE_BYTES, ImportProblems, read_status_file
 
 MEMORY = 512 << 20  # what `duban import-status` may map: a small file needs under 200 MB
@@ -149,6 +149,17 @@ def test_a_number_that_is_no_sane_value_is_one_located_line(duban_env, tmp_path)
         f"{path}:6: ref (事项编号): cell A6: nan is no number a cell can use (infinite, or not a number)",
         f"{path}:7: no obligation #12 (`duban tasks` lists them)",  # a sane number goes on to the check
     ]
+
+
+@pytest.mark.skipif(
+    not hasattr(refs, "row_id"), reason="refs.py's bound on ids comes with branch i26-decisions"
+)
+def test_a_huge_ref_in_a_csv_is_what_refs_says_at_its_line(duban_env, tmp_path):
+    """A CSV ref past any row id: refs.py's one line (no obligation …) at the row's line, exit 2."""
+    path = tmp_path / "huge.csv"
+    path.write_text("事项编号,状态,完成日期\n99999999999999999999,已完成,2026-06-01\n", encoding="utf-8")
+    lines = errors(import_status(duban_env, path))
+    assert lines == [f"{path}:2: no obligation #99999999999999999999 (`duban tasks` lists them)"]
 
 
 def test_a_date_cell_that_is_no_date_is_one_located_line(duban_env, tmp_path):
