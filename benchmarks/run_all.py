@@ -14,6 +14,7 @@ SCRIPTS = [
     "dispatch_bench.py",
     "two_daemons.py",
     "crash_year.py",
+    "import_files.py",
 ]
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ class _SheetReader:
 
     def _start_row(self, r: str | None) -> None:
         self.rows_read += 1
-        if self.rows_read > self.max_rows:
+        if self.rows_read > self.max_rows + 1:  # (the header row aside)
             raise SheetProblem(
                 self.row + 1, f"more than {self.max_rows:,} rows (empty ones count too): not read"
             )
@@ -177,10 +177,19 @@ class _SheetReader:
 
 
 def _column(ref: str) -> int:
-    letters = ref[: len(ref) - len(ref.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))]
-    if not 0 < len(letters) <= 3:
-        return 0
-    return column_index_from_string(letters.upper())
+    """The column of a cell reference (``"AB12"`` → 28); 0 when it names none."""
+    letters = ref.rstrip("0123456789")
+    column = _COLUMNS.get(letters)
+    if column is None:
+        if not (0 < len(letters) <= 3 and letters.isalpha() and letters.isascii()):
+            return 0
+        column = column_index_from_string(letters.upper())
+        if len(_COLUMNS) < MAX_COLUMN:
+            _COLUMNS[letters] = column
+    return column
+
+
+_COLUMNS: dict[str, int] = {}  # letters → column, as met (at most Excel's 16,384 of them)
 
 
 @dataclass(slots=True)
