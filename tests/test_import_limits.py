@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import os
 import resource
+import struct
 import subprocess
+import zipfile
 from datetime import date
 from pathlib import Path
 
@@ -102,6 +104,31 @@ def test_cells_are_counted_as_they_are_read_empty_ones_too(tmp_path, monkeypatch
     with pytest.raises(ImportProblems) as caught:
         read_status_file(path)
     assert str(caught.value) == f"{path}:11: more than 10,000 cells (empty ones count too): not read"
+
+
+@pytest.mark.parametrize("damage", ["deflate stream", "encrypted flag", "truncated"])
+def test_a_damaged_archive_is_one_line(tmp_path, damage):
+    path = hostile.workbook(
+        tmp_path / "damaged.xlsx",
+        hostile.sheet_xml(
+            [hostile.HEADER, *[hostile.row(n, hostile.inline(f"B{n}", "已完成")) for n in range(2, 400)]]
+        ),
+    )
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_length + extra_length
+    if damage == "deflate stream":
+        data[start : start + 16] = b"\xff" * 16
+    elif damage == "encrypted flag":  # the sheet's entry is the last of the central directory
+        data[data.rindex(b"PK\x01\x02") + 8] |= 1
+    else:
+        data = data[: start + 50] + data[-200:]
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImportProblems) as caught:
+        read_status_file(path)
+    assert str(caught.value).startswith(f"{path}:1: not a readable XLSX workbook (")
 
 
 def test_a_dimension_of_the_whole_sheet_is_not_believed(duban_env, tmp_path):

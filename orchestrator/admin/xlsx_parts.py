@@ -20,6 +20,7 @@ import io
 import posixpath
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from xml.parsers import expat
 
@@ -36,6 +37,18 @@ MAX_STRING_CHARS = 32 << 20  # characters of all shared strings together
 MAX_STYLES = 100_000  # cell formats, number formats, sheets, relationships
 CHUNK = 64 << 10
 START, END, TEXT = 1, 2, 3
+# what zipfile raises for a part it cannot give: a bad CRC or deflate stream, encryption (RuntimeError),
+# an unknown compression, a truncated file
+UNREADABLE = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+    OSError,
+    EOFError,
+    ValueError,
+)
 
 
 class SheetProblem(Exception):
@@ -61,7 +74,7 @@ def open_archive(data: bytes) -> zipfile.ZipFile:
         )
     try:
         return zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+    except UNREADABLE as exc:
         raise SheetProblem(1, f"not a readable XLSX workbook ({type(exc).__name__})") from None
 
 
@@ -120,7 +133,7 @@ class Parts:
             raise SheetProblem(
                 1, f"not a readable XLSX workbook ({path}: {expat.ErrorString(exc.code)})"
             ) from None
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as exc:
+        except UNREADABLE as exc:  # a broken or encrypted part, a compression zipfile does not know
             raise SheetProblem(1, f"not a readable XLSX workbook ({path}: {type(exc).__name__})") from None
         yield from events
 
