@@ -48,6 +48,26 @@ def state_summary(counts: dict[str, int]) -> str:
     return f"共 {counts['total']} 项" + ("：" + " · ".join(parts) if parts else "")
 
 
+def not_run_line(workflow: str) -> str:
+    return (
+        f"未运行：方案 {workflow} 不在配置文件的 [[programs]] 中，守护进程不处理它（定时器不触发，不发任何通知）；"
+        f'在 [[programs]] 中加入 workflow = "{workflow}" 并重新加载（SIGHUP）后按停机后的规则补处理'
+    )
+
+
+def _stuck_line(row: dict[str, Any]) -> str:
+    """``群机器人 wc1：1 条消息自 09:31 起发送中仍无结果；最近一次发出 09:02``."""
+    channel = row["channel"]
+    name = "邮件" if channel == "email" else f"群机器人 {channel.removeprefix('robot:')}"
+    parts = []
+    if row["sending"]:
+        parts.append(f"{row['sending']} 条消息自 {_seconds(row['sending_since'])} 起发送中，仍无结果")
+    if row["due"]:
+        parts.append(f"{row['due']} 条消息自 {_seconds(row['due_since'])} 起已到期，仍未发出")
+    last = _seconds(row["last_sent_at"]) if row["last_sent_at"] else "从未"
+    return f"{name}：{'；'.join(parts)}（最近一次发出：{last}；见 duban log）"
+
+
 def _print_status(report: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -117,26 +137,6 @@ def _print_status(report: dict[str, Any]) -> None:
         )
     for message in report["warnings"]:
         console.print(Text(f"警告：{message}", style="yellow"))
-
-
-def not_run_line(workflow: str) -> str:
-    return (
-        f"未运行：方案 {workflow} 不在配置文件的 [[programs]] 中，守护进程不处理它（定时器不触发，不发任何通知）；"
-        f'在 [[programs]] 中加入 workflow = "{workflow}" 并重新加载（SIGHUP）后按停机后的规则补处理'
-    )
-
-
-def _stuck_line(row: dict[str, Any]) -> str:
-    """``群机器人 wc1：1 条消息自 09:31 起发送中仍无结果；最近一次发出 09:02``."""
-    channel = row["channel"]
-    name = "邮件" if channel == "email" else f"群机器人 {channel.removeprefix('robot:')}"
-    parts = []
-    if row["sending"]:
-        parts.append(f"{row['sending']} 条消息自 {_seconds(row['sending_since'])} 起发送中，仍无结果")
-    if row["due"]:
-        parts.append(f"{row['due']} 条消息自 {_seconds(row['due_since'])} 起已到期，仍未发出")
-    last = _seconds(row["last_sent_at"]) if row["last_sent_at"] else "从未"
-    return f"{name}：{'；'.join(parts)}（最近一次发出：{last}；见 duban log）"
 
 
 def _seconds(value: str) -> str:
