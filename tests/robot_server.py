@@ -237,9 +237,9 @@ class RobotServer:
                 self.close_connection = True
                 try:
                     while not stopping.is_set():
+                        platform.streamed += len(answer.chunk)  # (counted before the client can read it)
                         self.wfile.write(answer.chunk)
                         self.wfile.flush()
-                        platform.streamed += len(answer.chunk)
                         stopping.wait(answer.every)
                 except OSError:  # the client gave up: what a bounded client does
                     platform.cut_off += 1
