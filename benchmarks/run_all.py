@@ -17,6 +17,7 @@ SCRIPTS = [
     "slow_clients.py",
     "unit_page.py",
     "busy_cli.py",
+    "import_files.py",
 ]
 
 if __name__ == "__main__":

@@ -11,10 +11,17 @@ delivered message. ``classify_reply`` is the one place that says what the other 
 
 Secrets (the WeCom key, the DingTalk access token and secret, the signature) are in the request
 URL only; no error text, ``repr`` or log line carries them.
+
+Every request is bounded: the answer is read as a stream, at most ``MAX_ANSWER_BYTES`` of it (the
+platforms' answers are a few dozen bytes; a server that answers without end is cut off), and the
+whole request — connect, send, answer — has one deadline (``timeout``, the ``[im] timeout``). httpx's
+own timeouts apply to each read, so a server trickling a byte now and then would never hit them.
+Past either bound the message is retried (``TemporaryFailure``), like a timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -40,6 +47,7 @@ WECOM_MARKDOWN_BYTES = 4096  # markdown.content, in UTF-8 bytes (errcode 40058 p
 DINGTALK_BODY_BYTES = 20000  # the whole request body (errcode 460101 past it)
 PER_MINUTE = 20  # both platforms: messages a minute per robot
 DINGTALK_THROTTLE = 600.0  # seconds a DingTalk robot is throttled once past its limit
+MAX_ANSWER_BYTES = 64 << 10  # of a platform's answer (decoded): its real answers are a few dozen
 
 RATE_LIMITED = {"dingtalk": {130101: DINGTALK_THROTTLE}, "wecom": {45009: 60.0}}
 BUSY = {-1}
@@ -185,33 +193,54 @@ class RobotTransport:
             raise PermanentFailure(f"robot {message.robot}: not in the robots file")
         if not robot.fits(message.title, message.text):
             raise PermanentFailure(f"{robot.kind} robot {robot.name}: message over the platform's limit")
-        await self.open()
-        assert self._client is not None
+        where = f"{robot.kind} robot {robot.name}"
         try:
-            response = await self._client.post(
-                self.url(robot),
-                content=robot.body(message.title, message.text),
-                headers={"Content-Type": "application/json; charset=utf-8"},
-            )
+            async with asyncio.timeout(self.timeout):
+                status, content = await self._post(robot, message)
+        except TimeoutError:
+            raise TemporaryFailure(f"{where}: no complete answer within {self.timeout:g} s") from None
+        except _TooLong:
+            raise TemporaryFailure(
+                f"{where}: an answer of more than {MAX_ANSWER_BYTES >> 10} KB: not the platform's, cut off"
+            ) from None
         except httpx.TimeoutException as exc:
-            raise TemporaryFailure(
-                self._clean(f"{robot.kind} robot {robot.name}: timed out: {exc}")
-            ) from None
+            raise TemporaryFailure(self._clean(f"{where}: timed out: {exc}")) from None
         except httpx.HTTPError as exc:
-            raise TemporaryFailure(
-                self._clean(f"{robot.kind} robot {robot.name}: {type(exc).__name__}: {exc}")
-            ) from None
-        error = classify_reply(robot, response.status_code, response.content)
+            raise TemporaryFailure(self._clean(f"{where}: {type(exc).__name__}: {exc}")) from None
+        error = classify_reply(robot, status, content)
         if error is not None:
             raise type(error)(self._clean(str(error)), **_extra(error))
         log.info("robot.posted", robot=robot.name, kind=robot.kind, message_id=message.message_id)
         return SendResult(accepted=(robot.name,), refused={})
+
+    async def _post(self, robot: Robot, message: RobotMessage) -> tuple[int, bytes]:
+        """POST ``message``; the answer's status and body, read up to ``MAX_ANSWER_BYTES`` (``_TooLong``
+        past it: the rest is never read)."""
+        await self.open()
+        assert self._client is not None
+        request = self._client.stream(
+            "POST",
+            self.url(robot),
+            content=robot.body(message.title, message.text),
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+        async with request as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():  # decoded: a compressed bomb counts as expanded
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise _TooLong
+            return response.status_code, bytes(body)
 
     def _clean(self, text: str) -> str:
         text = " ".join(text.split())
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, "***").replace(quote_plus(secret), "***")
         return text
+
+
+class _TooLong(Exception):
+    """An answer longer than ``MAX_ANSWER_BYTES``."""
 
 
 def _extra(error: TransportError) -> dict:

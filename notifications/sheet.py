@@ -48,9 +48,14 @@ def _cells(item: DigestItem, today: date) -> list[object]:
     ]
 
 
-def _clean(value: object) -> object:
-    """A cell's value, never a formula (a unit name starting with ``=`` stays text)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+FORMULA_MARKS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
+
+
+def text_cell(value: object) -> object:
+    """A cell's value, never a formula: text starting with ``=`` (``+``, ``-``, ``@``, a tab or a
+    carriage return) gets a leading ``'``, as Excel itself writes such text. For XLSX and CSV alike
+    (a unit named ``=HYPERLINK(…)`` stays a name)."""
+    if isinstance(value, str) and value[:1] in FORMULA_MARKS:
         return "'" + value
     return value
 
@@ -61,7 +66,7 @@ def item_table(
     """The header and rows of ``items`` (``for_import``: with the empty columns to fill in)."""
     header = [*LIST_COLUMNS, *(IMPORT_COLUMNS if for_import else ())]
     extra = [""] * (len(IMPORT_COLUMNS) if for_import else 0)
-    return header, [[_clean(v) for v in _cells(i, today)] + extra for i in items]
+    return header, [[text_cell(v) for v in _cells(i, today)] + extra for i in items]
 
 
 def xlsx(items: Sequence[DigestItem], today: date, *, title: str, for_import: bool = False) -> bytes:

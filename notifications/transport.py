@@ -341,7 +341,7 @@ class MaildirTransport:
         try:
             await asyncio.to_thread(self._make_dirs)
         except OSError as exc:
-            raise classify(exc, server=f"maildir {self.root}") from exc
+            raise self._error(exc) from exc
 
     async def send(self, message: EmailMessage, recipients: Sequence[str]) -> SendResult:
         data = to_wire(message)
@@ -349,12 +349,18 @@ class MaildirTransport:
         try:
             path = await asyncio.to_thread(self._write, name, data)
         except OSError as exc:
-            raise classify(exc, server=f"maildir {self.root}") from exc
+            raise self._error(exc) from exc
         log.info("maildir.written", path=str(path), message_id=message["Message-ID"])
         return SendResult(accepted=tuple(dict.fromkeys(recipients)), refused={})
 
     async def close(self) -> None:
         return None
+
+    def _error(self, exc: OSError) -> TemporaryFailure:
+        """A file that cannot be written (a full disk, a read-only or unwritable folder): said as such,
+        never as a "network error"; retried (the folder may be fixed meanwhile)."""
+        where = f" {exc.filename}" if exc.filename else ""
+        return TemporaryFailure(f"maildir {self.root}: cannot write{where}: {exc.strerror or exc}")
 
     def path_for(self, message: EmailMessage) -> Path:
         return self.root / "new" / f"{maildir_name(message)}.eml"

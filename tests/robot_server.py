@@ -8,6 +8,10 @@ messages a minute per robot the rate limit (a DingTalk robot then stays throttle
 
 ``window_now`` is the clock the per-minute limit is counted on (the test's fake clock), while a
 signature's timestamp is checked against real time, as the platform's own clock would.
+
+A scripted answer may also be a ``Stream``: HTTP 200 and a body that never ends, sent as fast as
+the client reads it (``ENDLESS``) or a byte now and then (``trickle(seconds)``) — the server that
+issue 26 found holding a daemon (each stops when the client goes away or the server stops).
 """
 
 from __future__ import annotations
@@ -52,6 +56,23 @@ DINGTALK_TOO_FAST = {"errcode": 130101, "errmsg": "send too fast, exceed 20 time
 DINGTALK_TOO_LONG = {"errcode": 460101, "errmsg": "message too long, exceed 20000 bytes"}
 
 
+@dataclass(frozen=True)
+class Stream:
+    """A scripted answer: HTTP 200, then ``chunk`` every ``every`` seconds, without end."""
+
+    chunk: bytes
+    every: float
+
+
+ENDLESS = Stream(b"{" + b" " * (64 << 10), 0.02)  # about 3 MB a second: no end, never idle
+SLOW = 0.5
+
+
+def trickle(every: float = SLOW) -> Stream:
+    """One byte every ``every`` seconds: each read gets something, the answer never completes."""
+    return Stream(b" ", every)
+
+
 @dataclass
 class Received:
     """One accepted message: the robot it went to, the JSON payload, the query string."""
@@ -77,8 +98,10 @@ class FakeRobots:
     window_now: Callable[[], float] = time.time
     received: list[Received] = field(default_factory=list)
     answers: list[tuple[int, dict]] = field(default_factory=list)  # every (status, body) sent
-    script: dict[str, list[dict | int]] = field(default_factory=dict)  # name -> next answers
+    script: dict[str, list[dict | int | Stream]] = field(default_factory=dict)  # name -> next answers
     problems: list[str] = field(default_factory=list)  # what the server found wrong (a test fails)
+    streamed: int = 0  # bytes of endless answers written
+    cut_off: int = 0  # endless answers the client stopped reading
     _sends: dict[str, list[float]] = field(default_factory=dict)
     _throttled: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -112,12 +135,12 @@ class FakeRobots:
             return None
         return payload
 
-    def _scripted(self, name: str) -> tuple[int, dict] | None:
+    def _scripted(self, name: str) -> tuple[int, dict | Stream] | None:
         queue = self.script.get(name)
         if queue:
-            answer = queue.pop(0)
+            answer = queue[0] if isinstance(queue[0], Stream) and len(queue) == 1 else queue.pop(0)
             return (answer, {}) if isinstance(answer, int) else (200, answer)
-        return None
+        return None  # (a Stream left last in a queue answers every request from then on)
 
     def _over_limit(self, name: str, now: float) -> bool:
         sends = [t for t in self._sends.get(name, []) if t > now - 60]
@@ -189,6 +212,7 @@ class RobotServer:
     def __init__(self, robots: FakeRobots) -> None:
         self.robots = robots
         platform = robots
+        stopping = self.stopping = threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -196,12 +220,29 @@ class RobotServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 status, answer = platform.handle(parts.path, parse_qs(parts.query), self.headers, body)
+                if isinstance(answer, Stream):
+                    self._stream(answer)
+                    return
                 data = json.dumps(answer, ensure_ascii=False).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _stream(self, answer: Stream) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.end_headers()  # no Content-Length: the body ends when the connection does
+                self.close_connection = True
+                try:
+                    while not stopping.is_set():
+                        platform.streamed += len(answer.chunk)  # (counted before the client can read it)
+                        self.wfile.write(answer.chunk)
+                        self.wfile.flush()
+                        stopping.wait(answer.every)
+                except OSError:  # the client gave up: what a bounded client does
+                    platform.cut_off += 1
 
             def log_message(self, *args) -> None:
                 pass
@@ -227,6 +268,7 @@ class RobotServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)

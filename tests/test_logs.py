@@ -6,10 +6,14 @@ import io
 import json
 import logging
 import re
+from urllib.parse import quote_plus
 
 import pytest
 import structlog
+from robot_server import FakeRobots, RobotServer
 
+from notifications.errors import TransportError
+from notifications.im import Robot, RobotMessage, RobotTransport, dingtalk_sign
 from orchestrator.service.logs import QUIET_LOGGERS, Redactor, configure_daemon
 
 SECRET = "s3cr3t-Pa55/word"
@@ -119,3 +123,27 @@ def test_the_redactor_can_learn_a_new_secret():
     redactor.update(["old-secret", "new-secret"])
     assert redactor.text("old-secret new-secret") == "*** ***"
     assert redactor(None, "info", {"event": "x", "secret_key": None}) == {"event": "x", "secret_key": None}
+
+
+async def test_debug_lines_of_httpx_never_show_dingtalks_signature(restore_logging):
+    """``--debug`` lets httpx log each request's URL; DingTalk's ``sign`` (an HMAC of the secret and
+    the time, new with every request) is in it, and no list of known secrets can hold it (issue 26)."""
+    token, secret = "dt-token-0123456789abcdef", "SECdt-secret-0123456789abcdef"
+    stream = io.StringIO()
+    configure_daemon(logging.DEBUG, secrets=[token, secret], stream=stream, json_lines=True)
+    platform = FakeRobots(dingtalk={token: ("county", secret)})
+    stamp = 1781000000.0
+    with RobotServer(platform) as server:
+        robots = {"county": Robot("county", "dingtalk", access_token=token, secret=secret)}
+        transport = RobotTransport(robots, dingtalk_url=server.dingtalk_url, now=lambda: stamp)
+        try:
+            await transport.send(RobotMessage("county", "标题", "正文", "<m@x>"))
+        except TransportError:
+            pass  # (the fake platform checks the timestamp against its clock: the answer does not matter)
+        finally:
+            await transport.close()
+    text = stream.getvalue()
+    sign = dingtalk_sign(secret, int(stamp * 1000))
+    requests = [e for _, e in parsed(stream) if e["logger"] == "httpx" and "HTTP Request" in e["event"]]
+    assert requests and "sign=***" in requests[0]["event"] and "access_token=***" in requests[0]["event"]
+    assert sign not in text and quote_plus(sign) not in text and token not in text

@@ -143,3 +143,20 @@ async def test_capture_keeps_what_was_sent_and_can_refuse_or_fail():
         await capture.send(message, ["gone@example.gov.cn"])
     await capture.close()
     assert (capture.opened, capture.closed) == (1, 1)
+
+
+async def test_an_unwritable_maildir_is_said_to_be_unwritable_not_a_network_error(tmp_path):
+    """Issue 26: a maildir that cannot be written was reported as a "network error"."""
+    maildir = MaildirTransport(tmp_path / "mail")
+    await maildir.open()
+    (tmp_path / "mail" / "tmp").rmdir()
+    (tmp_path / "mail" / "tmp").write_text("")  # (root may write anywhere: a file where a folder must be)
+    with pytest.raises(TemporaryFailure) as caught:
+        await maildir.send(make_message(), UNIT.emails)
+    assert (
+        str(caught.value)
+        == f"maildir {tmp_path / 'mail'}: cannot write {tmp_path / 'mail' / 'tmp'}: File exists"
+    )
+    with pytest.raises(TemporaryFailure, match="cannot write") as caught:
+        await maildir.open()
+    assert "network" not in str(caught.value)

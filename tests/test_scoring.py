@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -31,6 +32,7 @@ from orchestrator.admin.operations import mark_done, waive
 from orchestrator.cli import main
 from orchestrator.engine.tick import tick
 from orchestrator.engine.window import SendPolicy
+from orchestrator.evaluation.scorecard_csv import scorecard_csv
 from orchestrator.evaluation.scoring import (
     ObligationFact,
     Scorecard,
@@ -426,6 +428,22 @@ def test_scorecard_cli_csv_and_table(year, tmp_path):
     assert code == 0, err
     for text in ("甲镇", "100.00", "优秀", "33.34", "不合格", "本年度无专项检查任务", "已逾期7个工作日"):
         assert text in out, text
+
+
+def test_scorecard_csv_never_writes_a_formula(year):
+    """Names and sections come from the units file and the plan: one starting with ``=`` (or ``+``,
+    ``-``, ``@``) is written as text with a leading ``'``, as the .xlsx sheets are (issue 26)."""
+    card = year.scorecard(date(2026, 12, 21))
+    first = card.units[0]
+    hostile = dataclasses.replace(
+        first,
+        name='=HYPERLINK("http://evil.example/x","甲镇")',
+        sections=(dataclasses.replace(first.sections[0], section="+cmd|' /C calc'!A0"),),
+    )
+    rows = list(csv.reader(io.StringIO(scorecard_csv(dataclasses.replace(card, units=(hostile,))))))
+    assert rows[1][2] == '\'=HYPERLINK("http://evil.example/x","甲镇")'
+    assert rows[2][2:4] == ['\'=HYPERLINK("http://evil.example/x","甲镇")', "'+cmd|' /C calc'!A0"]
+    assert rows[1][1] == "town-a" and rows[1][3] == "全部"  # plain text stays as it is
 
 
 @pytest.mark.parametrize(

@@ -11,17 +11,17 @@ Columns are found by name, in English or as the before-start summary's attachmen
   and whether it was late, come from it;
 - ``evidence`` / 佐证材料 (optional) and ``reason`` / 理由 (required for waived).
 
-Every row is checked first, against the file and the database; any problem → every problem as
-``FILE:LINE: message`` and nothing changed. Otherwise every change is applied in the caller's
+The file is read within limits (``status_file``: a regular file, its size, rows and cells counted as
+they are read; an XLSX workbook streamed, ``xlsx_rows``). Every row is checked first, against the
+file and the database; any problem → every problem as ``FILE:LINE: message`` and nothing changed.
+A row whose state cell holds no value of its own (a formula never calculated, a merged cell) is a
+problem too, never silently "left as it was". Otherwise every change is applied in the caller's
 transaction, each with its own audit event, plus one ``import.status`` event for the file.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -31,21 +31,12 @@ from sqlmodel import Session
 
 from orchestrator.admin import operations
 from orchestrator.admin.refs import Ref, resolve
+from orchestrator.admin.status_file import ImportProblems, Row, read_status_file
 from orchestrator.engine.window import local_day
 from orchestrator.store.audit import record
 from orchestrator.store.models import Obligation, Program
-from workflows.errors import DefinitionError, DubanError, Problem
+from workflows.errors import DubanError, Problem
 
-COLUMNS = {
-    "ref": ("ref", "id", "事项编号", "编号"),
-    "task": ("task", "任务编号", "任务"),
-    "unit": ("unit", "责任单位编号", "单位编号"),
-    "occurrence": ("occurrence", "期次"),
-    "state": ("state", "状态"),
-    "done_on": ("done_on", "done_date", "done date", "完成日期"),
-    "evidence": ("evidence", "佐证材料", "佐证"),
-    "reason": ("reason", "理由"),
-}
 STATES = {
     "done": "done",
     "已完成": "done",
@@ -57,19 +48,6 @@ STATES = {
     "免除": "waived",
     "免办": "waived",
 }
-MAX_ROWS = 100_000
-
-
-class ImportProblems(DefinitionError):
-    """The file cannot be imported: bad input (exit 2), every problem at its line."""
-
-    exit_code = 2
-
-
-@dataclass(frozen=True)
-class _Row:
-    line: int
-    values: dict[str, str]
 
 
 @dataclass
@@ -80,93 +58,9 @@ class ImportReport:
     ids: list[int] = field(default_factory=list)
 
 
-def read_rows(path: Path) -> list[_Row]:
-    """The data rows of ``path`` by column name (``COLUMNS``' keys); ``ImportProblems`` if unreadable."""
-    name = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DubanError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    table = _xlsx_rows(name, data) if data[:2] == b"PK" else _csv_rows(name, data)  # XLSX is a zip
-    header_line, header = next(table, (1, []))
-    columns = _columns(name, header_line, header)
-    rows = []
-    for line, cells in table:
-        if not any(c.strip() for c in cells):
-            continue
-        rows.append(
-            _Row(line, {key: (cells[i].strip() if i < len(cells) else "") for key, i in columns.items()})
-        )
-        if len(rows) > MAX_ROWS:
-            raise ImportProblems([Problem(name, line, f"too many rows (at most {MAX_ROWS})")])
-    return rows
-
-
-def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportProblems(
-            [Problem(name, 1, f"not UTF-8 text (byte {exc.start}): save it as CSV UTF-8")]
-        ) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    start = 1
-    try:
-        for cells in reader:
-            yield start, cells
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise ImportProblems([Problem(name, reader.line_num, f"not valid CSV: {exc}")]) from None
-
-
-def _xlsx_rows(name: str, data: bytes) -> Iterator[tuple[int, list[str]]]:
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a broken file
-        raise ImportProblems(
-            [Problem(name, 1, f"not a readable XLSX workbook ({type(exc).__name__})")]
-        ) from None
-    sheet = book.worksheets[0]
-    for number, values in enumerate(sheet.iter_rows(values_only=True), 1):
-        yield number, [_cell(v) for v in values]
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _columns(name: str, line: int, header: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for index, cell in enumerate(header):
-        text = cell.strip().lstrip("\ufeff").lower()
-        for key, names in COLUMNS.items():
-            if text in names and key not in found:
-                found[key] = index
-    missing = []
-    if "state" not in found:
-        missing.append("state (状态)")
-    if "ref" not in found and "task" not in found:
-        missing.append("ref (事项编号) or task (任务编号) with unit (责任单位编号)")
-    if missing:
-        shown = ", ".join(h for h in header if h.strip()) or "nothing"
-        message = f"header: missing column {' and '.join(missing)} (the header has: {shown})"
-        raise ImportProblems([Problem(name, line, message)])
-    return found
-
-
 @dataclass(frozen=True)
 class _Change:
-    row: _Row
+    row: Row
     obligation: Obligation
     state: str
     done_on: date | None
@@ -176,12 +70,15 @@ def import_status(
     session: Session, path: Path, *, now: datetime, actor: str, names: Mapping[str, str]
 ) -> ImportReport:
     """Check every row of ``path``, then apply them all (in the caller's transaction)."""
-    rows = read_rows(path)
+    read = read_status_file(path)
     problems: list[Problem] = []
     changes: list[_Change] = []
     seen: dict[int, int] = {}
     report = ImportReport()
-    for row in rows:
+    for row in read.rows:
+        if row.problem is not None:
+            problems.append(Problem(str(path), row.line, row.problem))
+            continue
         try:
             change = _check(session, row, now, names)
         except DubanError as exc:
@@ -229,7 +126,7 @@ def import_status(
         kind="import.status",
         subject=str(path),
         after={
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "sha256": read.sha256,
             "done": report.done,
             "waived": report.waived,
             "unchanged": report.unchanged,
@@ -239,7 +136,7 @@ def import_status(
     return report
 
 
-def _check(session: Session, row: _Row, now: datetime, names: Mapping[str, str]) -> _Change | None:
+def _check(session: Session, row: Row, now: datetime, names: Mapping[str, str]) -> _Change | None:
     """The change one row asks for (None: its state is empty); ``DubanError`` saying what is wrong."""
     values = row.values
     raw_state = values.get("state", "")

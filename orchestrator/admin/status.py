@@ -1,10 +1,11 @@
-"""``duban status`` in one call: programs and their phases, obligations by state, the outbox, the
-daemons' heartbeats (alive or not), and calendar warnings. Plain rows, no printing."""
+"""``duban status`` in one call: programs and their phases, obligations by state, the outbox and
+its stuck channels (``stuck``), the daemons' heartbeats (alive or not), and calendar warnings.
+Plain rows, no printing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Collection
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,9 @@ from sqlmodel import Session, select
 from orchestrator.admin.mail import outbox_counts
 from orchestrator.admin.overview import STATES, display_tz, iso
 from orchestrator.admin.storage_faults import open_fault
+from orchestrator.admin.stuck import stuck_channels
 from orchestrator.engine.outbox.waiting import waiting
+from orchestrator.engine.window import SendPolicy
 from orchestrator.store.models import Heartbeat, Obligation, PhaseRun, Program
 from orchestrator.store.states import ObligationState, ProgramState
 from workflows.errors import DubanError
@@ -32,21 +35,27 @@ def status_report(
     tick_interval: float,
     calendar_of: CalendarOf,
     unit_warnings: UnitWarnings | None = None,
+    send_window: tuple[time, time] | None = None,
+    declared: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Everything ``duban status`` shows, as the one JSON object of ``duban status --json``.
 
     ``unit_warnings``: the units that owe nothing in any running program (and whether the units
-    file has errors), from the loaded files (``service.unit_status``)."""
+    file has errors), from the loaded files (``service.unit_status``); ``send_window``: the
+    configured one, a channel's wait outside it is no sign it is stuck; ``declared``: the workflows
+    ``[[programs]]`` declares, the ones the daemon runs."""
     tz = display_tz(session)
     daemons = daemon_rows(session, now, tick_interval, tz)
     warnings = calendar_warnings(session, calendar_of)
     if unit_warnings is not None:
         running = list(session.exec(select(Program).where(Program.state == ProgramState.RUNNING)))
         warnings += unit_warnings(running) if running else []
+    policy = _send_policy(session, calendar_of, send_window) if send_window else None
     return {
         "now": iso(now, tz),
-        "programs": program_rows(session),
+        "programs": program_rows(session, declared),
         "outbox": outbox_counts(session),
+        "stuck": stuck_channels(session, now, policy, lambda t: iso(t, tz)),
         # notices and emails for the next window
         "waiting": waiting(session, now).as_json(lambda t: iso(t, tz)),
         "daemons": daemons,
@@ -60,6 +69,19 @@ def status_report(
 def _fault(session: Session, now: datetime, tz: ZoneInfo) -> dict[str, Any] | None:
     fault = open_fault(session, now)
     return None if fault is None else fault | {"at": iso(fault["at"], tz)}
+
+
+def _send_policy(session: Session, calendar_of: CalendarOf, window: tuple[time, time]) -> SendPolicy | None:
+    """The send window on each running program's calendar (None when no calendar can be read)."""
+    calendars = {}
+    for program in session.exec(select(Program).where(Program.state == ProgramState.RUNNING)):
+        try:
+            calendars[program.workflow] = calendar_of(program)
+        except DubanError:
+            continue
+    if not calendars:
+        return None
+    return SendPolicy(window, calendars, next(iter(calendars.values())))
 
 
 def calendar_warnings(session: Session, calendar_of: CalendarOf) -> list[str]:
@@ -106,8 +128,9 @@ def daemon_rows(session: Session, now: datetime, tick_interval: float, tz: ZoneI
     return rows
 
 
-def program_rows(session: Session) -> list[dict[str, Any]]:
-    """Programs with their phases and their obligations counted by state."""
+def program_rows(session: Session, declared: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """Programs with their phases and their obligations counted by state; ``run``: whether the
+    daemon runs it (its workflow is in ``declared``; None when that is not known)."""
     counts: dict[int, dict[str, int]] = {}
     for program_id, state, n in session.exec(
         select(Obligation.program_id, Obligation.state, func.count()).group_by(
@@ -158,6 +181,7 @@ def program_rows(session: Session) -> list[dict[str, Any]]:
                 "obligations": by_state
                 | {"done_late": late_done.get(program.id, 0), "total": sum(by_state.values())},
                 "late_units": late_units.get(program.id, 0),
+                "run": None if declared is None else program.workflow in declared,
             }
         )
     return rows

@@ -50,7 +50,7 @@ def start(
     Example: [bold]duban start rule-of-law-pilot --year 2026[/]
     """
     from orchestrator.engine.programs import start_program
-    from orchestrator.service.runtime import load_bundle_for
+    from orchestrator.service.runtime import declared_workflows, load_bundle_for
     from orchestrator.store.audit import operator
     from orchestrator.store.db import transaction
 
@@ -73,10 +73,16 @@ def start(
             notify_from=since,
         )
     verb = "started" if report.created else "reconciled"
+    workflow_id = bundle.definition.workflow.id
     console.print(
-        f"{bundle.definition.workflow.id} {program_year} {verb} (program #{report.program_id}): "
+        f"{workflow_id} {program_year} {verb} (program #{report.program_id}): "
         f"{report.added} added, {report.moved} moved, {report.cancelled} cancelled, {report.unchanged} unchanged"
     )
+    if workflow_id not in declared_workflows(settings):
+        warn(
+            f"{workflow_id} is not in [[programs]] of the config: the daemon does not run it (no timer fires, "
+            f'nothing is sent) until it is — add [[programs]] workflow = "{workflow_id}"'
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -14,7 +13,7 @@ from orchestrator.cli.common import EXIT_CODES, BadInput, console, now, parse_da
 from orchestrator.cli.indicators import Program, load_program
 
 if TYPE_CHECKING:
-    from orchestrator.evaluation.scoring import Score, Scorecard
+    from orchestrator.evaluation.scoring import Scorecard
 
 FORMATS = ("table", "json", "csv", "html")
 
@@ -78,43 +77,14 @@ def _render(card: Scorecard, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(card.as_json(), ensure_ascii=False, indent=2) + "\n"
     if fmt == "csv":
+        from orchestrator.evaluation.scorecard_csv import scorecard_csv
+
         return scorecard_csv(card)
     return scorecard_table(card)
 
 
 def _pts(value) -> str:
     return "—" if value is None else f"{value:.2f}"
-
-
-CSV_COLUMNS = (
-    "名次", "单位标识", "单位", "领域", "综合得分", "等次",
-    "按期完成得分", "按期完成", "应完成", "完成及时得分", "逾期工作日", "指标达标得分", "指标达标", "应填报指标",
-    "逾期完成", "尚未完成", "免除", "指标未达标", "指标未填报",
-)  # fmt: skip
-
-
-def _csv_row(rank, unit: str, name: str, section: str, score: Score) -> list:
-    t = score.tally
-    return [
-        rank or "", unit, name, section, _pts(score.total), score.band or "",
-        _pts(score.on_time.points), t.on_time, t.counted, _pts(score.timeliness.points), t.late_days,
-        _pts(score.indicators.points), t.met, t.indicators, t.done_late, t.not_done, t.waived, t.not_met, t.missing,
-    ]  # fmt: skip
-
-
-def scorecard_csv(card: Scorecard) -> str:
-    """One row per unit (领域 = 全部) followed by its sections; then all units together, per section."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for u in card.units:
-        writer.writerow(_csv_row(u.rank, u.unit, u.name, "全部", u.score))
-        for s in u.sections:
-            writer.writerow(_csv_row(None, u.unit, u.name, s.section, s.score))
-    writer.writerow(_csv_row(None, "", "全部考评单位", "全部", card.overall))
-    for s in card.sections:
-        writer.writerow(_csv_row(None, "", "全部考评单位", s.section, s.score))
-    return buffer.getvalue()
 
 
 def scorecard_table(card: Scorecard) -> str:
@@ -185,4 +155,4 @@ def register(app: typer.Typer) -> None:
     app.command("scorecard", epilog=EXIT_CODES)(scorecard)
 
 
-__all__ = ["register", "scorecard_csv", "scorecard_table"]
+__all__ = ["register", "scorecard_table"]

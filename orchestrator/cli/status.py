@@ -22,6 +22,7 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
     from orchestrator.admin.status import status_report
     from orchestrator.service.calendars import program_calendar
     from orchestrator.service.unit_status import idle_unit_warnings
+    from orchestrator.service.runtime import declared_workflows
 
     ctx = current()
     with Session(ctx.open_engine()) as session:
@@ -31,6 +32,8 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
             tick_interval=ctx.settings.daemon.tick_interval,
             calendar_of=lambda program: program_calendar(ctx.settings, program),
             unit_warnings=lambda programs: idle_unit_warnings(ctx.settings, programs),
+            send_window=ctx.settings.mail.window,
+            declared=declared_workflows(ctx.settings),
         )
     if as_json:
         print_json_lines([report])
@@ -45,6 +48,26 @@ def state_summary(counts: dict[str, int]) -> str:
     if counts.get("done_late"):
         parts.append(f"其中逾期完成 {counts['done_late']}")
     return f"共 {counts['total']} 项" + ("：" + " · ".join(parts) if parts else "")
+
+
+def not_run_line(workflow: str) -> str:
+    return (
+        f"未运行：方案 {workflow} 不在配置文件的 [[programs]] 中，守护进程不处理它（定时器不触发，不发任何通知）；"
+        f'在 [[programs]] 中加入 workflow = "{workflow}" 并重新加载（SIGHUP）后按停机后的规则补处理'
+    )
+
+
+def _stuck_line(row: dict[str, Any]) -> str:
+    """``群机器人 wc1：1 条消息自 09:31 起发送中仍无结果；最近一次发出 09:02``."""
+    channel = row["channel"]
+    name = "邮件" if channel == "email" else f"群机器人 {channel.removeprefix('robot:')}"
+    parts = []
+    if row["sending"]:
+        parts.append(f"{row['sending']} 条消息自 {_seconds(row['sending_since'])} 起发送中，仍无结果")
+    if row["due"]:
+        parts.append(f"{row['due']} 条消息自 {_seconds(row['due_since'])} 起已到期，仍未发出")
+    last = _seconds(row["last_sent_at"]) if row["last_sent_at"] else "从未"
+    return f"{name}：{'；'.join(parts)}（最近一次发出：{last}；见 duban log）"
 
 
 def _print_status(report: dict[str, Any]) -> None:
@@ -77,6 +100,8 @@ def _print_status(report: dict[str, Any]) -> None:
                 f"；{program['late_units']} 个单位有逾期事项（duban tasks --state overdue）", style="red"
             )
         console.print(line)
+        if program["run"] is False and program["state"] == "running":
+            console.print(Text(not_run_line(program["workflow"]), style="red"))
     outbox = report["outbox"]
     channels = outbox.get("channels", {})
     email = channels.get("email", outbox)
@@ -91,6 +116,8 @@ def _print_status(report: dict[str, Any]) -> None:
     if pending["next_send_at"]:
         line.append(f"；下次发送 {pending['next_send_at'][:16].replace('T', ' ')}", style="bold")
     console.print(line)
+    for stuck in report.get("stuck", []):
+        console.print(Text(f"卡住：{_stuck_line(stuck)}", style="red"))
     if "robot" in channels:  # the group robots' messages: their own deliveries
         robots = channels["robot"]
         line = Text("群机器人：" + " · ".join(f"{OUTBOX_STATES[s]} {robots[s]}" for s in OUTBOX_ORDER))

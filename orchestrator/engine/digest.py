@@ -105,7 +105,7 @@ class DigestBuilder:
 
     def __init__(self, session: Session, bundles: Mapping[str, Bundle], scorecard: Scorecard | None = None):
         self.session = session
-        self.bundles = bundles
+        self.bundles = {b.definition.workflow.id: b for b in bundles.values()}  # (config may name a file)
         self.scorecard = scorecard
         self._programs: dict[int, Program] = {}
         self._phases: dict[tuple[int, str], PhaseRun] = {}

@@ -12,6 +12,7 @@ the escalation, phase and program timers, are in ``engine.tick_notices``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -45,17 +46,28 @@ class TickReport:
     kinds: dict[str, int] = field(default_factory=dict)
 
 
-def next_fire_at(engine: Engine) -> datetime | None:
-    """When the earliest unfired timer is due (for the daemon's DateTrigger)."""
+def next_fire_at(engine: Engine, programs: Collection[int] | None = None) -> datetime | None:
+    """When the earliest unfired timer is due (for the daemon's DateTrigger); of ``programs`` only
+    (ids), when given."""
     with Session(engine) as session:
-        return session.exec(select(func.min(Timer.fire_at)).where(Timer.fired_at.is_(None))).one()
+        query = select(func.min(Timer.fire_at)).where(Timer.fired_at.is_(None))
+        if programs is not None:
+            query = query.where(Timer.program_id.in_(sorted(programs)))
+        return session.exec(query).one()
 
 
 @gc_paused()
 def tick(
-    engine: Engine, now: datetime, policy: SendPolicy, *, actor: str = DAEMON, batch: int = 5000
+    engine: Engine,
+    now: datetime,
+    policy: SendPolicy,
+    *,
+    actor: str = DAEMON,
+    batch: int = 5000,
+    programs: Collection[int] | None = None,
 ) -> TickReport:
-    """Apply all timers with ``fire_at <= now``, in order; returns what was done.
+    """Apply all timers with ``fire_at <= now``, in order; returns what was done. With ``programs``
+    (ids), only theirs: the daemon runs the programs its config declares, the others' timers wait.
 
     Timers are applied in batches of ``batch`` (each batch one transaction: states, items, audit
     events and the timers' ``fired_at`` commit together), so a catch-up over a long outage does not
@@ -73,6 +85,8 @@ def tick(
                 .order_by(TIMER.c.fire_at, TIMER.c.id)
                 .limit(batch)
             )
+            if programs is not None:
+                query = query.where(TIMER.c.program_id.in_(sorted(programs)))
             if engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             timers = session.connection().execute(query).all()

@@ -9,7 +9,8 @@ Lifecycle (systemd ``Type=notify``):
 2. load config, definitions, units and registers; start every ``[[programs]]`` entry
    (idempotent); hand back the claims of a dead predecessor; the first tick; ``READY=1``;
 3. jobs (scheduling.py): a DateTrigger at the next timer (recomputed after every tick), a safety
-   tick every ``daemon.tick_interval`` s, the outbox every ``daemon.dispatch_interval`` s;
+   tick every ``daemon.tick_interval`` s, the outbox every ``daemon.dispatch_interval`` s, and as
+   often, apart from it, the group robots (each robot its own delivery: ``Work.robots``);
 4. SIGHUP reloads (reload.py: ``RELOADING=1`` … ``READY=1``; a broken file keeps the old state
    and every problem is logged as ``FILE:LINE: message``); SIGTERM/SIGINT stop: no new work, the
    message in flight is finished and committed, ``STOPPING=1``, exit 0.
@@ -143,13 +144,20 @@ class Daemon:
 
     def _start_jobs(self, *, leading: bool) -> None:
         assert self.work is not None
-        self.jobs = Jobs(self.clock, self.work.runtime.timezone, self._tick, self._dispatch)
+        self.jobs = Jobs(self.clock, self.work.runtime.timezone, self._tick, self._dispatch, self._robots)
         self.jobs.start(self.settings.daemon, self._next_at, leading=leading)
 
     async def _dispatch(self) -> bool:
         """The outbox job: the leader's whole run, or a standby's share of the emails."""
         assert self.work is not None
         return await (self.work.dispatch() if self.leading else self.work.share())
+
+    async def _robots(self) -> None:
+        """The robots job (the leader's): start the robots' deliveries; a stop waits for them."""
+        assert self.work is not None
+        started = await self.work.robots()
+        if self.jobs is not None:
+            self.jobs.adopt(started)
 
     async def _become_leader(self) -> None:
         assert self.work is not None
@@ -259,6 +267,7 @@ class Daemon:
         await self.work.guarded("takeover", self.work.takeover)
         ticked = await self._tick()
         dispatched = await self.work.dispatch()
+        await asyncio.gather(*await self.work.robots())  # (their failures are logged, as the daemon's)
         self.life.exit_code = 0 if ticked and dispatched else 1
         return self.life.exit_code
 

@@ -9,13 +9,17 @@ The daemon (``configure_daemon``) writes to stdout, which systemd hands to journ
 
 The standard-library logs of APScheduler and SQLAlchemy go through the same pipeline
 (``ProcessorFormatter(foreign_pre_chain=...)``). Every line passes the ``Redactor``: the values
-of fields named like ``password``, ``secret`` or ``token`` become ``***``, and every known
-secret value (the SMTP password, the robots' keys and tokens) is blanked wherever it appears.
+of fields named like ``password``, ``secret`` or ``token`` become ``***``, every known
+secret value (the SMTP password, the robots' keys and tokens) is blanked wherever it appears, and
+so is the value of a URL's query parameter named like one (``sign``, ``access_token``, ``key``, …):
+DingTalk's signature changes with every request, so no list of known values could catch it in
+httpx's ``HTTP Request: POST …`` lines (``--debug``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -27,6 +31,10 @@ from structlog.typing import EventDict, WrappedLogger
 
 REDACTED = "***"
 SECRET_NAMES = ("password", "passwd", "secret", "token", "credential")
+# a URL's query parameter that carries a secret: its value, up to the next & (or the URL's end)
+SECRET_PARAMETER = re.compile(
+    r"([?&](?:sign|signature|access_token|token|key|secret|password|passwd)=)[^&#\s\"'<>]+", re.IGNORECASE
+)
 PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "warn": 4, "error": 3, "exception": 3, "critical": 2}
 # Chatty stdlib loggers, kept at WARNING unless the daemon runs at DEBUG (SQLAlchemy at INFO logs every statement).
 PASS_THROUGH = frozenset({"exc_info", "stack_info"})  # rendered later; the final text is redacted too
@@ -79,7 +87,7 @@ class Redactor:
     def text(self, value: str) -> str:
         for secret in self.secrets:
             value = value.replace(secret, REDACTED)
-        return value
+        return SECRET_PARAMETER.sub(rf"\g<1>{REDACTED}", value) if "=" in value else value
 
     def _field(self, key: Any, value: Any) -> Any:
         if isinstance(key, str) and value is not None and any(n in key.lower() for n in SECRET_NAMES):

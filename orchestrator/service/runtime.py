@@ -175,6 +175,11 @@ class Runtime:
     robots: dict[str, Robot] = field(default_factory=dict)  # the robots file's, by name
     units: UnitFindings = field(default_factory=UnitFindings)  # the units file's warnings
 
+    @property
+    def workflows(self) -> set[str]:
+        """The workflow ids the daemon runs: those ``[[programs]]`` declares (any year of them)."""
+        return {b.definition.workflow.id for b in self.bundles.values()}
+
 
 def load_runtime(settings: Settings, on_assumed: Callable[[int, str], None] | None = None) -> Runtime:
     """Load every configured bundle and the robots file; raises ``DefinitionError`` with every
@@ -302,6 +307,19 @@ def mail_destination(settings: Settings) -> dict[str, str]:
         return {"transport": "maildir", "to": str(mail.maildir)}
     smtp = mail.smtp
     return {"transport": "smtp", "to": f"{smtp.host}:{smtp.port}", "security": smtp.security}
+
+
+def declared_workflows(settings: Settings) -> set[str]:
+    """The workflow ids ``[[programs]]`` declares, read cheaply (a reference that is a file: its
+    ``[workflow] id``; one that cannot be read counts as the id it names)."""
+    found = set()
+    for entry in settings.programs:
+        try:
+            path = find_definition(entry.workflow, definition_folders(settings.definitions.paths))
+            found.add(str(read_toml(path)[0]["workflow"]["id"]))
+        except (DubanError, KeyError, TypeError):
+            found.add(entry.workflow)
+    return found
 
 
 def plan_timezone(settings: Settings) -> str:

@@ -1,15 +1,17 @@
-"""The daemon's jobs on APScheduler: a DateTrigger at the next timer, a safety tick, the outbox.
+"""The daemon's jobs on APScheduler: a DateTrigger at the next timer, a safety tick, the outbox,
+the group robots (the leader's, apart from the outbox: a slow robot never holds an email).
 
 APScheduler only drives the clock (its job store stays in memory; the database is the truth). It
 sleeps on the wall clock, so "at the next timer" is given as "in N seconds" of the daemon's own
 ``Clock`` turned into wall time: a shifted test clock (``DUBAN_FAKE_NOW``) works too. Jobs are
-tracked, so that a stop waits for the work in flight instead of cancelling it.
+tracked, so that a stop waits for the work in flight instead of cancelling it — the robots'
+deliveries too, which their job starts and does not wait for (``adopt``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -35,15 +37,19 @@ def outbox_interval(daemon: DaemonSettings, leading: bool) -> float:
 
 
 class Jobs:
-    """The scheduler and the jobs it runs: ``tick`` (at the next timer and every interval), ``dispatch``.
+    """The scheduler and the jobs it runs: ``tick`` (at the next timer and every interval),
+    ``dispatch`` and ``robots`` (every ``dispatch_interval``, each apart).
 
     A standby (PostgreSQL) runs ``dispatch`` alone (``start(…, leading=False)``), as often as it
-    polls for the lead (``outbox_interval``); ``lead`` adds the ticks when it becomes the leader.
+    polls for the lead (``outbox_interval``); ``lead`` adds the ticks and the robots when it becomes
+    the leader.
     """
 
-    def __init__(self, clock: Clock, timezone: str, tick: Work, dispatch: Work) -> None:
+    def __init__(
+        self, clock: Clock, timezone: str, tick: Work, dispatch: Work, robots: Work | None = None
+    ) -> None:
         self.clock, self.tz = clock, ZoneInfo(timezone)
-        self._tick, self._dispatch = tick, dispatch
+        self._tick, self._dispatch, self._robots = tick, dispatch, robots
         self.scheduler: AsyncIOScheduler | None = None
         self.inflight: set[asyncio.Task] = set()
         self.closed = False
@@ -74,7 +80,7 @@ class Jobs:
         self._ticks(daemon, next_at)
 
     def _ticks(self, daemon: DaemonSettings, next_at: datetime | None) -> None:
-        """The leader's jobs beside the outbox: the safety tick, and the tick at the next timer."""
+        """The leader's jobs beside the outbox: the safety tick, the tick at the next timer, the robots."""
         assert self.scheduler is not None
         self.leading = True
         self.scheduler.add_job(
@@ -84,6 +90,15 @@ class Jobs:
             name="safety tick",
             replace_existing=True,
         )
+        if self._robots is not None:
+            self.scheduler.add_job(
+                self._robots_job,
+                self._every(daemon.dispatch_interval),
+                id="robots",
+                name="group robots",
+                replace_existing=True,
+                next_run_time=datetime.now(self.tz),
+            )
         self.arm(next_at)
 
     def arm(self, next_at: datetime | None) -> None:
@@ -112,6 +127,7 @@ class Jobs:
         for job, before, after in (
             ("tick", old.tick_interval, new.tick_interval),
             ("dispatch", outbox_interval(old, self.leading), outbox_interval(new, self.leading)),
+            ("robots", old.dispatch_interval, new.dispatch_interval),
         ):
             if before != after and self.scheduler.get_job(job) is not None:
                 self.scheduler.reschedule_job(job, trigger=self._every(after))
@@ -148,3 +164,14 @@ class Jobs:
 
     async def _dispatch_job(self) -> None:
         await self._tracked(self._dispatch)
+
+    async def _robots_job(self) -> None:
+        assert self._robots is not None
+        await self._tracked(self._robots)
+
+    def adopt(self, tasks: Iterable[asyncio.Task]) -> None:
+        """Track work a job started and did not wait for (the robots' deliveries): a stop waits for it."""
+        for task in tasks:
+            if not task.done():
+                self.inflight.add(task)
+                task.add_done_callback(self.inflight.discard)

@@ -2,6 +2,10 @@
 
 - ``ensure_programs``: start every ``[[programs]]`` entry (idempotent), the new year's program
   when the year turns, and extend the rolling horizon of running programs;
+- ``program_ids``, ``warn_undeclared``: the daemon runs the programs ``[[programs]]`` declares (by
+  workflow, any year); one started by hand (``duban start``) that config does not declare is not
+  run — its timers wait, nothing is sent for it — and is named at every start (``duban status``
+  marks it too). Declaring it later catches it up, as after downtime;
 - ``release_stale_claims``: messages a dead daemon left ``sending`` go back to ``pending`` (never
   a live one's: on PostgreSQL the standbys send too);
 - ``write_heartbeat``: one row per daemon process (role, last tick, status);
@@ -109,6 +113,32 @@ def _extend_horizons(
         if report.added or report.moved or report.cancelled:
             changes.changed.append(f"{program.workflow} {program.year}")
         log.info("program.extended", workflow=program.workflow, year=program.year, added=report.added)
+
+
+def program_ids(engine: Engine, workflows: Collection[str]) -> list[int]:
+    """The ids of the programs of ``workflows`` (any year, any state)."""
+    with Session(engine) as session:
+        return list(session.exec(select(Program.id).where(Program.workflow.in_(sorted(workflows)))))
+
+
+def warn_undeclared(engine: Engine, workflows: Collection[str]) -> list[str]:
+    """Log each running program whose workflow ``[[programs]]`` does not declare (not run); their names."""
+    with Session(engine) as session:
+        running = session.exec(
+            select(Program).where(
+                Program.state == ProgramState.RUNNING, Program.workflow.not_in(sorted(workflows))
+            )
+        ).all()
+    names = [f"{p.workflow} {p.year}" for p in running]
+    for program in running:
+        log.warning(
+            "program.not_run",
+            workflow=program.workflow,
+            year=program.year,
+            program=program.id,
+            hint=f'not in config\'s [[programs]]: its timers wait, nothing is sent; add workflow = "{program.workflow}"',
+        )
+    return names
 
 
 def release_stale_claims(

@@ -1,5 +1,11 @@
-"""A daemon's work on the database. The leader's: take over, tick, dispatch, the daily failure
-report, reconcile. A standby's (PostgreSQL): its share of the due emails (``share``), nothing else.
+"""A daemon's work on the database. The leader's: take over, tick, dispatch, the group robots, the
+daily failure report, reconcile. A standby's (PostgreSQL): its share of the due emails (``share``),
+nothing else.
+
+The group robots are delivered apart from the email (``robots``, their own scheduler job): one
+delivery per robot with due messages, each its own task, at most ``ROBOT_SENDERS`` at once, a robot
+never twice at once. So a robot that answers slowly, or never, holds neither the emails (whose
+retries go out on time) nor another robot; its own requests end at their deadline (``[im] timeout``).
 
 Blocking database work runs in a worker thread, one piece at a time (``guarded``): the event loop
 stays free for signals and the watchdog. An unexpected error is logged with its traceback and the
@@ -24,7 +30,14 @@ from sqlmodel import Session
 
 from notifications.render_pool import RenderPool
 from orchestrator.engine.clock import Clock
-from orchestrator.engine.outbox import DeliverReport, deliver, deliver_robots, enqueue, report_failures
+from orchestrator.engine.outbox import (
+    DeliverReport,
+    deliver,
+    deliver_robots,
+    due_robot_channels,
+    enqueue,
+    report_failures,
+)
 from orchestrator.engine.outbox.waiting import waiting
 from orchestrator.engine.tick import TickReport, next_fire_at, tick
 from orchestrator.evaluation.scoring import scorecard_attachment
@@ -40,8 +53,10 @@ from orchestrator.service.runtime import (
 from orchestrator.service.upkeep import (
     ProgramChanges,
     ensure_programs,
+    program_ids,
     record_daemon_event,
     release_stale_claims,
+    warn_undeclared,
     write_heartbeat,
 )
 from orchestrator.store.states import OutboxKind
@@ -49,6 +64,7 @@ from workflows.errors import DubanError
 
 log = structlog.get_logger("duban.daemon")
 T = TypeVar("T")
+ROBOT_SENDERS = 4  # robots delivered at once (each its own connection to the database and the platform)
 
 
 def _logged(event: str, report: DeliverReport, **counts: int) -> bool:
@@ -101,6 +117,8 @@ class Work:
         self._failures_day: date | None = None
         # the render process: started by the first big delivery (a day of tens of messages never needs it)
         self.render_pool = RenderPool() if (os.cpu_count() or 1) > 1 else None
+        self.robot_runs: dict[str, asyncio.Task] = {}  # robot channel → its delivery in flight
+        self._robot_slots = asyncio.Semaphore(ROBOT_SENDERS)
 
     async def guarded(self, what: str, work: Callable, *args):
         """Run blocking database work in a thread, one at a time; log failures and return None."""
@@ -124,6 +142,7 @@ class Work:
         record_daemon_event(self.engine, now, "daemon.leader", self.node, after={"role": "leader"})
         release_stale_claims(self.engine, now, self.node, self.leadership.gone)
         self._ensure_programs(now, reconcile=True)
+        warn_undeclared(self.engine, self.runtime.workflows)
 
     def release_dead_claims(self) -> None:
         """The leader, before each dispatch: hand back what daemons that died had claimed (never a
@@ -131,15 +150,25 @@ class Work:
         release_stale_claims(self.engine, self.clock.now(), self.node, self.leadership.gone)
 
     def tick(self) -> TickOutcome:
+        """Start what config declares, then fire the due timers of the programs it declares (a program
+        started by hand and not in ``[[programs]]`` is not run: its timers wait, ``status`` says so)."""
         self.leadership.check()
         now = self.clock.now()
         programs = self._ensure_programs(now, reconcile=False)
-        report = tick(self.engine, now, self.runtime.policy)
-        next_at = next_fire_at(self.engine)
+        run = self.run_programs()
+        report = tick(self.engine, now, self.runtime.policy, programs=run)
+        next_at = next_fire_at(self.engine, run)
         self.processed += report.fired + report.skipped
         status = running_status(self.processed, next_at, self.runtime.timezone)
         self.heartbeat("leader", True, status, now)
         return TickOutcome(report, next_at, status, programs)
+
+    def run_programs(self) -> list[int]:
+        """The ids of the programs this daemon runs: those whose workflow ``[[programs]]`` declares."""
+        return program_ids(self.engine, self.runtime.workflows)
+
+    def enqueue(self, runtime: Runtime) -> int:
+        return enqueue(self.engine, self.clock.now(), runtime.bundles, runtime.renderer, self.run_programs())
 
     def reconcile(self) -> ProgramChanges:
         """After a reload: every program reconciled with the new files, and a ``daemon.reloaded`` event."""
@@ -191,8 +220,8 @@ class Work:
 
     async def dispatch(self) -> bool:
         """The leader's outbox run: hand back dead daemons' claims, enqueue due items, deliver due
-        messages, the robots, the daily failure report. Finishes the message in flight when asked to
-        stop.
+        emails, the daily failure report (the robots are their own job: ``robots``). Finishes the
+        message in flight when asked to stop.
 
         False when it failed, or when every delivery it tried failed (nothing sent, some retried or
         failed): ``run --once`` exits 1 then.
@@ -203,14 +232,11 @@ class Work:
 
     async def _lead_dispatch(self, runtime: Runtime) -> bool:
         await self.guarded("reclaim", self.release_dead_claims)
-        queued = await self.guarded(
-            "enqueue", enqueue, self.engine, self.clock.now(), runtime.bundles, runtime.renderer
-        )
+        queued = await self.guarded("enqueue", self.enqueue, runtime)
         if self.life.stopping:
             return False
         report = await self._deliver(runtime, (OutboxKind.DIGEST, OutboxKind.FAILURE_REPORT))
         delivered = _logged("dispatch.done", report, queued=queued or 0)
-        await self._robots(runtime)
         await self._daily_failure_report(runtime)
         return delivered
 
@@ -257,29 +283,59 @@ class Work:
             pool=self.render_pool if runtime.settings.mail.render_process else None,
         )
 
-    async def _robots(self, runtime: Runtime) -> None:
-        """The group robots' messages: their own claims and outcomes, after the emails."""
+    async def robots(self) -> list[asyncio.Task]:
+        """The leader's robot run: a delivery for each robot with due messages that has none in
+        flight, each its own task (at most ``ROBOT_SENDERS`` sending at once); the tasks started.
+        The caller does not wait for them: a slow robot holds only itself."""
+        runtime = self.runtime
         if not runtime.robots or self.life.stopping:
-            return
-        report = await deliver_robots(
-            self.engine,
-            self.clock,
-            make_robot_transport(runtime.settings, runtime.robots),
-            runtime.bundles,
-            runtime.settings.mail,
-            links=runtime.renderer.link_for,  # the unit's portal page (None: the office's contact)
-            node=self.node,
-            stop=lambda: self.life.stopping,
-            window=runtime.policy,
+            return []
+        channels = await self.guarded(
+            "robots", due_robot_channels, self.engine, self.clock.now(), runtime.policy
         )
-        if report.sent or report.retried or report.failed or report.paced:
+        started = []
+        for channel in channels or ():
+            if channel in self.robot_runs:
+                continue
+            task = asyncio.create_task(self._robot(runtime, channel), name=f"robot {channel}")
+            self.robot_runs[channel] = task
+            task.add_done_callback(lambda _, c=channel: self.robot_runs.pop(c, None))
+            started.append(task)
+        return started
+
+    async def _robot(self, runtime: Runtime, channel: str) -> DeliverReport | None:
+        """One robot's due messages: their own claims and outcomes."""
+        async with self._robot_slots:
+            if self.life.stopping:
+                return None
+            report = await self._caught(
+                "robots",
+                deliver_robots(
+                    self.engine,
+                    self.clock,
+                    make_robot_transport(runtime.settings, runtime.robots),
+                    runtime.bundles,
+                    runtime.settings.mail,
+                    links=runtime.renderer.link_for,  # the unit's portal page (None: the office's contact)
+                    node=self.node,
+                    stop=lambda: self.life.stopping,
+                    window=runtime.policy,
+                    channel=channel,
+                ),
+            )
+        if report is not None and (
+            report.sent or report.retried or report.failed or report.paced or report.held
+        ):
             log.info(
                 "dispatch.robots",
+                channel=channel,
                 sent=report.sent,
                 retried=report.retried,
                 failed=report.failed,
                 paced=report.paced,
+                held=report.held,
             )
+        return report
 
     async def _daily_failure_report(self, runtime: Runtime) -> None:
         today = local_today(self.clock.now(), runtime.timezone)

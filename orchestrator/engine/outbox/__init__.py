@@ -14,13 +14,14 @@ Two steps, each durable before the next acts:
    are sent again with the same Message-IDs.
 
 A unit's group robots get their own rows beside its email (``channel`` ``robot:NAME``), sent by
-``deliver_robots`` (robots.py) over a ``RobotTransport``, paced per robot.
+``deliver_robots`` (robots.py) over a ``RobotTransport``, paced per robot, failures counted per
+robot; the daemon delivers each robot apart (``due_robot_channels``), beside the email.
 
 Failed messages and refused recipients are listed once a day to ``mail.admin`` (failures.py),
 through the outbox like any other email. Nothing is ever deleted.
 """
 
-from orchestrator.engine.outbox.claims import CLAIM_SECONDS
+from orchestrator.engine.outbox.claims import CLAIM_SECONDS, due_robot_channels
 from orchestrator.engine.outbox.deliver import DeliverReport, deliver
 from orchestrator.engine.outbox.enqueue import enqueue
 from orchestrator.engine.outbox.failures import ADMIN_RECIPIENT, queue_failure_report, report_failures
@@ -36,6 +37,7 @@ __all__ = [
     "backoff",
     "deliver",
     "deliver_robots",
+    "due_robot_channels",
     "enqueue",
     "queue_failure_report",
     "report_failures",

@@ -54,32 +54,31 @@ def claim(
     window: SendPolicy | None = None,
     *,
     robots: bool = False,
+    channel: str | None = None,
     due_by: datetime | None = None,
 ) -> tuple[list[int], int]:
     """Take up to ``limit`` due messages for ``node``: ``(ids in send order, expired claims released)``.
 
-    Email rows, or with ``robots`` the group robots' rows (``channel`` ``robot:NAME``): each
-    channel is sent by its own transport, as its own delivery. With ``window``, digests only of
-    programs whose send window is open at ``now`` (see above). ``due_by`` (default ``now``): only
-    rows due by then — a delivery that claims batch after batch takes what was due when it began,
-    not a retry it has just scheduled.
+    Email rows, or with ``robots`` the group robots' rows (``channel`` ``robot:NAME``; with
+    ``channel``, that robot's alone): each channel is sent by its own transport, as its own
+    delivery. With ``window``, digests only of programs whose send window is open at ``now`` (see
+    above). ``due_by`` (default ``now``): only rows due by then — a delivery that claims batch after
+    batch takes what was due when it began, not a retry it has just scheduled.
     """
-    channel = OutboxMessage.channel != Channel.EMAIL if robots else OutboxMessage.channel == Channel.EMAIL
+    if channel is not None:
+        which = OutboxMessage.channel == channel
+    else:
+        which = OutboxMessage.channel != Channel.EMAIL if robots else OutboxMessage.channel == Channel.EMAIL
     with transaction(engine) as session:
         reclaimed = release_expired(session, now, max_attempts)
         due = (
             select(OutboxMessage.id)
-            .where(
-                OutboxMessage.state == OutboxState.PENDING,
-                OutboxMessage.next_attempt_at <= (now if due_by is None else due_by),
-                OutboxMessage.kind.in_(kinds),
-                channel,
-            )
+            .where(_due(now if due_by is None else due_by), OutboxMessage.kind.in_(kinds), which)
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
             .limit(limit)
         )
         if window is not None:
-            due = _in_window_only(session, due, now, window)
+            due = in_window_only(session, due, now, window)
         if engine.dialect.name == "postgresql":
             # a MATERIALIZED CTE: run once. As an IN (subquery) PostgreSQL may rescan it in a nested
             # loop and, with SKIP LOCKED, claim more than ``limit`` rows (seen: 4 for a limit of 1).
@@ -99,7 +98,23 @@ def claim(
     return [i for i, _ in sorted(claimed, key=lambda row: (row[1], row[0]))], reclaimed
 
 
-def _in_window_only(session: Session, due, now: datetime, window: SendPolicy):
+def _due(by: datetime):
+    return (OutboxMessage.state == OutboxState.PENDING) & (OutboxMessage.next_attempt_at <= by)
+
+
+def due_robot_channels(engine: Engine, now: datetime, window: SendPolicy | None = None) -> list[str]:
+    """The robot channels (``robot:NAME``) with digests due at ``now`` (inside the send window, with
+    ``window``): the daemon starts one delivery for each."""
+    with Session(engine) as session:
+        query = select(OutboxMessage.channel).where(
+            _due(now), OutboxMessage.channel != Channel.EMAIL, OutboxMessage.kind == OutboxKind.DIGEST
+        )
+        if window is not None:
+            query = in_window_only(session, query, now, window)
+        return sorted(set(session.execute(query.distinct()).scalars()))
+
+
+def in_window_only(session: Session, due, now: datetime, window: SendPolicy):
     """``due`` narrowed to digests of programs whose send window is open at ``now`` (and other kinds)."""
     programs = session.execute(select(Program.id, Program.workflow, Program.timezone)).all()
     open_ids = [

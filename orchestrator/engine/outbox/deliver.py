@@ -46,7 +46,7 @@ from workflows.catalog import Bundle
 
 log = structlog.get_logger("duban.dispatch")
 
-BREAKER = 3  # this many temporary failures in a row: the mail system is down, stop the batch
+BREAKER = 3  # this many temporary failures in a row of one destination: it is down (email: stop the batch)
 GROUP_SIZE = 20  # messages whose outcomes commit together: a crash re-sends at most this many
 GROUP_SECONDS = 1.0  # a group closes after this long even if smaller (a slow server, a paced robot)
 FIRST_BATCH = 10  # a delivery's first claim: small, so that another daemon finds work too
@@ -67,11 +67,22 @@ class DeliverReport:
     lost: int = 0  # claims found taken by another node right before sending (the batch stopped)
     reclaimed: int = 0
     paced: int = 0  # given back, due later, to keep a robot within its messages a minute
+    held: int = 0  # given back untried, due later: their robot had just failed BREAKER times in a row
     sent_ids: list[int] = field(default_factory=list)
 
     def add(self, other: DeliverReport) -> None:
         """Count ``other`` (a later batch of the same delivery) in."""
-        for name in ("sent", "retried", "failed", "refused", "deferred", "lost", "reclaimed", "paced"):
+        for name in (
+            "sent",
+            "retried",
+            "failed",
+            "refused",
+            "deferred",
+            "lost",
+            "reclaimed",
+            "paced",
+            "held",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.sent_ids.extend(other.sent_ids)
 
@@ -166,7 +177,7 @@ class _Run:
         """Render, send, record, one letter after the other; stops early on ``stop()``, a lost claim or
         a dead server."""
         now = self.clock.now()
-        temporary_in_a_row = 0
+        temporary_in_a_row: dict[str, int] = {}  # by destination (``destination``)
         for position, letter in enumerate(letters):
             if self.stop():
                 return
@@ -192,13 +203,12 @@ class _Run:
                 continue
             except TransportError as exc:
                 self._failed(letter, str(exc), permanent=not exc.temporary)
-                temporary_in_a_row = temporary_in_a_row + 1 if exc.temporary else 0
-                if temporary_in_a_row >= BREAKER:
-                    self.untried = len(letters)
-                    self._connection_down(letters[position + 1 :], f"not tried: {exc}")
+                where = self.destination(letter)
+                temporary_in_a_row[where] = temporary_in_a_row.get(where, 0) + 1 if exc.temporary else 0
+                if temporary_in_a_row[where] >= BREAKER and self.broken(letters, position, exc):
                     return
                 continue
-            temporary_in_a_row = 0
+            temporary_in_a_row[self.destination(letter)] = 0
             sent_at = self.clock.now()
             done = record_sent(self.outcomes, sent_at, letter, result, mail=self.mail, rng=self.rng)
             self.delivered(letter, sent_at)
@@ -392,6 +402,18 @@ class _Run:
     def limited(self, letter: Letter, error: RateLimited) -> None:
         """The destination of ``letter`` asked to slow down."""
 
+    def destination(self, letter: Letter) -> str:
+        """Where ``letter`` goes, as far as failures are counted (``BREAKER``): email has one, the
+        mail system."""
+        return ""
+
+    def broken(self, letters: Sequence[Letter], position: int, error: TransportError) -> bool:
+        """``letters[position]``'s destination failed ``BREAKER`` times in a row; True stops the batch.
+        Email: the mail system is down — every letter left gets a failed, retried attempt."""
+        self.untried = len(letters)
+        self._connection_down(letters[position + 1 :], f"not tried: {error}")
+        return True
+
     def _failed(self, letter: Letter, error: str, *, permanent: bool, wait: float | None = None) -> None:
         now = self.clock.now()
         if record_failure(
@@ -532,12 +554,13 @@ async def deliver_batch(
     kinds: Sequence[str],
     window: SendPolicy | None = None,
     robots: bool = False,
+    channel: str | None = None,
     runner: type[_Run] = _Run,
     in_batches: bool = True,
 ) -> DeliverReport:
     """Claim due rows of one channel family (email, or ``robots``) in small batches and send each
     with ``runner``, over one opened transport, until none is due, ``limit`` were claimed, or the
-    delivery must stop. ``in_batches=False``: one claim of up to ``limit``.
+    delivery must stop. ``in_batches=False``: one claim of up to ``limit``; ``channel``: only its rows.
 
     Small batches are what lets several daemons share an outbox (PostgreSQL): each claims about
     ``BATCH_SECONDS`` of sending at the rate it has just seen, so a second daemon finds work too and
@@ -560,7 +583,7 @@ async def deliver_batch(
 
     async def fetch(size: int) -> _Batch:
         wanted = (engine, clock.now(), node, size, kinds, mail.max_attempts, window)
-        ids, reclaimed = await asyncio.to_thread(claim, *wanted, robots=robots, due_by=began)
+        ids, reclaimed = await asyncio.to_thread(claim, *wanted, robots=robots, channel=channel, due_by=began)
         return await _loaded(engine, making, node, ids, reclaimed)
 
     size = min(FIRST_BATCH, limit) if in_batches else limit

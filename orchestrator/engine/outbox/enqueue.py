@@ -7,7 +7,7 @@ recipient and local day, with a Message-ID derived from the item keys; the messa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -48,8 +48,16 @@ def timezones(session: Session, program_ids: Iterable[int]) -> dict[int, ZoneInf
 
 
 @gc_paused()
-def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], renderer: Renderer) -> int:
-    """Group every pending item with ``send_at <= now`` into outbox messages; returns how many were created.
+def enqueue(
+    engine: Engine,
+    now: datetime,
+    bundles: Mapping[str, Bundle],
+    renderer: Renderer,
+    programs: Collection[int] | None = None,
+) -> int:
+    """Group every pending item with ``send_at <= now`` into outbox messages; returns how many were
+    created. With ``programs`` (ids), only their items: those of a program the daemon does not run
+    wait (``tick``'s ``programs``).
 
     One transaction: the messages, the items' ``queued`` state and link, and a ``mail.queued`` event
     per message. Concurrent calls are serialized (an advisory lock on PostgreSQL, the single writer on
@@ -65,7 +73,7 @@ def enqueue(engine: Engine, now: datetime, bundles: Mapping[str, Bundle], render
                 text("SELECT pg_advisory_xact_lock(:cls, hashtext(current_schema()))"), {"cls": _ENQUEUE_LOCK}
             )
         builder = DigestBuilder(session, bundles)
-        for part in _parts(session.connection(), now):
+        for part in _parts(session.connection(), now, programs):
             made, items = _enqueue_part(session, builder, part, now, renderer)
             created, queued = created + made, queued + items
     if created:
@@ -84,7 +92,7 @@ def _due(now: datetime) -> tuple:
 ITEM_COLUMNS = [ITEMS.c[n] for n in ("id", "key", "kind", "recipient", "program_id", "phase")]
 
 
-def _parts(connection, now: datetime) -> Iterator[list[Row]]:
+def _parts(connection, now: datetime, programs: Collection[int] | None = None) -> Iterator[list[Row]]:
     """The due items in parts of about ``PART_ITEMS`` items, each of whole recipients: one query in
     order of recipient, read page by page. (A query per range of recipients read every due item
     each time: a province's busiest day, 1.4M items in 28 parts, was read 28 times over.)
@@ -97,6 +105,8 @@ def _parts(connection, now: datetime) -> Iterator[list[Row]]:
         .order_by(ITEMS.c.recipient, ITEMS.c.send_at, ITEMS.c.id)  # each recipient's in send order
         .execution_options(yield_per=IN_LIMIT)  # (a server-side cursor on PostgreSQL)
     )
+    if programs is not None:
+        query = query.where(ITEMS.c.program_id.in_(sorted(programs)))
     part: list[Row] = []
     for row in connection.execute(query):
         if len(part) >= PART_ITEMS and row.recipient != part[-1].recipient:

@@ -72,6 +72,11 @@ def _letter(row: Row, items: list[Row], builder: DigestBuilder) -> Letter:
     if row.body is None:
         if not items:
             problem = "cannot render: the message has no notification items"
+        elif (program := builder.program(items[0].program_id)) and builder.bundle(program) is None:
+            problem = (
+                f"not sent: {program.workflow} {program.year} is not in config's [[programs]]: the daemon"
+                " does not run it (its units and their addresses are not loaded)"
+            )
         else:
             try:
                 digest = builder.digest(Group(row.recipient, row.send_date, tuple(items)))

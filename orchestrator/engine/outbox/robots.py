@@ -10,6 +10,12 @@ database says were sent (so it holds across batches, restarts and daemons). A me
 limit is not dropped and costs no attempt: it is given back, due when the minute has passed
 (``robot.paced``). A robot that answers "too fast" anyway (DingTalk 130101: throttled for ten
 minutes) gets its message retried after that, and the rest of the batch for it waits as long.
+
+Failures are counted per robot: ``BREAKER`` temporary failures in a row of one robot (a timeout, an
+answer cut off, HTTP 5xx) and its other messages of the batch are given back untried, due after
+``retry_base`` and costing no attempt (``robot.held``); the other robots' messages go on. The
+daemon delivers each robot apart (``channel``: one robot's rows only), so one robot's slowness holds
+neither another robot nor the email (``service/work.py``).
 """
 
 from __future__ import annotations
@@ -23,13 +29,13 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
-from notifications.errors import RateLimited
+from notifications.errors import RateLimited, TransportError
 from notifications.im import PER_MINUTE, RobotMessage, RobotTransport
 from notifications.robots import render_robot
 from orchestrator.engine.clock import Clock
 from orchestrator.engine.digest import Scorecard
 from orchestrator.engine.outbox.claims import outbox_update
-from orchestrator.engine.outbox.deliver import DeliverReport, _Pacer, _Run, deliver_batch
+from orchestrator.engine.outbox.deliver import BREAKER, DeliverReport, _Pacer, _Run, deliver_batch
 from orchestrator.engine.outbox.letters import Letter, Letters, one_line
 from orchestrator.engine.outbox.policy import MailPolicy
 from orchestrator.engine.window import SendPolicy
@@ -93,6 +99,7 @@ class _RobotRun(_Run):
         super().__init__(*args, **kwargs)
         self.pacer = _Pacer(0)  # the mail rate limit is the mail server's; robots are paced per robot
         self.pace = RobotPace()
+        self.down: dict[str, tuple[datetime, str]] = {}  # robot channel → (tried again at, why)
 
     async def run(self, letters: list[Letter]) -> DeliverReport:
         self.pace.seed(self.connection, [x.channel for x in letters], self.clock.now())
@@ -120,12 +127,30 @@ class _RobotRun(_Run):
 
     def hold(self, letter: Letter) -> bool:
         now = self.clock.now()
+        down = self.down.get(letter.channel)
+        if down is not None:
+            until, why = down
+            _give_back(self.connection, self.node, letter, now, until, kind="robot.held", detail=why)
+            self.report.held += 1
+            return True
         until = self.pace.until(letter.channel, now)
         if until is None:
             return False
         _give_back(self.connection, self.node, letter, now, until)
         self.report.paced += 1
         return True
+
+    def destination(self, letter: Letter) -> str:
+        return letter.channel
+
+    def broken(self, letters: Sequence[Letter], position: int, error: TransportError) -> bool:
+        """This robot failed ``BREAKER`` times in a row: its other messages wait, the rest go on."""
+        letter = letters[position]
+        until = self.clock.now() + timedelta(seconds=self.mail.retry_base)
+        why = f"not tried: {letter.channel} failed {BREAKER} times in a row (the last: {error}); tried again later"
+        self.down[letter.channel] = (until, why)
+        log.warning("robot.down", channel=letter.channel, error=str(error), until=until.isoformat())
+        return False
 
     def delivered(self, letter: Letter, at: datetime) -> None:
         self.pace.record(letter.channel, at)
@@ -134,8 +159,21 @@ class _RobotRun(_Run):
         self.pace.block(letter.channel, self.clock.now() + timedelta(seconds=error.retry_after))
 
 
-def _give_back(connection: Connection, node: str, letter: Letter, now: datetime, until: datetime) -> None:
-    """Pending again, due at ``until``, no attempt counted: a robot's minute is full."""
+PACED = f"at most {PER_MINUTE} messages a minute per robot: sent when the minute has passed"
+
+
+def _give_back(
+    connection: Connection,
+    node: str,
+    letter: Letter,
+    now: datetime,
+    until: datetime,
+    *,
+    kind: str = "robot.paced",
+    detail: str = PACED,
+) -> None:
+    """Pending again, due at ``until``, no attempt counted: a robot's minute is full (``robot.paced``),
+    or the robot has just failed too often to try it now (``robot.held``)."""
     with connection.begin():
         connection.execute(
             outbox_update(
@@ -150,7 +188,7 @@ def _give_back(connection: Connection, node: str, letter: Letter, now: datetime,
                 event_row(
                     at=now,
                     actor=DAEMON,
-                    kind="robot.paced",
+                    kind=kind,
                     unit=letter.recipient,
                     subject=letter.message_id,
                     before={"state": OutboxState.SENDING},
@@ -160,11 +198,11 @@ def _give_back(connection: Connection, node: str, letter: Letter, now: datetime,
                         "next_attempt_at": until.isoformat(),
                         "channel": letter.channel,
                     },
-                    detail=f"at most {PER_MINUTE} messages a minute per robot: sent when the minute has passed",
+                    detail=detail,
                 )
             ],
         )
-    log.info("robot.paced", message=letter.message_id, channel=letter.channel, until=until.isoformat())
+    log.info(kind, message=letter.message_id, channel=letter.channel, until=until.isoformat())
 
 
 async def deliver_robots(
@@ -181,9 +219,11 @@ async def deliver_robots(
     scorecard: Scorecard | None = None,
     rng: random.Random | None = None,
     window: SendPolicy | None = None,
+    channel: str | None = None,
 ) -> DeliverReport:
     """Send up to ``limit`` due robot messages (retries and backoff as ``mail`` says for email).
-    With ``window``, only inside the send window, as email (``claims``).
+    With ``window``, only inside the send window, as email (``claims``); with ``channel``
+    (``robot:NAME``), only that robot's.
 
     ``links`` gives a unit's portal page for the message; without it the message names whom to ask.
     """
@@ -201,6 +241,7 @@ async def deliver_robots(
         kinds=(OutboxKind.DIGEST,),
         window=window,
         robots=True,
+        channel=channel,
         runner=runner,
         in_batches=False,  # a throttled robot is remembered for one run: keep it one claim
     )
