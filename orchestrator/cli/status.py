@@ -21,8 +21,8 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
 
     from orchestrator.admin.status import status_report
     from orchestrator.service.calendars import program_calendar
-    from orchestrator.service.unit_status import idle_unit_warnings
     from orchestrator.service.runtime import declared_workflows
+    from orchestrator.service.unit_status import idle_unit_warnings
 
     ctx = current()
     with Session(ctx.open_engine()) as session:
