@@ -242,7 +242,7 @@ def test_the_attached_list_filled_in_goes_back_with_import_status(started) -> No
     book.save(filled)
     result = duban(config, "import-status", str(filled))
     assert result.returncode == 0, result.stderr
-    assert "1 done, 1 waived" in result.stdout
+    assert "记为已办结 1 项、已免除 1 项" in result.stdout
     with Session(engine) as session:
         done, waived = session.get(Obligation, first), session.get(Obligation, second)
         assert (done.state, done.evidence) == ("done", "县司法局〔2026〕3号")
@@ -269,10 +269,10 @@ def test_a_bad_import_names_every_bad_row_and_changes_nothing(started) -> None:
     result = duban(config, "import-status", str(bad))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f'{bad}:3: done_on: bad date "2026-13-01", expected YYYY-MM-DD',
-        f'{bad}:4: reason: a reason is required (say why, e.g. --reason "not applicable to this unit")',
-        f"{bad}:5: no obligation #999999 (`duban tasks` lists them)",
-        f'{bad}:6: state "maybe": expected done (已完成) or waived (已免除)',
+        f"{bad}:3: 列「完成日期」：「2026-13-01」不是有效日期：没有13月",
+        f"{bad}:4: 列「理由」：免除须填写理由（如“本单位无此项职能”）",
+        f"{bad}:5: 列「事项编号」：没有编号为 #999999 的事项",
+        f"{bad}:6: 列「状态」：「maybe」不是可选的状态：请填写「已办结」或「已免除」（情况不明的留空）",
     ]
     with Session(engine) as session:
         assert {session.get(Obligation, i).state for i in ids} == {"overdue"}
