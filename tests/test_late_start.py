@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -322,3 +324,24 @@ def test_after_a_long_outage_no_digest_is_unreadable(tmp_path: Path) -> None:
         assert body.count("BEGIN:VTODO") <= 30
         assert "县政府法制办" in body or "BEGIN:VTODO" not in body
     engine.dispose()
+
+
+# -- issue 27, point 12: simulate a late start as it runs ------------------------------------------
+
+
+def test_simulate_takes_the_configured_year_and_the_late_start(started) -> None:
+    """Without --year, the year of the program config declares; without --from, its notify-from day
+    (2 December, as the database records the first start): no email of June in the summary, and the
+    office's before-start summary in it. --from 2026-01-01 still simulates the whole plan year."""
+    config, _engine, _folder = started
+    late = duban(config, "simulate", WORKFLOW, "--summary")
+    assert late.returncode == 0, late.stderr
+    assert "模拟2026年度（配置文件 [[programs]] 中的方案），自2026年12月2日起（该方案的启用日" in late.stderr
+    months = set(re.findall(r"\b(20\d\d-\d\d)\b", late.stdout))
+    assert months and min(months) == "2026-12", months
+    emails = [json.loads(line) for line in duban(config, "simulate", WORKFLOW, "--json").stdout.splitlines()]
+    assert min(e["send_at"] for e in emails) >= "2026-12-02"
+    assert any(i["kind"] == "before_start" for e in emails for i in e["items"])
+    whole = duban(config, "simulate", WORKFLOW, "--year", "2026", "--from", "2026-01-01", "--summary")
+    assert whole.returncode == 0, whole.stderr
+    assert "2026-06" in whole.stdout and "启用日" not in whole.stderr

@@ -262,3 +262,27 @@ def test_nothing_here_reads_the_clock(site) -> None:
     """(The page's day is the portal's clock: 4 December 2026, not the machine's.)"""
     assert datetime.fromisoformat("2026-12-04T10:00:00+08:00") <= site.portal.now()
     assert "日期为2026年12月4日" in get(site.link()).text
+
+
+# -- point 12: the portal's front page --------------------------------------------------------------
+
+
+def test_the_front_page_says_where_to_go(site) -> None:
+    """``/`` was the 404 of an unknown path: an administrator who opens the portal's address sees
+    where units and the office go, with the same security headers as every page."""
+    answer = get(site.server.url + "/")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    text = answer.text
+    assert "<h1>督办系统</h1>" in text
+    assert "通知邮件中本单位的专用链接" in text and '<a href="/office">督办办公室登录</a>' in text
+    unknown = get(site.server.url + "/nothing-here")
+    assert unknown.status_code == 404
+    for name in (
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+        "cache-control",
+    ):
+        assert answer.headers[name] == unknown.headers[name], name
+    assert get(site.server.url + "/office").status_code == 200  # where the link goes: the login page
