@@ -132,7 +132,6 @@ def program_dates(bundle, workflow: str, year: str | None, from_: str | None):
     from datetime import date
     from zoneinfo import ZoneInfo
 
-    from notifications import zh
     from orchestrator.engine.window import local_day
     from orchestrator.service.runtime import program_year
 
@@ -152,7 +151,9 @@ def program_dates(bundle, workflow: str, year: str | None, from_: str | None):
     notify = entry.notify_from or _started_notify_day(definition.id, chosen)
     if notify is None or notify <= date(chosen, 1, 1):
         return chosen, None, _note(taken)
-    taken.append(f"自{zh.day(notify)}起（该方案的启用日：此前到期的事项不通知各单位）")
+    taken.append(
+        f"自{notify.year}年{notify.month}月{notify.day}日起（该方案的启用日：此前到期的事项不通知各单位）"
+    )
     return chosen, notify, _note(taken)
 
 
