@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from icalendar import Calendar
 from sqlmodel import Session, select
 
 from orchestrator.admin import links, operations
-from orchestrator.admin.portal_views import Colour, before_start, colour_of
+from orchestrator.admin.portal_views import Colour, colour_of
 from orchestrator.engine.clock import ShiftedClock
 from orchestrator.engine.programs import start_program
 from orchestrator.engine.tick import tick
@@ -132,6 +132,8 @@ def cards(html: str) -> dict[int, str]:
     ],
 )
 def test_before_start_is_one_rule_and_the_colour_function_asks_it(state, due, notify_from, expected):
+    from orchestrator.admin.portal_views import before_start
+
     assert before_start(state, due, notify_from) is expected
     colour = colour_of(
         state, due, date(2026, 12, 4), returned=False, workdays_left=0, notify_from=notify_from
@@ -256,12 +258,6 @@ def test_the_page_on_a_phone(site) -> None:
             grey.screenshot(path=str(Path(folder) / "unit-before-start-card.png"))
             review.screenshot(path=str(Path(folder) / "unit-register-card.png"))
         browser.close()
-
-
-def test_nothing_here_reads_the_clock(site) -> None:
-    """(The page's day is the portal's clock: 4 December 2026, not the machine's.)"""
-    assert datetime.fromisoformat("2026-12-04T10:00:00+08:00") <= site.portal.now()
-    assert "日期为2026年12月4日" in get(site.link()).text
 
 
 # -- point 12: the portal's front page --------------------------------------------------------------
