@@ -5,6 +5,10 @@ as an all-day VEVENT spanning its dates. Entries are in date order.
 UIDs depend only on what the entry is about (plan, task, unit, occurrence; or plan, phase, year),
 never on the email that carries it, so a calendar client updates the entry it already has
 instead of adding a second one (a moved due date replaces the old entry).
+
+A deadline of a recurring duty names its period, one anchored on a register its document, in its
+SUMMARY and DESCRIPTION as the emails do (期次：2026年8月, 涉及文件：县人社发〔2023〕2号 …): two
+reviews of two documents are two entries that read apart in a calendar's list.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from notifications import zh
 from notifications.model import DEADLINE_KINDS, PHASE_KINDS, DigestItem
+from notifications.rows import occurrence_fact
 
 PRODID = "-//duban//督办//ZH-CN"
 CALENDAR_KINDS = ("events", "todos", "both")
@@ -97,23 +102,33 @@ def _uid(kind: str, parts: list[str], domain: str) -> str:
 
 def _todo(item: DigestItem, uid: str, stamp: str) -> list[str]:
     """A VTODO; properties in alphabetical order (icalendar's order for a to-do)."""
-    title = item.task_title or item.task or "任务"
     lines = ["BEGIN:VTODO", _line("DESCRIPTION", _text(_description(item))), f"DTSTAMP:{stamp}"]
     if item.opens and item.due and item.opens <= item.due:
         lines.append(f"DTSTART;VALUE=DATE:{_date(item.opens)}")
     lines += [
         f"DUE;VALUE=DATE:{_date(item.due)}",
         "STATUS:NEEDS-ACTION",
-        _line("SUMMARY", _text(f"{title}（{item.unit_name}）")),
+        _line("SUMMARY", _text(f"{_what(item)}（{item.unit_name}）")),
         _line("UID", _text(uid)),
         "END:VTODO",
     ]
     return lines
 
 
-def _summary(item: DigestItem) -> str:
+def _what(item: DigestItem) -> str:
+    """The task's title, with the period or the document where it recurs: ``…：县人社发〔2023〕2号 …``."""
     title = item.task_title or item.task or "任务"
-    return f"【截止】{title}（{item.unit_name}）"
+    if not item.occurrence:
+        return title
+    return f"{title}：{_occurrence(item)[1]}"
+
+
+def _occurrence(item: DigestItem) -> tuple[str, str]:
+    return occurrence_fact(item.occurrence or "", item.occurrence_label, is_row=item.occurrence_is_row)
+
+
+def _summary(item: DigestItem) -> str:
+    return f"【截止】{_what(item)}（{item.unit_name}）"
 
 
 def _deadline_event(item: DigestItem, uid: str, stamp: str) -> list[str]:
@@ -196,6 +211,8 @@ def _description(item: DigestItem) -> str:
         lines.append(f"起止日期：{zh.day(item.phase_start)} 至 {zh.day(item.phase_end)}")
     if item.kind in DEADLINE_KINDS:
         lines.append(f"责任单位：{item.unit_name}")
+        if item.occurrence:
+            lines.append("：".join(_occurrence(item)))
     if item.lead_names:
         lines.append(f"牵头单位：{zh.names(item.lead_names)}")
     if item.deliverable:

@@ -23,6 +23,9 @@ OBLIGATION_STATES = {
 UNIT_PAGE_STATES = OBLIGATION_STATES | {"done": "已办结"}
 """An obligation's state in the unit's own words on its page (a unit applies for 办结; the CLI,
 the emails and the reports say 已完成)."""
+BEFORE_START = "启用前已到期，待办公室核实"
+"""How the portal shows an obligation due before its program's notify-from day that nobody has
+recorded yet (grey, with these words: no unit was ever told of it)."""
 
 PHASE_STATES = {"pending": "未开始", "active": "进行中", "closed": "已结束", "cancelled": "已取消"}
 OUTBOX_STATES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}

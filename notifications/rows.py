@@ -1,6 +1,7 @@
 """What the digest templates are given: LateUnit, Row, Group, Remainder and DigestView, and the
 small pieces of text the digest view, its escalation rows and the before-start summary share
-(``LISTED_IN_FULL``, a plan's title, an occurrence's label).
+(``LISTED_IN_FULL``, a plan's title, an occurrence's label — also on the unit's page and in its
+calendar).
 """
 
 from __future__ import annotations
@@ -89,5 +90,9 @@ def _title_of(plans: Iterable[tuple[str, str]]) -> str:
 
 def _occurrence_fact(item: DigestItem) -> tuple[str, str]:
     """``期次：2026年8月`` or, for a register row, ``涉及文件：县人社发〔2023〕2号 …``."""
-    label = "涉及文件" if item.occurrence_is_row else "期次"
-    return label, item.occurrence_label or item.occurrence or ""
+    return occurrence_fact(item.occurrence, item.occurrence_label, is_row=item.occurrence_is_row)
+
+
+def occurrence_fact(occurrence: str, label: str | None, *, is_row: bool) -> tuple[str, str]:
+    """(涉及文件 | 期次, what it is): the words the emails, the unit's page and its calendar share."""
+    return ("涉及文件" if is_row else "期次"), label or occurrence or ""

@@ -76,7 +76,7 @@ def test_a_ref_past_the_largest_row_id_is_one_line(site, tmp_path):
     sheet = tmp_path / "status.csv"
     sheet.write_text(f"ref,state,done_on\n{HUGE},done,2026-06-05\n", encoding="utf-8")
     code, _, err = site("import-status", str(sheet))
-    assert code == 2 and _one_line(err) == f"{sheet}:2: no obligation #{HUGE} (`duban tasks` lists them)"
+    assert code == 2 and _one_line(err) == f"{sheet}:2: 列「ref」：没有编号为 #{HUGE} 的事项"
     assert _states(site) == before
 
 
@@ -90,8 +90,8 @@ def test_a_done_date_long_before_the_program_is_refused(site, tmp_path):
     code, _, err = site("import-status", str(sheet))
     assert code == 2 and "Traceback" not in err
     assert err.splitlines() == [
-        f"{sheet}:2: done_on: 0001-01-01 is long before #{a} opened (2026-06-01): give a day from 2025-01-01 on",
-        f"{sheet}:3: done_on: 1900-01-01 is long before #{b} opened (2026-06-01): give a day from 2025-01-01 on",
+        f"{sheet}:2: 列「done_on」：1年1月1日远早于事项 #{a} 的开始日期（2026年6月1日）：请填写2025年1月1日以后的日期",
+        f"{sheet}:3: 列「done_on」：1900年1月1日远早于事项 #{b} 的开始日期（2026年6月1日）：请填写2025年1月1日以后的日期",
     ]
     assert _states(site) == before
     sheet.write_text(f"ref,state,done_on\n{a},done,2025-12-30\n", encoding="utf-8")  # prepared ahead: fine

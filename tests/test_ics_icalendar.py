@@ -70,7 +70,7 @@ def with_icalendar(items: list[DigestItem]) -> bytes:
     for uid, item in sorted(todos_by_uid.items(), key=lambda pair: (pair[1].due, pair[0])):  # by date
         todo = Todo()
         todo.add("uid", uid)
-        todo.add("summary", f"{item.task_title or item.task or '任务'}（{item.unit_name}）")
+        todo.add("summary", f"{ics._what(item)}（{item.unit_name}）")  # (with its period, if any)
         todo.add("description", ics._description(item))
         todo.add("dtstamp", NOW)
         if item.opens and item.opens <= item.due:

@@ -65,24 +65,24 @@ BOMBS = {
     # 150 MB of <row/> in a file of about 230 KB: 1.75 GB and two minutes for the old reader
     "empty rows": (
         hostile.empty_rows,
-        ":1: xl/worksheets/sheet1.xml expands to 150.0 MB from a file of",
+        ":1: xl/worksheets/sheet1.xml 解压后为 150.0 MB，而文件只有",
     ),
     # 1.2 MB of <row/>: within the part's limit, so the rows read are counted, empty ones too
     "empty rows, counted": (
         lambda p: hostile.workbook(
             p, hostile.sheet_xml([hostile.HEADER, *hostile.repeated(b"<row/>", 1_200_000)])
         ),
-        ":100002: more than 100,000 rows (empty ones count too): not read",
+        ":100002: 超过 100,000 行（空行也计算在内）：未读取",
     ),
     # one shared string of 512 MB in a file of about 500 KB
     "string bomb": (
         lambda p: hostile.string_bomb(p, 512),
-        ":1: xl/sharedStrings.xml expands to 512.0 MB from a file of",
+        ":1: xl/sharedStrings.xml 解压后为 512.0 MB，而文件只有",
     ),
     # 100,000 <c/> in one row: each a dict in openpyxl's row
     "wide row": (
         lambda p: hostile.wide_rows(p, 1, 100_000),
-        ":2: more than 16,384 cells in one row (columns are A to XFD)",
+        ":2: 一行超过 16,384 个单元格（列为 A 至 XFD）",
     ),
 }
 
@@ -103,7 +103,7 @@ def test_cells_are_counted_as_they_are_read_empty_ones_too(tmp_path, monkeypatch
     path = hostile.wide_rows(tmp_path / "cells.xlsx", 11, 1_000)
     with pytest.raises(ImportProblems) as caught:
         read_status_file(path)
-    assert str(caught.value) == f"{path}:11: more than 10,000 cells (empty ones count too): not read"
+    assert str(caught.value) == f"{path}:11: 超过 10,000 个单元格（空单元格也计算在内）：未读取"
 
 
 @pytest.mark.parametrize("damage", ["deflate stream", "encrypted flag", "truncated"])
@@ -128,7 +128,7 @@ def test_a_damaged_archive_is_one_line(tmp_path, damage):
     path.write_bytes(bytes(data))
     with pytest.raises(ImportProblems) as caught:
         read_status_file(path)
-    assert str(caught.value).startswith(f"{path}:1: not a readable XLSX workbook (")
+    assert str(caught.value).startswith(f"{path}:1: 不是可以读取的 XLSX 工作簿（")
 
 
 def test_a_dimension_of_the_whole_sheet_is_not_believed(duban_env, tmp_path):
@@ -137,7 +137,7 @@ def test_a_dimension_of_the_whole_sheet_is_not_believed(duban_env, tmp_path):
     path = hostile.huge_dimension(tmp_path / "dimension.xlsx")
     assert path.stat().st_size < 4000
     lines = errors(import_status(duban_env, path))
-    assert lines == [f"{path}:1048576: no ref (事项编号) and no task (任务编号): say which obligation"]
+    assert lines == [f"{path}:1048576: 列「事项编号」：未填写：请填写事项编号（或任务编号与责任单位）"]
 
 
 # -- point 10: CSV from a device, a FIFO, or too big ------------------------------------------------
@@ -148,7 +148,7 @@ def test_a_device_or_a_fifo_is_refused_at_once(duban_env, tmp_path):
     os.mkfifo(fifo)  # nobody writes to it: opening it for reading would wait forever
     for path in (Path("/dev/zero"), fifo, tmp_path):
         (line,) = errors(import_status(duban_env, path))
-        assert line == f"{path}:1: not a regular file: give a CSV or XLSX file"
+        assert line == f"{path}:1: 不是普通文件（是设备、管道或文件夹）：请给出一个 CSV 或 XLSX 文件"
     assert nothing_imported(duban_env)
 
 
@@ -158,7 +158,7 @@ def test_a_file_over_the_size_limit_is_refused_without_reading_it_all(duban_env,
         file.write("事项编号,状态\n".encode())
         file.truncate(MAX_FILE_BYTES + 1)  # sparse: a file of zeros that costs no disk
     (line,) = errors(import_status(duban_env, path))
-    assert line == f"{path}:1: larger than 32 MB: split it, or leave out the rows without a state"
+    assert line == f"{path}:1: 文件大于 32 MB：请拆分成几个文件，或删去未填写状态的行"
 
 
 # -- point 14: numbers no cell should hold -------------------------------------------------------
@@ -167,14 +167,14 @@ def test_a_file_over_the_size_limit_is_refused_without_reading_it_all(duban_env,
 def test_a_number_that_is_no_sane_value_is_one_located_line(duban_env, tmp_path):
     path = hostile.numbers(tmp_path / "numbers.xlsx", "1E300", "-1E300", "1E+20", "inf", "nan", "12")
     lines = errors(import_status(duban_env, path))
-    too_large = "is too large for a cell (more than 2^53)"
+    too_large = "太大（超过 2^53）"
     assert lines == [
-        f"{path}:2: ref (事项编号): cell A2: the number 1E300 {too_large}",
-        f"{path}:3: ref (事项编号): cell A3: the number -1E300 {too_large}",
-        f"{path}:4: ref (事项编号): cell A4: the number 1E+20 {too_large}",
-        f"{path}:5: ref (事项编号): cell A5: inf is no number a cell can use (infinite, or not a number)",
-        f"{path}:6: ref (事项编号): cell A6: nan is no number a cell can use (infinite, or not a number)",
-        f"{path}:7: no obligation #12 (`duban tasks` lists them)",  # a sane number goes on to the check
+        f"{path}:2: 列「事项编号」：单元格 A2：数字 1E300 {too_large}",
+        f"{path}:3: 列「事项编号」：单元格 A3：数字 -1E300 {too_large}",
+        f"{path}:4: 列「事项编号」：单元格 A4：数字 1E+20 {too_large}",
+        f"{path}:5: 列「事项编号」：单元格 A5：inf 不是可用的数字（无穷大或非数字）",
+        f"{path}:6: 列「事项编号」：单元格 A6：nan 不是可用的数字（无穷大或非数字）",
+        f"{path}:7: 列「事项编号」：没有编号为 #12 的事项",  # a sane number goes on to the check
     ]
 
 
@@ -186,16 +186,16 @@ def test_a_huge_ref_in_a_csv_is_what_refs_says_at_its_line(duban_env, tmp_path):
     path = tmp_path / "huge.csv"
     path.write_text("事项编号,状态,完成日期\n99999999999999999999,已完成,2026-06-01\n", encoding="utf-8")
     lines = errors(import_status(duban_env, path))
-    assert lines == [f"{path}:2: no obligation #99999999999999999999 (`duban tasks` lists them)"]
+    assert lines == [f"{path}:2: 列「事项编号」：没有编号为 #99999999999999999999 的事项"]
 
 
 def test_a_date_cell_that_is_no_date_is_one_located_line(duban_env, tmp_path):
     path = hostile.numbers(tmp_path / "dates.xlsx", "1E300", "-5", "3000000", column="C", style=1)
     lines = errors(import_status(duban_env, path))
     assert lines == [
-        f"{path}:2: done_on (完成日期): cell C2: the number 1E300 is too large for a cell (more than 2^53)",
-        f"{path}:3: done_on (完成日期): cell C3: the number -5 is formatted as a date but is no date",
-        f"{path}:4: done_on (完成日期): cell C4: the number 3000000 is formatted as a date but is no date",
+        f"{path}:2: 列「完成日期」：单元格 C2：数字 1E300 太大（超过 2^53）",
+        f"{path}:3: 列「完成日期」：单元格 C3：设为日期格式，但数字 -5 不是有效日期",
+        f"{path}:4: 列「完成日期」：单元格 C4：设为日期格式，但数字 3000000 不是有效日期",
     ]
 
 
@@ -209,9 +209,7 @@ def test_an_unterminated_quoted_field_is_an_error_not_merged_into_the_evidence(d
         encoding="utf-8",
     )
     lines = errors(import_status(duban_env, path))
-    assert lines == [
-        f'{path}:2: a quoted field opened on this line is never closed (read up to line 3): close its "'
-    ]
+    assert lines == [f'{path}:2: 本行有一个以引号开始的单元格没有结束（一直读到第 3 行）：请补上结束的引号 "']
 
 
 def test_a_formula_without_a_saved_value_and_merged_state_cells_are_named_per_row(duban_env, tmp_path):
@@ -232,14 +230,14 @@ def test_a_formula_without_a_saved_value_and_merged_state_cells_are_named_per_ro
         hostile.sheet_xml(rows, tail=b'<mergeCells count="1"><mergeCell ref="B3:B5"/></mergeCells>'),
     )
     lines = errors(import_status(duban_env, path))
-    merged = "state (状态): cell B{} is in the merged cells B3:B5: only B3 holds a value (unmerge them and fill in each row)"
+    merged = "列「状态」：单元格 B{} 在合并单元格 B3:B5 中，只有 B3 有值（请取消合并，逐行填写）"
     assert lines == [
-        f"{path}:2: state (状态): cell B2: a formula without a saved value (open and save the file in Excel, or type the value)",
-        f"{path}:3: no obligation #2 (`duban tasks` lists them)",
+        f"{path}:2: 列「状态」：单元格 B2：是公式，但文件中没有它的计算结果（请在 Excel 或 WPS 中打开并保存，或直接填写值）",
+        f"{path}:3: 列「事项编号」：没有编号为 #2 的事项",
         f"{path}:4: {merged.format(4)}",
         f"{path}:5: {merged.format(5)}",
-        f"{path}:6: no obligation #5 (`duban tasks` lists them)",
-        f"{path}:7: state (状态): cell B7: shows the error #N/A",
+        f"{path}:6: 列「事项编号」：没有编号为 #5 的事项",
+        f"{path}:7: 列「状态」：单元格 B7：显示错误值 #N/A",
     ]
 
 

@@ -115,7 +115,19 @@ async def _run_year(engine, bundle, settings, maildir: Path) -> None:
 def _start_simulate() -> subprocess.Popen:
     """``duban simulate … --json`` (the real CLI), started now to run while the year runs here."""
     return subprocess.Popen(
-        [DUBAN, "--config", str(CONFIG), "simulate", WORKFLOW, "--year", str(YEAR), "--json"],
+        # (--from: the whole year, whatever program a `make run` here may have started late)
+        [
+            DUBAN,
+            "--config",
+            str(CONFIG),
+            "simulate",
+            WORKFLOW,
+            "--year",
+            str(YEAR),
+            "--from",
+            f"{YEAR}-01-01",
+            "--json",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

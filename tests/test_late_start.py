@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -242,7 +244,7 @@ def test_the_attached_list_filled_in_goes_back_with_import_status(started) -> No
     book.save(filled)
     result = duban(config, "import-status", str(filled))
     assert result.returncode == 0, result.stderr
-    assert "1 done, 1 waived" in result.stdout
+    assert "记为已办结 1 项、已免除 1 项" in result.stdout
     with Session(engine) as session:
         done, waived = session.get(Obligation, first), session.get(Obligation, second)
         assert (done.state, done.evidence) == ("done", "县司法局〔2026〕3号")
@@ -269,10 +271,10 @@ def test_a_bad_import_names_every_bad_row_and_changes_nothing(started) -> None:
     result = duban(config, "import-status", str(bad))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f'{bad}:3: done_on: bad date "2026-13-01", expected YYYY-MM-DD',
-        f'{bad}:4: reason: a reason is required (say why, e.g. --reason "not applicable to this unit")',
-        f"{bad}:5: no obligation #999999 (`duban tasks` lists them)",
-        f'{bad}:6: state "maybe": expected done (已完成) or waived (已免除)',
+        f"{bad}:3: 列「完成日期」：「2026-13-01」不是有效日期：没有13月",
+        f"{bad}:4: 列「理由」：免除须填写理由（如“本单位无此项职能”）",
+        f"{bad}:5: 列「事项编号」：没有编号为 #999999 的事项",
+        f"{bad}:6: 列「状态」：「maybe」不是可选的状态：请填写「已办结」或「已免除」（情况不明的留空）",
     ]
     with Session(engine) as session:
         assert {session.get(Obligation, i).state for i in ids} == {"overdue"}
@@ -322,3 +324,24 @@ def test_after_a_long_outage_no_digest_is_unreadable(tmp_path: Path) -> None:
         assert body.count("BEGIN:VTODO") <= 30
         assert "县政府法制办" in body or "BEGIN:VTODO" not in body
     engine.dispose()
+
+
+# -- issue 27, point 12: simulate a late start as it runs ------------------------------------------
+
+
+def test_simulate_takes_the_configured_year_and_the_late_start(started) -> None:
+    """Without --year, the year of the program config declares; without --from, its notify-from day
+    (2 December, as the database records the first start): no email of June in the summary, and the
+    office's before-start summary in it. --from 2026-01-01 still simulates the whole plan year."""
+    config, _engine, _folder = started
+    late = duban(config, "simulate", WORKFLOW, "--summary")
+    assert late.returncode == 0, late.stderr
+    assert "模拟2026年度（配置文件 [[programs]] 中的方案），自2026年12月2日起（该方案的启用日" in late.stderr
+    months = set(re.findall(r"\b(20\d\d-\d\d)\b", late.stdout))
+    assert months and min(months) == "2026-12", months
+    emails = [json.loads(line) for line in duban(config, "simulate", WORKFLOW, "--json").stdout.splitlines()]
+    assert min(e["send_at"] for e in emails) >= "2026-12-02"
+    assert any(i["kind"] == "before_start" for e in emails for i in e["items"])
+    whole = duban(config, "simulate", WORKFLOW, "--year", "2026", "--from", "2026-01-01", "--summary")
+    assert whole.returncode == 0, whole.stderr
+    assert "2026-06" in whole.stdout and "启用日" not in whole.stderr

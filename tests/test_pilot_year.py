@@ -32,6 +32,8 @@ def emails() -> list[dict]:
             str(REPO / "examples/units.example.toml"),
             "--year",
             "2026",
+            "--from",  # the whole year, whatever program a `make run` here may have started late
+            "2026-01-01",
             "--json",
         ],
         capture_output=True,

@@ -179,3 +179,36 @@ async def test_a_decision_email_opens_with_a_true_sentence_never_a_lone_full_sto
 
 def text(message) -> str:
     return body(message).replace("\r\n", "\n")
+
+
+async def test_the_office_gets_no_review_email_once_everything_is_decided(world, server):
+    """Issue 27, point 12: a completion submitted before the send window and decided before it
+    opens leaves nothing to review — the office gets no 【待审核】 email saying 目前没有待审核的申请
+    (the item is skipped, in the audit log). A submission later that day makes it pending again."""
+    engine, desk = world[0], world[4]
+    await send(world, server, "2026-06-01T10:00")
+    t1a, t1b = obligation_of(engine, "town-a"), obligation_of(engine, "town-b")
+    with transaction(engine) as session:
+        done = submit_completion(session, t1a.id, A, at("2026-06-02T07:30"), "已报送", desk=desk).id
+        approve(session, done, OFFICE, at("2026-06-02T08:00"), desk=desk)
+    messages = await send(world, server, "2026-06-02T09:30")
+    assert [to(m) for m in messages] == ["town-a@example.gov.cn"]  # the unit hears of its approval
+    assert not any("待审核" in str(m["Subject"]) or "目前没有待审核" in body(m) for m in messages)
+    from sqlmodel import select
+
+    from orchestrator.store.models import Event, NotificationItem
+
+    with Session(engine) as session:
+        (item,) = session.exec(
+            select(NotificationItem).where(NotificationItem.kind == "review_pending")
+        ).all()
+        assert item.state == "skipped"
+        skipped = session.exec(
+            select(Event).where(Event.kind == "notice.skipped", Event.subject == item.key)
+        ).all()
+        assert len(skipped) == 1
+
+    with transaction(engine) as session:  # the same day: town-b submits; the office is told after all
+        submit_completion(session, t1b.id, B, at("2026-06-02T14:00"), "已报送", desk=desk)
+    (office,) = await send(world, server, "2026-06-02T14:30")
+    assert to(office) == "office@example.gov.cn" and "待审核 1 项：办结申请 1 项" in body(office)

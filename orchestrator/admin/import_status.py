@@ -5,65 +5,48 @@ Columns are found by name, in English or as the before-start summary's attachmen
 
 - the obligation: ``ref`` / 事项编号 (an id such as ``12`` or ``#12``), or ``task`` / 任务编号 with
   ``unit`` / 责任单位编号 (a unit id or its exact name) and, for a recurring duty, ``occurrence`` / 期次;
-- ``state`` / 状态: ``done`` (已完成, 完成, 已办结) or ``waived`` (已免除, 免除, 免办); a row with an
-  empty state is left as it is (the attachment lists every obligation; fill in the ones you know);
-- ``done_on`` / 完成日期 (YYYY-MM-DD, required for done, not in the future): the done time recorded,
-  and whether it was late, come from it;
+- ``state`` / 状态: 已办结 (done, 已完成, 完成) or 已免除 (waived, 免除, 免办); a row with an empty
+  state is left as it is (the attachment lists every obligation; fill in the ones you know);
+- ``done_on`` / 完成日期 (required for done, not in the future), as people type dates
+  (``status_dates``: ``2026/6/5``, ``2026年6月5日``, a date cell …): the done time recorded, and
+  whether it was late, come from it;
 - ``evidence`` / 佐证材料 (optional) and ``reason`` / 理由 (required for waived).
 
 The file is read within limits (``status_file``: a regular file, its size, rows and cells counted as
 they are read; an XLSX workbook streamed, ``xlsx_rows``). Every row is checked first, against the
-file and the database; any problem → every problem as ``FILE:LINE: message`` and nothing changed.
-A row whose state cell holds no value of its own (a formula never calculated, a merged cell) is a
-problem too, never silently "left as it was". Otherwise every change is applied in the caller's
-transaction, each with its own audit event, plus one ``import.status`` event for the file.
+file and the database (``status_rows``); any problem → every problem as ``FILE:LINE: 列「…」：…``
+(one zh-CN line each, naming the column as the file's header does) and nothing changed. A row whose
+state cell holds no value of its own (a formula never calculated, a merged cell) is a problem too,
+never silently "left as it was". A row stating what is recorded already (已办结 for an obligation
+done, on that day or before; 已免除 for one waived) is skipped and counted: the office fills the
+sheet in batches and imports it each time. Otherwise every change is applied in the caller's
+transaction, each with its own audit event, plus one ``import.status`` event for the file (none
+when the file changed nothing).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
 from orchestrator.admin import operations
-from orchestrator.admin.refs import Ref, resolve
-from orchestrator.admin.status_file import ImportProblems, Row, read_status_file
-from orchestrator.engine.window import local_day
+from orchestrator.admin.status_file import ImportProblems, read_status_file
+from orchestrator.admin.status_rows import DONE, RowProblem, check_row
 from orchestrator.store.audit import record
-from orchestrator.store.models import Obligation, Program
-from workflows.errors import DubanError, Problem
-
-STATES = {
-    "done": "done",
-    "已完成": "done",
-    "完成": "done",
-    "已办结": "done",
-    "办结": "done",
-    "waived": "waived",
-    "已免除": "waived",
-    "免除": "waived",
-    "免办": "waived",
-}
+from workflows.errors import Problem
 
 
 @dataclass
 class ImportReport:
     done: int = 0
     waived: int = 0
+    already: int = 0  # rows stating what is recorded already: skipped
     unchanged: int = 0  # rows with no state
     ids: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Change:
-    row: Row
-    obligation: Obligation
-    state: str
-    done_on: date | None
 
 
 def import_status(
@@ -72,7 +55,7 @@ def import_status(
     """Check every row of ``path``, then apply them all (in the caller's transaction)."""
     read = read_status_file(path)
     problems: list[Problem] = []
-    changes: list[_Change] = []
+    changes = []
     seen: dict[int, int] = {}
     report = ImportReport()
     for row in read.rows:
@@ -80,45 +63,53 @@ def import_status(
             problems.append(Problem(str(path), row.line, row.problem))
             continue
         try:
-            change = _check(session, row, now, names)
-        except DubanError as exc:
-            problems.append(Problem(str(path), row.line, str(exc)))
+            asked = check_row(session, row.values, now, names)
+        except RowProblem as exc:
+            where = f"{read.column(exc.key)}：" if exc.key else ""
+            problems.append(Problem(str(path), row.line, where + exc.message))
             continue
-        if change is None:
+        if asked is None:
             report.unchanged += 1
             continue
-        first = seen.setdefault(change.obligation.id, row.line)
+        first = seen.setdefault(asked.obligation.id, row.line)
         if first != row.line:
-            problems.append(Problem(str(path), row.line, f"#{change.obligation.id} is also on line {first}"))
+            key = "ref" if row.values.get("ref") else "task"
+            message = f"{read.column(key)}：事项 #{asked.obligation.id} 在第 {first} 行已经出现"
+            problems.append(Problem(str(path), row.line, message))
             continue
-        changes.append(change)
+        if asked.already:
+            report.already += 1
+            continue
+        changes.append((row, asked))
     if problems:
         raise ImportProblems(problems)
+    if not changes:
+        return report
     detail = f"imported from {path.name}"
-    for change in changes:
-        values = change.row.values
-        if change.state == "done":
+    for row, asked in changes:
+        values = row.values
+        if asked.state == DONE:
             operations.mark_done(
                 session,
-                change.obligation.id,
+                asked.obligation.id,
                 evidence=values.get("evidence") or None,
                 now=now,
                 actor=actor,
-                done_on=change.done_on,
+                done_on=asked.done_on,
                 detail=detail,
             )
             report.done += 1
         else:
             operations.waive(
                 session,
-                change.obligation.id,
+                asked.obligation.id,
                 reason=values.get("reason"),
                 now=now,
                 actor=actor,
                 detail=detail,
             )
             report.waived += 1
-        report.ids.append(change.obligation.id)
+        report.ids.append(asked.obligation.id)
     record(
         session,
         at=now,
@@ -129,60 +120,9 @@ def import_status(
             "sha256": read.sha256,
             "done": report.done,
             "waived": report.waived,
+            "already": report.already,
             "unchanged": report.unchanged,
             "obligations": report.ids,
         },
     )
     return report
-
-
-def _check(session: Session, row: Row, now: datetime, names: Mapping[str, str]) -> _Change | None:
-    """The change one row asks for (None: its state is empty); ``DubanError`` saying what is wrong."""
-    values = row.values
-    raw_state = values.get("state", "")
-    if not raw_state:
-        return None
-    state = STATES.get(raw_state.lower())
-    if state is None:
-        raise DubanError(f'state "{raw_state}": expected done (已完成) or waived (已免除)')
-    obligation = _obligation(session, values, names)
-    if obligation.state not in operations.OPEN_STATES:
-        raise DubanError(
-            f"#{obligation.id} ({obligation.task}, {obligation.unit}) is already {obligation.state}"
-        )
-    done_on = None
-    if state == "done":
-        done_on = _done_on(session, obligation, values.get("done_on", ""), now)
-        operations.check_text(values.get("evidence"), "evidence", required=False)
-    else:
-        if values.get("done_on"):
-            raise DubanError("done_on: a waived obligation has no done date (leave it empty)")
-        operations.check_text(values.get("reason"), "reason", required=True)
-    return _Change(row, obligation, state, done_on)
-
-
-def _obligation(session: Session, values: dict[str, str], names: Mapping[str, str]) -> Obligation:
-    ref = values.get("ref", "")
-    if ref:
-        return resolve(session, Ref(ref), names)
-    task, unit = values.get("task", ""), values.get("unit", "")
-    if not task:
-        raise DubanError("no ref (事项编号) and no task (任务编号): say which obligation")
-    if not unit:
-        raise DubanError(f"task {task}: give the unit (责任单位编号) too")
-    return resolve(session, Ref(task, unit=unit, occurrence=values.get("occurrence") or None), names)
-
-
-def _done_on(session: Session, obligation: Obligation, text: str, now: datetime) -> date:
-    if not text:
-        raise DubanError("done_on: a done obligation needs its done date (完成日期), YYYY-MM-DD")
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise DubanError(f'done_on: bad date "{text}", expected YYYY-MM-DD') from None
-    program = session.get(Program, obligation.program_id)
-    tz = ZoneInfo(program.timezone)
-    if day > local_day(now, tz):
-        raise DubanError(f"done_on: {day} is in the future")
-    operations.check_done_on(session, obligation, day)
-    return day

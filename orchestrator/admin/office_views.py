@@ -3,7 +3,8 @@
 - ``pending_reviews``: completions and extensions waiting for the office, oldest first, with files.
 - ``unacknowledged``: open obligations whose unit has neither acknowledged nor submitted.
 - ``board``: units × tasks of the running programs, each cell the most urgent colour of its
-  obligations; units in the units file's order.
+  obligations (grey for those due before their program's notify-from day and not recorded yet,
+  as on the unit's page); units in the units file's order.
 - ``submission_rows``: ``duban show``'s submissions of one obligation, as JSON-ready rows.
 
 Nothing here changes a row.
@@ -32,6 +33,7 @@ from orchestrator.admin.portal_views import (
     unit_rank,
     workdays_until,
 )
+from orchestrator.engine.programs import notify_day
 from orchestrator.store.models import Obligation, Program, Submission
 from orchestrator.store.states import ACTIVE_STATES, Decision, ObligationState, SubmissionKind
 
@@ -123,6 +125,7 @@ def board(
             )
         )
     )
+    notify_from = {pid: notify_day(p) for pid, p in programs.items()}
     cells: dict[tuple[str, str], list[tuple[Colour, int, str]]] = {}
     units: dict[str, str] = {}
     ranks: dict[str, int] = {}
@@ -138,7 +141,12 @@ def board(
             continue
         left = workdays_until(desk, workflow, today, o.due)
         colour = colour_of(
-            o.state, o.due, today, returned=o.id in returned and o.state in ACTIVE_STATES, workdays_left=left
+            o.state,
+            o.due,
+            today,
+            returned=o.id in returned and o.state in ACTIVE_STATES,
+            workdays_left=left,
+            notify_from=notify_from[o.program_id],
         )
         cells.setdefault((o.unit, o.task), []).append((colour, o.id, o.state))
         units.setdefault(o.unit, unit_name(desk, workflow, o.unit))

@@ -2,9 +2,10 @@
 
 The frozen dataclasses the pages and ``duban review`` read (``UnitObligation``, ``Review``,
 ``Unacknowledged``, ``BoardView`` and their parts), the colour rule (``colour_of``: 红 overdue,
-黄 due within 3 working days or returned, 蓝 open or in review, 绿 done, 灰 waived), the labels of
-submission kinds, decisions and history events, and the read helpers the pages share (a unit's
-name, a task of the plan, the running programs, submissions with their files).
+黄 due within 3 working days or returned, 蓝 open or in review, 绿 done, 灰 waived — or due before
+its program's notify-from day and not recorded yet, ``before_start``), the labels of submission
+kinds, decisions and history events, and the read helpers the pages share (a unit's name, a task of
+the plan, the running programs, submissions with their files).
 """
 
 from __future__ import annotations
@@ -113,6 +114,13 @@ class UnitObligation:
     extended_to: date | None
     submissions: tuple[SubmissionView, ...]
     history: tuple[HistoryEntry, ...]
+    occurrence: tuple[str, str] | None = None  # (涉及文件 | 期次, the document or the period)
+    notify_from: date | None = None  # set when ``before_start``: the day duban began to notify
+
+    @property
+    def before_start(self) -> bool:
+        """Due before duban notified anyone, and not recorded yet: the office is to verify it."""
+        return self.notify_from is not None
 
     @property
     def can_submit(self) -> bool:
@@ -195,13 +203,31 @@ def workdays_until(desk: Desk, workflow: str, today: date, due: date) -> int:
     return count
 
 
-def colour_of(state: str, due: date, today: date, *, returned: bool, workdays_left: int) -> Colour:
+def before_start(state: str, due: date, notify_from: date | None) -> bool:
+    """An obligation due before its program's notify-from day (``engine.programs.notify_day``) that
+    nobody has recorded yet: no unit was ever told of it, the office's before-start summary listed it.
+    It reads 「启用前已到期，待办公室核实」 in grey, not 「已逾期190天」 in red, until the office records
+    it (done or waived) or its unit submits it."""
+    return notify_from is not None and due < notify_from and state in OPEN_STATES
+
+
+def colour_of(
+    state: str,
+    due: date,
+    today: date,
+    *,
+    returned: bool,
+    workdays_left: int,
+    notify_from: date | None = None,
+) -> Colour:
     if state == ObligationState.DONE:
         return Colour.GREEN
     if state in (ObligationState.WAIVED, ObligationState.CANCELLED):
         return Colour.GREY
     if state == ObligationState.SUBMITTED:
         return Colour.BLUE
+    if before_start(state, due, notify_from):
+        return Colour.GREY
     if state == ObligationState.OVERDUE or today > due:
         return Colour.RED
     if returned or (state == ObligationState.OPEN and workdays_left <= YELLOW_WORKDAYS):

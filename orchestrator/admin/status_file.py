@@ -11,12 +11,16 @@ and a row has at most ``MAX_COLUMNS`` cells. The first limit reached stops the r
 A row whose cell, in a column that is read, cannot be used — an XLSX number that is no sane value,
 an error value, a formula without a saved value, a cell inside merged cells other than the first —
 carries that as its ``problem``: the import names it at its line.
+
+Every message is one zh-CN line naming the column as the file's header writes it (列「单位」); the
+file's columns are found by their names in English or Chinese (``COLUMNS``).
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import errno
 import hashlib
 import io
 import os
@@ -36,12 +40,13 @@ MAX_COLUMNS = 16_384
 COLUMNS = {
     "ref": ("ref", "id", "事项编号", "编号"),
     "task": ("task", "任务编号", "任务"),
-    "unit": ("unit", "责任单位编号", "单位编号"),
+    # a unit id or the unit's exact name: the attachment's 责任单位编号 comes before its 责任单位
+    "unit": ("unit", "责任单位编号", "单位编号", "责任单位", "单位"),
     "occurrence": ("occurrence", "期次"),
     "state": ("state", "状态"),
-    "done_on": ("done_on", "done_date", "done date", "完成日期"),
+    "done_on": ("done_on", "done_date", "done date", "完成日期", "办结日期"),
     "evidence": ("evidence", "佐证材料", "佐证"),
-    "reason": ("reason", "理由"),
+    "reason": ("reason", "理由", "免除理由"),
 }
 WORDS = {"ref": "事项编号", "task": "任务编号", "unit": "责任单位编号", "occurrence": "期次", "state": "状态",
          "done_on": "完成日期", "evidence": "佐证材料", "reason": "理由"}  # fmt: skip
@@ -67,6 +72,15 @@ class Row:
 class StatusFile:
     rows: list[Row]
     sha256: str  # of the bytes read: what the audit event names
+    headers: dict[str, str]  # column key → its name in the file's header
+
+    def column(self, key: str) -> str:
+        """``列「状态」``: a column as the file names it (its Chinese name when the file has none)."""
+        return column_name(self.headers, key)
+
+
+def column_name(headers: Mapping[str, str], key: str) -> str:
+    return f"列「{headers.get(key) or WORDS[key]}」"
 
 
 Cells = Mapping[int, "str | BadCell"]  # column index (from 0) → value
@@ -79,13 +93,13 @@ def read_status_file(path: Path) -> StatusFile:
     try:
         if data[:2] == b"PK":  # XLSX is a zip
             sheet = read_sheet(data, max_rows=MAX_ROWS)
-            rows, columns = _rows(name, sheet.rows)
-            rows = _merged(rows, columns, sheet.merged)
+            rows, columns, headers = _rows(name, sheet.rows)
+            rows = _merged(rows, columns, headers, sheet.merged)
         else:
-            rows, _ = _rows(name, _csv_rows(name, data))
+            rows, _, headers = _rows(name, _csv_rows(name, data))
     except SheetProblem as exc:
         raise ImportProblems([Problem(name, exc.line, exc.message)]) from None
-    return StatusFile(rows, hashlib.sha256(data).hexdigest())
+    return StatusFile(rows, hashlib.sha256(data).hexdigest(), headers)
 
 
 def read_bounded(path: Path) -> bytes:
@@ -95,25 +109,41 @@ def read_bounded(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise DubanError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise DubanError(f"{path}：无法读取：{_os_error(exc)}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise ImportProblems([Problem(str(path), 1, "not a regular file: give a CSV or XLSX file")])
+        message = "不是普通文件（是设备、管道或文件夹）：请给出一个 CSV 或 XLSX 文件"
+        raise ImportProblems([Problem(str(path), 1, message)])
     with os.fdopen(fd, "rb") as file:
         try:
             data = file.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
-            raise DubanError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            raise DubanError(f"{path}：无法读取：{_os_error(exc)}") from None
     if len(data) > MAX_FILE_BYTES:
-        message = f"larger than {MAX_FILE_BYTES >> 20} MB: split it, or leave out the rows without a state"
+        message = f"文件大于 {MAX_FILE_BYTES >> 20} MB：请拆分成几个文件，或删去未填写状态的行"
         raise ImportProblems([Problem(str(path), 1, message)])
     return data
 
 
-def _rows(name: str, table: Iterator[tuple[int, Cells]]) -> tuple[list[Row], dict[str, int]]:
-    """The data rows after the header, and the columns read (key → index from 0)."""
+_OS_ERRORS = {
+    errno.ENOENT: "文件不存在",
+    errno.EACCES: "没有读取权限",
+    errno.EPERM: "没有读取权限",
+    errno.EISDIR: "这是一个文件夹",
+    errno.ENOTDIR: "路径中有一级不是文件夹",
+    errno.EIO: "读取出错（磁盘或网络存储故障）",
+}
+
+
+def _os_error(exc: OSError) -> str:
+    return _OS_ERRORS.get(exc.errno or 0) or f"系统错误 {exc.errno}（{exc.strerror or exc}）"
+
+
+def _rows(name: str, table: Iterator[tuple[int, Cells]]) -> tuple[list[Row], dict[str, int], dict[str, str]]:
+    """The data rows after the header, the columns read (key → index from 0) and their names."""
     header_line, header = next(table, (1, {}))
     columns = _columns(name, header_line, header)
+    headers = {key: str(header[index]).strip().lstrip("\ufeff")[:40] for key, index in columns.items()}
     rows = []
     for line, cells in table:
         if not any(isinstance(v, BadCell) or v.strip() for v in cells.values()):
@@ -126,8 +156,8 @@ def _rows(name: str, table: Iterator[tuple[int, Cells]]) -> tuple[list[Row], dic
             values[key] = value.strip()
         # a bad state cell is always a problem; another bad cell only where the row changes something
         key = "state" if "state" in bad else next(iter(bad), None) if values.get("state") else None
-        rows.append(Row(line, values, f"{key} ({WORDS[key]}): {bad[key]}" if key else None))
-    return rows, columns
+        rows.append(Row(line, values, f"{column_name(headers, key)}：{bad[key]}" if key else None))
+    return rows, columns, headers
 
 
 def _columns(name: str, line: int, cells: Cells) -> dict[str, int]:
@@ -140,18 +170,21 @@ def _columns(name: str, line: int, cells: Cells) -> dict[str, int]:
                 found[key] = index
     missing = []
     if "state" not in found:
-        missing.append("state (状态)")
+        missing.append("列「状态」")
     if "ref" not in found and "task" not in found:
-        missing.append("ref (事项编号) or task (任务编号) with unit (责任单位编号)")
+        missing.append("列「事项编号」（或列「任务编号」与列「责任单位编号」）")
     if missing:
-        shown = ", ".join(h[:40] for _, h in header[:30] if h.strip()) or "nothing"
-        message = f"header: missing column {' and '.join(missing)} (the header has: {shown})"
+        shown = "、".join(f"「{h.strip()[:40]}」" for _, h in header[:30] if h.strip()) or "空白"
+        message = f"表头缺少{'和'.join(missing)}（第 {line} 行的表头是：{shown}）"
         raise ImportProblems([Problem(name, line, message)])
     return found
 
 
 def _merged(
-    rows: list[Row], columns: Mapping[str, int], merged: list[tuple[int, int, int, int]]
+    rows: list[Row],
+    columns: Mapping[str, int],
+    headers: Mapping[str, str],
+    merged: list[tuple[int, int, int, int]],
 ) -> list[Row]:
     """Rows that lie in a merged range, below its first row, on a column that is read: Excel shows
     the first row's value there, but the cell holds nothing of its own — the row says so."""
@@ -170,8 +203,8 @@ def _merged(
                 key = keys[0]
                 cell = f"{get_column_letter(columns[key] + 1)}{rows[position].line}"
                 found[position] = (
-                    f"{key} ({WORDS[key]}): cell {cell} is in the merged cells {span}: only {first} holds"
-                    " a value (unmerge them and fill in each row)"
+                    f"{column_name(headers, key)}：单元格 {cell} 在合并单元格 {span} 中，只有 {first} 有值"
+                    "（请取消合并，逐行填写）"
                 )
     return [Row(r.line, r.values, found[i]) if i in found else r for i, r in enumerate(rows)]
 
@@ -180,9 +213,8 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, Cells]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ImportProblems(
-            [Problem(name, 1, f"not UTF-8 text (byte {exc.start}): save it as CSV UTF-8")]
-        ) from None
+        message = f"不是 UTF-8 编码的文本（第 {exc.start + 1} 个字节）：请另存为“CSV UTF-8（逗号分隔）”"
+        raise ImportProblems([Problem(name, 1, message)]) from None
     del data
     start = 1  # the line the record being read starts on
     commas = 0  # commas read since that line: more cells than that the record cannot have
@@ -192,7 +224,7 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, Cells]]:
         for line in io.StringIO(text, newline=""):
             commas += line.count(",")
             if commas >= MAX_COLUMNS:
-                raise ImportProblems([Problem(name, start, f"more than {MAX_COLUMNS:,} columns")])
+                raise ImportProblems([Problem(name, start, f"超过 {MAX_COLUMNS:,} 列")])
             yield line
 
     reader = csv.reader(lines(), strict=True)
@@ -201,9 +233,7 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, Cells]]:
         for cells in reader:
             records += 1
             if records > MAX_ROWS + 1:
-                raise ImportProblems(
-                    [Problem(name, start, f"more than {MAX_ROWS:,} rows (empty ones count too)")]
-                )
+                raise ImportProblems([Problem(name, start, f"超过 {MAX_ROWS:,} 行（空行也计算在内）")])
             yield start, dict(enumerate(cells))
             start, commas = reader.line_num + 1, 0
     except csv.Error as exc:
@@ -213,5 +243,9 @@ def _csv_rows(name: str, data: bytes) -> Iterator[tuple[int, Cells]]:
 def _csv_error(exc: csv.Error, start: int, now: int) -> str:
     text = str(exc)
     if "unexpected end of data" in text or ("EOF" in text and "quot" in text):
-        return f'a quoted field opened on this line is never closed (read up to line {now}): close its "'
-    return f"not valid CSV: {text}"
+        return f'本行有一个以引号开始的单元格没有结束（一直读到第 {now} 行）：请补上结束的引号 "'
+    if "expected after" in text:
+        return '引号用法有误：一个单元格的结束引号 " 之后还有其他字符（单元格内的引号应写成两个 ""）'
+    if "field larger than field limit" in text:
+        return f"有一个单元格超过 {csv.field_size_limit():,} 个字符"
+    return "不是有效的 CSV 文件（格式错误）"

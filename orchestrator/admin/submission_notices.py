@@ -3,7 +3,8 @@
 Each is one ``NotificationItem`` (a unique key: a double call queues one), sent in the next send
 slot of the program's window when ``Desk`` carries the send policy (at once without it).
 ``tell_unit``: one item per decision; ``tell_office``: one 待审核 item a day for each of the plan's
-``contact`` units (the count is taken when the digest is written).
+``contact`` units (the count is taken when the digest is written; an item the dispatcher skipped
+because everything had been decided by then is made pending again by the next submission).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
+from sqlmodel import Session, update
 
 from orchestrator.admin.acting import Desk
 from orchestrator.engine.programs import insert_ignoring_duplicates
@@ -81,3 +82,9 @@ def tell_office(session, obligation: Obligation, now, desk: Desk) -> None:
     for recipient in office_units(desk.bundles.get(program.workflow)):
         key = f"{program.workflow}/{program.year}/{REVIEW_PENDING}/{day}/{recipient}"
         _item(session, obligation, REVIEW_PENDING, recipient, key, now, send_at)
+        session.execute(  # skipped today (nothing waited then): something waits again
+            update(NotificationItem)
+            .where(NotificationItem.key == key, NotificationItem.state == ItemState.SKIPPED)
+            .values(state=ItemState.PENDING, send_at=send_at)
+            .execution_options(synchronize_session=False)
+        )

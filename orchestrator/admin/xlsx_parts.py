@@ -51,6 +51,18 @@ UNREADABLE = (
 )
 
 
+NOT_XLSX = "不是可以读取的 XLSX 工作簿"
+
+
+def damaged(exc: BaseException) -> str:
+    """Why a part could not be read: encrypted (zipfile's RuntimeError says so), or damaged."""
+    return (
+        "文件已加密"
+        if isinstance(exc, RuntimeError) and "encrypt" in str(exc).lower()
+        else "文件已损坏或不完整"
+    )
+
+
 class SheetProblem(Exception):
     """The workbook cannot be read (or read further): ``line`` in the sheet (1 for the file)."""
 
@@ -66,16 +78,14 @@ def open_archive(data: bytes) -> zipfile.ZipFile:
     """``data`` as a zip, its central directory checked for size before ``zipfile`` reads it."""
     end = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
     if end < 0 or end + 22 > len(data):
-        raise SheetProblem(1, "not a readable XLSX workbook (not a zip archive)")
+        raise SheetProblem(1, f"{NOT_XLSX}（不是 zip 压缩文件）")
     (directory,) = struct.unpack_from("<L", data, end + 12)
     if directory > MAX_DIRECTORY:  # ZIP64's 0xFFFFFFFF included: an .xlsx never needs it
-        raise SheetProblem(
-            1, f"not a readable XLSX workbook (a zip directory of more than {size(MAX_DIRECTORY)})"
-        )
+        raise SheetProblem(1, f"{NOT_XLSX}（zip 目录大于 {size(MAX_DIRECTORY)}）")
     try:
         return zipfile.ZipFile(io.BytesIO(data))
     except UNREADABLE as exc:
-        raise SheetProblem(1, f"not a readable XLSX workbook ({type(exc).__name__})") from None
+        raise SheetProblem(1, f"{NOT_XLSX}（{damaged(exc)}）") from None
 
 
 class Parts:
@@ -98,12 +108,12 @@ class Parts:
         try:
             info = self.archive.getinfo(path)
         except KeyError:
-            raise SheetProblem(1, f"not a readable XLSX workbook (no part {path})") from None
+            raise SheetProblem(1, f"{NOT_XLSX}（缺少 {path}）") from None
         if info.file_size > self.limit:
             raise SheetProblem(
                 1,
-                f"{path} expands to {size(info.file_size)} from a file of {size(self.file_size)} "
-                f"(at most {size(self.limit)}): not a spreadsheet duban reads",
+                f"{path} 解压后为 {size(info.file_size)}，而文件只有 {size(self.file_size)}"
+                f"（最多 {size(self.limit)}）：不是督办系统能读取的表格",
             )
         events: list[tuple] = []
         append, local = events.append, _Names()
@@ -119,27 +129,25 @@ class Parts:
                 while chunk := stream.read(CHUNK):
                     read += len(chunk)
                     if read > self.limit:  # (zipfile stops at the recorded size: belt and braces)
-                        raise SheetProblem(1, f"{path} expands to more than {size(self.limit)}: not read")
+                        raise SheetProblem(1, f"{path} 解压后大于 {size(self.limit)}：未读取")
                     parser.Parse(chunk, False)
                     quiet = 0 if events else quiet + len(chunk)
                     if quiet > MAX_TOKEN:
-                        raise SheetProblem(
-                            1, f"{path}: one XML token of more than {size(MAX_TOKEN)}: not read"
-                        )
+                        raise SheetProblem(1, f"{path}：有一个 XML 标记大于 {size(MAX_TOKEN)}：未读取")
                     yield from events
                     events.clear()
             parser.Parse(b"", True)
         except expat.ExpatError as exc:
             raise SheetProblem(
-                1, f"not a readable XLSX workbook ({path}: {expat.ErrorString(exc.code)})"
+                1, f"{NOT_XLSX}（{path} 的 XML 有误：第 {exc.lineno} 行第 {exc.offset} 列）"
             ) from None
         except UNREADABLE as exc:  # a broken or encrypted part, a compression zipfile does not know
-            raise SheetProblem(1, f"not a readable XLSX workbook ({path}: {type(exc).__name__})") from None
+            raise SheetProblem(1, f"{NOT_XLSX}（{path}：{damaged(exc)}）") from None
         yield from events
 
 
 def _no_doctype(*_args) -> None:
-    raise SheetProblem(1, "not a readable XLSX workbook (a DOCTYPE in its XML)")
+    raise SheetProblem(1, f"{NOT_XLSX}（XML 中有 DOCTYPE 声明）")
 
 
 class _Names(dict):
@@ -196,7 +204,7 @@ def workbook(parts: Parts) -> tuple[str, str | None, str | None, bool]:
             date1904 = attrs.get("date1904", "").lower() in ("1", "true")
     worksheets = [rels[s][1] for s in sheets if s in rels and rels[s][0].endswith("/worksheet")]
     if not worksheets:
-        raise SheetProblem(1, "not a readable XLSX workbook (no worksheet)")
+        raise SheetProblem(1, f"{NOT_XLSX}（没有工作表）")
 
     def part(suffix: str) -> str | None:
         return next((t for kind, t in rels.values() if kind.endswith(suffix) and parts.has(t)), None)
@@ -217,9 +225,7 @@ def shared_strings(parts: Parts, path: str) -> list[str]:
                 pieces.append(name)
                 total += len(name)
                 if total > MAX_STRING_CHARS:
-                    raise SheetProblem(
-                        1, f"{path}: more than {MAX_STRING_CHARS:,} characters of text: not read"
-                    )
+                    raise SheetProblem(1, f"{path}：文字共超过 {MAX_STRING_CHARS:,} 个字符：未读取")
         elif kind == START:
             if name == "si":
                 pieces = []
@@ -234,11 +240,11 @@ def shared_strings(parts: Parts, path: str) -> list[str]:
         elif name == "si" and pieces is not None:
             text = "".join(pieces)
             if len(text) > MAX_CELL_CHARS:
-                raise SheetProblem(1, f"{path}: a text of more than {MAX_CELL_CHARS:,} characters: not read")
+                raise SheetProblem(1, f"{path}：有一段文字超过 {MAX_CELL_CHARS:,} 个字符：未读取")
             strings.append(text)
             pieces = None
             if len(strings) > MAX_STRINGS:
-                raise SheetProblem(1, f"{path}: more than {MAX_STRINGS:,} texts: not read")
+                raise SheetProblem(1, f"{path}：文字超过 {MAX_STRINGS:,} 段：未读取")
     return strings
 
 
@@ -256,7 +262,7 @@ def date_styles(parts: Parts, path: str) -> set[int]:
             elif name == "xf" and inside:
                 cell_formats.append(digits(attrs.get("numFmtId")))
                 if len(cell_formats) > MAX_STYLES:
-                    raise SheetProblem(1, f"{path}: more than {MAX_STYLES:,} cell formats: not read")
+                    raise SheetProblem(1, f"{path}：单元格格式超过 {MAX_STYLES:,} 种：未读取")
         elif kind == END and name == "cellXfs":
             inside = False
     return {

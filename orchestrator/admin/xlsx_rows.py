@@ -55,7 +55,7 @@ class BadCell:
     why: str
 
     def __str__(self) -> str:
-        return f"cell {self.ref}: {self.why}"
+        return f"单元格 {self.ref}：{self.why}"
 
 
 Value = str | BadCell
@@ -136,22 +136,18 @@ class _SheetReader:
     def _start_row(self, r: str | None) -> None:
         self.rows_read += 1
         if self.rows_read > self.max_rows + 1:  # (the header row aside)
-            raise SheetProblem(
-                self.row + 1, f"more than {self.max_rows:,} rows (empty ones count too): not read"
-            )
+            raise SheetProblem(self.row + 1, f"超过 {self.max_rows:,} 行（空行也计算在内）：未读取")
         number = self.row + 1 if r is None else digits(r, -1)
         if not 0 < number <= MAX_ROW:
-            raise SheetProblem(
-                self.row + 1, f'bad row number "{r[:20] if r else r}" (rows are 1 to {MAX_ROW:,})'
-            )
+            raise SheetProblem(self.row + 1, f"行号「{r[:20] if r else r}」无效（行号为 1 至 {MAX_ROW:,}）")
         if number <= self.row:
-            raise SheetProblem(number, f"row {number} comes after row {self.row}: rows out of order")
+            raise SheetProblem(number, f"第 {number} 行出现在第 {self.row} 行之后：行的顺序错乱")
         self.row, self.column = number, 0
 
     def _start_cell(self, attrs: dict) -> _Cell:
         self.cells_read += 1
         if self.cells_read > MAX_CELLS:
-            raise SheetProblem(self.row, f"more than {MAX_CELLS:,} cells (empty ones count too): not read")
+            raise SheetProblem(self.row, f"超过 {MAX_CELLS:,} 个单元格（空单元格也计算在内）：未读取")
         ref = attrs.get("r")
         column = self.column + 1 if ref is None else _column(ref)
         if column > self.column and column <= MAX_COLUMN:  # the usual case, first
@@ -159,15 +155,13 @@ class _SheetReader:
             return _Cell(self.row, column, attrs.get("t", "n"), digits(attrs.get("s")))
         if not 0 < column <= MAX_COLUMN:
             if ref is None:
-                raise SheetProblem(
-                    self.row, f"more than {MAX_COLUMN:,} cells in one row (columns are A to XFD)"
-                )
-            raise SheetProblem(self.row, f'bad cell reference "{ref[:20]}" (columns are A to XFD)')
-        raise SheetProblem(self.row, f"cell {ref} comes after column {self.column}: cells out of order")
+                raise SheetProblem(self.row, f"一行超过 {MAX_COLUMN:,} 个单元格（列为 A 至 XFD）")
+            raise SheetProblem(self.row, f"单元格引用「{ref[:20]}」无效（列为 A 至 XFD）")
+        raise SheetProblem(self.row, f"单元格 {ref} 出现在第 {self.column} 列之后：单元格顺序错乱")
 
     def _merge(self, ref: str) -> None:
         if len(self.merged) >= MAX_MERGED:
-            raise SheetProblem(self.row, f"more than {MAX_MERGED:,} merged ranges: not read")
+            raise SheetProblem(self.row, f"合并单元格超过 {MAX_MERGED:,} 处：未读取")
         try:
             bounds = range_boundaries(ref)
         except (ValueError, TypeError):
@@ -230,7 +224,7 @@ class _Cell:
     def add(self, text: str) -> None:
         self.length += len(text)
         if self.length > MAX_CELL_CHARS:
-            raise SheetProblem(self.row, f"cell {self.ref}: more than {MAX_CELL_CHARS:,} characters")
+            raise SheetProblem(self.row, f"单元格 {self.ref} 超过 {MAX_CELL_CHARS:,} 个字符")
         if self.text is None:
             self.text = []
         self.text.append(text)
@@ -244,7 +238,7 @@ class _Cell:
             return (
                 BadCell(
                     self.ref,
-                    "a formula without a saved value (open and save the file in Excel, or type the value)",
+                    "是公式，但文件中没有它的计算结果（请在 Excel 或 WPS 中打开并保存，或直接填写值）",
                 )
                 if self.formula
                 else ""
@@ -252,14 +246,14 @@ class _Cell:
         if kind == "s":
             index = digits(text, -1)
             if not 0 <= index < len(strings):
-                return BadCell(self.ref, f"refers to text #{text[:20]}, which the file does not have")
+                return BadCell(self.ref, f"引用了文件中不存在的第 {text[:20]} 段文字")
             return strings[index]
         if kind == "str":
             return text
         if kind == "b":
             return {"1": "TRUE", "0": "FALSE"}.get(text.strip(), text)
         if kind == "e":
-            return BadCell(self.ref, f"shows the error {text[:20]}")
+            return BadCell(self.ref, f"显示错误值 {text[:20]}")
         if kind == "d":
             return _iso_date(text)
         return self._number(text, dates, epoch)
@@ -268,18 +262,18 @@ class _Cell:
         try:
             number = float(text)
         except ValueError:
-            return BadCell(self.ref, f'"{text[:40]}" is marked as a number but is none')
+            return BadCell(self.ref, f"标为数字，但「{text[:40]}」不是数字")
         if not math.isfinite(number):
-            return BadCell(self.ref, f"{text[:40]} is no number a cell can use (infinite, or not a number)")
+            return BadCell(self.ref, f"{text[:40]} 不是可用的数字（无穷大或非数字）")
         if abs(number) > LARGEST:
-            return BadCell(self.ref, f"the number {text[:40]} is too large for a cell (more than 2^53)")
+            return BadCell(self.ref, f"数字 {text[:40]} 太大（超过 2^53）")
         if self.style in dates:
             if not 1 <= number < 2958466:  # 1900-01-01 … 9999-12-31
-                return BadCell(self.ref, f"the number {text[:40]} is formatted as a date but is no date")
+                return BadCell(self.ref, f"设为日期格式，但数字 {text[:40]} 不是有效日期")
             try:
                 day = from_excel(number, epoch)
             except (ValueError, OverflowError):
-                return BadCell(self.ref, f"the number {text[:40]} is formatted as a date but is no date")
+                return BadCell(self.ref, f"设为日期格式，但数字 {text[:40]} 不是有效日期")
             return day.date().isoformat() if isinstance(day, datetime) else str(day)
         if number.is_integer():
             return str(int(number))

@@ -2,6 +2,11 @@
 
 It assumes that no unit ever reports anything done: every reminder, overdue notice and escalation
 of the year is sent. Use it to see the most a unit can receive, not what it will.
+
+Without ``--year`` it simulates the year of the program config declares for the workflow
+(``[[programs]]``); without ``--from``, a program that notifies from a day after 1 January (a late
+start: ``notify_from`` in config, or the day it was first started, as the database records it) is
+simulated from that day, as the daemon runs it. A line on stderr says which year and day were taken.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from orchestrator.cli.common import (
     console,
     current,
     err_console,
+    now,
     parse_day,
     print_json_lines,
 )
@@ -34,7 +40,9 @@ def simulate(
     from_: Annotated[
         str | None,
         typer.Option(
-            "--from", metavar="YYYY-MM-DD", help="Start the fake clock on this day (default 01-01)."
+            "--from",
+            metavar="YYYY-MM-DD",
+            help="Start the fake clock on this day (default: the program's notify-from day, else 01-01).",
         ),
     ] = None,
     until: Annotated[
@@ -65,6 +73,8 @@ def simulate(
 
     It assumes that no unit ever reports anything done: every reminder, overdue notice and
     escalation is sent — the most a unit can receive. Nothing is stored, nothing is sent.
+    --year defaults to the year of the program config declares; --from to that program's
+    notify-from day (a late start is simulated as it runs).
 
     Example: [bold]duban simulate rule-of-law-pilot --year 2026 --unit 东溪乡人民政府 --eml /tmp/mail[/]
     """
@@ -74,16 +84,17 @@ def simulate(
     from orchestrator.service.runtime import make_renderer, send_policy
     from orchestrator.store.db import memory_engine
 
-    program_year = parse_year_text(year)
-    start = parse_day(from_, "--from") if from_ else None
     end = parse_day(until, "--until") if until else None
-    if start and end and end < start:
-        raise BadInput(f"--until {end} is before --from {start}")
     if eml is not None and not eml.is_dir():
         raise BadInput(f"--eml: {eml} is not a directory")
     if summary and as_json:
         raise BadInput("--summary and --json: choose one")
     bundle = bundle_for(workflow, units, register)
+    program_year, start, note = program_dates(bundle, workflow, year, from_)
+    if start and end and end < start:
+        raise BadInput(f"--until {end} is before --from {start}")
+    if note:
+        err_console.print(note, markup=False, highlight=False)
     wanted = _unit(bundle, unit)
     settings = current().settings
     tz = ZoneInfo(bundle.definition.workflow.timezone)
@@ -111,6 +122,68 @@ def simulate(
     else:
         _print_emails(bundle, program_year, emails, tz)
     console.print(ASSUMPTION, markup=False)
+
+
+def program_dates(bundle, workflow: str, year: str | None, from_: str | None):
+    """(year, first day or None for 01-01, a note of what was taken from the program or None):
+    ``--year``, else the year of the program config declares for ``workflow``; ``--from``, else
+    that program's notify-from day when it is after 1 January (config's ``notify_from``, else the day
+    the database records it was first started)."""
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from orchestrator.engine.window import local_day
+    from orchestrator.service.runtime import program_year
+
+    definition = bundle.definition.workflow
+    entry = next((e for e in current().settings.programs if e.workflow in (definition.id, workflow)), None)
+    today = local_day(now(), ZoneInfo(definition.timezone))
+    taken = []
+    if year is not None or entry is None:
+        chosen = parse_year_text(year)
+    else:
+        chosen = program_year(entry, today)
+        taken.append(f"{chosen}年度（配置文件 [[programs]] 中的方案）")
+    if from_:
+        return chosen, parse_day(from_, "--from"), _note(taken)
+    if entry is None or program_year(entry, today) != chosen:
+        return chosen, None, _note(taken)
+    notify = entry.notify_from or _started_notify_day(definition.id, chosen)
+    if notify is None or notify <= date(chosen, 1, 1):
+        return chosen, None, _note(taken)
+    taken.append(
+        f"自{notify.year}年{notify.month}月{notify.day}日起（该方案的启用日：此前到期的事项不通知各单位）"
+    )
+    return chosen, notify, _note(taken)
+
+
+def _note(taken: list[str]) -> str | None:
+    return f"模拟{'，'.join(taken)}；可用 --year、--from 另行指定。" if taken else None
+
+
+def _started_notify_day(workflow: str, year: int):
+    """The notify-from day of the program as the database records it; None if it is not started
+    (or there is no database yet)."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session, select
+
+    from orchestrator.engine.programs import notify_day
+    from orchestrator.store.models import Program
+    from workflows.errors import DubanError
+
+    try:
+        engine = current().open_engine()
+    except (DubanError, SQLAlchemyError, OSError):
+        return None
+    try:
+        with Session(engine) as session:
+            query = select(Program).where(Program.workflow == workflow, Program.year == year)
+            program = session.exec(query).first()
+            return notify_day(program) if program is not None and program.notify_from else None
+    except SQLAlchemyError:  # (a database being upgraded, a locked file: the plan's own dates then)
+        return None
+    finally:
+        engine.dispose()
 
 
 def _unit(bundle, text: str | None) -> str | None:

@@ -10,7 +10,9 @@
   (``orchestrator.web.office``);
 - ``/static/duban.css`` — the one stylesheet (the CSP allows no inline style or script).
 
-A tampered, expired or revoked token gets the very page an unknown path gets (404, no data).
+``/`` is a short page saying where to go: a unit uses the link in its email, the office logs in at
+``/office``. A tampered, expired or revoked token gets the very page an unknown path gets (404, no
+data).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def create_app(portal: Portal) -> Starlette:
         *unit.routes(portal),
         *office.routes(portal),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
-        Route("/", lambda request: not_found(request, None)),
+        Route("/", lambda request: portal.pages.render(request, "home.html.j2", title="督办系统")),
     ]
     return Starlette(
         routes=routes,

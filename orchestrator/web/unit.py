@@ -291,6 +291,7 @@ def _page(portal: Portal, request: Request, unit: str, ok: str, failed: Failed |
         unit_name=portal.unit_name(unit),
         items=items,
         counts=counts,
+        before_start=sum(1 for o in items if o.before_start),
         token=token,
         feed_url=feed_url,
         csrf=lambda: portal.csrf.issue(binding),

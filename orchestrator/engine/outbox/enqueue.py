@@ -3,6 +3,10 @@
 Items are grouped (``digest.group_items``, the grouping ``simulate`` uses) into one message per
 recipient and local day, with a Message-ID derived from the item keys; the messages, the items'
 ``queued`` state and a ``mail.queued`` event per message commit in one transaction.
+
+The office's 待审核 notice is counted when it is due: if nothing waits for review in its program any
+more (everything was decided since it was queued), the item is skipped (``notice.skipped``) — the
+office gets no email saying 目前没有待审核的申请.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine, Row
 from sqlmodel import Session, select
 
-from notifications.model import digest_message_id
+from notifications.model import NoticeKind, digest_message_id
 from notifications.render import Renderer
 from notifications.robots import robot_message_id
 from notifications.view import subject_line
@@ -33,8 +37,8 @@ from orchestrator.store.db import (
     set_per_id,
     transaction,
 )
-from orchestrator.store.models import NotificationItem, OutboxMessage, Program
-from orchestrator.store.states import Channel, ItemState, OutboxKind, OutboxState
+from orchestrator.store.models import NotificationItem, Obligation, OutboxMessage, Program, Submission
+from orchestrator.store.states import REVIEW_KINDS, Channel, ItemState, OutboxKind, OutboxState
 from workflows.catalog import Bundle
 
 log = structlog.get_logger("duban.dispatch")
@@ -121,6 +125,10 @@ def _enqueue_part(
     session, builder: DigestBuilder, items: list[Row], now: datetime, renderer
 ) -> tuple[int, int]:
     """One part's items grouped into messages, queued: ``(messages created, items read)``."""
+    read = len(items)
+    items = _without_stale_reviews(session, items, now)
+    if not items:
+        return 0, read
     connection = session.connection()
     groups = group_items(items, timezones(session, {i.program_id for i in items}))
     keyed = {digest_message_id((i.key for i in g.items), renderer.domain): g for g in groups}
@@ -142,7 +150,50 @@ def _enqueue_part(
             insert_events(session, [_queued_event(r, queued[r["message_id"]], now) for r in robot_rows])
     links = [(item.id, ids[message_id]) for message_id, group in keyed.items() for item in group.items]
     set_per_id(connection, "notification_item", "message_id", links, "bigint", state=ItemState.QUEUED.value)
-    return len(rows), len(items)
+    return len(rows), read
+
+
+def _without_stale_reviews(session, items: list[Row], now: datetime) -> list[Row]:
+    """``items`` less the office's 待审核 notices of programs with nothing waiting for review any
+    more: those are skipped, each with a ``notice.skipped`` event (a few a day: one query per program)."""
+    programs = {i.program_id for i in items if i.kind == NoticeKind.REVIEW_PENDING}
+    if not programs:
+        return items
+    waiting = set(
+        session.exec(
+            select(Obligation.program_id)
+            .join(Submission, Submission.obligation_id == Obligation.id)
+            .where(
+                Obligation.program_id.in_(sorted(programs)),
+                Submission.decision.is_(None),
+                Submission.kind.in_(tuple(REVIEW_KINDS)),
+            )
+            .distinct()
+        )
+    )
+    stale = [i for i in items if i.kind == NoticeKind.REVIEW_PENDING and i.program_id not in waiting]
+    if not stale:
+        return items
+    session.execute(
+        ITEMS.update().where(ITEMS.c.id.in_([i.id for i in stale])).values(state=ItemState.SKIPPED)
+    )
+    insert_events(
+        session,
+        [
+            event_row(
+                at=now,
+                actor=DAEMON,
+                kind="notice.skipped",
+                program_id=i.program_id,
+                unit=i.recipient,
+                subject=i.key,
+                detail="nothing waits for review any more: no 待审核 email",
+            )
+            for i in stale
+        ],
+    )
+    gone = {i.id for i in stale}
+    return [i for i in items if i.id not in gone]
 
 
 def _existing_messages(connection, message_ids: list[str]) -> dict[str, int]:
