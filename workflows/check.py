@@ -25,6 +25,7 @@ from workflows.loader import (
 from workflows.punctuation import half_width_warnings
 from workflows.registers import Register, load_register
 from workflows.roles import Plan, check_units
+from workflows.settings import SettingValues
 
 
 def register_name(path: Path) -> str:
@@ -45,6 +46,7 @@ class Inputs:
     calendars: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    settings: dict[Path, SettingValues] = field(default_factory=dict)  # a deployment's, by resolved path
     _seen: set[Path] = field(default_factory=set, repr=False)
 
     def add(self, path: Path) -> None:
@@ -126,7 +128,7 @@ def check_inputs(inputs: Inputs) -> Report:
     report = Report(problems=list(inputs.problems), calendars=list(inputs.calendars))
     for path in inputs.definitions:
         try:
-            read = read_definition(path)
+            read = read_definition(path, inputs.settings.get(Path(path).resolve()))
         except DefinitionError as exc:
             report.problems.extend(exc.problems)
             continue

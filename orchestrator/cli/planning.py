@@ -56,17 +56,16 @@ def units_path(option: Path | None) -> Path:
 
 
 def bundle_for(workflow: str, units: Path | None, registers: list[str] | None):
-    """Load the workflow's bundle; calendar warnings go to stderr once per year."""
-    from workflows.catalog import definition_folders, find_definition, load_bundle
+    """Load the workflow's bundle (with the settings config gives it); calendar warnings go to
+    stderr once per year."""
+    from orchestrator.service.runtime import load_bundle_for
 
-    settings = current().settings
     register_files = parse_registers(registers)
-    path = find_definition(workflow, definition_folders(settings.definitions.paths))
-    return load_bundle(
-        path,
-        units_path(units),
-        register_files,
-        overrides=settings.definitions.calendar_overrides,
+    return load_bundle_for(
+        current().settings,
+        workflow,
+        units=units_path(units),
+        registers=register_files,
         on_assumed=lambda year, message: warn(message),
     )
 
@@ -83,6 +82,7 @@ def parse_year_text(text: str | None) -> int:
 def configured_inputs() -> Inputs:
     """Everything config.toml names: every definition file in the definition folders (the shipped
     ones too), the units file, the registers, the calendar override file, and [[programs]]."""
+    from orchestrator.service.runtime import program_setting_values
     from workflows.catalog import definition_files, definition_folders, find_definition
     from workflows.check import Inputs
     from workflows.errors import NotFound
@@ -101,6 +101,9 @@ def configured_inputs() -> Inputs:
             )
             continue
         inputs.add(path)
+        given = program_setting_values(settings, path)
+        if given is not None:
+            inputs.settings[path.resolve()] = given
     if settings.definitions.units:
         inputs.add(settings.definitions.units)
     for name, path in settings.registers.items():
