@@ -303,3 +303,24 @@ def test_one_daemon_runs_both_plans_and_mails_for_each(short_tmp):
     bodies = [r.message.get_body(("plain",)).get_content() for r in server.received]
     assert any("法治政府建设年度报告" in body for body in bodies)
     assert any("法治政府建设指标体系试点" in body for body in bodies)
+
+
+def test_a_county_running_only_the_pilot_is_not_told_of_the_reports_roles(tmp_path, capsys):
+    # its units file has no county committee's office: the shipped report plan it does not run is
+    # checked by itself, not against its units
+    text = UNITS.read_text(encoding="utf-8")
+    start = text.index('[[units]]\nid = "county-party-committee-office"')
+    end = text.index("[[units]]", start + 1)
+    (tmp_path / "units.toml").write_text(text[:start] + text[end:], encoding="utf-8")
+    shutil.copy(REGISTER, tmp_path / "normative_documents.csv")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[database]\nurl = "sqlite:///var/duban.db"\n\n[definitions]\nunits = "units.toml"\n\n'
+        '[registers]\nnormative_documents = "normative_documents.csv"\n\n'
+        '[[programs]]\nworkflow = "rule-of-law-pilot"\nyear = 2026\n',
+        encoding="utf-8",
+    )
+    code, out, err = _run(config, "validate", capsys=capsys)
+    assert code == 0, err
+    assert "county_party_committee" not in err  # (a calendar warning for next year may be there)
+    assert out.startswith("ok: 2 definitions")
