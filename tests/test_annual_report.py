@@ -67,12 +67,22 @@ def test_both_shipped_plans_validate_with_the_example_units_and_register():
 
 def test_duban_validate_says_ok_for_both_plans(tmp_path, capsys):
     (tmp_path / "config.toml").write_text('[database]\nurl = "sqlite:///x.db"\n', encoding="utf-8")
-    code = main(["--config", str(tmp_path / "config.toml"), "validate", str(PILOT), str(REPORT), str(UNITS), str(REGISTER)])
+    code = main(
+        [
+            "--config",
+            str(tmp_path / "config.toml"),
+            "validate",
+            str(PILOT),
+            str(REPORT),
+            str(UNITS),
+            str(REGISTER),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
-    assert out.startswith("ok: 2 definitions (rule-of-law-pilot, rule-of-law-annual-report)") or out.startswith(
-        "ok: 2 definitions (rule-of-law-annual-report, rule-of-law-pilot)"
-    )
+    assert out.startswith(
+        "ok: 2 definitions (rule-of-law-pilot, rule-of-law-annual-report)"
+    ) or out.startswith("ok: 2 definitions (rule-of-law-annual-report, rule-of-law-pilot)")
 
 
 def test_the_shipped_config_runs_both_plans():
@@ -193,7 +203,9 @@ def test_duban_plan_uses_the_setting_config_gives(tmp_path, capsys):
         '[[programs]]\nworkflow = "rule-of-law-annual-report"\nyear = 2026\n'
         'settings = { department_report_due = "02-10" }\n',
     )
-    code, out, _ = _run(config, "plan", "rule-of-law-annual-report", "--year", "2026", "--json", capsys=capsys)
+    code, out, _ = _run(
+        config, "plan", "rule-of-law-annual-report", "--year", "2026", "--json", capsys=capsys
+    )
     assert code == 0
     dues = {json.loads(line)["due"] for line in out.splitlines() if json.loads(line)["task"] == "D01"}
     assert dues == {"2026-02-10"}
@@ -207,13 +219,16 @@ def test_a_setting_the_plan_does_not_have_is_one_line_at_the_config_line(tmp_pat
         '[[programs]]\nworkflow = "rule-of-law-annual-report"\nyear = 2026\n'
         'settings = { department_report_date = "02-10" }\n',
     )
-    line = config.read_text(encoding="utf-8").splitlines().index(
-        'settings = { department_report_date = "02-10" }'
-    ) + 1
+    line = (
+        config.read_text(encoding="utf-8")
+        .splitlines()
+        .index('settings = { department_report_date = "02-10" }')
+        + 1
+    )
     code, _, err = _run(config, "plan", "rule-of-law-annual-report", "--year", "2026", capsys=capsys)
     assert code == 2
     assert err.strip() == (
-        f'{config}:{line}: programs[1].settings.department_report_date: the plan has no setting '
+        f"{config}:{line}: programs[1].settings.department_report_date: the plan has no setting "
         '"department_report_date" (did you mean "department_report_due"?)'
     )
     code, _, err = _run(config, "validate", capsys=capsys)

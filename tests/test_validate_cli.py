@@ -159,10 +159,17 @@ def test_validate_warns_that_the_make_up_days_of_a_year_the_program_touches_are_
 
 def test_validate_the_pilot_with_the_example_units_and_register_named_by_file(site: Path) -> None:
     code, out, err = run(
-        "validate", str(PILOT), str(REPORT), str(EXAMPLE_UNITS), str(EXAMPLE_REGISTER), config=site / "config.toml"
+        "validate",
+        str(PILOT),
+        str(REPORT),
+        str(EXAMPLE_UNITS),
+        str(EXAMPLE_REGISTER),
+        config=site / "config.toml",
     )
     assert (code, err) == (0, "")
-    assert out.strip() == f"ok: 2 definitions (rule-of-law-pilot, rule-of-law-annual-report), {EXAMPLE_COUNTS}"
+    assert (
+        out.strip() == f"ok: 2 definitions (rule-of-law-pilot, rule-of-law-annual-report), {EXAMPLE_COUNTS}"
+    )
 
 
 def test_validate_the_pilot_without_its_register_names_the_anchor(site: Path) -> None:

@@ -74,14 +74,20 @@ def resolve_settings(
         if name not in declared:
             known = ", ".join(declared) or "none"
             hint = did_you_mean(name, declared) or f"its settings: {known}"
-            problems.append(Problem(given.path, given.line, f'{where}: the plan has no setting "{name}" ({hint})'))
+            problems.append(
+                Problem(given.path, given.line, f'{where}: the plan has no setting "{name}" ({hint})')
+            )
             continue
         try:
             parse_month_day(value if isinstance(value, str) else "")
         except ValueError:
             shown = value if isinstance(value, str) else repr(value)
             problems.append(
-                Problem(given.path, given.line, f'{where}: bad date "{shown}": expected "MM-DD" in quotes, e.g. "02-15"')
+                Problem(
+                    given.path,
+                    given.line,
+                    f'{where}: bad date "{shown}": expected "MM-DD" in quotes, e.g. "02-15"',
+                )
             )
             continue
         chosen[name] = value

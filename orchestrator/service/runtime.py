@@ -79,7 +79,10 @@ def program_setting_values(settings: Settings, path: Path) -> SettingValues | No
 
 def _same_definition(settings: Settings, workflow: str, path: Path) -> bool:
     try:
-        return find_definition(workflow, definition_folders(settings.definitions.paths)).resolve() == path.resolve()
+        return (
+            find_definition(workflow, definition_folders(settings.definitions.paths)).resolve()
+            == path.resolve()
+        )
     except DubanError:
         return False
 
