@@ -19,7 +19,17 @@ import re
 from dataclasses import dataclass, field
 
 from workflows.draft.dates import When, find_dates
-from workflows.draft.names import Match, Matcher, Named, by_whom, parentheses, recipients, subject
+from workflows.draft.names import (
+    PAREN,
+    PAREN_DUTY,
+    Match,
+    Matcher,
+    Named,
+    by_whom,
+    parentheses,
+    recipients,
+    subject,
+)
 from workflows.draft.outline import Node, build, kind_of, title_line
 from workflows.draft.source import Line
 from workflows.draft.tables import TableTask, table_tasks
@@ -107,7 +117,25 @@ def _clauses_with_dates(sentence: str) -> list[tuple[str, list[When]]]:
     return [(p.strip(), find_dates(p)) for p in parts if find_dates(p)]
 
 
+def _trim(clause: str) -> str:
+    """A clause without its end mark, and without a parenthesis only half of which it holds."""
+    text = clause.strip(" 。；;，,")
+    opens, closes = text.count("（") + text.count("("), text.count("）") + text.count(")")
+    if text[:1] in "（(" and text[-1:] in "）)" and opens == closes:
+        inner = text[1:-1]
+        if inner.count("（") + inner.count("(") == inner.count("）") + inner.count(")"):
+            text = inner
+    elif text[:1] in "（(" and opens > closes:
+        text = text[1:]
+    elif text[-1:] in "）)" and closes > opens:
+        text = text[:-1]
+    return text.strip(" 。；;，,")
+
+
 def _title(text: str) -> str:
+    """The first sentence (without its units' parenthesis), cut at a comma past 60 characters."""
+    for found in (*PAREN.finditer(text), *PAREN_DUTY.finditer(text)):
+        text = text.replace(found.group(0), "")
     first = re.split(r"[。；;：:]", text, maxsplit=1)[0].strip(" ，,、")
     if len(first) > 60:
         cut = max(first.rfind("，", 0, 60), first.rfind(",", 0, 60))
@@ -178,7 +206,7 @@ class _Builder:
         return entry
 
     def duty(self, line: Line, clause: str, when: When | None, section, *, parent=None, phase=None) -> Entry:
-        text = clause.strip("（()） 。")
+        text = _trim(clause)
         entry = self.entry("duties", line, _title(text), text, section)
         entry.when, entry.when_line, entry.phase = when, line if when else None, phase
         who = subject(text)
@@ -202,11 +230,16 @@ class _Builder:
             entry.notes.append(f"原文未写本项的牵头单位（所在事项的牵头单位：{shown}）")
         return entry
 
-    def dated_duties(self, line: Line, text: str, section, *, parent=None, skip_first=False) -> None:
-        for i, sentence in enumerate(sentences(text)):
-            if skip_first and i == 0:
-                continue
+    def dated_duties(self, line: Line, text: str, section, *, parent=None, skip: When | None = None) -> None:
+        """A duty for each dated clause of ``text`` (but the one ``skip`` was read from)."""
+        offset = 0
+        for sentence in sentences(text):
+            start = text.find(sentence, offset)
+            offset = start + len(sentence)
             for clause, found in _clauses_with_dates(sentence):
+                at = start + sentence.find(clause) + clause.find(found[0].phrase)
+                if skip is not None and at == skip.start:
+                    continue
                 self.duty(line, clause, found[0], section, parent=parent)
 
     def task(self, node: Node, section: str, inherited: list[tuple[Line, Named]]) -> None:
@@ -220,7 +253,7 @@ class _Builder:
         units = self.own_units(node)
         entry.lead = self.refs(units, "lead") or self.refs(inherited, "lead")
         entry.responsible = self.refs(units, "responsible") or self.refs(inherited, "responsible")
-        self.dated_duties(node.line, node.text, section, parent=entry, skip_first=True)
+        self.dated_duties(node.line, node.text, section, parent=entry, skip=entry.when)
         for body in node.body:
             self.dated_duties(body, body.text, section, parent=entry)
 
@@ -239,6 +272,8 @@ class _Builder:
         for row in table_tasks(node.table):
             if kind == "tasks":
                 self.table_task(row, name)
+        if kind == "context":  # 指导思想, 总体要求: a goal 「到2025年底」 is no deadline to supervise
+            return
         for line in node.body if node.rank else ():
             if kind != "tasks" or node.heading:
                 self.dated_duties(line, line.text, name)
@@ -253,6 +288,8 @@ class _Builder:
                 self.section(child, kind, inherited, child_name)
             elif kind == "tasks" and not child.heading:
                 self.task(child, name, inherited)
+                for row in table_tasks(child.table):  # a table after an item: the section's
+                    self.table_task(row, name)
             elif kind == "tasks":
                 self.section(child, kind, inherited, child_name)
             else:

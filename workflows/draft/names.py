@@ -204,6 +204,16 @@ def _subsequence(short: str, long: str) -> bool:
     return all(ch in it for ch in short)
 
 
+_PLAIN = re.compile(r"县|人民|政府|办公室|机关|部门|单位|局|办|委")
+
+
+def _unexplained(name: str) -> str:
+    """What of a name neither the glossary nor the plain words of unit names account for."""
+    for word in sorted(GLOSSARY, key=len, reverse=True):
+        name = name.replace(word, "")
+    return _PLAIN.sub("", name)
+
+
 def _tokens(name: str) -> set[str]:
     found: set[str] = set()
     rest = name
@@ -273,8 +283,8 @@ class Matcher:
 
     def _role(self, name: str) -> tuple[str | None, list[str]]:
         phrase = _tokens(_normal(name)) - GENERIC
-        if not phrase:
-            return None, []
+        if not phrase or (phrase == {"county"} and _unexplained(_normal(name))):
+            return None, []  # 「县气象局」 says more than 县: not 县政府
         fits = []
         for role in self._holders:
             tokens = {t for t in role.lower().replace("-", "_").split("_") if t in _KNOWN_TOKENS}

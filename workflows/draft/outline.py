@@ -47,9 +47,14 @@ class Node:
 
     @property
     def heading(self) -> bool:
+        """A heading has numbered lines (or a table) under it; an item does not."""
         if self.rank == 0 or self.children:
             return True
-        return len(self.text) <= SHORT and not re.search(r"[。；;]", self.text.rstrip("。；; "))
+        return (
+            bool(self.table)
+            and len(self.text) <= SHORT
+            and not re.search(r"[。；;]", self.text.rstrip("。；; "))
+        )
 
     @property
     def title(self) -> str:
