@@ -133,7 +133,7 @@ def test_a_plans_text_becomes_sections_phases_tasks_and_duties(tmp_path, capsys)
     assert (
         "加强组织领导" in out.read_text(encoding="utf-8").split("未作为任务的条目")[1]
     )  # listed, not a task
-    assert [line for line in err.splitlines() if line.startswith("duban draft: ")][0].startswith(
+    assert next(line for line in err.splitlines() if line.startswith("duban draft: ")).startswith(
         "duban draft: 读了 27 行：标题「县优化营商环境专项行动实施方案」；3 个阶段，4 项任务"
     )
 
@@ -159,7 +159,7 @@ def test_every_value_cites_a_line_that_holds_the_words_it_was_read_from(tmp_path
                     assert part in source[where], (where, part)
                 cited += 1
             key = line.split(" = ", 1)[0]
-            if key in DATE_KEYS + ("lead", "responsible") and not (key == "window" and last_cite):
+            if key in (*DATE_KEYS, "lead", "responsible") and not (key == "window" and last_cite):
                 assert last_cite is not None, f"{key} without its source: {lines[0]} {lines[1]}"
     assert cited > 20
 
