@@ -147,8 +147,9 @@ def test_every_value_cites_a_line_that_holds_the_words_it_was_read_from(tmp_path
     for lines in entries_of(text):
         if not lines[0].startswith(("[[tasks]]", "[[duties]]", "[[phases]]")):
             continue
-        number = int(re.match(r"# 原文第(\d+)行：", lines[1]).group(1))  # every entry says where it is from
-        assert number < len(source) and source[number]
+        header = re.match(r"# 原文第(\d+)行：(.*)$", lines[1])  # every entry says where it is from
+        number, quoted = int(header.group(1)), header.group(2).strip("…")
+        assert number < len(source) and quoted and quoted in source[number], (number, quoted)
         last_cite = None
         for line in lines[1:]:
             found = CITED.match(line)
