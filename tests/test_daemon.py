@@ -380,8 +380,9 @@ def test_make_run_starts_the_daemon_on_the_shipped_config(short_tmp, notify_sock
     assert notify_socket.count("STOPPING=1") == 1
     engine = make_engine(f"sqlite:///{root / 'var' / 'duban.db'}")
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT workflow FROM program")).scalars().all() == [
-            "rule-of-law-pilot"
+        assert sorted(connection.execute(text("SELECT workflow FROM program")).scalars().all()) == [
+            "rule-of-law-annual-report",  # the shipped config runs both shipped plans
+            "rule-of-law-pilot",
         ]
     engine.dispose()
 

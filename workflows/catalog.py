@@ -16,6 +16,7 @@ from workflows.loader import (
     read_definition,
 )
 from workflows.registers import Register, load_register
+from workflows.settings import SettingValues
 from workflows.source import parse_toml
 
 BUILTIN_DEFINITIONS = Path(__file__).resolve().parent / "definitions"
@@ -131,18 +132,20 @@ def load_bundle(
     *,
     overrides: Path | None = None,
     on_assumed: Callable[[int, str], None] | None = None,
+    settings: SettingValues | None = None,
 ) -> Bundle:
     """Load and cross-check a definition, a units file, its registers and its calendar.
 
     Every problem of every file at once, as one ``DefinitionError``: the definition is checked
     against the units file even when it has problems of its own. Only the registers the
-    definition's anchors name are read.
+    definition's anchors name are read. ``settings``: the deployment's values for the plan's
+    ``[settings]`` (its defaults without them).
     """
     problems: list[Problem] = []
     read = units = None
     registers: dict[str, Register] = {}
     try:
-        read = read_definition(definition_path)
+        read = read_definition(definition_path, settings)
         problems.extend(read.problems)
     except DefinitionError as exc:
         problems.extend(exc.problems)

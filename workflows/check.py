@@ -25,6 +25,7 @@ from workflows.loader import (
 from workflows.punctuation import half_width_warnings
 from workflows.registers import Register, load_register
 from workflows.roles import Plan, check_units
+from workflows.settings import SettingValues
 
 
 def register_name(path: Path) -> str:
@@ -45,6 +46,8 @@ class Inputs:
     calendars: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    settings: dict[Path, SettingValues] = field(default_factory=dict)  # a deployment's, by resolved path
+    alone: set[Path] = field(default_factory=set)  # checked by themselves only: plans not run here
     _seen: set[Path] = field(default_factory=set, repr=False)
 
     def add(self, path: Path) -> None:
@@ -126,7 +129,7 @@ def check_inputs(inputs: Inputs) -> Report:
     report = Report(problems=list(inputs.problems), calendars=list(inputs.calendars))
     for path in inputs.definitions:
         try:
-            read = read_definition(path)
+            read = read_definition(path, inputs.settings.get(Path(path).resolve()))
         except DefinitionError as exc:
             report.problems.extend(exc.problems)
             continue
@@ -142,11 +145,12 @@ def check_inputs(inputs: Inputs) -> Report:
             report.registers[name] = load_register(name, path)
         except DefinitionError as exc:
             report.problems.extend(exc.problems)
-    for read in report.definitions:
+    against = [read for read in report.definitions if Path(read.path).resolve() not in inputs.alone]
+    for read in against:
         for units in report.units:
             report.problems.extend(check_definition_against(read, units, report.registers))
     report.problems.extend(duplicate_workflow_ids(report.definitions))
-    plans = [Plan(_workflow_id(read), read.data, report.registers) for read in report.definitions]
+    plans = [Plan(_workflow_id(read), read.data, report.registers) for read in against]
     every_plan_read = len(report.definitions) == len(inputs.definitions)
     for units in report.units if every_plan_read else ():  # roles against every plan, or none
         findings = check_units(units, plans)

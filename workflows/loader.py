@@ -25,6 +25,7 @@ from workflows.refs import TASK_TABLES, did_you_mean, entries, ref_lists, refs_a
 from workflows.registers import Register, check_register
 from workflows.roles import missing_role
 from workflows.schema import Definition, Phase, Task
+from workflows.settings import SettingValues, resolve_settings, settings_digest
 from workflows.source import SourceMap, format_loc, read_toml
 from workflows.units import UnitDirectory, UnitsFile
 
@@ -174,11 +175,12 @@ def _definition_problems(data: Mapping[str, Any], path: str, source: SourceMap) 
 # -- definitions ------------------------------------------------------------------------------
 
 
-def read_definition(path: Path) -> DefinitionFile:
+def read_definition(path: Path, settings: SettingValues | None = None) -> DefinitionFile:
     """Read and check one definition file by itself; its problems are collected, not raised.
 
-    Raises ``DefinitionError`` only when there is nothing to check: the file cannot be read, is
-    not TOML, or is empty.
+    ``settings``: a deployment's values for the plan's ``[settings]`` (settings.py); without them
+    the plan's own defaults apply. Raises ``DefinitionError`` only when there is nothing to check:
+    the file cannot be read, is not TOML, or is empty.
     """
     data, source, digest = read_toml(path)
     shown = str(path)
@@ -186,7 +188,10 @@ def read_definition(path: Path) -> DefinitionFile:
         raise DefinitionError(
             [Problem(shown, 1, "empty file: expected a definition with a [workflow] table")]
         )
-    problems: list[Problem] = []
+    out = _Collector(shown, source)
+    data, problems = resolve_settings(data, settings, out.at)
+    problems.extend(out.problems)
+    digest = settings_digest(digest, settings)
     definition: Definition | None = None
     try:
         definition = Definition.model_validate(data)
@@ -198,9 +203,9 @@ def read_definition(path: Path) -> DefinitionFile:
     return DefinitionFile(shown, data, source, digest, definition, tuple(sorted(set(problems))))
 
 
-def load_definition(path: Path) -> LoadedDefinition:
+def load_definition(path: Path, settings: SettingValues | None = None) -> LoadedDefinition:
     """Load and check one definition file (alone; see :func:`check_definition_against`)."""
-    return read_definition(path).loaded()
+    return read_definition(path, settings).loaded()
 
 
 # -- units ------------------------------------------------------------------------------------

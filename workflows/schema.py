@@ -374,8 +374,20 @@ class Evaluation(_Strict):
         return self
 
 
+class Setting(_Strict):
+    """A date the plan fixes by default and a deployment may set (``[[programs]] settings`` in
+    config); a task takes it with ``due = "setting:NAME"`` (see settings.py)."""
+
+    name: Line
+    value: MonthDayValue
+    description: Text | None = None
+
+
 class Definition(_Strict):
     workflow: WorkflowInfo
+    settings: dict[Annotated[str, Field(max_length=MAX_ID), AfterValidator(_check_id)], Setting] = Field(
+        default_factory=dict
+    )
     phases: list[Phase] = Field(default_factory=list)
     tasks: list[Task] = Field(default_factory=list)
     duties: list[Task] = Field(default_factory=list)

@@ -20,7 +20,7 @@ from orchestrator.cli.common import Context, configure_logging, err_console
 from workflows.errors import DefinitionError, DubanError
 
 COMMAND_GROUPS = ("planning", "check", "simulate", "db", "daemon", "status", "tasks", "changes", "log", "calendar", "review",
-                  "outbox", "indicators", "scorecard", "imports", "web")  # fmt: skip
+                  "outbox", "indicators", "scorecard", "imports", "web", "draft")  # fmt: skip
 
 app = typer.Typer(
     name="duban",

@@ -56,17 +56,19 @@ def units_path(option: Path | None) -> Path:
 
 
 def bundle_for(workflow: str, units: Path | None, registers: list[str] | None):
-    """Load the workflow's bundle; calendar warnings go to stderr once per year."""
-    from workflows.catalog import definition_folders, find_definition, load_bundle
+    """Load the workflow's bundle (with the settings config gives it); calendar warnings go to
+    stderr once per year."""
+    from orchestrator.service.runtime import load_bundle_for
+    from workflows.catalog import definition_folders, find_definition
 
     settings = current().settings
     register_files = parse_registers(registers)
-    path = find_definition(workflow, definition_folders(settings.definitions.paths))
-    return load_bundle(
-        path,
-        units_path(units),
-        register_files,
-        overrides=settings.definitions.calendar_overrides,
+    path = find_definition(workflow, definition_folders(settings.definitions.paths))  # (before --units)
+    return load_bundle_for(
+        settings,
+        str(path),
+        units=units_path(units),
+        registers=register_files,
         on_assumed=lambda year, message: warn(message),
     )
 
@@ -83,15 +85,19 @@ def parse_year_text(text: str | None) -> int:
 def configured_inputs() -> Inputs:
     """Everything config.toml names: every definition file in the definition folders (the shipped
     ones too), the units file, the registers, the calendar override file, and [[programs]]."""
-    from workflows.catalog import definition_files, definition_folders, find_definition
+    from orchestrator.service.runtime import program_setting_values
+    from workflows.catalog import BUILTIN_DEFINITIONS, definition_files, definition_folders, find_definition
     from workflows.check import Inputs
     from workflows.errors import NotFound
 
     settings = current().settings
     inputs = Inputs()
     folders = definition_folders(settings.definitions.paths)
+    declared = _declared_paths(settings, folders)
     for path in definition_files(folders):
         inputs.add(path)
+        if path.parent == BUILTIN_DEFINITIONS and path.resolve() not in declared:
+            inputs.alone.add(path.resolve())  # a shipped plan this deployment does not run
     for i, entry in enumerate(settings.programs):
         try:
             path = find_definition(entry.workflow, folders)
@@ -101,6 +107,9 @@ def configured_inputs() -> Inputs:
             )
             continue
         inputs.add(path)
+        given = program_setting_values(settings, path)
+        if given is not None:
+            inputs.settings[path.resolve()] = given
     if settings.definitions.units:
         inputs.add(settings.definitions.units)
     for name, path in settings.registers.items():
@@ -108,6 +117,20 @@ def configured_inputs() -> Inputs:
     if settings.definitions.calendar_overrides:
         inputs.calendars.append(settings.definitions.calendar_overrides)
     return inputs
+
+
+def _declared_paths(settings, folders) -> set[Path]:
+    """The definition files ``[[programs]]`` runs (those that can be found)."""
+    from workflows.catalog import find_definition
+    from workflows.errors import DubanError
+
+    found = set()
+    for entry in settings.programs:
+        try:
+            found.add(find_definition(entry.workflow, folders).resolve())
+        except DubanError:
+            continue
+    return found
 
 
 def _config_problem(loc: tuple, message: str) -> Problem:

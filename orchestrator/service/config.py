@@ -235,6 +235,7 @@ class ProgramSettings(_Section):
     workflow: str
     year: int | Literal["current"] = "current"
     notify_from: date | None = None  # no unit is told of a date before it (default: the first start)
+    settings: dict[str, str] = Field(default_factory=dict)  # the plan's [settings] set here ("MM-DD")
 
 
 class Settings(_Section):

@@ -30,6 +30,7 @@ from workflows.errors import DefinitionError, DubanError, NotFound, Problem
 from workflows.loader import read_toml
 from workflows.roles import Plan, UnitFindings, check_units
 from workflows.schema import DEFAULT_TIMEZONE
+from workflows.settings import SettingValues
 
 
 def load_bundle_for(
@@ -50,7 +51,40 @@ def load_bundle_for(
         settings.registers if registers is None else registers,
         overrides=settings.definitions.calendar_overrides,
         on_assumed=on_assumed,
+        settings=program_setting_values(settings, path),
     )
+
+
+def program_setting_values(settings: Settings, path: Path) -> SettingValues | None:
+    """The values ``[[programs]] settings`` gives the plan in ``path`` (its ``[settings]``), located
+    at the config line that gives them; None when config sets none. Every year of a workflow runs on
+    one set of values: two entries that give different ones are a config problem."""
+    found: tuple[int, dict[str, str]] | None = None
+    for i, entry in enumerate(settings.programs):
+        if not entry.settings or not _same_definition(settings, entry.workflow, path):
+            continue
+        if found is not None and found[1] != entry.settings:
+            message = (
+                f"programs[{i}].settings: differs from programs[{found[0]}].settings for the same "
+                "workflow (one plan runs on one set of settings, every year of it)"
+            )
+            raise ConfigError([config_problem(settings, ("programs", i, "settings"), message)])
+        found = found or (i, dict(entry.settings))
+    if found is None:
+        return None
+    i, values = found
+    where = config_problem(settings, ("programs", i, "settings"), "")
+    return SettingValues(values, where.file, where.line, f"programs[{i}].settings")
+
+
+def _same_definition(settings: Settings, workflow: str, path: Path) -> bool:
+    try:
+        return (
+            find_definition(workflow, definition_folders(settings.definitions.paths)).resolve()
+            == path.resolve()
+        )
+    except DubanError:
+        return False
 
 
 def program_bundle(
