@@ -601,3 +601,15 @@ def test_the_pilot_has_no_half_width_punctuation_between_chinese_characters() ->
 
     pilot = REPO / "workflows" / "definitions" / "rule_of_law_pilot.toml"
     assert [str(w) for w in half_width_warnings(pilot)] == []
+
+
+def test_a_line_number_between_colons_is_never_an_emoji(tmp_path):
+    """Rich reads ``:100:`` as the emoji code of 💯: ``FILE:100: message`` printed as ``FILE💯 …``."""
+    folder = tmp_path / ":smile:"
+    folder.mkdir()
+    plan = folder / ":100:.toml"
+    plan.write_text('[workflow]\nid = "x"\ntitle = "t"\n' + "# …\n" * 96 + "bogus = 1\n", encoding="utf-8")
+    code, _, err = run("validate", str(plan))
+    assert code == 1
+    assert f"{plan}:100: workflow: unknown key" in err
+    assert "💯" not in err and "😄" not in err

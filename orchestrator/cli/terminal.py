@@ -61,7 +61,12 @@ def neutralise_json(text: str) -> str:
 
 
 class SafeConsole(Console):
-    """A Rich console whose rendered text has its control and format characters escaped."""
+    """A Rich console whose rendered text has its control and format characters escaped, and
+    never turns ``:name:`` into an emoji (``FILE:100: message`` must not print as ``FILE💯 …``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("emoji", False)
+        super().__init__(*args, **kwargs)
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         return super()._render_buffer(
