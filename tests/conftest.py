@@ -13,6 +13,7 @@ tests import ``support``, never ``conftest``).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -53,6 +54,19 @@ settings.register_profile(
     "duban", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.load_profile("duban")
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """A test that runs the CLI or the daemon in this process configures logging: a handler on the
+    root logger that writes to the test's captured output. It is taken off after the test (and the
+    levels put back), so that a later test's threads (aiosmtpd's) do not log into a closed capture."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if h.get_name() == "duban-daemon"]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
