@@ -308,7 +308,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_big_day_is_rendered_in_a_render_process_that_leaves_with_a_sigkilled_daemon(make_duban_env):
-    server = slow_server(0.06)  # 121 messages take 7 s
+    server = slow_server(0.02)  # 121 messages take 3 s: the kill lands mid-delivery
     # the render process starts once 40 are claimed (by the 31st message: batches are 10 or more),
     # and is seen up at the start of a batch; from the 45th on the server is slower until then, so
     # that a crowded machine that takes long to start a process still has messages left to send
