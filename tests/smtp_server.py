@@ -234,17 +234,32 @@ class _Handler:
 
 
 class SilentServer:
-    """Accepts TCP connections (the kernel does, from the backlog) and never says a word."""
+    """Accepts TCP connections and never says a word; ``connections`` counts them."""
 
     def __init__(self) -> None:
         self.host = HOST
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind((HOST, 0))
+        self._socket = bound_socket()
         self.port = self._socket.getsockname()[1]
+        self._accepted: list[socket.socket] = []
+
+    @property
+    def connections(self) -> int:
+        return len(self._accepted)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self._accepted.append(self._socket.accept()[0])  # held open, silent
+            except OSError:  # closed by __exit__
+                return
 
     def __enter__(self) -> SilentServer:
         self._socket.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._socket.shutdown(socket.SHUT_RDWR)
         self._socket.close()
+        for connection in self._accepted:
+            connection.close()

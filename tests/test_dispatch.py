@@ -522,13 +522,12 @@ async def test_connection_refused_is_a_retry_with_backoff_for_every_message(env)
 async def test_a_silent_server_times_out_once_per_batch_and_is_retried(env):
     env.queue()
     with SilentServer() as silent:
-        started = time.monotonic()
         report = await env.deliver(
             SmtpTransport(host=silent.host, port=silent.port, security="none", timeout=0.5)
         )
-        elapsed = time.monotonic() - started
+        connections = silent.connections
     assert report.retried == DIGESTS
-    assert elapsed < 3  # one timeout for the batch, not one per message
+    assert connections == 1  # one timeout for the batch, not one per message
     for message in env.outbox():
         assert (message.state, message.attempts) == ("pending", 1)
         assert "timed out" in message.last_error

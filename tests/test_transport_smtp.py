@@ -251,7 +251,7 @@ async def test_a_silent_server_times_out_quickly_as_temporary():
         started = time.monotonic()
         with pytest.raises(TemporaryFailure, match="timed out"):
             await transport.open()
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 10  # its 1 s, not the default 30 s (room for a busy machine)
 
 
 @pytest.mark.parametrize("pause", [0, 0.2])
