@@ -123,7 +123,7 @@ def _drop_our_writer(executor: ProcessPoolExecutor, _warm: Future) -> None:
     and every job waiting (a delivery hung, and the daemon could not exit: the interpreter joins that
     thread). With the end of file the executor breaks: its jobs fail with BrokenProcessPool, and
     the batch goes on rendering in the daemon."""
-    queue = getattr(executor, "_result_queue", None)  # CPython's ProcessPoolExecutor (3.11-3.14)
+    queue = getattr(executor, "_result_queue", None)  # private to CPython's executor (checked on 3.11)
     writer = getattr(queue, "_writer", None)
     if writer is not None:
         writer.close()
