@@ -342,13 +342,13 @@ class DaemonProcess:
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
-    def wait(self, timeout: float = 10.0) -> int:
+    def wait(self, timeout: float = 60.0) -> int:
         code = self.proc.wait(timeout=timeout)
         for reader in self._readers:
             reader.join(timeout=5)
         return code
 
-    def stop(self, timeout: float = 10.0) -> int:
+    def stop(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             self.signal(signal.SIGTERM)
         return self.wait(timeout)
