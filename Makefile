@@ -23,9 +23,12 @@ run: $(STAMP) var/web-secret
 	trap 'kill $$web 2>/dev/null; wait $$web 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/duban --config config.toml run
 
+# The suite runs in parallel (pytest-xdist, one worker per core) and ends with its 15 slowest tests.
+# `make test WORKERS=0` runs it in one process (for a debugger or print()).
+WORKERS ?= auto
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ itself when the daemon is gone, even after a SIGKILL of the daemon.
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import os
 import threading
@@ -65,6 +66,7 @@ class RenderPool:
             initargs=(os.getpid(),),
         )
         self._warm = self._executor.submit(os.getpid)
+        self._warm.add_done_callback(functools.partial(_drop_our_writer, self._executor))
         self._announced = False
 
     @property
@@ -111,6 +113,20 @@ class RenderPool:
         executor, self._executor, self._warm = self._executor, None, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _drop_our_writer(executor: ProcessPoolExecutor, _warm: Future) -> None:
+    """Once the process is up, close the daemon's copy of the pipe its results come back on: the
+    process then holds the only write end, and its death is an end of file there. CPython's executor
+    keeps both ends in the parent, so a process killed halfway through writing a result (a job's
+    result is tens of KiB: more than one write) left the executor's thread reading the rest forever,
+    and every job waiting (a delivery hung, and the daemon could not exit: the interpreter joins that
+    thread). With the end of file the executor breaks: its jobs fail with BrokenProcessPool, and
+    the batch goes on rendering in the daemon."""
+    queue = getattr(executor, "_result_queue", None)  # private to CPython's executor (checked on 3.11)
+    writer = getattr(queue, "_writer", None)
+    if writer is not None:
+        writer.close()
 
 
 async def _unwrapped(job: Future) -> list[WireMessage | str]:

@@ -13,6 +13,7 @@ tests import ``support``, never ``conftest``).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import Engine
 from support import (  # noqa: F401 - DUBAN, REPO, FAKE_NOW, TEST_DEFINITION: names tests once took from here
     DUBAN,
@@ -37,6 +39,34 @@ from support import (  # noqa: F401 - DUBAN, REPO, FAKE_NOW, TEST_DEFINITION: na
 )
 
 units_toml = town_units  # the name this helper had here
+
+# The terminal the tests were started from is not theirs: pytest-xdist's workers start with
+# COLUMNS=80 and LINES=24 (a plain run usually has neither), and Rich's console, made when
+# orchestrator.cli is first imported, keeps a width it found then for good, whatever COLUMNS a test
+# sets later. Tests that care set COLUMNS themselves.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
+# Hypothesis times each example (200 ms by default) and fails one that ran slower than it did on a
+# retry: on two cores shared by the suite's workers that is the machine, not the code. Tests that
+# bound a time do so themselves (test_loader_fuzz.py).
+settings.register_profile(
+    "duban", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("duban")
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """A test that runs the CLI or the daemon in this process configures logging: a handler on the
+    root logger that writes to the test's captured output. It is taken off after the test (and the
+    levels put back), so that a later test's threads (aiosmtpd's) do not log into a closed capture."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if h.get_name() == "duban-daemon"]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -21,10 +21,12 @@ Knobs (all may be changed while the server runs):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -54,10 +56,41 @@ class Received:
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now (aiosmtpd's own ``port=0`` does not work)."""
+    """A TCP port nobody listens on right now, for a program started as a subprocess that binds it
+    itself (another could take it meanwhile: unlikely, the OS hands out ports at random). A server
+    in this process is handed a socket bound to port 0 instead (``bound_socket``), and a port where
+    nothing may listen is held (``refused_port``)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
         return probe.getsockname()[1]
+
+
+def bound_socket() -> socket.socket:
+    """A TCP socket bound to a port the OS picked on 127.0.0.1: a server listens on it, and no other
+    test (another pytest-xdist worker) can take the port between the pick and the listen."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((HOST, 0))
+    return sock
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where every connection is refused while the block runs: bound here and
+    never listened on, so that no other test can start a server there meanwhile."""
+    with bound_socket() as sock:
+        yield sock.getsockname()[1]
+
+
+class _BoundController(Controller):
+    """aiosmtpd's controller serving a socket bound beforehand (its own ``port=0`` does not work:
+    it connects to the port it was given to check the server is up)."""
+
+    def __init__(self, handler, sock: socket.socket, **kwargs) -> None:
+        self._sock = sock
+        super().__init__(handler, hostname=HOST, port=sock.getsockname()[1], **kwargs)
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
 
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
@@ -107,7 +140,8 @@ class SmtpServer:
         self._lock = threading.Lock()
 
     def start(self) -> SmtpServer:
-        self.port = free_port()
+        sock = bound_socket()
+        self.port = sock.getsockname()[1]
         smtp_options: dict = {
             "server_hostname": "smtp.test",
             "require_starttls": self.require_starttls,
@@ -118,11 +152,11 @@ class SmtpServer:
         if self.credentials is not None:
             smtp_options["authenticator"] = self._authenticate
             smtp_options["auth_required"] = True
-        self._controller = Controller(
+        self._controller = _BoundController(
             _Handler(self),
-            hostname=self.host,
-            port=self.port,
+            sock,
             ssl_context=self.tls_context if self.implicit_tls else None,
+            ready_timeout=60,  # (its 5 s is not enough for a thread to start on a crowded machine)
             **smtp_options,
         )
         self._controller.start()
@@ -200,17 +234,32 @@ class _Handler:
 
 
 class SilentServer:
-    """Accepts TCP connections (the kernel does, from the backlog) and never says a word."""
+    """Accepts TCP connections and never says a word; ``connections`` counts them."""
 
     def __init__(self) -> None:
         self.host = HOST
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind((HOST, 0))
+        self._socket = bound_socket()
         self.port = self._socket.getsockname()[1]
+        self._accepted: list[socket.socket] = []
+
+    @property
+    def connections(self) -> int:
+        return len(self._accepted)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self._accepted.append(self._socket.accept()[0])  # held open, silent
+            except OSError:  # closed by __exit__
+                return
 
     def __enter__(self) -> SilentServer:
         self._socket.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._socket.shutdown(socket.SHUT_RDWR)
         self._socket.close()
+        for connection in self._accepted:
+            connection.close()

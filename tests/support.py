@@ -251,7 +251,7 @@ class NotifySocket:
         self.datagrams.extend(got)
         return got
 
-    def wait_for(self, field: str, timeout: float = 20.0, *, after: int = 0) -> str:
+    def wait_for(self, field: str, timeout: float = 60.0, *, after: int = 0) -> str:
         """The first datagram (from index ``after`` on) with the line ``field``; fails after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -316,7 +316,7 @@ class DaemonProcess:
         return found
 
     def wait_for_event(
-        self, name: str, timeout: float = 20.0, *, where: Callable[[dict], bool] | None = None, **fields
+        self, name: str, timeout: float = 60.0, *, where: Callable[[dict], bool] | None = None, **fields
     ) -> dict:
         """The first event ``name`` with ``fields`` (and for which ``where(event)`` holds)."""
 
@@ -342,13 +342,13 @@ class DaemonProcess:
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
-    def wait(self, timeout: float = 10.0) -> int:
+    def wait(self, timeout: float = 60.0) -> int:
         code = self.proc.wait(timeout=timeout)
         for reader in self._readers:
             reader.join(timeout=5)
         return code
 
-    def stop(self, timeout: float = 10.0) -> int:
+    def stop(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             self.signal(signal.SIGTERM)
         return self.wait(timeout)

@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from smtp_server import free_port
+from smtp_server import refused_port
 from support import DUBAN
 
 
@@ -73,11 +73,11 @@ def test_a_run_once_refused_by_the_lock_logs_the_exit_code_it_exits_with(duban_e
 
 
 def test_run_once_exits_1_when_every_delivery_failed(make_duban_env):
-    port = free_port()  # nobody listens: "cannot connect"
-    env = make_duban_env(
-        mail=f'transport = "smtp"\n\n[mail.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 2\n'
-    )
-    result = env.cli("run", "--once")
+    with refused_port() as port:  # nobody listens: "cannot connect"
+        env = make_duban_env(
+            mail=f'transport = "smtp"\n\n[mail.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 2\n'
+        )
+        result = env.cli("run", "--once")
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr
     assert stopped_code(result) == 1
     assert env.scalar("SELECT count(*) FROM outbox_message WHERE state = 'pending' AND attempts = 1") > 0

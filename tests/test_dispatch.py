@@ -25,7 +25,7 @@ import pytest
 import structlog
 from engine_support import local, postgres_engine
 from icalendar import Calendar
-from smtp_server import SilentServer, SmtpServer, free_port, self_signed_cert, server_tls_context
+from smtp_server import SilentServer, SmtpServer, refused_port, self_signed_cert, server_tls_context
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -494,8 +494,9 @@ async def test_a_failure_report_that_cannot_be_sent_stays_queued_and_deliver_sen
     env.queue()
     server.rcpt_reply = {"tax@example.gov.cn": "550 5.1.1 no such user"}
     await env.deliver(plain(server))
-    nowhere = SmtpTransport(host="127.0.0.1", port=free_port(), security="none", timeout=2)
-    assert await report_failures(env.engine, env.clock, nowhere, env.mail) == 1
+    with refused_port() as port:
+        nowhere = SmtpTransport(host="127.0.0.1", port=port, security="none", timeout=2)
+        assert await report_failures(env.engine, env.clock, nowhere, env.mail) == 1
     (queued,) = env.outbox(recipient=ADMIN_RECIPIENT)
     assert (queued.state, queued.attempts) == ("pending", 1)
 
@@ -508,8 +509,8 @@ async def test_a_failure_report_that_cannot_be_sent_stays_queued_and_deliver_sen
 
 async def test_connection_refused_is_a_retry_with_backoff_for_every_message(env):
     env.queue()
-    nowhere = SmtpTransport(host="127.0.0.1", port=free_port(), security="none", timeout=2)
-    report = await env.deliver(nowhere)
+    with refused_port() as port:
+        report = await env.deliver(SmtpTransport(host="127.0.0.1", port=port, security="none", timeout=2))
     assert report.retried == DIGESTS and report.sent == report.failed == 0
     for message in env.outbox():
         assert (message.state, message.attempts, message.claimed_by) == ("pending", 1, None)
@@ -521,13 +522,12 @@ async def test_connection_refused_is_a_retry_with_backoff_for_every_message(env)
 async def test_a_silent_server_times_out_once_per_batch_and_is_retried(env):
     env.queue()
     with SilentServer() as silent:
-        started = time.monotonic()
         report = await env.deliver(
             SmtpTransport(host=silent.host, port=silent.port, security="none", timeout=0.5)
         )
-        elapsed = time.monotonic() - started
+        connections = silent.connections
     assert report.retried == DIGESTS
-    assert elapsed < 3  # one timeout for the batch, not one per message
+    assert connections == 1  # one timeout for the batch, not one per message
     for message in env.outbox():
         assert (message.state, message.attempts) == ("pending", 1)
         assert "timed out" in message.last_error

@@ -9,12 +9,15 @@ with its reason.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import os
 import signal
+import struct
 import time
 from collections import Counter
 from datetime import date
+from multiprocessing.queues import SimpleQueue
 
 import pytest
 from smtp_server import SmtpServer
@@ -131,6 +134,31 @@ async def test_a_dead_render_process_is_replaced_only_after_restart_seconds(stor
         assert pool.pid not in (None, pid)
     finally:
         pool.close()
+
+
+def die_halfway_through_a_result() -> None:
+    """Run in the render process: what a SIGKILL halfway through writing a result leaves behind — a
+    result's length on the result pipe, and none of its bytes."""
+    (results,) = [o for o in gc.get_objects() if isinstance(o, SimpleQueue)]  # the executor's results
+    os.write(results._writer.fileno(), struct.pack("!i", 60_000))
+    os._exit(9)
+
+
+async def test_a_render_process_killed_halfway_through_a_result_fails_its_jobs_instead_of_hanging():
+    pool = RenderPool()
+    pool.start()
+    wait_for(lambda: pool.usable, "the render process to answer")
+    executor = pool._executor
+    results = executor._result_queue
+    try:
+        dying = asyncio.wrap_future(executor.submit(die_halfway_through_a_result))
+        queued = asyncio.wrap_future(executor.submit(os.getpid))  # a job waiting behind it
+        for job in (dying, queued):  # each fails (the delivery renders here), none waits forever
+            with pytest.raises(BrokenProcessPool):
+                await asyncio.wait_for(job, 60)
+    finally:
+        pool.close()
+        results._writer.close()  # (without the fix: frees the executor's thread)
 
 
 async def test_a_digest_the_render_process_cannot_render_comes_back_as_its_reason(store, tmp_path, pool):

@@ -27,7 +27,7 @@ from robot_server import (
     FakeRobots,
     RobotServer,
 )
-from smtp_server import SmtpServer, free_port
+from smtp_server import SmtpServer, refused_port
 from sqlalchemy import text
 from sqlmodel import Session, select
 from structlog.testing import LogCapture
@@ -374,10 +374,10 @@ async def test_http_5xx_and_a_platform_that_cannot_be_reached_are_retried_never_
     (row,) = env.outbox(channel="robot:police-wecom")
     assert row.state == "pending" and "HTTP 502" in row.last_error
 
-    down = RobotTransport(robots(), wecom_url=f"http://127.0.0.1:{free_port()}/cgi-bin/webhook/send",
-                          dingtalk_url=f"http://127.0.0.1:{free_port()}/robot/send")  # fmt: skip
     env.clock.set(row.next_attempt_at)
-    with structlog.testing.capture_logs() as logs:
+    with refused_port() as wecom, refused_port() as dingtalk, structlog.testing.capture_logs() as logs:
+        down = RobotTransport(robots(), wecom_url=f"http://127.0.0.1:{wecom}/cgi-bin/webhook/send",
+                              dingtalk_url=f"http://127.0.0.1:{dingtalk}/robot/send")  # fmt: skip
         report = await deliver_robots(
             env.engine, env.clock, down, env.bundles, env.mail, rng=random.Random(1)
         )

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, date, datetime
 
 import pytest
-from smtp_server import SilentServer, SmtpServer, free_port, self_signed_cert, server_tls_context
+from smtp_server import SilentServer, SmtpServer, refused_port, self_signed_cert, server_tls_context
 from structlog.testing import capture_logs
 
 from notifications.errors import PermanentFailure, TemporaryFailure, TransportError
@@ -237,10 +237,10 @@ async def test_all_recipients_refused(server, reply, error):
 
 
 async def test_connection_refused_is_temporary():
-    port = free_port()  # nothing listens there
-    transport = SmtpTransport(host="127.0.0.1", port=port, security="none", local_hostname="duban.test")
-    with pytest.raises(TemporaryFailure, match=f"127.0.0.1:{port}"):
-        await transport.open()
+    with refused_port() as port:  # nothing listens there
+        transport = SmtpTransport(host="127.0.0.1", port=port, security="none", local_hostname="duban.test")
+        with pytest.raises(TemporaryFailure, match=f"127.0.0.1:{port}"):
+            await transport.open()
 
 
 async def test_a_silent_server_times_out_quickly_as_temporary():
@@ -251,7 +251,7 @@ async def test_a_silent_server_times_out_quickly_as_temporary():
         started = time.monotonic()
         with pytest.raises(TemporaryFailure, match="timed out"):
             await transport.open()
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 10  # its 1 s, not the default 30 s (room for a busy machine)
 
 
 @pytest.mark.parametrize("pause", [0, 0.2])
@@ -301,12 +301,12 @@ async def test_the_password_never_shows(tls_server, tls_files, caplog, capsys):
         seen.append(repr(made))
         return made
 
-    with capture_logs() as logs:
+    with capture_logs() as logs, refused_port() as nowhere:
         await send_one(transport(PASSWORD), make_message(), ["gaj@example.gov.cn"])
         failures = [
             transport(PASSWORD, ca_file=None),  # certificate rejected
             transport(PASSWORD + "x"),  # 535
-            SmtpTransport(host="127.0.0.1", port=free_port(), password=PASSWORD, username="duban"),
+            SmtpTransport(host="127.0.0.1", port=nowhere, password=PASSWORD, username="duban"),
         ]
         for failing in failures:
             with pytest.raises(TransportError) as caught:

@@ -18,25 +18,20 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from smtp_server import bound_socket, free_port
 from sqlmodel import Session
+from support import FAKE_NOW, DubanEnv
 
 from orchestrator.admin import links
 from orchestrator.engine.clock import ShiftedClock
 from orchestrator.service.config import load_settings
 from orchestrator.web.portal import Portal
 from orchestrator.web.server import make_portal, uvicorn_config
-from tests.conftest import FAKE_NOW, DubanEnv
 
 OFFICE_EMAIL = "office@example.gov.cn"
 TIMEOUT = 60  # seconds: the suite shares two cores with other work; httpx's 5 s is too tight
 get = functools.partial(httpx.get, timeout=TIMEOUT)
 post = functools.partial(httpx.post, timeout=TIMEOUT)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def add_web_section(env: DubanEnv, port: int, *, max_file_mb: float = 1, max_files: int = 3) -> str:
@@ -54,12 +49,16 @@ def add_web_section(env: DubanEnv, port: int, *, max_file_mb: float = 1, max_fil
 
 @dataclass
 class PortalServer:
-    """uvicorn serving ``portal`` on 127.0.0.1:``port`` in a daemon thread."""
+    """uvicorn serving ``portal`` in a daemon thread on ``sock`` (bound to 127.0.0.1:``port``)."""
 
     portal: Portal
-    port: int
+    sock: socket.socket
     thread: threading.Thread | None = None
     server: uvicorn.Server | None = field(default=None, repr=False)
+    port: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.port = self.sock.getsockname()[1]
 
     @property
     def url(self) -> str:
@@ -71,7 +70,7 @@ class PortalServer:
             self.portal, "127.0.0.1", self.port, timeout_keep_alive=TIMEOUT
         )  # (a loaded machine must not race the idle close)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
@@ -136,8 +135,8 @@ def start_web_env(env: DubanEnv, *, template: Path | None = None, **limits) -> W
     """``[web]`` in ``env``'s config, the program started, and the portal served. With ``template``
     (a deployment that ``duban run --once`` has run in), its database is copied instead of running
     the daemon again: one subprocess per test session instead of one per test."""
-    port = free_port()
-    key = add_web_section(env, port, **limits)
+    sock = bound_socket()
+    key = add_web_section(env, sock.getsockname()[1], **limits)
     if template is None:
         done = env.cli("run", "--once")
         assert done.returncode == 0, done.stdout + done.stderr
@@ -145,7 +144,7 @@ def start_web_env(env: DubanEnv, *, template: Path | None = None, **limits) -> W
         shutil.copyfile(template / "duban.db", env.database)
     settings = load_settings(env.config_path, required=True)
     portal = make_portal(settings, clock=ShiftedClock(datetime.fromisoformat(FAKE_NOW)))
-    return WebEnv(env, key, PortalServer(portal, port).start())
+    return WebEnv(env, key, PortalServer(portal, sock).start())
 
 
 @pytest.fixture(scope="session", name="web_template")
@@ -153,7 +152,7 @@ def web_template_fixture(tmp_path_factory) -> Path:
     """A deployment after one ``duban run --once`` at the test clock (its database is copied)."""
     env = DubanEnv(tmp_path_factory.mktemp("web-template") / "deploy")
     env.upgrade()
-    add_web_section(env, free_port())
+    add_web_section(env, free_port())  # (no server there: the port is only written down)
     done = env.cli("run", "--once")
     assert done.returncode == 0, done.stdout + done.stderr
     return env.root
