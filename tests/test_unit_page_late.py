@@ -34,7 +34,8 @@ from orchestrator.store.db import make_engine, transaction, upgrade
 from orchestrator.store.models import Obligation
 from orchestrator.web.server import make_portal
 from tests.engine_support import local
-from tests.web_support import OFFICE_EMAIL, PortalServer, free_port, get
+from tests.smtp_server import bound_socket
+from tests.web_support import OFFICE_EMAIL, PortalServer, get
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOW = "rule-of-law-pilot"
@@ -100,9 +101,9 @@ class Site:
 @pytest.fixture
 def site(started, tmp_path: Path):
     shutil.copy(started, tmp_path / "duban.db")
-    port = free_port()
-    settings = load_settings(write_config(tmp_path, port), required=True)
-    server = PortalServer(make_portal(settings, clock=ShiftedClock(NOW)), port).start()
+    sock = bound_socket()  # (bound here and handed to the server: no other worker can take the port)
+    settings = load_settings(write_config(tmp_path, sock.getsockname()[1]), required=True)
+    server = PortalServer(make_portal(settings, clock=ShiftedClock(NOW)), sock).start()
     yield Site(tmp_path, server)
     server.stop()
     server.portal.engine.dispose()
