@@ -1,5 +1,5 @@
 """The promises of docs/portal.md's "Files and servers (issue 26)" name tests that exist, and the
-README keeps its warning about the SQLite ``-wal`` file (issue 26, point 18)."""
+README and docs/operations.md keep the warning about the SQLite ``-wal`` file (issue 26, point 18)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ def test_each_promise_of_the_files_and_servers_section_names_a_test_that_exists(
         assert name in functions, f"{path}::{name} is named in docs/portal.md but does not exist"
 
 
-def test_the_readme_warns_never_to_delete_the_wal_file():
+def test_the_docs_warn_never_to_delete_the_wal_file():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert "**Never delete `duban.db-wal` (or `-shm`) after a crash.**" in readme
-    warning = readme[readme.index("**Never delete `duban.db-wal`") :][:700]
+    assert "**Never delete\n`duban.db-wal` after a crash**" in readme and "docs/operations.md" in readme
+    operations = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert "**Never delete `duban.db-wal` (or `-shm`) after a crash.**" in operations
+    warning = operations[operations.index("**Never delete `duban.db-wal`") :][:700]
     assert "rolls the database back" in warning and "sends those emails again" in warning

@@ -1,5 +1,5 @@
 """The import rule of ``orchestrator/__init__.py``, checked on the imports of every module (``ast``),
-and the README's tree of modules checked against the folders."""
+and the module map of docs/architecture.md checked against the folders."""
 
 from __future__ import annotations
 
@@ -130,14 +130,15 @@ def test_the_checker_sees_a_wrong_import(tmp_path):
     assert violations(allowed, tmp_path) == []
 
 
-def readme_tree() -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("## How it works", 1)[1].split("\n## ", 1)[0]
+def architecture_tree() -> str:
+    """The module map of docs/architecture.md (the README points there)."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("## The packages and the import rule", 1)[1].split("\n## ", 1)[0]
     return section.split("```", 2)[1]
 
 
-def test_the_readme_tree_names_every_module_and_folder():
-    tree = readme_tree()
+def test_the_architecture_tree_names_every_module_and_folder():
+    tree = architecture_tree()
     named = set(re.findall(r"[\w.]+(?:/|\.py|\.j2)", tree))
     missing = []
     for path in modules():
@@ -147,7 +148,7 @@ def test_the_readme_tree_names_every_module_and_folder():
         for folder in relative.parts[:-1]:
             if f"{folder}/" not in named:
                 missing.append(f"{folder}/")
-    assert sorted(set(missing)) == [], "README.md (How it works) does not name these"
+    assert sorted(set(missing)) == [], "docs/architecture.md (its module map) does not name these"
 
 
 def test_no_test_imports_conftest():

@@ -414,3 +414,31 @@ def test_the_daemon_refuses_a_unit_role_no_configured_plan_uses(duban_env) -> No
         f'{duban_env.units}:{line}: units[1].roles[0]: role "twon" is not used by daemon-test (did you mean "town"?)'
     ) in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_new_plan_checked_against_the_deployments_units_counts_the_plans_it_runs(tmp_path):
+    """``duban validate new.toml`` with config.toml's units: the roles the configured programs use are
+    in use (no flood of "not used by x"), and a role no plan at all uses is still named."""
+    units = tmp_path / "units.toml"
+    units.write_text(
+        county_units()
+        + '\n[[units]]\nid = "lost"\nname = "失联单位"\nemails = ["lost@example.gov.cn"]\n'
+        + 'roles = ["township_govenment"]\n',
+        encoding="utf-8",
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[definitions]\nunits = "{units}"\n\n[[programs]]\nworkflow = "rule-of-law-pilot"\nyear = 2026\n',
+        encoding="utf-8",
+    )
+    new = tmp_path / "new.toml"
+    new.write_text(
+        '[workflow]\nid = "x"\ntitle = "新方案"\n\n[[tasks]]\nid = "T1"\ntitle = "报送材料"\n'
+        'due = "06-10"\nresponsible = ["role:township_government"]\n',
+        encoding="utf-8",
+    )
+    code, _, err = run("validate", str(new), config=config)
+    assert code == 1
+    lines = error_lines(err)
+    assert len(lines) == 1 and 'role "township_govenment"' in lines[0], lines
+

@@ -1,6 +1,6 @@
 """Issue 26, point 16: a program started by hand but not in config's ``[[programs]]``.
 
-The rule (README, "The daemon and its programs"): the daemon runs the programs ``[[programs]]``
+The rule (docs/operations.md, "The programs the daemon runs"): the daemon runs the programs ``[[programs]]``
 declares, by workflow, any year. One started with ``duban start`` and not declared is not run: its
 timers wait, nothing is queued or sent for it, ``duban start`` warns, ``duban status`` says so, the
 daemon names it at every start. Declaring it later runs it, caught up as after downtime. Before,

@@ -48,6 +48,9 @@ class Inputs:
     notes: list[str] = field(default_factory=list)
     settings: dict[Path, SettingValues] = field(default_factory=dict)  # a deployment's, by resolved path
     alone: set[Path] = field(default_factory=set)  # checked by themselves only: plans not run here
+    # plans read only for the roles they use (the deployment's running plans, when a new definition
+    # is checked against the deployment's units): their own problems are not this check's
+    context: list[Path] = field(default_factory=list)
     _seen: set[Path] = field(default_factory=set, repr=False)
 
     def add(self, path: Path) -> None:
@@ -151,6 +154,7 @@ def check_inputs(inputs: Inputs) -> Report:
             report.problems.extend(check_definition_against(read, units, report.registers))
     report.problems.extend(duplicate_workflow_ids(report.definitions))
     plans = [Plan(_workflow_id(read), read.data, report.registers) for read in against]
+    plans += _context_plans(inputs, against, report.registers)
     every_plan_read = len(report.definitions) == len(inputs.definitions)
     for units in report.units if every_plan_read else ():  # roles against every plan, or none
         findings = check_units(units, plans)
@@ -163,6 +167,21 @@ def check_inputs(inputs: Inputs) -> Report:
         report.warnings.extend(half_width_warnings(path))
     report.warnings.sort()
     return report
+
+
+def _context_plans(inputs: Inputs, against: list[DefinitionFile], registers) -> list[Plan]:
+    """The context plans not already checked, read for their roles only (unreadable ones skipped)."""
+    given = {Path(read.path).resolve() for read in against}
+    plans = []
+    for path in inputs.context:
+        if Path(path).resolve() in given:
+            continue
+        try:
+            read = read_definition(path, inputs.settings.get(Path(path).resolve()))
+        except DefinitionError:
+            continue
+        plans.append(Plan(_workflow_id(read), read.data, registers))
+    return plans
 
 
 def _workflow_id(read: DefinitionFile) -> str:

@@ -119,6 +119,13 @@ def configured_inputs() -> Inputs:
     return inputs
 
 
+def _declared_definitions(settings) -> list[Path]:
+    """The definition files of the programs config.toml runs (those that can be found)."""
+    from workflows.catalog import definition_folders
+
+    return sorted(_declared_paths(settings, definition_folders(settings.definitions.paths)))
+
+
 def _declared_paths(settings, folders) -> set[Path]:
     """The definition files ``[[programs]]`` runs (those that can be found)."""
     from workflows.catalog import find_definition
@@ -182,6 +189,7 @@ def validate(
         }
         if inputs.definitions and not inputs.units and settings.definitions.units:
             inputs.add(settings.definitions.units)
+            inputs.context = _declared_definitions(settings)  # the deployment's units serve its plans too
     else:
         inputs = configured_inputs()
         inputs.registers.update(parse_registers(register, configured=False))
