@@ -441,4 +441,3 @@ def test_a_new_plan_checked_against_the_deployments_units_counts_the_plans_it_ru
     assert code == 1
     lines = error_lines(err)
     assert len(lines) == 1 and 'role "township_govenment"' in lines[0], lines
-
