@@ -27,9 +27,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import structlog
+from smtp_server import free_port
 from sqlmodel import Session, select
 from support import DUBAN
-from smtp_server import free_port
 
 from orchestrator.admin.submissions import Actor, submit_completion
 from orchestrator.cli import main
@@ -201,11 +201,11 @@ def site(tmp_path, capsys, monkeypatch) -> Cli:
     (root / "units.toml").write_text(UNITS, encoding="utf-8")
     (root / "config.toml").write_text(CONFIG.replace("{port}", str(free_port())), encoding="utf-8")
     cli = Cli(root, capsys, monkeypatch)
-    upgraded = cli.ok("db", "upgrade")
-    assert upgraded.startswith("数据库结构已升级：空 → ")
-    assert cli.ok("db", "upgrade").startswith("数据库结构已是最新（版本 ")
-    started = cli.ok("start", "words-test", "--year", "2026", now="2026-05-20T09:00:00+08:00")
-    assert started.strip() == "已启动方案「用语测试方案」2026 年度（words-test，#1）：新增 6 项，改期 0 项，取消 0 项，未变 0 项"
+    cli.said = [
+        cli.ok("db", "upgrade"),
+        cli.ok("db", "upgrade"),
+        cli.ok("start", "words-test", "--year", "2026", now="2026-05-20T09:00:00+08:00"),
+    ]
     cli.ok("run", "--once", now="2026-06-01T10:00:00+08:00")
     return cli
 
@@ -228,7 +228,10 @@ def test_a_submission_time_reads_the_same_local_time_in_review_approve_show_log_
     assert row["submitted_at"] == "2026-06-09T07:41:00+08:00"
 
     approved = site.ok("review", "approve", str(submitted), now="2026-06-09T10:00:00+08:00")
-    assert approved.strip() == f"#{submitted} 通过：事项 #{target.id} 已办结，完成时间 2026-06-09 07:41（按时完成）"
+    assert (
+        approved.strip()
+        == f"#{submitted} 通过：事项 #{target.id} 已办结，完成时间 2026-06-09 07:41（按时完成）"
+    )
 
     shown = site.ok("show", str(target.id), now="2026-06-09T10:05:00+08:00")
     assert re.search(rf"│ {submitted}\s*│\s*办结申请\s*│\s*2026-06-09 07:41", shown)
@@ -249,7 +252,9 @@ def test_an_imported_done_date_is_logged_as_that_local_day(site):
     status_file.write_text(f"ref,state,done_on\n#{target.id},done,2026-06-05\n", encoding="utf-8")
     assert site("import-status", str(status_file))[0] == 0
     logged = site.ok("log", "--kind", "obligation.done")
-    assert "已逾期 → 已完成，完成时间 2026-06-05" in logged or "办理中 → 已完成，完成时间 2026-06-05" in logged
+    assert (
+        "已逾期 → 已完成，完成时间 2026-06-05" in logged or "办理中 → 已完成，完成时间 2026-06-05" in logged
+    )
     assert "2026-06-04" not in logged and "T16:00" not in logged
     assert "由 filled_good.csv 导入" in logged and "imported" not in logged
     (event,) = site.json("log", "--kind", "obligation.done")
@@ -309,7 +314,9 @@ def test_the_portals_log_lines_carry_the_plans_offset_as_the_daemons_do(site):
 def test_the_audit_log_reads_in_chinese_and_its_json_keeps_the_machine_words(site):
     site.ok("run", "--once", now="2026-06-03T10:00:00+08:00")  # T1 (due 06-01) becomes overdue
     site.ok("waive", "T1", "--unit", "town-a", "--reason", "本镇另行报送", now="2026-06-03T10:05:00+08:00")
-    site.ok("done", "D1", "--unit", "town-b", "--evidence", "乙政发〔2026〕3号", now="2026-06-03T10:05:00+08:00")
+    site.ok(
+        "done", "D1", "--unit", "town-b", "--evidence", "乙政发〔2026〕3号", now="2026-06-03T10:05:00+08:00"
+    )
     logged = site.ok("log", "--all")
     for word in ("启动方案", "阶段开始", "转为逾期", "邮件待发", "邮件已发送", "免除", "完成"):
         assert word in logged, word
@@ -329,7 +336,11 @@ def test_the_audit_log_reads_in_chinese_and_its_json_keeps_the_machine_words(sit
             "mail.queued", "mail.sent"} <= kinds  # fmt: skip
     done = next(e for e in events if e["kind"] == "obligation.done")
     assert set(done["after"]) == {"state", "done_at", "done_late", "evidence"}
-    assert (done["before"], done["after"]["state"], done["after"]["done_late"]) == ({"state": "open"}, "done", False)
+    assert (done["before"], done["after"]["state"], done["after"]["done_late"]) == (
+        {"state": "open"},
+        "done",
+        False,
+    )
     assert site.json("log", "--kind", "完成") == [done]  # a kind may be named by its word
 
 
@@ -355,9 +366,14 @@ def test_old_english_details_are_read_in_chinese_without_rewriting_them(site):
     assert "已逾期 → 已完成，完成时间 2026-06-05，逾期完成" in logged
     assert "由 filled_good.xlsx 导入；撤回 1 条待发通知" in logged
     assert "2026-06-15 补处理时已到截止日（2026-06-10），不再提醒" in logged
-    assert "发送进程在发送中途停止（认领已过期）：邮件服务器可能已收到该邮件；将以相同的 Message-ID 重新发送" in logged
+    assert (
+        "发送进程在发送中途停止（认领已过期）：邮件服务器可能已收到该邮件；将以相同的 Message-ID 重新发送"
+        in logged
+    )
     assert "imported" not in logged and "caught up" not in logged and "sender stopped" not in logged
-    stored = [e["detail"] for e in site.json("log", "--all", "--since", "2026-06-12") if e["actor"] == "duban"]
+    stored = [
+        e["detail"] for e in site.json("log", "--all", "--since", "2026-06-12") if e["actor"] == "duban"
+    ]
     assert stored[-3:] == [detail for *_, detail in old]  # nothing rewritten
 
 
@@ -377,7 +393,7 @@ def test_new_events_store_their_prose_in_chinese(site):
 
 def test_status_warnings_are_chinese_and_december_says_what_the_new_year_repeats(site):
     before = site.ok("status", now="2026-11-15T10:00:00+08:00")
-    assert "year = \"current\"" not in before  # not yet: only in the last month of the year
+    assert 'year = "current"' not in before  # not yet: only in the last month of the year
     out = site.ok("status", now="2026-12-31T10:00:00+08:00")
     warnings = [line for line in out.splitlines() if line.startswith("警告：")]
     assert warnings, out
@@ -393,16 +409,34 @@ def test_status_warnings_are_chinese_and_december_says_what_the_new_year_repeats
 
 
 def test_scorecard_out_and_the_other_lines_a_clerk_reads_are_chinese(site, tmp_path):
+    upgraded, up_to_date, started = site.said
+    assert upgraded.startswith("数据库结构已升级：空 → ") and up_to_date.startswith(
+        "数据库结构已是最新（版本 "
+    )
+    assert (
+        started.strip()
+        == "已启动方案「用语测试方案」2026 年度（words-test，#1）：新增 6 项，改期 0 项，取消 0 项，未变 0 项"
+    )
+    again = site.ok("start", "words-test", "--year", "2026")
+    assert (
+        again.strip()
+        == "已按现有文件核对方案「用语测试方案」2026 年度（words-test，#1）：新增 0 项，改期 0 项，取消 0 项，未变 6 项"
+    )
     out_file = tmp_path / "综合考评.html"
     written = site.ok("scorecard", "--format", "html", "--out", str(out_file), "--as-of", "2026-06-12")
-    assert written.strip() == f"综合考评（用语测试方案 2026 年度，截至 2026-06-12）已写入 {out_file}：2 个单位"
+    assert (
+        written.strip() == f"综合考评（用语测试方案 2026 年度，截至 2026-06-12）已写入 {out_file}：2 个单位"
+    )
     assert site.ok("outbox", "retry", "--all-failed").strip() == "没有发送失败的邮件，无需重发"
     code, _, err = site("web", "login-link", "someone@example.com")
     assert code == 2 and "不在 config.toml 的 [web] office_emails 中" in err
     code, _, err = site("waive", "T1", "--unit", "town-b")
     assert code == 2 and err.strip() == 'duban: --reason：免除须说明理由，如 --reason "本镇无此项执法职能"'
     code, _, err = site("calendar", "export", "--unit", "office", "--out", str(tmp_path / "a.ics"))
-    assert (code, err.strip()) == (1, f"duban: 单位 县督查办（office）没有未完成的督办事项：未写入 {tmp_path / 'a.ics'}")
+    assert (code, err.strip()) == (
+        1,
+        f"duban: 单位 县督查办（office）没有未完成的督办事项：未写入 {tmp_path / 'a.ics'}",
+    )
     code, _, err = site("start", "words-test", "--year", "2027")
     assert code == 0 and err.startswith("duban: 警告：2027 年尚无国务院公布的放假安排")
 
@@ -428,4 +462,6 @@ def test_plan_for_a_year_without_official_holidays_says_where_its_schedule_goes(
     footer = out[out.index("注意：2027年") :]
     assert "调休上班日未知" in footer
     assert "日历覆盖文件" in footer and "examples/calendar-overrides.example.toml" in footer
-    assert "[definitions]" in re.sub(r"\s+", "", footer) and "calendar_overrides" in re.sub(r"\s+", "", footer)
+    assert "[definitions]" in re.sub(r"\s+", "", footer) and "calendar_overrides" in re.sub(
+        r"\s+", "", footer
+    )

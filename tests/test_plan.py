@@ -501,9 +501,7 @@ def test_duban_plan_for_a_year_without_calendar_data_warns_and_still_works() -> 
     assert {"2027-01-01", "2027-02-05", "2027-02-08", "2027-04-05", "2027-06-09", "2027-09-15"} <= statutory
     assert [r for r in rows if r["due"] in statutory or r["opens"] in statutory] == []
     table = run_duban("plan", "rule-of-law-pilot", "--units", "examples/units.example.toml", "--year", "2027")
-    assert (
-        "调休上班日未知" in table.stdout and "2027 年的调休上班日未知" in table.stderr
-    )
+    assert "调休上班日未知" in table.stdout and "2027 年的调休上班日未知" in table.stderr
 
 
 @pytest.mark.parametrize("year", [2026, 2027, 2028])

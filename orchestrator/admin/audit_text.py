@@ -175,6 +175,7 @@ OLD_DETAILS: list[tuple[re.Pattern[str], str]] = [
         (r"the other recipients got the message", ""),
         (r"refused for now (?P<n>\d+) times, given up for these recipients: (?P<error>.*)", "given_up"),
         (r"refused for now by the mail server, tried again for these recipients: (?P<error>.*)", "deferred"),
+        (r"refused for now: (?P<error>.*)", "refused_now"),
         (
             r"the sender stopped while sending \(its claim expired\): the server may have the message",
             "interrupted",

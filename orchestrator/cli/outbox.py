@@ -103,6 +103,9 @@ def channel_label(channel: str) -> str:
 
 
 def _remark(row: dict[str, Any]) -> str:
+    from orchestrator.admin.audit_text import detail_text
+
+    error = detail_text({"detail": row["last_error"]})  # (an old row's words: in today's)
     if row["state"] == "sent":
         to = ", ".join(row["to"]) or channel_label(row.get("channel", "email"))
         text = f"{hhmm(row['sent_at'])} → {to}"
@@ -110,10 +113,10 @@ def _remark(row: dict[str, Any]) -> str:
             text += "；拒收：" + "; ".join(f"{a} {c}" for a, c in row["refused"].items())
         return text
     if row["state"] == "failed":
-        return row["last_error"] or ""
+        return error
     if row["next_attempt_at"]:
         text = f"{hhmm(row['next_attempt_at'])} 起发送"
-        return text + (f"；上次错误：{row['last_error']}" if row["last_error"] else "")
+        return text + (f"；上次错误：{error}" if error else "")
     return ""
 
 

@@ -139,7 +139,11 @@ def record_sent(
         shown = next_attempt.isoformat() if next_attempt else None
         error = "; ".join(f"{a}: {r}" for a, r in deferred.items())
         state = OutboxState.FAILED if giving_up else OutboxState.PENDING
-        values |= {"state": state, "owed": list(deferred), "last_error": f"refused for now: {error}"[:1000]}
+        values |= {
+            "state": state,
+            "owed": list(deferred),
+            "last_error": WORDS["refused_now"].format(error=error)[:1000],
+        }
         if next_attempt is not None:
             values["next_attempt_at"] = next_attempt
         if giving_up:
