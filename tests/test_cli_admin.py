@@ -454,7 +454,7 @@ def email_uids(maildir: Path, address: str, component: str = "VEVENT") -> dict[s
 def test_calendar_export_has_one_event_per_open_obligation_with_the_emails_uids(cli, site):
     code, out, err = cli("calendar", "export", "--unit", "甲镇人民政府", "--out", str(site / "town-a.ics"))
     assert code == 0, err
-    assert out.strip() == f"{site / 'town-a.ics'}: 4 项日程（VEVENT）"
+    assert out.strip() == f"已写入 {site / 'town-a.ics'}：4 项日程（VEVENT）"
     calendar = Calendar.from_ical((site / "town-a.ics").read_bytes())
     events = {str(e["UID"]): e for e in calendar.walk("VEVENT")}
     open_rows = [
@@ -473,7 +473,7 @@ def test_calendar_export_kind_todos_has_one_todo_per_open_obligation(cli, site):
         "calendar", "export", "--unit", "town-a", "--kind", "todos", "--out", str(site / "town-a.ics")
     )
     assert code == 0, err
-    assert out.strip() == f"{site / 'town-a.ics'}: 4 项待办（VTODO）"
+    assert out.strip() == f"已写入 {site / 'town-a.ics'}：4 项待办（VTODO）"
     calendar = Calendar.from_ical((site / "town-a.ics").read_bytes())
     todos = {str(t["UID"]): t for t in calendar.walk("VTODO")}
     open_rows = [

@@ -71,7 +71,7 @@ def export(
         who = f"单位 {names.get(wanted, wanted)}（{wanted}）" if wanted else ""
         raise NothingToExport(f"{who}没有未完成的督办事项：未写入 {out}")
     _write_atomically(out, data)
-    console.print(f"{out}: {len(obligations)} 项{KINDS[kind]}")
+    console.print(f"已写入 {out}：{len(obligations)} 项{KINDS[kind]}", markup=False)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

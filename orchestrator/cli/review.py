@@ -277,7 +277,8 @@ def revoke(unit: str = typer.Argument(..., metavar="UNIT", help="A unit id, or i
         unit_id = known_unit(session, unit, unit_names())
         version = links.revoke(session, unit_id, now(), Actor.cli().name)
         url = links.link_for_unit(secret, web.base_url, session, unit_id, now=now())
-    console.print(f"{unit_id}：此前的链接已全部作废（第 {version} 版）。新链接：")
+    name = unit_names().get(unit_id, unit_id)
+    console.print(f"{name}（{unit_id}）：此前的链接已全部作废（第 {version} 版）。新链接：", markup=False)
     console.print(url, markup=False, highlight=False, soft_wrap=True)
 
 
