@@ -192,6 +192,8 @@ EVENT_DETAILS = {
     "before_notify_from": "截止日 {due} 早于通知起始日 {start}，不单独通知（已列入给督办办公室的汇总）",
     "already_due": "{today} 补处理时已到截止日（{due}），不再提醒",
     "due_passed": "{today} 补处理时截止日 {due} 已过",
+    "escalation_before": "{task} 的截止日 {due} 早于通知起始日 {start}，不催办（已列入给督办办公室的汇总）",
+    "nothing_late": "{task}（截止 {due}）的各项事项都已完成、免除或取消，无需催办",
     "superseded": "同一次处理中还有更晚的提醒，以更晚的为准",
     "phase_ended": "{today} 补处理时「{phase}」已于 {end} 结束",
     "phase_before_notify_from": "{on} 的阶段通知早于通知起始日 {start}，不发送",

@@ -188,6 +188,12 @@ OLD_DETAILS: list[tuple[re.Pattern[str], str]] = [
             r"\(in the office's summary\)",
             "before_notify_from",
         ),
+        (
+            r"before notify-from (?P<start>\S+): (?P<task>\S+) was due (?P<due>\S+), before duban notified "
+            r"anyone \(in the office's summary\)",
+            "escalation_before",
+        ),
+        (r"nothing late: every obligation of (?P<task>\S+) due (?P<due>\S+) is finished", "nothing_late"),
         (r"caught up on (?P<today>\S+): the obligation is already due \((?P<due>[^)]+)\)", "already_due"),
         (r"caught up on (?P<today>\S+): the due date (?P<due>\S+) has passed", "due_passed"),
         (r"superseded by a later reminder due at the same tick", "superseded"),

@@ -126,15 +126,11 @@ class BatchNotices:
         start = self.notify_day[timer.program_id]
         if timer.due is not None and timer.due < start:
             return self._skip(
-                timer,
-                f"before notify-from {start}: {timer.task} was due {timer.due}, before duban notified "
-                "anyone (in the office's summary)",
+                timer, WORDS["escalation_before"].format(task=timer.task, due=timer.due, start=start)
             )
         late = self._late(timer)
         if not late:
-            return self._skip(
-                timer, f"nothing late: every obligation of {timer.task} due {timer.due} is finished"
-            )
+            return self._skip(timer, WORDS["nothing_late"].format(task=timer.task, due=timer.due))
         fired = False
         for recipient in timer.recipients:
             others = [pair for pair in late if pair[1] != recipient]  # (stored as [id, unit] lists)
