@@ -169,7 +169,7 @@ def show(
 
     from sqlmodel import Session
 
-    from orchestrator.admin.overview import story
+    from orchestrator.admin.overview import phase_name, story
     from orchestrator.admin.refs import Ref as RefOf
     from orchestrator.admin.refs import resolve
     from orchestrator.store.models import Program as ProgramRow
@@ -185,20 +185,6 @@ def show(
         print_json_lines([found])
         return
     _print_story(found, tz, phase)
-
-
-def phase_name(session, obligation) -> str | None:
-    """The name of the obligation's phase in its program (``宣传动员阶段``), or None without one."""
-    from sqlmodel import select
-
-    from orchestrator.store.models import PhaseRun
-
-    if obligation.phase is None:
-        return None
-    query = select(PhaseRun.name).where(
-        PhaseRun.program_id == obligation.program_id, PhaseRun.phase == obligation.phase
-    )
-    return session.exec(query).first() or obligation.phase
 
 
 def _print_story(found: dict[str, Any], tz: tzinfo, phase: str | None) -> None:
