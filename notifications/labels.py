@@ -121,6 +121,103 @@ SCORECARD_ITEMS = {"late": "逾期完成", "missing": "尚未完成", "waived": 
 """A unit's listed scorecard item by its kind."""
 
 
+EVENT_KINDS = {
+    "obligation.created": "创建事项",
+    "obligation.added": "新增事项",
+    "obligation.open": "开始办理",
+    "obligation.overdue": "转为逾期",
+    "obligation.submitted": "提交办结申请",
+    "obligation.done": "完成",
+    "obligation.waived": "免除",
+    "obligation.reopened": "重新办理",
+    "obligation.extended": "同意延期",
+    "obligation.moved": "日期调整",
+    "obligation.restored": "恢复事项",
+    "obligation.cancelled": "取消事项",
+    "phase.active": "阶段开始",
+    "phase.closed": "阶段结束",
+    "phase.moved": "阶段日期调整",
+    "phase.cancelled": "阶段取消",
+    "program.started": "启动方案",
+    "program.notify_from": "调整通知起始时间",
+    "program.before_start": "启用前已到期汇总",
+    "notice.skipped": "通知未发送",
+    "mail.queued": "邮件待发",
+    "mail.sent": "邮件已发送",
+    "mail.refused": "收件地址拒收",
+    "mail.deferred": "邮件暂未送达",
+    "mail.retry": "邮件稍后重发",
+    "mail.failed": "邮件发送失败",
+    "mail.reclaimed": "邮件中断后重发",
+    "mail.retry_requested": "人工重发邮件",
+    "mail.failures_reported": "报告发送失败",
+    "robot.queued": "群消息待发",
+    "robot.sent": "群消息已发送",
+    "robot.retry": "群消息稍后重发",
+    "robot.failed": "群消息发送失败",
+    "robot.held": "群消息暂停发送",
+    "robot.paced": "群消息限速顺延",
+    "unit.acknowledged": "单位签收",
+    "unit.feedback": "单位反馈",
+    "unit.extension_requested": "单位申请延期",
+    "unit.link_revoked": "作废单位链接",
+    "submission.returned": "退回申请",
+    "office.login_link": "生成登录链接",
+    "office.login": "办公室登录",
+    "office.logout": "办公室退出登录",
+    "office.sessions_revoked": "结束办公室会话",
+    "indicator.set": "填报指标",
+    "import.status": "批量导入办理情况",
+    "evidence.unwritable": "材料无法保存",
+    "daemon.leader": "守护进程接管",
+    "daemon.reloaded": "重新加载配置",
+    "daemon.stopped": "守护进程停止",
+}
+"""An audit event's kind (stored as the machine word, ``obligation.done``; ``--json`` and ``duban log
+--kind`` keep it) as ``duban log`` and ``duban show`` print it."""
+
+EVENT_DETAILS = {
+    "withdrawn": "撤回 {n} 条待发通知",
+    "armed": "按新的截止日期安排 {n} 个通知",
+    "imported": "由 {name} 导入",
+    "outbox": "邮件 #{id}",
+    "client": "来源地址 {value}",
+    "user_agent": "浏览器 {value}",
+    "notify_from_moved": "尚未发送和已跳过的通知按新的通知起始时间处理",
+    "left_plan": "已不在方案中（定义文件、单位名单或登记表有变化）",
+    "refused": "邮件服务器拒收这些收件地址；其他收件人已收到",
+    "refused_now": "暂时拒收：{error}",
+    "deferred": "邮件服务器暂时拒收，将再次向这些收件地址发送：{error}",
+    "given_up": "邮件服务器 {n} 次暂时拒收，不再向这些收件地址发送：{error}",
+    "interrupted": "发送进程在发送中途停止（认领已过期）：邮件服务器可能已收到该邮件",
+    "resent": "将以相同的 Message-ID 重新发送",
+    "dead_sender": "认领它的守护进程在发送中途停止",
+    "before_notify_from": "截止日 {due} 早于通知起始日 {start}，不单独通知（已列入给督办办公室的汇总）",
+    "already_due": "{today} 补处理时已到截止日（{due}），不再提醒",
+    "due_passed": "{today} 补处理时截止日 {due} 已过",
+    "escalation_before": "{task} 的截止日 {due} 早于通知起始日 {start}，不催办（已列入给督办办公室的汇总）",
+    "nothing_late": "{task}（截止 {due}）的各项事项都已完成、免除或取消，无需催办",
+    "superseded": "同一次处理中还有更晚的提醒，以更晚的为准",
+    "phase_ended": "{today} 补处理时「{phase}」已于 {end} 结束",
+    "phase_before_notify_from": "{on} 的阶段通知早于通知起始日 {start}，不发送",
+    "phase_superseded": "{today} 补处理时还有更晚的阶段通知，以更晚的为准",
+    "nothing_before": "通知起始日 {start} 前没有到期事项",
+    "summarized": "{n} 项事项在通知起始日 {start} 前已到期：已汇总告知督办办公室",
+    "paced": "每个群机器人每分钟最多 {n} 条：下一分钟再发送",
+    "robot_down": "未发送：群机器人 {name} 已连续 {n} 次发送失败（最近一次：{error}），稍后重试",
+    "no_robot": "群机器人 {name} 不在机器人文件中",
+    "no_digest": "无法生成消息：没有可发送的内容",
+    "unrenderable": "无法生成消息：{error}",
+}
+"""An audit event's detail where duban writes prose (the events written before these words were
+English: ``orchestrator.admin.audit_text`` reads those in these words)."""
+
+EVENT_FIELDS = {
+    "done_late": {True: "逾期完成", False: "按时完成"},
+}
+"""A yes/no field of an audit event's before/after in words (``done_late=True`` → 逾期完成)."""
+
+
 def label(table: Mapping[str, str], value: str) -> str:
     """``table``'s word for ``value``, or ``value`` itself when the table has none."""
     return table.get(value, value)

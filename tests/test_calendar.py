@@ -235,8 +235,8 @@ def test_unknown_years_use_the_statutory_holidays_and_report_once_per_year() -> 
     assert [year for year, _ in recorder.calls] == [2027, 2030]
     for year, message in recorder.calls:
         assert str(year) in message
-        assert f"the make-up working days (调休) of {year} are UNKNOWN" in message
-        assert f"add [{year}]" in message
+        assert f"{year} 年的调休上班日未知" in message
+        assert f"把 [{year}] 写入日历覆盖文件" in message
     assert cal.assumed_years() == {2027, 2030}
 
 
@@ -281,12 +281,19 @@ def test_an_override_file_still_wins_over_the_statutory_rule() -> None:
 
 def test_the_warning_text() -> None:
     assert CnWorkdays({}).warning_for(2027) == (
-        "2027: no official PRC working-day schedule (chinese-calendar knows 2004–2026 and the override "
-        "file has no 2027) — using the statutory holidays of 《全国年节及纪念日放假办法》 only; the make-up "
-        "working days (调休) of 2027 are UNKNOWN and the State Council's bridging days are missing: add "
-        "[2027] to the calendar override file once its schedule is published"
+        "2027 年尚无国务院公布的放假安排（chinese-calendar 只有 2004—2026 年的数据，日历覆盖文件中也没有 2027 年）："
+        "暂按《全国年节及纪念日放假办法》只计法定节假日，2027 年的调休上班日未知，国务院安排的调休放假也未计入；"
+        "国务院办公厅公布2027年放假安排后，把 [2027] 写入日历覆盖文件（config.toml 中 [definitions] "
+        "calendar_overrides 所指的文件）"
     )
-    assert "no calendar override file is loaded" in CnWorkdays().warning_for(2027)
+    assert (
+        CnWorkdays()
+        .warning_for(2027)
+        .endswith(
+            "把 [2027] 写入日历覆盖文件（格式见 examples/calendar-overrides.example.toml），并在 config.toml 的 "
+            "[definitions] 中以 calendar_overrides 指向它"
+        )
+    )
 
 
 def test_a_leap_day_in_an_unknown_year(cal: CnWorkdays) -> None:
@@ -315,7 +322,7 @@ def test_has_official_data_makes_no_assumption() -> None:
 
 def test_no_callback_means_a_warning_not_silence() -> None:
     cal = CnWorkdays()
-    with pytest.warns(AssumedScheduleWarning, match=r"^2027: no official"):
+    with pytest.warns(AssumedScheduleWarning, match=r"^2027 年尚无国务院公布的放假安排"):
         cal.is_workday(D("2027-03-01"))
 
 

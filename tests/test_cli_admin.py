@@ -183,7 +183,7 @@ def test_status_shows_phases_counts_outbox_and_the_last_tick(cli):
     assert "共 12 项：未开始 3 · 办理中 6 · 已逾期 2 · 已免除 1" in out
     assert "2 个单位有逾期事项" in out
     assert "待发送 0 · 发送中 0 · 已发送 4 · 发送失败 0" in out
-    assert "守护进程：未运行" in out and "最近一次 tick 2026-06-15 10:00:00" in out
+    assert "守护进程：未运行" in out and "最近一次定时处理 2026-06-15 10:00:00" in out
     assert "警告" not in out
     (report,) = cli.json("status")
     (program,) = report["programs"]
@@ -209,10 +209,11 @@ def test_status_warns_when_a_program_runs_in_a_year_without_official_working_day
     (report,) = cli.json("status")
     assert [p["year"] for p in report["programs"]] == [2026, 2027]
     (warning,) = report["warnings"]
-    assert warning.startswith("admin-test 2027: 2027: no official PRC working-day schedule")
-    assert "add [2027] to a calendar override file" in warning
+    assert warning.startswith("督办管理测试方案 2027 年度（admin-test）：2027 年尚无国务院公布的放假安排")
+    assert "把 [2027] 写入日历覆盖文件" in warning and "calendar_overrides" in warning
     _, out, _ = cli("status")
-    assert "警告：admin-test 2027: 2027: no official PRC working-day schedule" in out
+    assert "警告：督办管理测试方案 2027 年度（admin-test）：2027 年尚无国务院公布的放假安排" in out
+    assert "no official" not in out
 
 
 # -- tasks ----------------------------------------------------------------------------------------
@@ -338,7 +339,7 @@ def test_show_tells_who_was_told_when_and_the_whole_history(cli):
     assert "#1 T1 报送实施方案" in out and "甲镇人民政府（town-a）" in out and "逾期 5 天" in out
     assert re.search(r"逾期\s*│\s*甲镇人民政府\s*│\s*2026-06-15 10:00\s*│\s*已编入邮件\s*│\s*#\d+ 已发送 2026-06-15 10:00 → town-a@example.gov.cn, jia@example.gov.cn", out)  # fmt: skip
     assert "计划中的通知：2026-06-17 催办" in out
-    assert re.search(r"obligation\.overdue\s*│\s*open → overdue", out)
+    assert re.search(r"转为逾期\s*│\s*办理中 → 已逾期", out)
 
 
 def test_done_records_who_when_and_the_evidence_and_log_and_show_answer_it(cli):
@@ -361,8 +362,15 @@ def test_done_records_who_when_and_the_evidence_and_log_and_show_answer_it(cli):
     logged = cli.json("log", "--kind", "obligation.done")
     assert [(e["actor"], e["obligation_id"], e["unit"]) for e in logged] == [("alice", 1, "town-a")]
     code, out, _ = cli("log", "--kind", "obligation.")
-    assert re.search(r"alice\s*│\s*obligation\.done\s*│\s*甲镇人民政府\s*│\s*#1\s*│\s*overdue → done", out)
-    assert re.search(r"bob\s*│\s*obligation\.waived\s*│\s*丙镇人民政府", out)
+    assert re.search(
+        r"alice\s*│\s*完成\s*│\s*甲镇人民政府\s*│\s*#1\s*│\s*已逾期 → 已完成，完成时间 2026-06-15 10:30，逾期完成，"
+        r"完成依据 甲政发〔2026〕8号",
+        out,
+    )
+    assert re.search(
+        r"bob\s*│\s*免除\s*│\s*丙镇人民政府\s*│\s*#\d+\s*│\s*\S+ → 已免除，理由 本镇另行报送", out
+    )
+    assert "obligation." not in out and "done_late" not in out
     (on_time,) = [line for line in cli("done", "T2", "--unit", "town-b")[1].splitlines() if line]
     assert on_time == "#8 T2 乙镇人民政府：办理中 → 已完成（按时完成）"
 
@@ -446,7 +454,7 @@ def email_uids(maildir: Path, address: str, component: str = "VEVENT") -> dict[s
 def test_calendar_export_has_one_event_per_open_obligation_with_the_emails_uids(cli, site):
     code, out, err = cli("calendar", "export", "--unit", "甲镇人民政府", "--out", str(site / "town-a.ics"))
     assert code == 0, err
-    assert out.strip() == f"{site / 'town-a.ics'}: 4 项日程（VEVENT）"
+    assert out.strip() == f"已写入 {site / 'town-a.ics'}：4 项日程（VEVENT）"
     calendar = Calendar.from_ical((site / "town-a.ics").read_bytes())
     events = {str(e["UID"]): e for e in calendar.walk("VEVENT")}
     open_rows = [
@@ -465,7 +473,7 @@ def test_calendar_export_kind_todos_has_one_todo_per_open_obligation(cli, site):
         "calendar", "export", "--unit", "town-a", "--kind", "todos", "--out", str(site / "town-a.ics")
     )
     assert code == 0, err
-    assert out.strip() == f"{site / 'town-a.ics'}: 4 项待办（VTODO）"
+    assert out.strip() == f"已写入 {site / 'town-a.ics'}：4 项待办（VTODO）"
     calendar = Calendar.from_ical((site / "town-a.ics").read_bytes())
     todos = {str(t["UID"]): t for t in calendar.walk("VTODO")}
     open_rows = [
@@ -476,7 +484,7 @@ def test_calendar_export_kind_todos_has_one_todo_per_open_obligation(cli, site):
     assert cli("calendar", "export", "--kind", "todos", "--out", str(site / "all.ics"))[0] == 0
     assert len(Calendar.from_ical((site / "all.ics").read_bytes()).walk("VTODO")) == 11
     code, _, err = cli("calendar", "export", "--kind", "tasks", "--out", str(site / "x.ics"))
-    assert (code, err.strip()) == (2, 'duban: --kind: unknown kind "tasks" (one of events, todos, both)')
+    assert (code, err.strip()) == (2, 'duban: --kind：没有 "tasks" 这一种（可选 events、todos、both）')
 
 
 # -- help -------------------------------------------------------------------------------------------
@@ -540,35 +548,38 @@ BAD_INPUT = {
         ["reopen", "T2", "--unit", "town-a"],
         "is open: only a done or waived obligation can be reopened",
     ),
-    "waive without reason": (["waive", "T2", "--unit", "town-a"], "--reason: a waiver needs a reason"),
+    "waive without reason": (["waive", "T2", "--unit", "town-a"], "--reason：免除须说明理由"),
     "waive blank reason": (
         ["waive", "T2", "--unit", "town-a", "--reason", "   "],
-        "--reason: a waiver needs a reason",
+        "--reason：免除须说明理由",
     ),
     "bad due-before": (
         ["tasks", "--due-before", "2026-13-01"],
-        '--due-before: bad date "2026-13-01", expected YYYY-MM-DD',
+        '--due-before：日期 "2026-13-01" 有误，应为 YYYY-MM-DD，如 2026-06-10',
     ),
-    "bad since": (["log", "--since", "15/06/2026"], '--since: bad date "15/06/2026", expected YYYY-MM-DD'),
-    "unknown state": (["tasks", "--state", "late"], '--state: unknown state "late"'),
+    "bad since": (["log", "--since", "15/06/2026"], '--since：日期 "15/06/2026" 有误，应为 YYYY-MM-DD'),
+    "unknown state": (["tasks", "--state", "late"], '--state：没有 "late" 这种状态'),
     "unknown phase": (["tasks", "--phase", "p9"], '--phase: unknown phase "p9" (phases: p1)'),
     "unknown program": (
         ["tasks", "--program", "other:2026"],
         '--program: no program "other:2026" (programs: admin-test:2026)',
     ),
     "bad program": (["tasks", "--program", "admin-test:26"], "--program: bad value"),
-    "export without --out": (["calendar", "export"], "--out: give the .ics file to write"),
+    "export without --out": (["calendar", "export"], "--out：请指定要写入的 .ics 文件"),
     "export to nowhere": (
         ["calendar", "export", "--out", "/nonexistent/dir/x.ics"],
-        "--out: /nonexistent/dir is not a directory",
+        "--out：/nonexistent/dir 不是文件夹",
     ),
-    "retry without id": (["outbox", "retry"], "outbox retry: give one message ID or --all-failed"),
-    "retry bad id": (["outbox", "retry", "seven"], 'outbox retry: bad message ID "seven"'),
+    "retry without id": (
+        ["outbox", "retry"],
+        "outbox retry：请给出一个邮件编号，或用 --all-failed 重发全部发送失败的邮件",
+    ),
+    "retry bad id": (["outbox", "retry", "seven"], 'outbox retry：邮件编号 "seven" 有误，应为数字'),
     "retry a sent message": (
         ["outbox", "retry", "2"],
         "outbox message #2 is sent: only a failed message can be retried",
     ),
-    "outbox bad state": (["outbox", "--state", "lost"], '--state: unknown state "lost"'),
+    "outbox bad state": (["outbox", "--state", "lost"], '--state：没有 "lost" 这种状态'),
     "missing argument": (["done"], "duban done: Missing argument 'REF'. (see `duban done --help`)"),
     "no such command": (["frobnicate"], "duban: No such command 'frobnicate'."),
     "bad clock": (["tasks"], 'DUBAN_FAKE_NOW: bad time "yesterday"'),
@@ -655,7 +666,7 @@ def test_an_export_with_nothing_open_fails_with_exit_1(site):
     assert (result.returncode, result.stdout) == (1, "")
     assert (
         result.stderr.strip()
-        == f"duban: no open obligation for office: nothing written to {site / 'office.ics'}"
+        == f"duban: 单位 县督查办（office）没有未完成的督办事项：未写入 {site / 'office.ics'}"
     )
     assert not (site / "office.ics").exists()
 
@@ -864,7 +875,7 @@ def test_show_has_a_creation_entry_for_an_obligation_created_already_overdue(cli
     assert first["at"].startswith("2026-06-15T10:30")
     code, out, err = cli("show", "T1", "--unit", "甲镇人民政府", "--program", "admin-test:2025")
     assert code == 0, err
-    assert "obligation.created" in out and "方案启动时创建，创建时已逾期" in out
+    assert re.search(r"创建事项\s*│\s*→ 已逾期，开始 \S+，到期 \S+\s*│\s*方案启动时创建，创建时已逾期", out)
 
 
 def test_every_unit_option_takes_the_id_or_the_exact_name(cli):
@@ -892,7 +903,7 @@ def test_outbox_show_has_headers_recipients_attempts_and_the_eml_file(cli, site)
     code, _, err = cli("outbox", "show", "999")
     assert (code, err.strip()) == (2, "duban: no outbox message #999 (`duban outbox` lists them)")
     code, _, err = cli("outbox", "show", "x7")
-    assert (code, err.strip()) == (2, 'duban: outbox show: bad message ID "x7", expected a number such as 7')
+    assert (code, err.strip()) == (2, 'duban: outbox show：邮件编号 "x7" 有误，应为数字，如 7')
 
 
 def test_help_keeps_bracketed_words_and_shows_flags_as_flags(cli):

@@ -72,7 +72,7 @@ def test_a_ref_past_the_largest_row_id_is_one_line(site, tmp_path):
     code, _, err = site("review", "approve", HUGE)
     assert code == 2 and "no submission" in _one_line(err)
     code, _, err = site("evidence", "get", HUGE, "--out", str(tmp_path / "x.pdf"))
-    assert code == 2 and _one_line(err) == f"duban: no evidence file #{HUGE}"
+    assert code == 2 and _one_line(err) == f"duban: 没有 #{HUGE} 号材料文件"
     sheet = tmp_path / "status.csv"
     sheet.write_text(f"ref,state,done_on\n{HUGE},done,2026-06-05\n", encoding="utf-8")
     code, _, err = site("import-status", str(sheet))

@@ -157,7 +157,11 @@ def test_retry_of_a_message_that_did_not_fail_is_refused_and_changes_nothing(sit
     cases = {
         ("retry", str(sent_id)): f"outbox message #{sent_id} is sent: only a failed message can be retried",
         ("retry", "99"): "no outbox message #99 (`duban outbox` lists them)",
-        ("retry", "1", "--all-failed"): "outbox retry: give one message ID or --all-failed",
+        (
+            "retry",
+            "1",
+            "--all-failed",
+        ): "outbox retry：请给出一个邮件编号，或用 --all-failed 重发全部发送失败的邮件",
     }
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = pool.map(lambda args: duban(site, "outbox", *args), cases)
@@ -183,9 +187,7 @@ def test_retry_puts_failed_messages_back_and_the_daemon_delivers_them(site, serv
     rest = duban(site, "outbox", "retry", "--all-failed", user="bob")
     assert rest.returncode == 0, rest.stderr
     assert rest.stdout.strip() == f"1 封邮件重新排队发送：#{second['id']}"
-    assert (
-        duban(site, "outbox", "retry", "--all-failed").stdout.strip() == "no failed message: nothing to retry"
-    )
+    assert duban(site, "outbox", "retry", "--all-failed").stdout.strip() == "没有发送失败的邮件，无需重发"
     events = database_rows(site, "SELECT actor, subject, unit FROM event WHERE kind = 'mail.retry_requested'")
     assert events == [("alice", first["message_id"], "town-01"), ("bob", second["message_id"], "town-02")]
 

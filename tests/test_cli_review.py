@@ -153,7 +153,7 @@ def test_review_lists_approve_makes_done_at_submission_time_and_show_and_evidenc
         f"#{target.id}",
         "town-a",
     )
-    assert row["submitted_at"].startswith("2026-06-09T08:20") and row["note"].startswith("县政发")
+    assert row["submitted_at"] == "2026-06-09T16:20:00+08:00" and row["note"].startswith("县政发")
     assert [(f["size"], f["sha256"]) for f in row["files"]] == [(stored.size, stored.sha256)]
     code, out, _ = site("review")
     assert code == 0 and "待审核 1 项" in out and "\x1b" not in out and "\\x1b" in out

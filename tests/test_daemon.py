@@ -202,7 +202,7 @@ def test_the_next_timer_fires_on_time_without_waiting_for_the_safety_tick(duban_
     due_at_midnight = "SELECT count(*) FROM timer WHERE \"on\" = '2026-06-11' AND fired_at IS NULL"
     assert duban_env.scalar(due_at_midnight) == 3  # T1 overdue, T1 escalation, T2 reminder (all towns)
     # before the safety tick (60 s after the first), however slowly a crowded machine runs the daemon
-    fired = daemon.wait_for_event("tick.done", timeout=45, next="2026-06-11T16:00:00+00:00")
+    fired = daemon.wait_for_event("tick.done", timeout=45, next="2026-06-12T00:00:00+08:00")
     assert fired["fired"] == 3
     assert duban_env.scalar(due_at_midnight) == 0
     assert duban_env.scalar("SELECT count(*) FROM obligation WHERE task='T1' AND state='overdue'") == 3

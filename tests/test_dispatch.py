@@ -664,7 +664,7 @@ async def test_a_message_that_kills_its_sender_every_time_ends_failed_and_does_n
     assert (report.reclaimed, report.sent) == (1, 0)
     tax = env.message("agency-2")
     assert (tax.state, tax.attempts) == ("failed", 2)
-    assert "claim expired" in tax.last_error
+    assert "认领已过期" in tax.last_error
     assert [e.after["state"] for e in env.events("mail.reclaimed", tax.message_id)] == ["pending", "failed"]
 
 

@@ -172,7 +172,7 @@ def test_thirty_day_outage_sends_only_what_is_still_true(store, bundle):
     assert sends == {local(2026, 6, 30, 10)}  # inside today's window: sent now, not a day late
     with Session(store) as session:
         skipped = session.exec(select(Event).where(Event.kind == "notice.skipped")).all()
-    assert len(skipped) == 4 and all("caught up" in e.detail for e in skipped)
+    assert len(skipped) == 4 and all("补处理时" in e.detail for e in skipped)
     phase_items = items(store, kind="phase_started")
     assert {i.recipient for i in phase_items} == {"agency-1", "agency-2", "office"}
 

@@ -35,7 +35,7 @@ def run(env, *args: str, config=None) -> subprocess.CompletedProcess:
 
 def one_error(result: subprocess.CompletedProcess) -> str:
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
-    (line,) = [x for x in result.stderr.splitlines() if not x.startswith("duban: warning:")]
+    (line,) = [x for x in result.stderr.splitlines() if not x.startswith("duban: 警告：")]
     return line
 
 

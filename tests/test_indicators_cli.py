@@ -185,7 +185,7 @@ def test_not_applicable_needs_a_reason_and_counts_neither_met_nor_missing(site):
             'indicator "nope": not in ind-test (known: filing_rate',
         ),
         (["filing_rate", "--unit", "town-x", "--value", "1"], '--unit "town-x": unknown unit'),
-        (["filing_rate", "--value", "1"], "--unit: whose value is it?"),
+        (["filing_rate", "--value", "1"], "--unit：请指定填报单位"),
         (
             ["county_rate", "--unit", "town-a", "--value", "100"],
             "county_rate is reported by 县考评办, not by 甲镇",
@@ -213,7 +213,7 @@ def test_not_applicable_needs_a_reason_and_counts_neither_met_nor_missing(site):
         (["filing_rate", "--unit", "town-a"], "give a value"),
         (["complaints", "--unit", "town-a", "--value", "3%"], "is a rate, but complaints (target <= 5)"),
         (["complaints", "--unit", "town-a", "--count", "1", "--of", "2"], "use --value"),
-        (["filing_rate", "--unit", "town-a", "--value", "1", "--period", "26"], '--period: bad year "26"'),
+        (["filing_rate", "--unit", "town-a", "--value", "1", "--period", "26"], '--period：年份 "26" 有误'),
         (
             ["filing_rate", "--unit", "town-a", "--value", "1", "--program", "other"],
             '--program: no program "other"',
@@ -245,4 +245,4 @@ def test_without_a_started_program_it_says_what_to_run(tmp_path):
     assert cli(config, "db", "upgrade")[0] == 0
     code, _, err = cli(config, "indicator", "list")
     assert code == 2
-    assert "no program started yet: run `duban start WORKFLOW --year YYYY` first" in err
+    assert "尚未启动任何方案：请先运行 duban start 方案编号 --year 年份" in err

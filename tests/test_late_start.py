@@ -115,7 +115,7 @@ def test_every_obligation_is_in_its_true_state_and_the_skipped_notices_say_why(l
         assert len(past) > 1000
         assert {o.state for o in past} == {"overdue"}
         skipped = session.exec(select(Event).where(Event.kind == "notice.skipped")).all()
-        reasons = [e.detail for e in skipped if e.detail.startswith("before notify-from 2026-12-02")]
+        reasons = [e.detail for e in skipped if "早于通知起始日 2026-12-02" in e.detail]
         assert len(reasons) > 100
         program = session.exec(select(Program)).one()
         assert program.notify_from == START

@@ -65,7 +65,7 @@ def test_make_run_late_in_the_year_then_the_next_morning(short_tmp):
     assert outlook["send_window"] == "09:00-17:30"
     assert outlook["next_send_at"] == "2026-12-03T09:00+08:00"
     assert outlook["notices_waiting"] > 0 and outlook["messages_waiting"] == 0
-    assert "make-up working days (调休) of 2027 are UNKNOWN" in assumed["detail"]
+    assert "2027 年的调休上班日未知" in assumed["detail"]
     assert not (root / "var" / "mail" / "new").exists() or not list((root / "var" / "mail" / "new").iterdir())
 
     status = _status(root, env, EVENING)
@@ -75,7 +75,7 @@ def test_make_run_late_in_the_year_then_the_next_morning(short_tmp):
         "next_send_at": "2026-12-03T09:00:00+08:00",
     }
     assert [d["alive"] for d in status["daemons"]] == [False]
-    assert any("UNKNOWN" in w for w in status["warnings"])
+    assert any("2027 年的调休上班日未知" in w for w in status["warnings"])
 
     once = subprocess.run(
         [DUBAN, "--config", "config.toml", "run", "--once"],

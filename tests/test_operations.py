@@ -224,7 +224,7 @@ def test_done_withdraws_notices_still_waiting_for_the_send_window(engine, bundle
         ).all()
         assert (other.id, "reminder") in queued  # town-b is still reminded
         assert target.id not in {oid for oid, _ in queued}  # town-a is not
-        assert [e.detail for e in events(engine, target.id)][-1] == "1 waiting notice(s) withdrawn"
+        assert [e.detail for e in events(engine, target.id)][-1] == "撤回 1 条待发通知"
 
 
 def tick_through(engine, bundle, *days: str) -> None:

@@ -115,7 +115,7 @@ async def test_three_failures_of_one_robot_never_fail_another_robots_messages(tm
         wecom = [rows[f"agency-{i}"] for i in range(1, 5)]
         assert [m.state for m in wecom] == ["failed", "failed", "failed", "pending"]  # tried: 3
         held = wecom[3]
-        assert held.attempts == 0 and "failed 3 times in a row" in env.events("robot.held")[0].detail
+        assert held.attempts == 0 and "已连续 3 次发送失败" in env.events("robot.held")[0].detail
         assert (report.sent, report.failed, report.held) == (6, 3, 1)
         assert not any("not tried" in (m.last_error or "") for m in dingtalk)
 

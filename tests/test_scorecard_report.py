@@ -46,7 +46,7 @@ def report(year, tmp_path_factory) -> Path:  # noqa: F811
         year.config, "scorecard", "--as-of", "2026-12-21", "--format", "html", "--out", str(out)
     )
     assert code == 0, err
-    assert "3 units" in stdout
+    assert "3 个单位" in stdout
     return out
 
 

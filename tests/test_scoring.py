@@ -215,7 +215,7 @@ def deploy(root: Path, definition: str = MINI, units: str = UNITS, workflow: str
     assert code == 0, err
     code, out, err = cli(config, "start", workflow, "--year", "2026", now="2026-05-01T09:00:00+08:00")
     assert code == 0, err
-    assert "started" in out
+    assert out.startswith("已启动方案「") and "2026 年度" in out
     bundle = load_bundle(root / "definitions" / "definition.toml", root / "units.toml")
     return Deployment(root, config, make_engine(f"sqlite:///{root / 'duban.db'}"), bundle, workflow)
 
@@ -449,10 +449,10 @@ def test_scorecard_csv_never_writes_a_formula(year):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--format", "pdf"], '--format: unknown format "pdf"'),
-        (["--as-of", "2026-13-01"], '--as-of: bad date "2026-13-01"'),
+        (["--format", "pdf"], '--format：没有 "pdf" 这种格式'),
+        (["--as-of", "2026-13-01"], '--as-of：日期 "2026-13-01" 有误'),
         (["--program", "nope"], '--program: no program "nope"'),
-        (["--out", "/nonexistent/dir/x.html"], "--out: /nonexistent/dir is not a directory"),
+        (["--out", "/nonexistent/dir/x.html"], "--out：/nonexistent/dir 不是文件夹"),
     ],
 )
 def test_scorecard_bad_input_is_one_line_exit_2(year, args, message):

@@ -257,4 +257,4 @@ async def test_a_partial_4xx_on_the_last_attempt_fails_the_message_still_owed(st
     police = env.message("agency-1")
     assert (police.state, police.owed) == ("failed", ["police-office@example.gov.cn"])
     (failure,) = env.events("mail.failed", police.message_id)
-    assert "given up" in failure.detail
+    assert "不再向这些收件地址发送" in failure.detail

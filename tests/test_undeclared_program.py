@@ -24,8 +24,8 @@ def test_a_program_not_in_config_is_not_run_and_status_says_so_until_it_is_decla
     started = env.cli("start", "other-plan", "--year", "2026")
     assert started.returncode == 0, started.stderr
     assert started.stderr.strip() == (
-        "duban: warning: other-plan is not in [[programs]] of the config: the daemon does not run it "
-        '(no timer fires, nothing is sent) until it is — add [[programs]] workflow = "other-plan"'
+        "duban: 警告：方案 other-plan 不在配置文件的 [[programs]] 中：守护进程不处理它（定时器不触发，不发任何通知），"
+        '直到在 [[programs]] 中加入 workflow = "other-plan"'
     )
 
     ran = env.cli("run", "--once")

@@ -148,12 +148,15 @@ def test_validate_warns_that_the_make_up_days_of_a_year_the_program_touches_are_
     result = run_process("validate", fake_now="2026-12-02T09:00:00+08:00")
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
-        f"duban: warning: {workflow} 2026: 2027: no official PRC working-day schedule (chinese-calendar "
-        "knows 2004–2026 and no calendar override file is loaded) — using the statutory holidays of "
-        "《全国年节及纪念日放假办法》 only; the make-up working days (调休) of 2027 are UNKNOWN and the State "
-        "Council's bridging days are missing: add [2027] to a calendar override file once its schedule is "
-        "published"
-        for workflow in ("rule-of-law-pilot", "rule-of-law-annual-report")  # the shipped config runs both
+        f"duban: 警告：{title} 2026 年度（{workflow}）：2027 年尚无国务院公布的放假安排"
+        "（chinese-calendar 只有 2004—2026 年的数据，也未加载日历覆盖文件）：暂按《全国年节及纪念日放假办法》只计法定"
+        "节假日，2027 年的调休上班日未知，国务院安排的调休放假也未计入；国务院办公厅公布2027年放假安排后，把 [2027] "
+        "写入日历覆盖文件（格式见 examples/calendar-overrides.example.toml），并在 config.toml 的 [definitions] 中以 "
+        "calendar_overrides 指向它"
+        for workflow, title in (  # the shipped config runs both
+            ("rule-of-law-pilot", "法治政府建设指标体系试点"),
+            ("rule-of-law-annual-report", "法治政府建设年度报告"),
+        )
     ]
 
 
@@ -288,10 +291,7 @@ def test_a_definition_alone_is_checked_and_warned_about(site: Path) -> None:
     code, out, err = run("validate", str(write(site, "plan.toml", DEFINITION)), config=site / "config.toml")
     assert code == 0
     assert out.strip() == "ok: 1 definition (mini)"
-    assert (
-        err.strip()
-        == "duban: warning: no units file given: unit and role references and registers were not checked"
-    )
+    assert err.strip() == "duban: 警告：没有单位文件：未检查单位和角色的引用，也未检查登记表"
 
 
 def test_a_definition_alone_is_checked_against_the_configured_units(site: Path) -> None:
@@ -382,9 +382,9 @@ def test_validate_and_plan_store_nothing(site: Path) -> None:
     [
         (["validate", "--bogus"], "duban validate: No such option: --bogus (see `duban validate --help`)"),
         (["plan"], "duban plan: Missing argument 'WORKFLOW'. (see `duban plan --help`)"),
-        (["plan", "mini", "--year", "20x6"], 'duban: --year: bad year "20x6", expected YYYY, e.g. 2026'),
-        (["plan", "mini", "--year", "1066"], "duban: --year: bad year 1066, expected YYYY"),
-        (["plan", "mini"], "duban: --year: missing, give the program year, e.g. --year 2026"),
+        (["plan", "mini", "--year", "20x6"], 'duban: --year：年份 "20x6" 有误，应为四位数年份，如 2026'),
+        (["plan", "mini", "--year", "1066"], "duban: --year：年份 1066 有误，应为四位数年份，如 2026"),
+        (["plan", "mini"], "duban: --year：请给出方案年度，如 --year 2026"),
         (
             ["validate", "--register", "novalue"],
             'duban: --register: bad value "novalue", expected NAME=FILE.csv',

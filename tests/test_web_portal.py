@@ -76,7 +76,9 @@ def test_the_board_filters_by_unit(web: WebEnv):
 def test_login_link_refuses_an_address_not_in_office_emails(web: WebEnv):
     made = web.env.cli("web", "login-link", "someone@example.com")
     assert made.returncode == 2
-    assert made.stderr.strip() == 'duban: "someone@example.com" is not in [web] office_emails'
+    assert made.stderr.strip() == (
+        'duban: "someone@example.com" 不在 config.toml 的 [web] office_emails 中（只有其中的邮箱能登录督办办公室页面）'
+    )
     assert web.count("office_login") == 0
 
 

@@ -31,6 +31,8 @@ from workflows.workdays import (
 __all__ = [
     "CALENDAR_NAMES",
     "LIBRARY_YEARS",
+    "OVERRIDE_HOWTO",
+    "OVERRIDE_LOADED",
     "STATUTORY_NAMES",
     "AssumedScheduleWarning",
     "CnWorkdays",
@@ -60,6 +62,15 @@ def _library_schedules() -> dict[int, YearSchedule]:
 _LIBRARY = _library_schedules()
 LIBRARY_YEARS = range(min(_LIBRARY), max(_LIBRARY) + 1)
 """The years chinese_calendar has official data for (2004–2026 in 1.11.0)."""
+
+
+OVERRIDE_HOWTO = (
+    "日历覆盖文件（格式见 examples/calendar-overrides.example.toml），并在 config.toml 的 [definitions] 中"
+    "以 calendar_overrides 指向它"
+)
+"""What to do about a year without official data, when no override file is configured."""
+OVERRIDE_LOADED = "日历覆盖文件（config.toml 中 [definitions] calendar_overrides 所指的文件）"
+"""What to do about it when an override file is configured but lacks the year."""
 
 
 STATUTORY_NAMES = frozenset({"元旦", "农历除夕", "春节", "清明节", "劳动节", "端午节", "中秋节", "国庆节"})
@@ -113,18 +124,21 @@ class CnWorkdays(WorkdayCalendar):
         """The law's statutory holidays of ``year``, and no make-up working days (unknown)."""
         return YearSchedule(year, statutory_holidays(year), frozenset())
 
+    @property
+    def howto(self) -> str:
+        """Where a year's schedule goes once published: the override file (and how to configure one)."""
+        return OVERRIDE_LOADED if self._has_override_file else OVERRIDE_HOWTO
+
     def warning_for(self, year: int) -> str:
-        """E.g. ``"2027: no official PRC working-day schedule (…) — using …; MAKE-UP DAYS UNKNOWN …"``."""
-        known = f"chinese-calendar knows {LIBRARY_YEARS[0]}–{LIBRARY_YEARS[-1]}"
-        if self._has_override_file:
-            overrides, where = f"the override file has no {year}", "the calendar override file"
-        else:
-            overrides, where = "no calendar override file is loaded", "a calendar override file"
+        """One line for the office (``duban status``, ``plan``, ``validate``, the daemon's log): the
+        year has no official schedule, what is assumed, and what to do (``OVERRIDE_HOWTO``)."""
+        known = f"chinese-calendar 只有 {LIBRARY_YEARS[0]}—{LIBRARY_YEARS[-1]} 年的数据"
+        overrides = f"日历覆盖文件中也没有 {year} 年" if self._has_override_file else "也未加载日历覆盖文件"
+        how = self.howto
         return (
-            f"{year}: no official PRC working-day schedule ({known} and {overrides}) — "
-            "using the statutory holidays of 《全国年节及纪念日放假办法》 only; "
-            f"the make-up working days (调休) of {year} are UNKNOWN and the State Council's bridging "
-            f"days are missing: add [{year}] to {where} once its schedule is published"
+            f"{year} 年尚无国务院公布的放假安排（{known}，{overrides}）：暂按《全国年节及纪念日放假办法》"
+            f"只计法定节假日，{year} 年的调休上班日未知，国务院安排的调休放假也未计入；"
+            f"国务院办公厅公布{year}年放假安排后，把 [{year}] 写入{how}"
         )
 
 

@@ -22,6 +22,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
+from notifications.labels import EVENT_DETAILS as WORDS
 from orchestrator.admin.acting import (
     NO_DESK,
     Actor,
@@ -175,8 +176,8 @@ def _approve_extension(session, submission, obligation, actor, now, note, until,
     obligation.updated_at = now
     timers = rearm_obligation(session, bundle, program, obligation, now) if bundle else 0
     after = {"due": str(until), "state": obligation.state, "submission": submission.id, "timers": timers}
-    detail = f"{withdrawn} waiting notice(s) withdrawn; {timers} timer(s) armed" + (
-        f"; {note}" if note else ""
+    detail = "；".join(
+        (WORDS["withdrawn"].format(n=withdrawn), WORDS["armed"].format(n=timers), *([note] if note else []))
     )
     audit_submission(
         session, obligation, "obligation.extended", actor, now, before=before, after=after, detail=detail

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from notifications.labels import EVENT_DETAILS as WORDS
 from notifications.model import NoticeKind
 from orchestrator.admin.refs import Ref, resolve
 from orchestrator.engine.programs import state_for
@@ -221,8 +222,8 @@ def check_done_on(session: Session, obligation: Obligation, done_on: date) -> No
 def _detail(detail: str | None, withdrawn: int) -> str | None:
     parts = [detail] if detail else []
     if withdrawn:
-        parts.append(f"{withdrawn} waiting notice(s) withdrawn")
-    return "; ".join(parts) or None
+        parts.append(WORDS["withdrawn"].format(n=withdrawn))
+    return "；".join(parts) or None
 
 
 def waive(
@@ -321,6 +322,6 @@ def retry_outbox(
             subject=message.message_id,
             before=before,
             after={"state": OutboxState.PENDING, "next_attempt_at": now.isoformat(timespec="seconds")},
-            detail=f"outbox #{message.id}",
+            detail=WORDS["outbox"].format(id=message.id),
         )
     return [m.id for m in messages]

@@ -25,6 +25,7 @@ from orchestrator.store.models import (
     NotificationItem,
     Obligation,
     OutboxMessage,
+    PhaseRun,
     Program,
     Timer,
 )
@@ -215,6 +216,16 @@ def story(
         "history": _with_creation(session, obligation, program, [event_row(e, tz) for e in events], tz),
         "submissions": submission_rows(session, obligation.id, tz),
     }
+
+
+def phase_name(session: Session, obligation: Obligation) -> str | None:
+    """The name of the obligation's phase in its program (``宣传动员阶段``), or None without one."""
+    if obligation.phase is None:
+        return None
+    query = select(PhaseRun.name).where(
+        PhaseRun.program_id == obligation.program_id, PhaseRun.phase == obligation.phase
+    )
+    return session.exec(query).first() or obligation.phase
 
 
 def _once_per_message(notices: list) -> list:

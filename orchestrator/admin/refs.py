@@ -110,7 +110,7 @@ def configured_unit_names(path, on_problem=None) -> dict[str, str]:
         return {u.id: u.name for u in load_units(path).directory.units}
     except DubanError as exc:
         if on_problem is not None:
-            on_problem(f"unit names unavailable, showing ids ({str(exc).splitlines()[0]})")
+            on_problem(f"无法读取单位名称，以下以单位编号显示（{str(exc).splitlines()[0]}）")
         return {}
 
 

@@ -37,19 +37,22 @@ def status_report(
     unit_warnings: UnitWarnings | None = None,
     send_window: tuple[time, time] | None = None,
     declared: Collection[str] | None = None,
+    config_warnings: Collection[str] = (),
 ) -> dict[str, Any]:
     """Everything ``duban status`` shows, as the one JSON object of ``duban status --json``.
 
     ``unit_warnings``: the units that owe nothing in any running program (and whether the units
     file has errors), from the loaded files (``service.unit_status``); ``send_window``: the
     configured one, a channel's wait outside it is no sign it is stuck; ``declared``: the workflows
-    ``[[programs]]`` declares, the ones the daemon runs."""
+    ``[[programs]]`` declares, the ones the daemon runs; ``config_warnings``: what the configuration
+    is about to do (a ``year = "current"`` program rolling over, ``service.rollover``)."""
     tz = display_tz(session)
     daemons = daemon_rows(session, now, tick_interval, tz)
     warnings = calendar_warnings(session, calendar_of)
     if unit_warnings is not None:
         running = list(session.exec(select(Program).where(Program.state == ProgramState.RUNNING)))
         warnings += unit_warnings(running) if running else []
+    warnings += list(config_warnings)
     policy = _send_policy(session, calendar_of, send_window) if send_window else None
     return {
         "now": iso(now, tz),
@@ -91,14 +94,17 @@ def calendar_warnings(session: Session, calendar_of: CalendarOf) -> list[str]:
         try:
             calendar = calendar_of(program)
         except DubanError as exc:
-            found.append(
-                f"{program.workflow} {program.year}: calendar not checked ({str(exc).splitlines()[0]})"
-            )
+            found.append(f"{program_name(program)}：未能检查工作日日历（{str(exc).splitlines()[0]}）")
             continue
         for year in years_touched(session, program):
             if not calendar.has_official_data(year):
-                found.append(f"{program.workflow} {program.year}: {calendar.warning_for(year)}")
+                found.append(f"{program_name(program)}：{calendar.warning_for(year)}")
     return found
+
+
+def program_name(program: Program) -> str:
+    """``法治政府建设指标体系试点 2026 年度（rule-of-law-pilot）``: a program as a warning names it."""
+    return f"{program.title} {program.year} 年度（{program.workflow}）"
 
 
 def daemon_rows(session: Session, now: datetime, tick_interval: float, tz: ZoneInfo) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
+from notifications.labels import EVENT_DETAILS as WORDS
 from orchestrator.admin.acting import (
     NO_DESK,
     Actor,
@@ -184,7 +185,7 @@ def submit_completion(
     obligation.state, obligation.updated_at = ObligationState.SUBMITTED, now
     withdrawn = withdraw_notices(session, obligation)
     after = {"state": "submitted", "submission": submission.id, "note": note, "files": files_of(files)}
-    detail = f"{withdrawn} waiting notice(s) withdrawn" if withdrawn else None
+    detail = WORDS["withdrawn"].format(n=withdrawn) if withdrawn else None
     audit_submission(
         session,
         obligation,

@@ -52,13 +52,13 @@ def export(
     from orchestrator.admin.refs import find_programs, known_unit
 
     if out is None:
-        raise BadInput("--out: give the .ics file to write, e.g. --out deadlines.ics")
+        raise BadInput("--out：请指定要写入的 .ics 文件，如 --out deadlines.ics")
     if not out.parent.is_dir():
-        raise BadInput(f"--out: {out.parent} is not a directory")
+        raise BadInput(f"--out：{out.parent} 不是文件夹")
     ctx = current()
     kind = kind or ctx.settings.mail.calendar
     if kind not in KINDS:
-        raise BadInput(f'--kind: unknown kind "{kind}" (one of {", ".join(KINDS)})')
+        raise BadInput(f'--kind：没有 "{kind}" 这一种（可选 {"、".join(KINDS)}）')
     names = ctx.unit_names()
     with Session(ctx.open_engine()) as session:
         programs = find_programs(session, program)
@@ -68,10 +68,10 @@ def export(
             session, obligations, ctx.program_bundle, domain=ctx.settings.mail.domain, now=now(), kind=kind
         )
     if data is None:
-        who = f" for {wanted}" if wanted else ""
-        raise NothingToExport(f"no open obligation{who}: nothing written to {out}")
+        who = f"单位 {names.get(wanted, wanted)}（{wanted}）" if wanted else ""
+        raise NothingToExport(f"{who}没有未完成的督办事项：未写入 {out}")
     _write_atomically(out, data)
-    console.print(f"{out}: {len(obligations)} 项{KINDS[kind]}")
+    console.print(f"已写入 {out}：{len(obligations)} 项{KINDS[kind]}", markup=False)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -82,7 +82,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
-        raise DubanError(f"--out: cannot write {path}: {exc.strerror}") from None
+        raise DubanError(f"--out：无法写入 {path}：{exc.strerror}") from None
 
 
 def register(app) -> None:

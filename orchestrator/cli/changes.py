@@ -84,7 +84,7 @@ def waive(
     from orchestrator.admin.operations import waive as waive_obligation
 
     if reason is None or not reason.strip():
-        raise BadInput('--reason: a waiver needs a reason, e.g. --reason "本镇无此项执法职能"')
+        raise BadInput('--reason：免除须说明理由，如 --reason "本镇无此项执法职能"')
     target = _ref(ref, unit, occurrence, program)
     _apply(
         lambda s, names, at, who: waive_obligation(s, target, reason=reason, now=at, actor=who, names=names)

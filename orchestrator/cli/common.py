@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +119,7 @@ def configure_logging(level: int) -> None:
             return  # service.logs itself is importing structlog: its importer (run, web) configures logging
         from orchestrator.service.logs import configure_cli
 
-        configure_cli(level)
+        configure_cli(level, timezone=_plan_timezone)
 
     for finder in [f for f in sys.meta_path if isinstance(f, _ConfigureStructlogOnImport)]:
         sys.meta_path.remove(finder)
@@ -127,6 +127,13 @@ def configure_logging(level: int) -> None:
         configure()
     else:
         sys.meta_path.insert(0, _ConfigureStructlogOnImport(configure))
+
+
+def _plan_timezone() -> str:
+    """The zone of the CLI's log lines: the configured plan's (as the daemon's and the portal's)."""
+    from orchestrator.service.runtime import plan_timezone
+
+    return plan_timezone(current().settings)
 
 
 def current() -> Context:
@@ -148,7 +155,7 @@ def parse_day(text: str, what: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise BadInput(f'{what}: bad date "{text}", expected YYYY-MM-DD') from None
+        raise BadInput(f'{what}：日期 "{text}" 有误，应为 YYYY-MM-DD，如 2026-06-10') from None
 
 
 def now() -> datetime:
@@ -160,7 +167,7 @@ def now() -> datetime:
 
 def parse_year(value: int | None, what: str = "--year") -> int:
     if value is None or not 1900 <= value <= 2200:
-        raise BadInput(f"{what}: bad year {value}, expected YYYY")
+        raise BadInput(f"{what}：年份 {value} 有误，应为四位数年份，如 2026")
     return value
 
 
@@ -172,7 +179,7 @@ def print_json_lines(rows: Iterable[dict[str, Any]]) -> None:
 
 
 def warn(message: str) -> None:
-    err_console.print(f"duban: warning: {message}", markup=False, highlight=False, soft_wrap=True)
+    err_console.print(f"duban: 警告：{message}", markup=False, highlight=False, soft_wrap=True)
 
 
 def open_engine():
@@ -184,6 +191,13 @@ def unit_names() -> dict[str, str]:
     return current().unit_names()
 
 
-def hhmm(value: str | None) -> str:
-    """``2026-06-10T09:00:00+08:00`` → ``2026-06-10 09:00`` (the offset is the plan's zone)."""
-    return (value or "")[:16].replace("T", " ")
+def hhmm(value: str | datetime | None, tz: tzinfo | None = None, *, seconds: bool = False) -> str:
+    """A moment as a person reads it, ``2026-06-10 09:00`` (``engine.clock.wall_time``), from a
+    row's ISO 8601 time or a datetime: on the wall clock of ``tz`` (the plan's zone) or, without
+    it, of the value's own offset (the admin rows carry the plan's). Empty for None."""
+    from orchestrator.engine.clock import wall_time
+
+    if not value:
+        return ""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return wall_time(at, tz, seconds=seconds)

@@ -22,8 +22,8 @@ def run(
 ) -> None:
     """Run the daemon in the foreground until SIGTERM; SIGHUP reloads config, definitions and units.
 
-    Logs go to stdout: JSON lines with journald priorities (UTC), or key=value on a terminal (in the
-    plan's local time). At start it says where emails go, the send window, the next send time and
+    Logs go to stdout: JSON lines with journald priorities, or key=value on a terminal; both in the
+    plan's local time with its offset (as `duban web`'s). At start it says where emails go, the send window, the next send time and
     how many notices wait for it.
     Under systemd ([bold]Type=notify[/]) it reports READY, STATUS, WATCHDOG, RELOADING and STOPPING.
 

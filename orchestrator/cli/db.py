@@ -21,9 +21,9 @@ def db_upgrade() -> None:
 
     before, after = upgrade_database(current().settings.database.url)
     if before == after:
-        console.print(f"database schema is up to date (revision {after})")
+        console.print(f"数据库结构已是最新（版本 {after}）")
     else:
-        console.print(f"database schema upgraded: {before or 'empty'} → {after}")
+        console.print(f"数据库结构已升级：{before or '空'} → {after}")
 
 
 def start(
@@ -72,16 +72,17 @@ def start(
             actor=operator(),
             notify_from=since,
         )
-    verb = "started" if report.created else "reconciled"
-    workflow_id = bundle.definition.workflow.id
+    verb = "已启动" if report.created else "已按现有文件核对"
+    workflow = bundle.definition.workflow
     console.print(
-        f"{workflow_id} {program_year} {verb} (program #{report.program_id}): "
-        f"{report.added} added, {report.moved} moved, {report.cancelled} cancelled, {report.unchanged} unchanged"
+        f"{verb}方案「{workflow.title}」{program_year} 年度（{workflow.id}，#{report.program_id}）："
+        f"新增 {report.added} 项，改期 {report.moved} 项，取消 {report.cancelled} 项，未变 {report.unchanged} 项",
+        markup=False,
     )
-    if workflow_id not in declared_workflows(settings):
+    if workflow.id not in declared_workflows(settings):
         warn(
-            f"{workflow_id} is not in [[programs]] of the config: the daemon does not run it (no timer fires, "
-            f'nothing is sent) until it is — add [[programs]] workflow = "{workflow_id}"'
+            f"方案 {workflow.id} 不在配置文件的 [[programs]] 中：守护进程不处理它（定时器不触发，不发任何通知），"
+            f'直到在 [[programs]] 中加入 workflow = "{workflow.id}"'
         )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.common import BadInput, console, current, now, print_json_lines
+from orchestrator.cli.common import BadInput, console, current, hhmm, now, print_json_lines
 from orchestrator.cli.options import Unit, flag, json_flag
 
 indicator_app = typer.Typer(
@@ -25,7 +25,7 @@ def parse_period(text: str | None) -> int | None:
     if text is None:
         return None
     if not re.fullmatch(r"\d{4}", text.strip()) or not 1900 <= int(text) <= 2200:
-        raise BadInput(f'--period: bad year "{text}", expected YYYY')
+        raise BadInput(f'--period：年份 "{text}" 有误，应为四位数年份，如 2026')
     return int(text)
 
 
@@ -36,11 +36,11 @@ def find_program(session, ref: str | None, period: int | None = None):
 
     programs = find_programs(session, ref)
     if not programs:
-        raise BadInput("no program started yet: run `duban start WORKFLOW --year YYYY` first")
+        raise BadInput("尚未启动任何方案：请先运行 duban start 方案编号 --year 年份")
     workflows = sorted({p.workflow for p in programs})
     if len(workflows) > 1:
         started = ", ".join(f"{p.workflow}:{p.year}" for p in programs)
-        raise BadInput(f"several programs are started ({started}): choose one with --program")
+        raise BadInput(f"已启动多个方案（{started}）：请用 --program 指定一个")
     chosen = [p for p in programs if p.year == period] or programs
     return chosen[-1]
 
@@ -113,7 +113,7 @@ def indicator_set(
     from orchestrator.store.db import transaction
 
     if not unit:
-        raise BadInput("--unit: whose value is it? give --unit UNIT (its id or its name)")
+        raise BadInput("--unit：请指定填报单位，如 --unit 单位编号（或单位名称）")
     year = parse_period(period)
     engine, prog, bundle = load_program(program, year)
     _, indicator = find_indicator(bundle, indicator_id)
@@ -130,7 +130,7 @@ def indicator_set(
     suffix = "" if result.changed else "（未变化）"
     target = f"目标 {indicator.target}：{status}" if not reading.not_applicable else f"不计入考评（{reason}）"
     console.print(
-        f"{indicator.id} {indicator.name} · {line.unit_name} · {line.period}: {shown} — {target}{suffix}",
+        f"{indicator.id} {indicator.name} · {line.unit_name} · {line.period} 年度：{shown} — {target}{suffix}",
         markup=False,
     )
 
@@ -165,12 +165,15 @@ def indicator_list(
 
 
 def _print_lines(prog, year, lines) -> None:
+    from zoneinfo import ZoneInfo
+
     from rich.table import Table
     from rich.text import Text
 
     from notifications.labels import INDICATOR_STATUSES
     from orchestrator.evaluation.indicators import Reading
 
+    tz = ZoneInfo(prog.timezone)
     table = Table(title=f"{prog.title} · {year or prog.year} · 指标填报（{len(lines)}项）")
     for column in ("指标", "名称", "目标", "单位", "数值", "状态", "备注", "填报"):
         table.add_column(column, overflow="fold")
@@ -181,7 +184,7 @@ def _print_lines(prog, year, lines) -> None:
         if stored is not None:
             reading = Reading(stored.value, stored.count, stored.of, stored.not_applicable)
             shown = reading.text(line.indicator.target.percent)
-        updated = f"{stored.updated_by} {stored.updated_at:%Y-%m-%d}" if stored else ""
+        updated = f"{stored.updated_by} {hhmm(stored.updated_at, tz)}" if stored else ""
         table.add_row(
             line.indicator.id, line.indicator.name, str(line.indicator.target), line.unit_name, shown,
             Text(INDICATOR_STATUSES[line.status], style=styles[line.status]),

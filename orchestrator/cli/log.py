@@ -24,7 +24,7 @@ def log(
             "--kind",
             "-k",
             metavar="KIND",
-            help="Event kinds starting with this, e.g. obligation.done or mail.",
+            help="Event kinds starting with this, e.g. obligation.done or mail., or one kind by its word (完成).",
         ),
     ] = None,
     actor: Annotated[
@@ -49,8 +49,10 @@ def log(
     from sqlmodel import Session
 
     from orchestrator.admin import overview
+    from orchestrator.admin.audit_text import kind_of_label
     from orchestrator.admin.refs import known_unit
 
+    kind = (kind_of_label(kind) or kind) if kind else None
     ctx = current()
     names = ctx.unit_names()
     hidden = () if everything or (kind and kind.startswith("notice")) else HIDDEN_KINDS
@@ -70,13 +72,13 @@ def log(
     if as_json:
         print_json_lines(rows)
         return
-    _print_log(rows, names)
+    _print_log(rows, names, tz)
 
 
-def _print_log(rows, names) -> None:
+def _print_log(rows, names, tz) -> None:
     from rich.table import Table
 
-    from orchestrator.cli.tasks import change
+    from orchestrator.admin.audit_text import change_text, detail_text, kind_text
 
     table = Table(caption=f"共 {len(rows)} 条", caption_justify="left")
     for column, options in (
@@ -94,11 +96,11 @@ def _print_log(rows, names) -> None:
         table.add_row(
             hhmm(e["at"]),
             e["actor"],
-            e["kind"],
+            kind_text(e["kind"]),
             names.get(e["unit"], e["unit"] or ""),
             subject,
-            change(e),
-            e["detail"] or "",
+            change_text(e, tz),
+            detail_text(e),
             style="bold" if e["actor"] != "duban" else "",
         )
     console.print(table)

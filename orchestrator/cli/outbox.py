@@ -25,7 +25,7 @@ MessageId = Annotated[
 def _message_id(text: str, command: str) -> int:
     digits = text.strip().lstrip("#")
     if not digits.isdigit():
-        raise BadInput(f'{command}: bad message ID "{text}", expected a number such as 7')
+        raise BadInput(f'{command}：邮件编号 "{text}" 有误，应为数字，如 7')
     return int(digits)
 
 
@@ -50,7 +50,7 @@ def listing(
     from orchestrator.admin.overview import display_tz
 
     if state_ is not None and state_ not in OUTBOX_ORDER:
-        raise BadInput(f'--state: unknown state "{state_}" (one of {", ".join(OUTBOX_ORDER)})')
+        raise BadInput(f'--state：没有 "{state_}" 这种状态（可选 {"、".join(OUTBOX_ORDER)}）')
     run = current()
     names = run.unit_names()
     with Session(run.open_engine()) as session:
@@ -103,6 +103,9 @@ def channel_label(channel: str) -> str:
 
 
 def _remark(row: dict[str, Any]) -> str:
+    from orchestrator.admin.audit_text import detail_text
+
+    error = detail_text({"detail": row["last_error"]})  # (an old row's words: in today's)
     if row["state"] == "sent":
         to = ", ".join(row["to"]) or channel_label(row.get("channel", "email"))
         text = f"{hhmm(row['sent_at'])} → {to}"
@@ -110,10 +113,10 @@ def _remark(row: dict[str, Any]) -> str:
             text += "；拒收：" + "; ".join(f"{a} {c}" for a, c in row["refused"].items())
         return text
     if row["state"] == "failed":
-        return row["last_error"] or ""
+        return error
     if row["next_attempt_at"]:
         text = f"{hhmm(row['next_attempt_at'])} 起发送"
-        return text + (f"；上次错误：{row['last_error']}" if row["last_error"] else "")
+        return text + (f"；上次错误：{error}" if error else "")
     return ""
 
 
@@ -173,11 +176,13 @@ def _print_detail(found: dict[str, Any]) -> None:
         headers.add_row(name, value)
     console.print(headers)
     if found["events"]:
+        from orchestrator.admin.audit_text import kind_text
+
         history = Table(title="记录（审计日志）", title_justify="left")
         for column in ("时间", "操作人", "事件", "答复"):
             history.add_column(column, overflow="fold")
         for e in found["events"]:
-            history.add_row(hhmm(e["at"]), e["actor"], e["kind"], e["reply"] or "")
+            history.add_row(hhmm(e["at"]), e["actor"], kind_text(e["kind"]), e["reply"] or "")
         console.print(history)
 
 
@@ -198,14 +203,14 @@ def retry(
     from orchestrator.store.db import transaction
 
     if (message_id is None) == (not all_failed):
-        raise BadInput("outbox retry: give one message ID or --all-failed")
+        raise BadInput("outbox retry：请给出一个邮件编号，或用 --all-failed 重发全部发送失败的邮件")
     target: int | str = operations.ALL_FAILED
     if message_id is not None:
         target = _message_id(message_id, "outbox retry")
     with transaction(current().open_engine()) as session:
         ids = operations.retry_outbox(session, target, now=now(), actor=operator())
     if not ids:
-        console.print("no failed message: nothing to retry")
+        console.print("没有发送失败的邮件，无需重发")
         return
     console.print(Text(f"{len(ids)} 封邮件重新排队发送：" + ", ".join(f"#{i}" for i in ids)))
 

@@ -76,9 +76,9 @@ def bundle_for(workflow: str, units: Path | None, registers: list[str] | None):
 def parse_year_text(text: str | None) -> int:
     """``--year`` as given: four digits, 1900–2200 (BadInput, exit 2, otherwise)."""
     if text is None:
-        raise BadInput("--year: missing, give the program year, e.g. --year 2026")
+        raise BadInput("--year：请给出方案年度，如 --year 2026")
     if not text.strip().isdigit():
-        raise BadInput(f'--year: bad year "{text}", expected YYYY, e.g. 2026')
+        raise BadInput(f'--year：年份 "{text}" 有误，应为四位数年份，如 2026')
     return parse_year(int(text))
 
 
@@ -206,7 +206,7 @@ def validate(
     for message in program_calendar_warnings(settings, now()):  # make-up days unknown
         warn(message)
     if report.definitions and not report.units:
-        warn("no units file given: unit and role references and registers were not checked")
+        warn("没有单位文件：未检查单位和角色的引用，也未检查登记表")
 
 
 def check_with_robots(inputs: Inputs):
@@ -276,9 +276,15 @@ def plan_table(bundle: Bundle, year: int, occurrences: list[Occurrence], width: 
         )
     assumed = sorted(bundle.calendar.assumed_years())
     if assumed:
+        from rich.markup import escape
+
+        from workflows.calendar import OVERRIDE_HOWTO
+
         years = "、".join(str(y) for y in assumed)
+        how = getattr(bundle.calendar, "howto", OVERRIDE_HOWTO)
         captions.append(
-            f"注意：{years}年尚无国务院公布的放假安排，仅按《全国年节及纪念日放假办法》计法定节假日，调休上班日未知"
+            f"注意：{years}年尚无国务院公布的放假安排，仅按《全国年节及纪念日放假办法》计法定节假日，调休上班日未知，"
+            f"上表日期可能还会变化。国务院办公厅公布放假安排后，把该年的放假和调休写入{escape(how)}，再运行本命令核对"
         )
     if captions:
         table.caption = "\n".join(captions)

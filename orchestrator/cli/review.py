@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from orchestrator.cli.common import (
     BadInput,
     console,
     current,
+    hhmm,
     now,
     open_engine,
     parse_day,
@@ -64,7 +66,9 @@ def _desk(session: Session) -> Desk:
     return Desk(bundles, send_policy(run.settings, bundles), run.settings.web.extension_years)
 
 
-def review_row(review: Review, names: dict[str, str]) -> dict[str, Any]:
+def review_row(review: Review, names: dict[str, str], tz: tzinfo) -> dict[str, Any]:
+    """One pending submission as the stable JSON row of ``duban review --json`` (times in ``tz``,
+    the plan's zone, with its offset)."""
     s = review.submission
     return {
         "id": s.id,
@@ -75,7 +79,7 @@ def review_row(review: Review, names: dict[str, str]) -> dict[str, Any]:
         "unit": review.unit,
         "unit_name": names.get(review.unit, review.unit_name),
         "due": str(review.due),
-        "submitted_at": s.submitted_at.isoformat(timespec="seconds"),
+        "submitted_at": s.submitted_at.astimezone(tz).isoformat(timespec="seconds"),
         "note": s.note,
         "requested": str(s.requested) if s.requested else None,
         "files": [
@@ -99,12 +103,14 @@ def listing(
     from rich.text import Text
     from sqlmodel import Session
 
+    from orchestrator.admin.overview import display_tz
     from orchestrator.admin.portal import KIND_LABELS
     from orchestrator.admin.submissions import pending_reviews
 
     names = unit_names()
     with Session(open_engine()) as session:
-        rows = [review_row(r, names) for r in pending_reviews(session)]
+        tz = display_tz(session)
+        rows = [review_row(r, names, tz) for r in pending_reviews(session)]
     if as_json:
         print_json_lines(rows)
         return
@@ -123,7 +129,7 @@ def listing(
             kind,
             f"{row['obligation']} {row['task']} {printable(row['title'])}（到期 {row['due']}）",
             printable(row["unit_name"]),
-            row["submitted_at"][:16].replace("T", " "),
+            hhmm(row["submitted_at"]),
             Text(printable(row["note"])),
             Text(files or "—"),
         )
@@ -144,6 +150,7 @@ def approve_command(
 
     Example: [bold]duban review approve 3[/]  ·  [bold]duban review approve 5 --until 2026-07-15[/]
     """
+    from orchestrator.admin.overview import display_tz
     from orchestrator.admin.submissions import Actor, approve
     from orchestrator.store.db import transaction
 
@@ -152,10 +159,11 @@ def approve_command(
         decided = approve(
             session, submission, Actor.cli(), now(), note=note, until=granted, desk=_desk(session)
         )
+        tz = display_tz(session)
     if decided.kind == "completion":
         late = "（逾期完成）" if decided.done_late else "（按时完成）"
         console.print(f"#{decided.submission_id} 通过：事项 #{decided.obligation_id} 已办结，完成时间 "
-                      f"{decided.done_at.isoformat(timespec='minutes')}{late}")  # fmt: skip
+                      f"{hhmm(decided.done_at, tz)}{late}")  # fmt: skip
     else:
         console.print(
             f"#{decided.submission_id} 通过：事项 #{decided.obligation_id} 到期日改为 {decided.due}"
@@ -179,7 +187,7 @@ def return_command(
     from orchestrator.store.db import transaction
 
     if not (reason or "").strip():
-        raise BadInput('--reason: say why, e.g. --reason "缺少盖章页"')
+        raise BadInput('--reason：退回须说明理由，如 --reason "缺少盖章页"')
     with transaction(open_engine()) as session:
         decided = return_submission(session, submission, Actor.cli(), now(), reason, desk=_desk(session))
     state_zh = {"open": "办理中", "overdue": "已逾期"}.get(decided.state, decided.state)
@@ -204,24 +212,24 @@ def evidence_get(
     from orchestrator.store.models import Evidence
 
     if out is None:
-        raise BadInput("--out: give the file to write, e.g. --out report.pdf")
+        raise BadInput("--out：请指定要写入的文件，如 --out 实施方案.pdf")
     if out.is_dir() or not out.parent.is_dir():
-        raise BadInput(f"--out: {out} is a directory or its folder does not exist")
+        raise BadInput(f"--out：{out} 是文件夹，或它所在的文件夹不存在")
     from orchestrator.admin.refs import row_id
 
     number = row_id(file_id)
     if number is None and file_id.strip().lstrip("#").isdigit():
-        raise NotFound(f"no evidence file #{file_id.strip().lstrip('#')[:40]}")
+        raise NotFound(f"没有 #{file_id.strip().lstrip('#')[:40]} 号材料文件")
     if number is None:
-        raise BadInput(f'FILE_ID: bad id "{printable(file_id)[:40]}", expected a number')
+        raise BadInput(f'FILE_ID：材料编号 "{printable(file_id)[:40]}" 有误，应为数字')
     with Session(open_engine()) as session:
         row = session.get(Evidence, number)
         if row is None:
-            raise NotFound(f"no evidence file #{number}")
+            raise NotFound(f"没有 #{number} 号材料文件")
         sha256, size = row.sha256, row.size
     source = evidence_path(current().settings.web.evidence_dir, sha256)
     if not source.is_file():
-        raise DubanError(f"evidence file #{number} is missing from {source.parent}") from None
+        raise DubanError(f"#{number} 号材料文件不在 {source.parent} 中（已丢失）") from None
     temp = out.with_name(f".{out.name}.part")
     digest = hashlib.sha256()
     with open(source, "rb") as reader, open(temp, "wb") as writer:
@@ -230,7 +238,7 @@ def evidence_get(
             writer.write(chunk)
     if digest.hexdigest() != sha256:
         temp.unlink(missing_ok=True)
-        raise DubanError(f"evidence file #{number}: its content does not match its SHA-256 (damaged)")
+        raise DubanError(f"#{number} 号材料文件的内容与其 SHA-256 不符（文件已损坏）")
     os.replace(temp, out)
     console.print(f"#{number} → {out}（{size} B，sha256 {sha256}）")
 
@@ -269,7 +277,8 @@ def revoke(unit: str = typer.Argument(..., metavar="UNIT", help="A unit id, or i
         unit_id = known_unit(session, unit, unit_names())
         version = links.revoke(session, unit_id, now(), Actor.cli().name)
         url = links.link_for_unit(secret, web.base_url, session, unit_id, now=now())
-    console.print(f"{unit_id}：此前的链接已全部作废（第 {version} 版）。新链接：")
+    name = unit_names().get(unit_id, unit_id)
+    console.print(f"{name}（{unit_id}）：此前的链接已全部作废（第 {version} 版）。新链接：", markup=False)
     console.print(url, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -45,10 +45,10 @@ def scorecard(
     from orchestrator.evaluation.scoring import build_scorecard
 
     if fmt not in FORMATS:
-        raise BadInput(f'--format: unknown format "{fmt}" (choose one of: {", ".join(FORMATS)})')
+        raise BadInput(f'--format：没有 "{fmt}" 这种格式（可选 {"、".join(FORMATS)}）')
     day = parse_day(as_of, "--as-of") if as_of else None
     if out is not None and not out.parent.is_dir():
-        raise BadInput(f"--out: {out.parent} is not a directory")
+        raise BadInput(f"--out：{out.parent} 不是文件夹")
     engine, prog, bundle = load_program(program)
     day = day or now().astimezone(ZoneInfo(prog.timezone)).date()
     with Session(engine) as session:
@@ -63,9 +63,10 @@ def scorecard(
     try:
         out.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
     except OSError as exc:
-        raise BadInput(f"--out: cannot write {out}: {exc.strerror}") from None
+        raise BadInput(f"--out：无法写入 {out}：{exc.strerror}") from None
     console.print(
-        f"scorecard of {prog.workflow} {prog.year} as of {day} written to {out} ({len(card.units)} units)"
+        f"综合考评（{prog.title} {prog.year} 年度，截至 {day}）已写入 {out}：{len(card.units)} 个单位",
+        markup=False,
     )
 
 

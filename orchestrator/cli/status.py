@@ -13,7 +13,8 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
     """Programs and their phases, obligations by state, the outbox, whether the daemon is alive.
 
     Warns when a running program has dates in a year the working-day calendar has no official
-    schedule for, and names each unit of the units file that owes nothing in any running program.
+    schedule for, names each unit of the units file that owes nothing in any running program, and
+    in December says what a year = "current" program repeats when it rolls over on 1 January.
 
     Example: [bold]duban status[/]
     """
@@ -21,19 +22,22 @@ def status(as_json: bool = json_flag("One JSON object with everything shown.")) 
 
     from orchestrator.admin.status import status_report
     from orchestrator.service.calendars import program_calendar
+    from orchestrator.service.rollover import rollover_warnings
     from orchestrator.service.runtime import declared_workflows
     from orchestrator.service.unit_status import idle_unit_warnings
 
     ctx = current()
+    at = now()
     with Session(ctx.open_engine()) as session:
         report = status_report(
             session,
-            now(),
+            at,
             tick_interval=ctx.settings.daemon.tick_interval,
             calendar_of=lambda program: program_calendar(ctx.settings, program),
             unit_warnings=lambda programs: idle_unit_warnings(ctx.settings, programs),
             send_window=ctx.settings.mail.window,
             declared=declared_workflows(ctx.settings),
+            config_warnings=rollover_warnings(ctx.settings, at),
         )
     if as_json:
         print_json_lines([report])
@@ -78,7 +82,7 @@ def _print_status(report: dict[str, Any]) -> None:
 
     console.print(f"[bold]督办 duban[/] · {hhmm(report['now'])}")
     if not report["programs"]:
-        console.print("no program started yet: run [bold]duban start WORKFLOW --year YYYY[/]")
+        console.print("尚未启动任何方案：运行 [bold]duban start 方案编号 --year 年份[/]")
     for program in report["programs"]:
         counts = program["obligations"]
         table = Table(
@@ -114,7 +118,7 @@ def _print_status(report: dict[str, Any]) -> None:
     pending = report["waiting"]
     line = Text(f"待发：{pending['notices']} 条通知尚未归入邮件，{pending['messages']} 封邮件等待发送")
     if pending["next_send_at"]:
-        line.append(f"；下次发送 {pending['next_send_at'][:16].replace('T', ' ')}", style="bold")
+        line.append(f"；下次发送 {hhmm(pending['next_send_at'])}", style="bold")
     console.print(line)
     for stuck in report.get("stuck", []):
         console.print(Text(f"卡住：{_stuck_line(stuck)}", style="red"))
@@ -134,7 +138,7 @@ def _print_status(report: dict[str, Any]) -> None:
             .append(alive)
             .append(
                 f" · {daemon['node']}（{daemon['host']} pid {daemon['pid']}，{label(DAEMON_ROLES, daemon['role'])}）"
-                f" · 最近一次 tick {last_tick} · 最近心跳 {_seconds(daemon['last_seen_at'])}"
+                f" · 最近一次定时处理 {last_tick} · 最近心跳 {_seconds(daemon['last_seen_at'])}"
             )
         )
     for message in report["warnings"]:
@@ -151,7 +155,7 @@ def _print_status(report: dict[str, Any]) -> None:
 
 
 def _seconds(value: str) -> str:
-    return value[:19].replace("T", " ")
+    return hhmm(value, seconds=True)
 
 
 def register(app) -> None:

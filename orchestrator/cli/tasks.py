@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import tzinfo
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +20,7 @@ from orchestrator.cli.common import (
     print_json_lines,
 )
 from orchestrator.cli.options import Occurrence, Program, Ref, Unit, flag, json_flag
-from orchestrator.store.states import ObligationState
+from orchestrator.store.states import FINISHED_STATES, ObligationState
 
 STATES = tuple(ObligationState)
 STATE_STYLE = {
@@ -64,7 +65,7 @@ def _states(text: str | None) -> tuple[str, ...] | None:
     states = tuple(s.strip() for s in text.split(",") if s.strip())
     bad = [s for s in states if s not in STATES]
     if bad or not states:
-        raise BadInput(f'--state: unknown state "{bad[0] if bad else text}" (one of {", ".join(STATES)})')
+        raise BadInput(f'--state：没有 "{bad[0] if bad else text}" 这种状态（可选 {"、".join(STATES)}）')
     return states
 
 
@@ -164,26 +165,33 @@ def show(
 
     Example: [bold]duban show 12[/]  ·  [bold]duban show T05 --unit county-police[/]
     """
+    from zoneinfo import ZoneInfo
+
     from sqlmodel import Session
 
-    from orchestrator.admin.overview import story
+    from orchestrator.admin.overview import phase_name, story
     from orchestrator.admin.refs import Ref as RefOf
     from orchestrator.admin.refs import resolve
+    from orchestrator.store.models import Program as ProgramRow
 
     ctx = current()
     names = ctx.unit_names()
     with Session(ctx.open_engine()) as session:
         obligation = resolve(session, RefOf(ref, unit, occurrence, program), names)
         found = story(session, obligation, names, now())
+        tz = ZoneInfo(session.get(ProgramRow, obligation.program_id).timezone)
+        phase = phase_name(session, obligation)
     if as_json:
         print_json_lines([found])
         return
-    _print_story(found)
+    _print_story(found, tz, phase)
 
 
-def _print_story(found: dict[str, Any]) -> None:
+def _print_story(found: dict[str, Any], tz: tzinfo, phase: str | None) -> None:
     from rich.table import Table
     from rich.text import Text
+
+    from orchestrator.admin.audit_text import change_text, detail_text, kind_text
 
     row = found["obligation"]
     console.print(
@@ -197,7 +205,7 @@ def _print_story(found: dict[str, Any]) -> None:
     facts.add_row("方案", f"{row['program_title']} {row['year']}（{row['workflow']}）")
     facts.add_row("责任单位", f"{row['unit_name']}（{row['unit']}）")
     facts.add_row("牵头单位", "、".join(row["lead_names"]) or "—")
-    facts.add_row("阶段", row["phase"] or "—")
+    facts.add_row("阶段", phase or "—")
     facts.add_row("开始 / 到期", f"{row['opens']} / {row['due']}")
     state = f"{label(OBLIGATION_STATES, row['state'])}  {remark(row)}"
     facts.add_row("状态", Text(state, style=row_style(row)))
@@ -222,7 +230,7 @@ def _print_story(found: dict[str, Any]) -> None:
         )
     console.print(notices if found["notices"] else Text("通知：尚无", style="dim"))
     upcoming = [t for t in found["timers"] if t["fired_at"] is None]
-    if upcoming:
+    if upcoming and row["state"] not in FINISHED_STATES:  # a done or waived one is told nothing more
         console.print(
             "计划中的通知：" + "，".join(f"{t['on']} {label(NOTICE_KINDS, t['kind'])}" for t in upcoming),
             soft_wrap=True,
@@ -233,7 +241,7 @@ def _print_story(found: dict[str, Any]) -> None:
     for column in ("时间", "操作人", "事件", "变化", "说明"):
         history.add_column(column, overflow="fold")
     for e in found["history"]:
-        history.add_row(hhmm(e["at"]), e["actor"], e["kind"], change(e), e["detail"] or "")
+        history.add_row(hhmm(e["at"]), e["actor"], kind_text(e["kind"]), change_text(e, tz), detail_text(e))
     console.print(history)
 
 
@@ -265,18 +273,6 @@ def _print_submissions(rows: list[dict[str, Any]]) -> None:
             Text(files or "—"),
         )
     console.print(table)
-
-
-def change(event: Mapping[str, Any]) -> str:
-    """An audit event's before → after, in one cell."""
-    before, after = event["before"] or {}, event["after"] or {}
-    if "state" in before or "state" in after:
-        text = f"{before.get('state', '')} → {after.get('state', '')}".strip()
-        extra = {k: v for k, v in after.items() if k != "state" and v not in (None, "")}
-        return text + (" " + ", ".join(f"{k}={v}" for k, v in extra.items()) if extra else "")
-    if "to" in after:
-        return "→ " + ", ".join(after["to"])
-    return ", ".join(f"{k}={v}" for k, v in after.items())
 
 
 def register(app) -> None:

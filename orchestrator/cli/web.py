@@ -6,7 +6,16 @@ from __future__ import annotations
 import typer
 from sqlmodel import Session
 
-from orchestrator.cli.common import EXIT_CODES, BadInput, console, current, now, open_engine, print_json_lines
+from orchestrator.cli.common import (
+    EXIT_CODES,
+    BadInput,
+    console,
+    current,
+    hhmm,
+    now,
+    open_engine,
+    print_json_lines,
+)
 
 web_app = typer.Typer(
     help="The portal: units answer through their links, the office reviews.",
@@ -26,15 +35,18 @@ def web(
     if ctx.invoked_subcommand is not None:
         return
     from orchestrator.service.logs import configure_daemon
+    from orchestrator.service.runtime import plan_timezone
     from orchestrator.web.server import make_portal, serve, split_listen
 
-    address = listen or current().settings.web.listen
+    settings = current().settings
+    address = listen or settings.web.listen
     try:
         split_listen(address)
     except ValueError:
         raise BadInput(f'--listen: bad address "{address}", expected HOST:PORT') from None
-    portal = make_portal(current().settings)
-    configure_daemon(secrets=[portal.key.decode("utf-8", "replace")])
+    portal = make_portal(settings)
+    # the plan's zone, as the daemon's lines (`make run` shows both side by side)
+    configure_daemon(secrets=[portal.key.decode("utf-8", "replace")], timezone=plan_timezone(settings))
     serve(portal, address)
 
 
@@ -49,7 +61,9 @@ def login_link(email: str = typer.Argument(..., help="An address listed in \\[we
     web = current().settings.web
     wanted = email.strip().lower()
     if wanted not in {e.lower() for e in web.office_emails}:
-        raise BadInput(f'"{email}" is not in [web] office_emails')
+        raise BadInput(
+            f'"{email}" 不在 config.toml 的 [web] office_emails 中（只有其中的邮箱能登录督办办公室页面）'
+        )
     key = web.secret()
     with Session(open_engine()) as session:
         token = links.make_office_login(key, wanted, session, now())
@@ -78,7 +92,7 @@ def sessions(
     if revoke is not None:
         wanted = revoke.strip().lower()
         if "@" not in wanted:
-            raise BadInput(f'--revoke: "{revoke}" is not an email address')
+            raise BadInput(f'--revoke："{revoke}" 不是邮箱地址')
         with transaction(open_engine()) as session:
             ended = office_sessions.revoke(session, wanted, now(), Actor.cli().name)
         if as_json:
@@ -89,35 +103,31 @@ def sessions(
     from orchestrator.admin.overview import display_tz
 
     with Session(open_engine()) as session:
-        rows = [session_row(row) for row in office_sessions.live_sessions(session, now())]
         zone = display_tz(session)
+        rows = [session_row(row, zone) for row in office_sessions.live_sessions(session, now())]
     if as_json:
         print_json_lines(rows)
         return
-    _print_sessions(rows, zone)
+    _print_sessions(rows)
 
 
-def session_row(row) -> dict:
+def session_row(row, zone) -> dict:
+    """One live session as the stable JSON row of ``web sessions --json`` (times in the plan's zone)."""
     return {
         "id": row.id,
         "email": row.email,
-        "created_at": row.created_at.isoformat(timespec="seconds"),
-        "expires_at": row.expires_at.isoformat(timespec="seconds"),
+        "created_at": row.created_at.astimezone(zone).isoformat(timespec="seconds"),
+        "expires_at": row.expires_at.astimezone(zone).isoformat(timespec="seconds"),
         "client": row.client,
         "user_agent": row.user_agent,
     }
 
 
-def _print_sessions(rows: list[dict], zone) -> None:
-    from datetime import datetime
-
+def _print_sessions(rows: list[dict]) -> None:
     from rich.table import Table
     from rich.text import Text
 
     from orchestrator.cli.review import printable
-
-    def when(text: str) -> str:
-        return datetime.fromisoformat(text).astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
     if not rows:
         console.print("没有有效的办公室会话。")
@@ -129,8 +139,8 @@ def _print_sessions(rows: list[dict], zone) -> None:
         table.add_row(
             str(row["id"]),
             Text(printable(row["email"])),
-            when(row["created_at"]),
-            when(row["expires_at"]),
+            hhmm(row["created_at"]),
+            hhmm(row["expires_at"]),
             Text(printable(row["client"] or "—")),
             Text(printable(row["user_agent"] or "—")),
         )

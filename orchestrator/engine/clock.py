@@ -1,10 +1,11 @@
-"""The clock is injected: the engine takes ``now``; the daemon reads it once per tick."""
+"""The clock is injected: the engine takes ``now``; the daemon reads it once per tick. And how a
+moment is shown to a person (``wall_time``): in the plan's zone, never UTC."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 
@@ -69,3 +70,12 @@ def clock_from_environment(environ: Mapping[str, str]) -> Clock:
             f'{FAKE_NOW_ENV}: bad time "{value}", expected ISO 8601 with an offset, e.g. 2026-06-10T00:30:00+08:00'
         )
     return ShiftedClock(start)
+
+
+def wall_time(at: datetime, tz: tzinfo | None = None, *, seconds: bool = False) -> str:
+    """A moment as a person reads it: ``2026-12-08 09:41`` (``09:41:05`` with ``seconds``) on the
+    wall clock of ``tz`` — the plan's zone — or of ``at``'s own offset when ``tz`` is None. Every
+    CLI line, log line on a terminal and report shows times this way; ``--json`` keeps ISO 8601
+    with the offset."""
+    local = at.astimezone(tz) if tz is not None else at
+    return local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")

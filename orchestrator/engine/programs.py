@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from notifications.labels import EVENT_DETAILS as WORDS
 from orchestrator.engine.timers import (
     PHASE_NOTICE,
     PHASE_TIMER,
@@ -148,7 +149,7 @@ def _program(
                 subject=f"{wf.id} {year}",
                 before={"notify_from": before},
                 after={"notify_from": wanted_from.isoformat()},
-                detail="notices not yet sent or skipped follow the new date",
+                detail=WORDS["notify_from_moved"],
             )
         program.title, program.timezone = wf.title, wf.timezone
         program.definition_path = bundle.loaded.path
@@ -383,7 +384,7 @@ def _cancel(session, program, obligation: Obligation, now: datetime, actor: str)
         subject=obligation.key,
         before={"state": obligation.state},
         after={"state": ObligationState.CANCELLED},
-        detail="no longer in the plan (definition, units or register changed)",
+        detail=WORDS["left_plan"],
     )
     obligation.state, obligation.updated_at = ObligationState.CANCELLED, now
 

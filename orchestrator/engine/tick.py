@@ -21,6 +21,7 @@ from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from notifications.labels import EVENT_DETAILS as WORDS
 from orchestrator.engine.programs import insert_ignoring_duplicates, notify_day
 from orchestrator.engine.tick_notices import OBLIGATION, TIMER, BatchNotices, task_occurrence_of
 from orchestrator.engine.window import SendPolicy, local_day
@@ -216,17 +217,17 @@ class _Batch(BatchNotices):
         today = self.today[timer.program_id]
         start = self.notify_day[timer.program_id]
         if due is not None and due < start:
-            return f"before notify-from {start}: due {due}, before duban notified anyone (in the office's summary)"
+            return WORDS["before_notify_from"].format(start=start, due=due)
         if timer.kind in (TimerKind.TASK_OPENED, TimerKind.REMINDER) and today >= due:
-            return f"caught up on {today}: the obligation is already due ({due})"
+            return WORDS["already_due"].format(today=today, due=due)
         if timer.kind == TimerKind.DUE_TODAY and today > due:
-            return f"caught up on {today}: the due date {due} has passed"
+            return WORDS["due_passed"].format(today=today, due=due)
         if (
             timer.kind in (TimerKind.TASK_OPENED, TimerKind.REMINDER)
             and latest is not None
             and latest > timer.fire_at
         ):
-            return "superseded by a later reminder due at the same tick"
+            return WORDS["superseded"]
         return None
 
     def _transition(self, obligation: dict, state: str) -> None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import String, cast
 from sqlmodel import Session, select
 
+from notifications.labels import EVENT_DETAILS as WORDS
 from notifications.model import NoticeKind
 from orchestrator.engine.timers import PHASE_NOTICE
 from orchestrator.engine.window import send_slot
@@ -125,15 +126,11 @@ class BatchNotices:
         start = self.notify_day[timer.program_id]
         if timer.due is not None and timer.due < start:
             return self._skip(
-                timer,
-                f"before notify-from {start}: {timer.task} was due {timer.due}, before duban notified "
-                "anyone (in the office's summary)",
+                timer, WORDS["escalation_before"].format(task=timer.task, due=timer.due, start=start)
             )
         late = self._late(timer)
         if not late:
-            return self._skip(
-                timer, f"nothing late: every obligation of {timer.task} due {timer.due} is finished"
-            )
+            return self._skip(timer, WORDS["nothing_late"].format(task=timer.task, due=timer.due))
         fired = False
         for recipient in timer.recipients:
             others = [pair for pair in late if pair[1] != recipient]  # (stored as [id, unit] lists)
@@ -166,13 +163,13 @@ class BatchNotices:
         if timer.kind == TimerKind.PHASE_END and run.state != PhaseState.CLOSED:
             self._phase_state(run, PhaseState.CLOSED)
         if timer.kind in (TimerKind.PHASE_START, TimerKind.PHASE_ENDING) and today > run.end:
-            return self._skip(timer, f"caught up on {today}: phase {run.phase} already ended {run.end}")
+            return self._skip(timer, WORDS["phase_ended"].format(today=today, phase=run.name, end=run.end))
         start = self.notify_day[timer.program_id]
         if timer.on < start:
-            return self._skip(timer, f"before notify-from {start}: phase notice of {timer.on}")
+            return self._skip(timer, WORDS["phase_before_notify_from"].format(start=start, on=timer.on))
         latest = self.latest_phase_notice.get(timer.program_id)
         if latest is not None and latest > timer.fire_at:
-            return self._skip(timer, f"caught up on {today}: superseded by a later phase notice")
+            return self._skip(timer, WORDS["phase_superseded"].format(today=today))
         kind = PHASE_NOTICE.get(timer.kind, timer.kind)
         for recipient in _phase_audience(session, timer.program_id, run.phase):
             self._item(timer, kind, recipient, phase=run.phase)
@@ -194,7 +191,7 @@ class BatchNotices:
             if state not in QUIET_STATES:
                 listed.append([oid, unit])
         if not listed:
-            return self._skip(timer, f"nothing was due before notify-from {start}")
+            return self._skip(timer, WORDS["nothing_before"].format(start=start))
         for recipient in timer.recipients:
             self._item(timer, NoticeKind.BEFORE_START, recipient, phase=None, late=listed)
             self.listed += len(listed)
@@ -206,7 +203,7 @@ class BatchNotices:
                 program_id=timer.program_id,
                 subject=timer.key,
                 after={"obligations": len(listed), "to": list(timer.recipients)},
-                detail=f"{len(listed)} obligations were due before notify-from {start}: summarized to the office",
+                detail=WORDS["summarized"].format(n=len(listed), start=start),
             )
         )
         return "fired"

@@ -23,6 +23,7 @@ loop that ties them together. The daemon reads the time only through its ``Clock
 from __future__ import annotations
 
 import asyncio
+import zoneinfo
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -206,7 +207,8 @@ class Daemon:
             return False
         report, next_at = outcome.report, outcome.next_at
         programs = {"started": outcome.programs.started, "reconciled": outcome.programs.changed}
-        shown = next_at.isoformat() if next_at else None
+        zone = zoneinfo.ZoneInfo(self.work.runtime.timezone)  # the plan's, as every time a person reads
+        shown = next_at.astimezone(zone).isoformat(timespec="seconds") if next_at else None
         if report.fired or report.skipped or report.items or any(programs.values()):
             log.info(
                 "tick.done",

@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, tzinfo
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
@@ -51,12 +51,13 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_cli(level: int = logging.WARNING) -> None:
-    """Key=value lines on stderr at ``level`` (the CLI's default: warnings and errors only)."""
+def configure_cli(level: int = logging.WARNING, timezone: Callable[[], str | None] | None = None) -> None:
+    """Key=value lines on stderr at ``level`` (the CLI's default: warnings and errors only), their
+    time in the zone ``timezone()`` names (asked at the first line: most commands never log)."""
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            LocalTime(timezone),
             structlog.dev.ConsoleRenderer(colors=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -142,9 +143,12 @@ def configure_daemon(
 ) -> Redactor:
     """Route structlog and the standard library to ``stream`` (default stdout); returns the redactor.
 
-    ``json_lines`` defaults to "``stream`` is not a terminal". JSON lines carry UTC timestamps (for
-    journald); lines for a terminal carry the local time of ``timezone`` (the plan's), e.g.
-    ``2026-12-02 15:00:01+08:00``. Idempotent: a second call replaces the handler installed by the first.
+    ``json_lines`` defaults to "``stream`` is not a terminal". Every line carries the time in
+    ``timezone`` (the plan's; UTC when None) with its offset: JSON lines ISO 8601 to the
+    microsecond (``2026-12-02T15:00:01.123456+08:00``), lines for a terminal to the second
+    (``2026-12-02 15:00:01+08:00``). The daemon and the portal pass the same zone, so that their
+    lines side by side (``make run``, the journal) read alike. Idempotent: a second call replaces
+    the handler installed by the first.
     """
     stream = sys.stdout if stream is None else stream
     if json_lines is None:
@@ -154,7 +158,7 @@ def configure_daemon(
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True) if json_lines else LocalTime(timezone),
+        LocalTime(timezone, precise=json_lines),
     ]
     if json_lines:
         final = [
@@ -195,14 +199,32 @@ def configure_daemon(
 
 
 class LocalTime:
-    """A structlog processor: ``timestamp`` as the wall time in ``timezone`` (default UTC), to the second."""
+    """A structlog processor: ``timestamp`` as the wall time in ``timezone`` (default UTC) with its
+    offset: to the second for a person at a terminal, ISO 8601 to the microsecond when ``precise``."""
 
-    def __init__(self, timezone: str | None) -> None:
-        self.zone = ZoneInfo(timezone) if timezone else UTC
+    def __init__(self, timezone: str | Callable[[], str | None] | None, *, precise: bool = False) -> None:
+        self.zone: tzinfo | Callable[[], str | None] = (
+            timezone if callable(timezone) else (ZoneInfo(timezone) if timezone else UTC)
+        )
+        self.precise = precise
+
+    def _zone(self) -> tzinfo:
+        if callable(self.zone):  # asked once, at the first line
+            ask, self.zone = self.zone, UTC  # (UTC meanwhile: asking may log a line itself)
+            try:
+                name = ask()
+                self.zone = ZoneInfo(name) if name else UTC
+            except Exception:  # (a broken config is reported by the command itself)
+                self.zone = UTC
+        return self.zone
 
     def __call__(self, _logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-        now = datetime.now(self.zone)
-        event_dict["timestamp"] = now.isoformat(sep=" ", timespec="seconds")
+        now = datetime.now(self._zone())
+        event_dict["timestamp"] = (
+            now.isoformat(timespec="microseconds")
+            if self.precise
+            else now.isoformat(sep=" ", timespec="seconds")
+        )
         return event_dict
 
 

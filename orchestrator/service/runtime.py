@@ -330,7 +330,8 @@ def program_calendar_warnings(settings: Settings, now: datetime) -> list[str]:
         year = program_year(entry, local_day(now, tz))
         for touched in (year, year + 1):
             if not bundle.calendar.has_official_data(touched):
-                found.append(f"{entry.workflow} {year}: {bundle.calendar.warning_for(touched)}")
+                name = f"{bundle.definition.workflow.title} {year} 年度（{entry.workflow}）"
+                found.append(f"{name}：{bundle.calendar.warning_for(touched)}")
     return found
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from notifications.labels import EVENT_DETAILS as WORDS
 from orchestrator.engine.programs import needs_extension, start_program
 from orchestrator.service.config import Settings
 from orchestrator.service.runtime import local_today, program_year
@@ -178,7 +179,7 @@ def release_stale_claims(
             kind="mail.reclaimed",
             subject=node,
             after={"messages": ids, "from": sorted({by or "?" for _, by in stale})},
-            detail="claimed by a daemon that stopped mid-send; will be sent again with the same Message-ID",
+            detail=f"{WORDS['dead_sender']}；{WORDS['resent']}",
         )
     log.warning("mail.reclaimed", messages=len(ids), dead=sorted(dead))
     return ids

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from notifications.render_pool import RenderPool
-from orchestrator.engine.clock import Clock
+from orchestrator.engine.clock import Clock, wall_time
 from orchestrator.engine.outbox import (
     DeliverReport,
     deliver,
@@ -88,7 +88,7 @@ def node_name() -> str:
 
 def running_status(processed: int, next_at: datetime | None, timezone: str) -> str:
     """``运行中：已处理 N 个定时器，下一次 2026-06-10 00:00`` (local time)."""
-    when = next_at.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M") if next_at else "无"
+    when = wall_time(next_at, ZoneInfo(timezone)) if next_at else "无"
     return f"运行中：已处理 {processed} 个定时器，下一次 {when}"
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import case, exists, func, or_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
+from notifications.labels import EVENT_DETAILS as WORDS
 from orchestrator.engine.window import SendPolicy, in_send_window
 from orchestrator.store.audit import DAEMON, record
 from orchestrator.store.db import chunks, driver_sql, plain_values, transaction
@@ -36,7 +37,7 @@ log = structlog.get_logger("duban.dispatch")
 
 CLAIM_SECONDS = 300  # a claim older than this belongs to a dead process: the message is sent again
 CLAIM = timedelta(seconds=CLAIM_SECONDS)
-INTERRUPTED = "the sender stopped while sending (its claim expired): the server may have the message"
+INTERRUPTED = WORDS["interrupted"]
 
 
 def outbox_update(*where):
@@ -182,8 +183,7 @@ def release_expired(session: Session, now: datetime, max_attempts: int) -> int:
             subject=message_id,
             before={"state": OutboxState.SENDING},
             after={"state": state, "outbox_id": outbox_id},
-            detail=INTERRUPTED
-            + ("; sent again with the same Message-ID" if state == OutboxState.PENDING else ""),
+            detail=INTERRUPTED + ("；" + WORDS["resent"] if state == OutboxState.PENDING else ""),
         )
     if rows:
         log.warning(

@@ -16,6 +16,7 @@ from itertools import groupby
 import structlog
 from sqlalchemy.engine import Connection
 
+from notifications.labels import EVENT_DETAILS as WORDS
 from notifications.transport import SendResult
 from orchestrator.engine.outbox.letters import Letter
 from orchestrator.engine.outbox.policy import MailPolicy
@@ -121,7 +122,7 @@ def record_sent(
             event_row(
                 kind="mail.refused",
                 after={"outbox_id": letter.outbox_id, "refused": result_refused},
-                detail="refused for good by the mail server; the other recipients got the message",
+                detail=WORDS["refused"],
                 **about,
             )
         )
@@ -138,13 +139,17 @@ def record_sent(
         shown = next_attempt.isoformat() if next_attempt else None
         error = "; ".join(f"{a}: {r}" for a, r in deferred.items())
         state = OutboxState.FAILED if giving_up else OutboxState.PENDING
-        values |= {"state": state, "owed": list(deferred), "last_error": f"refused for now: {error}"[:1000]}
+        values |= {
+            "state": state,
+            "owed": list(deferred),
+            "last_error": WORDS["refused_now"].format(error=error)[:1000],
+        }
         if next_attempt is not None:
             values["next_attempt_at"] = next_attempt
         if giving_up:
-            detail = f"refused for now {attempts} times, given up for these recipients: {error}"
+            detail = WORDS["given_up"].format(n=attempts, error=error)
         else:
-            detail = f"refused for now by the mail server, tried again for these recipients: {error}"
+            detail = WORDS["deferred"].format(error=error)
         after = {"outbox_id": letter.outbox_id, "state": state, "owed": list(deferred), "attempts": attempts}
         events.append(
             event_row(

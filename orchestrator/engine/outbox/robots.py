@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from notifications.errors import RateLimited, TransportError
 from notifications.im import PER_MINUTE, RobotMessage, RobotTransport
+from notifications.labels import EVENT_DETAILS as WORDS
 from notifications.robots import render_robot
 from orchestrator.engine.clock import Clock
 from orchestrator.engine.digest import Scorecard
@@ -115,14 +116,14 @@ class _RobotRun(_Run):
         name = letter.channel.removeprefix(Channel.ROBOT)
         robot = self.transport.robots.get(name)
         if robot is None:
-            return f"robot {name}: not in the robots file"
+            return WORDS["no_robot"].format(name=name)
         if letter.digest is None:
-            return "cannot render: the message has no digest"
+            return WORDS["no_digest"]
         try:
             link = self.links(letter.recipient) if self.links else None
             text = render_robot(letter.digest, robot.fits, link=link)
         except Exception as exc:  # one broken digest must not stop the batch
-            return f"cannot render: {type(exc).__name__}: {one_line(exc)}"
+            return WORDS["unrenderable"].format(error=f"{type(exc).__name__}: {one_line(exc)}")
         return RobotMessage(robot=name, title=text.title, text=text.text, message_id=letter.message_id)
 
     def hold(self, letter: Letter) -> bool:
@@ -147,7 +148,8 @@ class _RobotRun(_Run):
         """This robot failed ``BREAKER`` times in a row: its other messages wait, the rest go on."""
         letter = letters[position]
         until = self.clock.now() + timedelta(seconds=self.mail.retry_base)
-        why = f"not tried: {letter.channel} failed {BREAKER} times in a row (the last: {error}); tried again later"
+        name = letter.channel.removeprefix(Channel.ROBOT)
+        why = WORDS["robot_down"].format(name=name, n=BREAKER, error=error)
         self.down[letter.channel] = (until, why)
         log.warning("robot.down", channel=letter.channel, error=str(error), until=until.isoformat())
         return False
@@ -159,7 +161,7 @@ class _RobotRun(_Run):
         self.pace.block(letter.channel, self.clock.now() + timedelta(seconds=error.retry_after))
 
 
-PACED = f"at most {PER_MINUTE} messages a minute per robot: sent when the minute has passed"
+PACED = WORDS["paced"].format(n=PER_MINUTE)
 
 
 def _give_back(
