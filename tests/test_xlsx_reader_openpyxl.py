@@ -25,8 +25,10 @@ NUMBER = st.one_of(
         lambda f: f == 0 or abs(f) > 1e-9
     ),
 )
-DAY = st.dates(min_value=date(1901, 1, 1), max_value=date(2099, 12, 31))
-MOMENT = st.datetimes(min_value=datetime(1901, 1, 1), max_value=datetime(2099, 12, 31)).map(
+DAY = st.dates(
+    min_value=date(1904, 1, 1), max_value=date(2099, 12, 31)
+)  # (Excel has no day before its epoch)
+MOMENT = st.datetimes(min_value=datetime(1904, 1, 1), max_value=datetime(2099, 12, 31)).map(
     lambda d: d.replace(microsecond=0)
 )
 CELL = st.one_of(st.none(), TEXT, NUMBER, DAY, MOMENT)

@@ -268,7 +268,8 @@ class _Cell:
         if abs(number) > LARGEST:
             return BadCell(self.ref, f"数字 {text[:40]} 太大（超过 2^53）")
         if self.style in dates:
-            if not 1 <= number < 2958466:  # 1900-01-01 … 9999-12-31
+            first = 0 if epoch == CALENDAR_MAC_1904 else 1  # 1904-01-01 is day 0; 1900-01-01 day 1
+            if not first <= number < 2958466:  # … 9999-12-31
                 return BadCell(self.ref, f"设为日期格式，但数字 {text[:40]} 不是有效日期")
             try:
                 day = from_excel(number, epoch)
